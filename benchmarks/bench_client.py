@@ -1,0 +1,138 @@
+"""How fast is HLRClient, and does its rate limit hold? One run, about 20 seconds.
+
+1. Throughput: ``lookup_many`` with 16 workers against a sandbox with 50 ms latency, compared
+   with the ideal ``workers / latency`` (320 lookups/s) and with a naive sequential
+   ``requests.post`` loop (no session, no threads). The sandbox runs in its own process, as the
+   real API would; ``--in-process`` runs it in this process (it then competes for the GIL).
+2. Rate limit: ``rate_limit=50`` with 16 workers against a sandbox that enforces 50/s itself;
+   from the sandbox's request log: the most requests in any 1-second window (target <= 51),
+   the sustained rate (target >= 95% of 50) and the 429s the server had to send.
+
+Run: ``.venv/bin/python benchmarks/bench_client.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing as mp
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+
+import requests
+
+from pd_hlr import sandbox
+from pd_hlr.client import HLRClient
+
+TOKEN = "bench-token"
+LATENCY = 0.05
+WORKERS = 16
+NUMBERS = [f"+4479{i:08d}" for i in range(20_000)]
+
+
+def _serve_in_child(conn: Connection, latency: float) -> None:
+    with sandbox.serve(token=TOKEN, latency=latency) as sb:
+        conn.send(sb.url)
+        conn.recv()  # block until the parent says stop
+
+
+@contextlib.contextmanager
+def sandbox_process(latency: float) -> Iterator[str]:
+    """A sandbox in a child process; yields its base URL."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve_in_child, args=(child, latency), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(30):
+            raise RuntimeError("sandbox process did not start")
+        yield parent.recv()
+    finally:
+        parent.send("stop")
+        proc.join(5)
+        if proc.is_alive():
+            proc.terminate()
+
+
+@contextlib.contextmanager
+def sandbox_here(latency: float) -> Iterator[str]:
+    with sandbox.serve(token=TOKEN, latency=latency) as sb:
+        yield sb.url
+
+
+def max_in_window(times: list[float], width: float = 1.0) -> int:
+    """Most timestamps in any closed window of ``width`` seconds."""
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while times[start] < t - width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def throughput(url: str, seconds: float) -> tuple[float, float]:
+    ideal = WORKERS / LATENCY
+    n = int(ideal * seconds)
+    with HLRClient(token=TOKEN, base_url=url, workers=WORKERS) as client:
+        client.lookup_many(NUMBERS[-WORKERS * 2 :])  # warm-up: imports, first connections
+        start = time.perf_counter()
+        out = client.lookup_many(NUMBERS[:n])
+        elapsed = time.perf_counter() - start
+    assert all(isinstance(v, dict) for v in out.values())
+    rate = n / elapsed
+    print(f"  HLRClient.lookup_many: {n} lookups in {elapsed:.2f}s = {rate:.0f}/s")
+    print(f"  ideal workers/latency: {ideal:.0f}/s  -> {rate / ideal:.1%} of ideal (target >= 90%)")
+
+    n_naive = 40
+    endpoint = url + "/api/validate/phone"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    start = time.perf_counter()
+    for phone in NUMBERS[:n_naive]:
+        response = requests.post(endpoint, json={"phone": phone}, headers=headers, timeout=10)
+        response.raise_for_status()
+    naive = n_naive / (time.perf_counter() - start)
+    print(f"  naive sequential requests.post loop: {naive:.1f}/s -> client is {rate / naive:.1f}x")
+    return rate, ideal
+
+
+def rate_adherence(limit: float, seconds: float) -> None:
+    n = int(limit * seconds)
+    with sandbox.serve(token=TOKEN, latency=LATENCY, rate_limit=limit) as sb:
+        with HLRClient(token=TOKEN, base_url=sb.url, workers=WORKERS, rate_limit=limit) as client:
+            out = client.lookup_many(NUMBERS[:n])
+        log = sb.log()
+    times = sorted(r.t for r in log)
+    sustained = (len(times) - 1) / (times[-1] - times[0])
+    too_many = sum(1 for r in log if r.status == 429)
+    ok = sum(1 for v in out.values() if isinstance(v, dict))
+    print(f"  {n} lookups, rate_limit={limit:g}/s, {WORKERS} workers: {ok} answered")
+    peak = max_in_window(times)
+    print(f"  max requests in any 1-second window: {peak} (limit + 1 = {limit + 1:g})")
+    print(
+        f"  sustained rate: {sustained:.1f}/s = {sustained / limit:.1%} of the limit "
+        f"(target >= 95%); 429s from the server: {too_many}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
+    parser.add_argument("--in-process", action="store_true", help="sandbox in this process")
+    args = parser.parse_args()
+    began = time.perf_counter()
+
+    where = "in this process" if args.in_process else "in a child process"
+    print(f"1. throughput: latency {LATENCY * 1000:.0f} ms, {WORKERS} workers, sandbox {where}")
+    server = sandbox_here if args.in_process else sandbox_process
+    with server(LATENCY) as url:
+        throughput(url, args.seconds)
+
+    print("2. rate-limit adherence (sandbox in this process, its request log as the clock)")
+    rate_adherence(50.0, args.seconds)
+    print(f"total {time.perf_counter() - began:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

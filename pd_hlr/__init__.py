@@ -1,0 +1,51 @@
+"""pd-hlr: enrich pandas DataFrames of phone numbers with HLR lookups from the Provero API.
+
+``import pd_hlr`` registers the ``hlr`` accessor on DataFrame and Series:
+
+>>> import pandas as pd, pd_hlr                                           # doctest: +SKIP
+>>> df = pd.DataFrame({"phone": ["+44 7400 123456", "07400 123457", "n/a"]})   # doctest: +SKIP
+>>> df.hlr.estimate("phone", default_region="GB")                          # doctest: +SKIP
+>>> out = df.hlr.validate("phone", default_region="GB", detailed=True)     # doctest: +SKIP
+>>> out.hlr.summary()                                                      # doctest: +SKIP
+
+The token comes from ``HLRClient(token=...)`` or ``PROVERO_API_TOKEN``. The embedded sandbox
+(``pd_hlr.sandbox``, ``pd-hlr sandbox``) answers like the real API with synthetic data.
+"""
+
+from __future__ import annotations
+
+from . import accessor as _accessor  # registers DataFrame.hlr and Series.hlr
+from .cache import HLRCache
+from .client import HLRClient
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BudgetExceededError,
+    HLRError,
+    InsufficientBalanceError,
+    RateLimitError,
+    TransportError,
+    ValidationError,
+)
+from .pipeline import Estimate
+from .settings import LookupOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BudgetExceededError",
+    "Estimate",
+    "HLRCache",
+    "HLRClient",
+    "HLRError",
+    "InsufficientBalanceError",
+    "LookupOptions",
+    "RateLimitError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+]
+
+del _accessor

@@ -1,0 +1,581 @@
+"""Tests for pd_hlr.normalize: formats, input kinds, verdicts, index, and properties."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from pd_hlr import normalize as nz
+from pd_hlr.normalize import NORMALIZED_COLUMNS, NOTE_NOT_VALID, normalize
+
+E164_SHAPE = re.compile(r"^\+[1-9]\d{7,14}$")
+STRING = pd.StringDtype("pyarrow")
+
+
+def one(value: object, **kwargs: object) -> dict[str, object]:
+    """Normalise one cell and return its row as a dict (<NA> → None)."""
+    out = normalize(pd.Series([value], dtype=object), **kwargs)
+    return {k: (None if v is pd.NA else v) for k, v in out.iloc[0].items()}
+
+
+@contextlib.contextmanager
+def vector_threshold(value: int) -> Iterator[None]:
+    """Force the vectorised (0) or the per-row phonenumbers (huge) classification."""
+    old = nz._VECTOR_MIN_GROUP
+    nz._VECTOR_MIN_GROUP = value
+    try:
+        yield
+    finally:
+        nz._VECTOR_MIN_GROUP = old
+
+
+# --------------------------------------------------------------------------------------------
+# Shape of the output
+# --------------------------------------------------------------------------------------------
+
+
+def test_columns_order_and_dtypes() -> None:
+    out = normalize(pd.Series(["+447400123456", None, "abc"]))
+    assert tuple(out.columns) == NORMALIZED_COLUMNS
+    assert all(out[c].dtype == STRING for c in out.columns)
+    assert out["hlr_source"].tolist() == [pd.NA, "missing", "invalid"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "number", "region", "ntype"),
+    [
+        ("+441302778473", "+441302778473", "GB", "fixed_line"),
+        ("+447400123456", "+447400123456", "GB", "mobile"),
+        ("+12015550123", "+12015550123", "US", "fixed_line_or_mobile"),
+        ("+4930123456", "+4930123456", "DE", "fixed_line"),
+        ("+4915112345678", "+4915112345678", "DE", "mobile"),
+        ("+448001234567", "+448001234567", "GB", "toll_free"),
+        ("+449012345678", "+449012345678", "GB", "premium_rate"),
+        ("+447624123456", "+447624123456", "IM", "mobile"),  # shared +44, own region
+        ("+390612345678", "+390612345678", "IT", "fixed_line"),  # Italian leading zero
+        ("+18005550123", "+18005550123", "US", "toll_free"),
+    ],
+)
+def test_e164_values(cell: str, number: str, region: str, ntype: str) -> None:
+    row = one(cell)
+    assert row == {
+        "hlr_number": number,
+        "hlr_source": None,
+        "hlr_error": None,
+        "hlr_note": None,
+        "hlr_region": region,
+        "hlr_number_type": ntype,
+    }
+
+
+@pytest.mark.parametrize(
+    ("cell", "region", "number"),
+    [
+        ("+44 1302 778473", None, "+441302778473"),
+        ("+44-1302-778473", None, "+441302778473"),
+        ("+44.1302.778473", None, "+441302778473"),
+        ("+44 (1302) 778473", None, "+441302778473"),
+        ("+44 (0) 1302 778473", None, "+441302778473"),  # trunk 0 in brackets
+        ("+4401302778473", None, "+441302778473"),
+        ("0044 1302 778473", None, "+441302778473"),
+        ("0044 7400 123456", "US", "+447400123456"),
+        ("011 44 7400 123456", "US", "+447400123456"),
+        ("011 44 7400 123456", "CA", "+447400123456"),
+        ("01302 778473", "GB", "+441302778473"),
+        ("(01302) 778473", "GB", "+441302778473"),
+        ("07400 123456", "gb", "+447400123456"),
+        ("(201) 555-0123", "US", "+12015550123"),
+        ("201.555.0123", "US", "+12015550123"),
+        ("1-201-555-0123", "US", "+12015550123"),
+        ("030 123456", "DE", "+4930123456"),
+        ("0011 44 7400 123456", "AU", "+447400123456"),  # AU's own international prefix
+        ("  +44 7400 123456  ", None, "+447400123456"),
+        ("+44\u00a07400\u2009123456", None, "+447400123456"),  # no-break / thin spaces
+        ("+44–7400–123456", None, "+447400123456"),  # en dashes
+        ("＋４４ ７４００ １２３４５６", None, "+447400123456"),  # full-width
+        ("tel:+441302778473", None, "+441302778473"),
+    ],
+)
+def test_formats(cell: str, region: str | None, number: str) -> None:
+    row = one(cell, default_region=region)
+    assert row["hlr_number"] == number
+    assert row["hlr_source"] is None and row["hlr_error"] is None
+
+
+def test_national_format_is_noted() -> None:
+    row = one("01302 778473", default_region="GB")
+    assert row["hlr_note"] == "national format read as GB"
+    assert row["hlr_region"] == "GB" and row["hlr_number_type"] == "fixed_line"
+
+
+def test_national_without_region_is_invalid() -> None:
+    row = one("01302 778473")
+    assert row["hlr_source"] == "invalid"
+    assert row["hlr_error"] == "no country code and no default_region"
+    assert row["hlr_number"] is None
+
+
+@pytest.mark.parametrize(
+    ("cell", "ext"),
+    [
+        ("+441302778473 ext. 123", "123"),
+        ("+441302778473 ext 123", "123"),
+        ("+44 1302 778473 extension 123", "123"),
+        ("+441302778473 x123", "123"),
+        ("+441302778473x123", "123"),
+        ("+441302778473 #123", "123"),
+        ("+441302778473;ext=123", "123"),
+        ("01302 778473 EXT. 9", "9"),
+    ],
+)
+def test_extensions_dropped_and_noted(cell: str, ext: str) -> None:
+    row = one(cell, default_region="GB")
+    assert row["hlr_number"] == "+441302778473"
+    assert f"extension {ext} dropped" in row["hlr_note"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "error"),
+    [
+        ("abc", "contains letters"),
+        ("1-800-FLOWERS", "contains letters"),  # vanity letters are not converted
+        ("+44 7400 12345O", "contains letters"),  # letter O for zero
+        ("call me", "contains letters"),
+        ("*123#", "not a phone number"),
+        ("+44 7400 123456, +44 7400 654321", "not a phone number"),
+        ("+999 1234 5678", "unknown country calling code"),
+        ("+44 130", "not a possible number for GB (too short)"),
+        ("+44 1302 7784", "not a possible number for GB (local number only, area code missing)"),
+        ("+44 1302 7784731234", "not a possible number for GB (too long)"),
+        ("+1 201 555 012", "not a possible number for US (too short)"),
+    ],
+)
+def test_invalid_with_reason(cell: str, error: str) -> None:
+    row = one(cell, default_region="GB")
+    assert row["hlr_source"] == "invalid"
+    assert row["hlr_error"] == error
+    assert row["hlr_number"] is None
+
+
+@pytest.mark.parametrize("cell", [None, np.nan, pd.NA, "", "   ", "\t", "-", "()", "nan", "None"])
+def test_missing(cell: object) -> None:
+    row = one(cell)
+    assert row["hlr_source"] == "missing"
+    assert row["hlr_number"] is None and row["hlr_error"] is None
+
+
+def test_possible_but_not_valid_is_sent_with_note_unless_strict() -> None:
+    row = one("+12005550123")  # NANPA length, unassigned area code 200
+    assert row["hlr_number"] == "+12005550123"
+    assert row["hlr_source"] is None
+    assert row["hlr_note"] == NOTE_NOT_VALID
+    assert row["hlr_number_type"] == "unknown"
+    strict = one("+12005550123", strict=True)
+    assert strict["hlr_source"] == "invalid"
+    assert strict["hlr_error"] == "not a valid number per libphonenumber metadata"
+    assert strict["hlr_number"] is None
+    assert one("+447400123456", strict=True)["hlr_number"] == "+447400123456"
+
+
+def test_api_length_limit() -> None:
+    short = one("+6834002")  # Niue: valid, but 8 characters
+    assert short["hlr_source"] == "invalid"
+    assert "the API accepts 10 to 15" in short["hlr_error"]
+    long = one("+4930123456789012")  # valid DE, 17 characters
+    assert long["hlr_source"] == "invalid"
+    assert "17 characters" in long["hlr_error"]
+
+
+def test_only_mobile() -> None:
+    cells = ["+441302778473", "+447400123456", "+12015550123", "+448001234567", "+12005550123"]
+    out = normalize(pd.Series(cells), only_mobile=True)
+    assert out["hlr_source"].tolist() == [
+        pd.NA if s is None else s for s in ["skipped", None, None, "skipped", None]
+    ]
+    assert out["hlr_error"].iloc[0] == "not a mobile number (fixed_line)"
+    assert out["hlr_error"].iloc[3] == "not a mobile number (toll_free)"
+    assert out["hlr_number"].tolist()[1:3] == ["+447400123456", "+12015550123"]
+    assert out["hlr_number_type"].iloc[0] == "fixed_line"  # facts kept for skipped rows
+
+
+def test_region_validation() -> None:
+    with pytest.raises(ValueError, match="default_region"):
+        normalize(pd.Series(["1"]), default_region="XX")
+    with pytest.raises(TypeError):
+        normalize(pd.DataFrame({"a": ["1"]}))
+
+
+# --------------------------------------------------------------------------------------------
+# Input kinds
+# --------------------------------------------------------------------------------------------
+
+
+def test_python_str_and_list() -> None:
+    assert normalize("+44 7400 123456")["hlr_number"].tolist() == ["+447400123456"]
+    assert normalize(["+447400123456", None])["hlr_source"].tolist() == [pd.NA, "missing"]
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "string", STRING, "category"])
+def test_string_kinds(dtype: object) -> None:
+    s = pd.Series(["+44 7400 123456", None, "01302 778473", "+44 7400 123456"], dtype=dtype)
+    out = normalize(s, default_region="GB")
+    assert out["hlr_number"].tolist() == [
+        "+447400123456",
+        pd.NA,
+        "+441302778473",
+        "+447400123456",
+    ]
+    assert out["hlr_source"].tolist() == [pd.NA, "missing", pd.NA, pd.NA]
+
+
+def test_categorical_with_unused_categories() -> None:
+    cat = pd.Categorical(["+447400123456", None], categories=["junk", "+447400123456", "x"])
+    out = normalize(pd.Series(cat))
+    assert out["hlr_number"].tolist() == ["+447400123456", pd.NA]
+
+
+def test_int_series() -> None:
+    s = pd.Series([441302778473, 447400123456, 12015550123, 1302778473, -4, 0])
+    out = normalize(s)
+    assert out["hlr_number"].tolist()[:3] == ["+441302778473", "+447400123456", "+12015550123"]
+    assert out["hlr_note"].iloc[0] == "digits without '+' read as international"
+    # no region: 1302778473 is read as +1 302 778473 (too short)
+    assert out["hlr_source"].tolist()[3:] == ["invalid"] * 3
+    with_region = normalize(s, default_region="GB")
+    assert with_region["hlr_number"].iloc[3] == "+441302778473"  # lost leading 0
+    assert with_region["hlr_note"].iloc[3] == "national format read as GB"
+
+
+def test_int_rule_prefers_national_when_valid() -> None:
+    s = pd.Series([2015550123, 441302778473])
+    assert normalize(s)["hlr_number"].tolist() == ["+2015550123", "+441302778473"]  # EG
+    us = normalize(s, default_region="US")
+    assert us["hlr_number"].tolist() == ["+12015550123", "+441302778473"]
+
+
+def test_nullable_int() -> None:
+    s = pd.Series([441302778473, None, 447400123456], dtype="Int64")
+    out = normalize(s)
+    assert out["hlr_number"].tolist() == ["+441302778473", pd.NA, "+447400123456"]
+    assert out["hlr_source"].tolist() == [pd.NA, "missing", pd.NA]
+
+
+def test_float_series() -> None:
+    s = pd.Series([4.41302778473e11, np.nan, 447400123456.0, 1.5, -1.0, np.inf, 1e30])
+    out = normalize(s)
+    assert out["hlr_number"].tolist()[:3] == ["+441302778473", pd.NA, "+447400123456"]
+    assert out["hlr_source"].tolist() == [pd.NA, "missing", pd.NA] + ["invalid"] * 4
+    assert out["hlr_error"].iloc[3] == "not a phone number (not a whole number)"
+
+
+def test_object_mixed_kinds() -> None:
+    s = pd.Series(["+447400123456", 441302778473, 4.41302778473e11, None, True, np.nan])
+    out = normalize(s)
+    assert out["hlr_number"].tolist()[:3] == ["+447400123456", "+441302778473", "+441302778473"]
+    assert out["hlr_source"].tolist()[3:] == ["missing", "invalid", "missing"]
+
+
+def test_bool_series_is_invalid() -> None:
+    out = normalize(pd.Series([True, False]))
+    assert out["hlr_source"].tolist() == ["invalid", "invalid"]
+
+
+@pytest.mark.parametrize(
+    "dtype", [object, "str", "string", "Int64", "float64", "int64", "category"]
+)
+def test_empty_series(dtype: object) -> None:
+    out = normalize(pd.Series([], dtype=dtype))
+    assert len(out) == 0
+    assert tuple(out.columns) == NORMALIZED_COLUMNS
+    assert all(out[c].dtype == STRING for c in out.columns)
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "float64", "Int64", "category"])
+def test_all_null_series(dtype: object) -> None:
+    s = pd.Series([None, None, None], dtype=dtype)
+    out = normalize(s)
+    assert out["hlr_source"].tolist() == ["missing"] * 3
+    assert out["hlr_number"].isna().all()
+
+
+# --------------------------------------------------------------------------------------------
+# Index and purity
+# --------------------------------------------------------------------------------------------
+
+
+def test_non_unique_index_kept() -> None:
+    s = pd.Series(["+447400123456", "abc", "+447400123456"], index=[5, 5, 1])
+    out = normalize(s)
+    assert out.index.equals(s.index)
+    assert out["hlr_number"].tolist() == ["+447400123456", pd.NA, "+447400123456"]
+
+
+def test_multiindex_kept() -> None:
+    idx = pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["k", "n"])
+    s = pd.Series(["+447400123456", None, "07400 123456"], index=idx)
+    out = normalize(s, default_region="GB")
+    assert out.index.equals(idx) and out.index.names == ["k", "n"]
+    assert out.loc[("b", 1), "hlr_number"] == "+447400123456"
+
+
+def test_input_not_mutated() -> None:
+    s = pd.Series(["+44 7400 123456", None, 4.41302778473e11, "01302 778473"], index=[3, 2, 2, 9])
+    before = s.copy(deep=True)
+    normalize(s, default_region="GB")
+    pd.testing.assert_series_equal(s, before)
+    cat = pd.Series(["+44 7400 123456", None], dtype="category")
+    cat_before = cat.copy(deep=True)
+    normalize(cat)
+    pd.testing.assert_series_equal(cat, cat_before)
+
+
+def test_dedup_many_rows_few_uniques() -> None:
+    s = pd.Series(["+44 7400 123456", "07400123456", "+447400123456", "0044 7400 123456"] * 500)
+    out = normalize(s, default_region="GB")
+    assert out["hlr_number"].nunique() == 1
+    assert len(out) == 2000
+
+
+# --------------------------------------------------------------------------------------------
+# msisdn=False
+# --------------------------------------------------------------------------------------------
+
+
+def test_msisdn_false_keeps_cleaned_string() -> None:
+    s = pd.Series(
+        ["+4444 1302 778473", "0044 7400 123456", "07400 123456", "abc", "", "+44 7400 123456"]
+    )
+    out = normalize(s, msisdn=False)
+    assert out["hlr_number"].tolist() == [
+        "+44441302778473",  # duplicated country code kept
+        "+447400123456",
+        "07400123456",
+        pd.NA,
+        pd.NA,
+        "+447400123456",
+    ]
+    assert out["hlr_source"].tolist() == [pd.NA, pd.NA, pd.NA, "invalid", "missing", pd.NA]
+    assert out["hlr_error"].iloc[3] == "contains letters"
+    assert out["hlr_region"].tolist()[1:3] == ["GB", pd.NA]
+    assert out["hlr_number_type"].iloc[1] == "mobile"
+
+
+def test_msisdn_false_length_and_only_mobile() -> None:
+    out = normalize(pd.Series(["+441302", "+441302778473"]), msisdn=False, only_mobile=True)
+    assert out["hlr_source"].tolist() == ["invalid", "skipped"]
+
+
+# --------------------------------------------------------------------------------------------
+# Fast (vectorised) and slow (phonenumbers) classification agree
+# --------------------------------------------------------------------------------------------
+
+
+def _example_numbers() -> list[str]:
+    out = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for t in range(11):
+            num = phonenumbers.example_number_for_type(region, t)
+            if num is not None:
+                out.append(phonenumbers.format_number(num, PhoneNumberFormat.E164))
+    for cc in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS):
+        num = phonenumbers.example_number_for_non_geo_entity(cc)
+        if num is not None:
+            out.append(phonenumbers.format_number(num, PhoneNumberFormat.E164))
+    return sorted(set(out))
+
+
+def _reference(cell: str) -> tuple[object, object, object]:
+    """(number, region, type) straight from phonenumbers, with normalize's send rule."""
+    try:
+        num = phonenumbers.parse(cell)
+    except phonenumbers.NumberParseException:
+        return None, None, None
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    region = phonenumbers.region_code_for_number(num)
+    region = None if region in (None, "001") else region
+    ntype = nz._TYPE_NAMES[phonenumbers.number_type(num)]
+    valid = phonenumbers.is_valid_number(num)
+    possible = phonenumbers.is_possible_number_with_reason(num) == 0
+    sent = (valid or possible) and 10 <= len(e164) <= 15
+    return (e164 if sent else None), region, ntype
+
+
+def _ours(cells: list[str]) -> list[tuple[object, object, object]]:
+    out = normalize(pd.Series(cells))
+    rows = out[["hlr_number", "hlr_region", "hlr_number_type"]].astype(object)
+    rows = rows.where(rows.notna(), None)
+    return [tuple(r) for r in rows.itertuples(index=False)]
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9])
+def test_example_numbers_of_every_region_agree(threshold: int) -> None:
+    cells = _example_numbers()
+    with vector_threshold(threshold):
+        ours = _ours(cells)
+    expected = [_reference(c) for c in cells]
+    assert ours == expected
+
+
+# --------------------------------------------------------------------------------------------
+# Property tests
+# --------------------------------------------------------------------------------------------
+
+REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+TYPES = [
+    PhoneNumberType.FIXED_LINE,
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.TOLL_FREE,
+    PhoneNumberType.VOIP,
+    PhoneNumberType.PREMIUM_RATE,
+]
+
+
+@st.composite
+def valid_numbers(draw: st.DrawFn) -> tuple[phonenumbers.PhoneNumber, str]:
+    """A valid number (an example number with its last digits replaced) and its region."""
+    region = draw(st.sampled_from(REGIONS))
+    example = phonenumbers.example_number_for_type(region, draw(st.sampled_from(TYPES)))
+    assume(example is not None)
+    nsn = phonenumbers.national_significant_number(example)
+    k = draw(st.integers(0, min(4, len(nsn) - 1)))
+    tail = draw(st.text("0123456789", min_size=k, max_size=k))
+    nsn = nsn[: len(nsn) - k] + tail
+    num = phonenumbers.parse(f"+{example.country_code}{nsn}")
+    assume(phonenumbers.is_valid_number(num))
+    assume(phonenumbers.region_code_for_number(num) == region)
+    return num, region
+
+
+def _separate(text: str, seps: list[str]) -> str:
+    """Replace the spaces of a formatted number with separators drawn by hypothesis."""
+    parts = text.split(" ")
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        out += seps[i % len(seps)] + part
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    valid_numbers(),
+    st.sampled_from(["E164", "INTERNATIONAL", "NATIONAL"]),
+    st.lists(st.sampled_from([" ", "-", ".", "", "  ", " - "]), min_size=1, max_size=4),
+)
+def test_property_formats_roundtrip(
+    case: tuple[phonenumbers.PhoneNumber, str], fmt: str, seps: list[str]
+) -> None:
+    num, region = case
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    assume(10 <= len(e164) <= 15)  # the API's limit; outside it normalize says invalid
+    text = _separate(phonenumbers.format_number(num, getattr(PhoneNumberFormat, fmt)), seps)
+    default_region = region if fmt == "NATIONAL" else None
+    # only claim what phonenumbers itself can read back
+    try:
+        back = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        assume(False)
+    assume(phonenumbers.format_number(back, PhoneNumberFormat.E164) == e164)
+    assume(not re.search(r"[^\d\s+\-.()]", text))  # e.g. carrier-code formats with letters
+    row = one(text, default_region=default_region)
+    assert row["hlr_number"] == e164, (text, row)
+    assert row["hlr_source"] is None
+
+
+CELLS = st.one_of(
+    st.none(),
+    st.text(max_size=20),
+    st.integers(-(10**16), 10**16),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.from_regex(r"\+?[0-9 \-()]{0,18}", fullmatch=True),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(CELLS, max_size=30), st.data())
+def test_property_length_and_index(cells: list[object], data: st.DataObject) -> None:
+    index = data.draw(st.lists(st.integers(0, 3), min_size=len(cells), max_size=len(cells)))
+    s = pd.Series(cells, index=index, dtype=object)
+    before = s.copy()
+    out = normalize(s, default_region=data.draw(st.sampled_from([None, "GB", "US"])))
+    assert len(out) == len(s)
+    assert out.index.equals(s.index)
+    pd.testing.assert_series_equal(s, before)
+
+
+def _check_row_invariants(row: dict[str, object]) -> None:
+    if row["hlr_source"] is None:
+        assert isinstance(row["hlr_number"], str) and E164_SHAPE.match(row["hlr_number"])
+        assert row["hlr_error"] is None
+    else:
+        assert row["hlr_number"] is None
+        assert row["hlr_source"] in ("missing", "invalid", "skipped")
+        assert (row["hlr_source"] == "missing") or isinstance(row["hlr_error"], str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(), min_size=1, max_size=20),
+    st.sampled_from([None, "GB", "US", "DE", "AU"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_property_never_raises_on_text(
+    cells: list[str], region: str | None, strict: bool, only_mobile: bool
+) -> None:
+    out = normalize(pd.Series(cells), default_region=region, strict=strict, only_mobile=only_mobile)
+    for row in out.astype(object).where(out.notna(), None).to_dict("records"):
+        _check_row_invariants(row)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(r"\+[1-9][0-9 \-]{6,18}", fullmatch=True), max_size=30))
+def test_property_never_raises_on_digit_soup(cells: list[str]) -> None:
+    out = normalize(pd.Series(cells, dtype=object))
+    for row in out.astype(object).where(out.notna(), None).to_dict("records"):
+        _check_row_invariants(row)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    st.lists(
+        st.one_of(
+            valid_numbers().map(lambda c: phonenumbers.format_number(c[0], PhoneNumberFormat.E164)),
+            st.from_regex(r"\+[1-9][0-9]{7,14}", fullmatch=True),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from([0, 10**9]),
+)
+def test_property_fast_path_matches_phonenumbers(cells: list[str], threshold: int) -> None:
+    with vector_threshold(threshold):
+        ours = _ours(cells)
+    assert ours == [_reference(c) for c in cells]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.from_regex(r"0[1-9][0-9]{5,11}", fullmatch=True),
+    st.sampled_from(["GB", "DE", "FR", "IT", "AU", "JP", "AR", "BR", "RU", "NL"]),
+)
+def test_property_national_matches_phonenumbers(cell: str, region: str) -> None:
+    row = one(cell, default_region=region)
+    try:
+        num = phonenumbers.parse(cell, region)
+    except phonenumbers.NumberParseException:
+        assert row["hlr_source"] == "invalid"
+        return
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    sent = (
+        phonenumbers.is_valid_number(num) or phonenumbers.is_possible_number_with_reason(num) == 0
+    ) and 10 <= len(e164) <= 15
+    assert row["hlr_number"] == (e164 if sent else None)
