@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 def _check_column(frame: pd.DataFrame, column: Any) -> pd.Series:
     if not isinstance(column, str):
         raise TypeError(
-            f"column must be the name of a column (a str), not {type(column).__name__} "
-            f"{column!r}"
+            f"column must be the name of a column (a str), not {type(column).__name__} {column!r}"
         )
     if column not in frame.columns:
         available = ", ".join(repr(c) for c in frame.columns) or "(none)"

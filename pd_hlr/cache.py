@@ -475,16 +475,19 @@ class CacheWriter:
 
     def add(self, entry: Entry) -> None:
         """Make one answer durable now; fold into a part every N answers / T seconds."""
-        line = json.dumps(
-            {
-                "n": entry.number,
-                "o": entry.options,
-                "a": entry.api,
-                "t": entry.checked_at.isoformat(),
-                "r": entry.result,
-            },
-            separators=(",", ":"),
-        ).encode() + b"\n"
+        line = (
+            json.dumps(
+                {
+                    "n": entry.number,
+                    "o": entry.options,
+                    "a": entry.api,
+                    "t": entry.checked_at.isoformat(),
+                    "r": entry.result,
+                },
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+        )
         with self._lock:
             if self._fd is None:
                 self._open_journal()

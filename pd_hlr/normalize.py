@@ -59,7 +59,7 @@ Rules (documented here once):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,8 @@ from phonenumbers import (
     ValidationResult,
 )
 from phonenumbers.phonemetadata import PhoneMetadata
+
+from ._spec import PHONE_MAX_LEN, PHONE_MIN_LEN
 
 __all__ = [
     "API_MAX_LEN",
@@ -100,8 +102,8 @@ STRING_DTYPE = pd.StringDtype("pyarrow")
 
 #: The API's length limits for the phone field, "+" included (same values as
 #: ``pd_hlr._spec.PHONE_MIN_LEN`` / ``PHONE_MAX_LEN``; kept here so normalise stays pure).
-API_MIN_LEN = 10
-API_MAX_LEN = 15
+API_MIN_LEN = PHONE_MIN_LEN  # the spec's limits on the phone field ("+" counts)
+API_MAX_LEN = PHONE_MAX_LEN
 
 #: Number types that are certainly not mobile: ``only_mobile=True`` skips them.
 NOT_MOBILE_TYPES: frozenset[str] = frozenset(
@@ -117,6 +119,7 @@ NOTE_NOT_VALID = (
 )
 ERR_NOT_VALID = "not a valid number per libphonenumber metadata"
 ERR_LETTERS = "contains letters"
+ERR_MISSING = "no phone number in the cell"
 ERR_NOT_A_NUMBER = "not a phone number"
 ERR_UNKNOWN_CC = "unknown country calling code"
 ERR_NO_REGION = "no country code and no default_region"
@@ -283,7 +286,7 @@ def _uniques_to_text(uniq: Any, state: _State) -> tuple[pa.Array, np.ndarray]:
     dtype = getattr(uniq, "dtype", None)
     if n == 0:
         return pa.array([], type=pa.large_string()), numeric
-    if dtype is not None and pd.api.types.is_string_dtype(dtype) and dtype != object:
+    if dtype is not None and pd.api.types.is_string_dtype(dtype) and dtype is not np.dtype(object):
         arr = pa.array(uniq)
         return arr.cast(pa.large_string()), numeric
     if dtype is not None and pd.api.types.is_bool_dtype(dtype):
@@ -319,7 +322,7 @@ def _uniques_to_text(uniq: Any, state: _State) -> tuple[pa.Array, np.ndarray]:
         elif isinstance(v, bytes):
             out[i] = v.decode("utf-8", errors="replace")
         elif v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            state.mark(np.array([i]), "missing", None)
+            state.mark(np.array([i]), "missing", ERR_MISSING)
         else:
             try:
                 as_float = float(v)  # Decimal, numpy scalars, ...
@@ -360,7 +363,7 @@ def _floats_to_text(
     floats: np.ndarray, pos: np.ndarray, state: _State, numeric: np.ndarray
 ) -> pa.Array:
     nan = np.isnan(floats)
-    state.mark(pos[nan], "missing", None)
+    state.mark(pos[nan], "missing", ERR_MISSING)
     finite = np.isfinite(floats)
     whole = finite & (np.floor(np.where(finite, floats, 0.0)) == floats)
     fraction = finite & ~whole | (~finite & ~nan)
@@ -422,7 +425,7 @@ def _clean(texts: pa.Array, numeric: np.ndarray, state: _State) -> tuple[pa.Arra
         dtype=bool,
     )
     missing = todo & (empty | nullish) & ~has_ext
-    state.mark(np.flatnonzero(missing), "missing", None)
+    state.mark(np.flatnonzero(missing), "missing", ERR_MISSING)
     state.note[missing] = None
     todo &= ~missing
     letters = todo & _flag(body, _RE_LETTER)
@@ -675,7 +678,7 @@ def _groups(keys: np.ndarray) -> Iterable[tuple[int, np.ndarray]]:
         yield int(sk[s]), order[s:e]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _national_prefix_pattern(cc: int) -> str | None:
     md = _main_metadata(cc)
     if md is None or not md.national_prefix_for_parsing:
@@ -683,7 +686,7 @@ def _national_prefix_pattern(cc: int) -> str | None:
     return f"^(?:{md.national_prefix_for_parsing})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _main_metadata(cc: int) -> PhoneMetadata | None:
     regions = COUNTRY_CODE_TO_REGION_CODE.get(cc)
     if not regions:
@@ -814,7 +817,7 @@ def _numobj(cc: int, nsn: str) -> PhoneNumber:
     return num
 
 
-@lru_cache(maxsize=None)
+@cache
 def _possible_table(cc: int) -> np.ndarray:
     """ValidationResult by NSN length (0..19) for a country code: it only depends on length."""
     table = np.full(20, ValidationResult.TOO_SHORT, dtype=np.int8)
@@ -988,7 +991,7 @@ def _assemble(index: pd.Index, codes: np.ndarray, state: _State) -> pd.DataFrame
     codes = np.where(codes < 0, n, codes)  # slot n = a null cell
     take = pa.array(codes, type=pa.int64())
     columns: dict[str, pd.api.extensions.ExtensionArray] = {}
-    missing_row = {"hlr_source": "missing"}
+    missing_row = {"hlr_source": "missing", "hlr_error": ERR_MISSING}
     for name, arr in zip(
         NORMALIZED_COLUMNS,
         (state.number, state.source, state.error, state.note, state.region, state.ntype),

@@ -432,14 +432,14 @@ def resolve(
 
 
 # --- 4. join ---------------------------------------------------------------------------------
-def join_results(
-    normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: bool
-) -> pd.DataFrame:
+def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: bool) -> pd.DataFrame:
     """Result columns of one mode for each row of ``normalized``, on its index."""
     dtypes = schema.pandas_dtypes(detailed)
     keys = normalized["hlr_number"].astype(object).where(normalized["hlr_number"].notna(), None)
-    indexer = resolved.index.get_indexer(keys.to_numpy()) if len(resolved) else np.full(
-        len(normalized), -1, dtype=np.intp
+    indexer = (
+        resolved.index.get_indexer(keys.to_numpy())
+        if len(resolved)
+        else np.full(len(normalized), -1, dtype=np.intp)
     )
     found = indexer >= 0
     out: dict[str, Any] = {}
@@ -528,4 +528,3 @@ def estimate_series(
     return estimate_from(
         len(values), count_sources(normalized), numbers, settings, resolve_cache(cache), api
     )
-

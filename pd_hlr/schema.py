@@ -84,7 +84,9 @@ def _coded(key: str, what: str, *, permanent: bool = False) -> list[Field]:
     ]
     if permanent:
         fields.append(
-            Field("error_permanent", ("error", "permanent"), "bool", "whether the error is permanent")
+            Field(
+                "error_permanent", ("error", "permanent"), "bool", "whether the error is permanent"
+            )
         )
     return fields
 

@@ -105,9 +105,7 @@ class ValidateSettings:
             default_region = default_region.upper()
         if workers is not None and (not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers must be a positive integer, not {workers!r}")
-        if rate_limit is not None and not (
-            isinstance(rate_limit, int | float) and rate_limit > 0
-        ):
+        if rate_limit is not None and not (isinstance(rate_limit, int | float) and rate_limit > 0):
             raise ValueError(f"rate_limit must be a positive number, not {rate_limit!r}")
         if budget is not None and (not isinstance(budget, int) or budget < 0):
             raise ValueError(f"budget must be a non-negative number of lookups, not {budget!r}")

@@ -113,9 +113,7 @@ def test_detailed_roaming_route_detailed_values(sb, client_for):
     for col, dtype in schema.pandas_dtypes(True).items():
         assert out[col].dtype == dtype, col
     for _, row in out.iterrows():
-        answer = sandbox.answer(
-            row["hlr_number"], detailed=True, roaming=True, route="detailed"
-        )
+        answer = sandbox.answer(row["hlr_number"], detailed=True, roaming=True, route="detailed")
         _assert_row_matches(row, answer, detailed=True)
     assert sb.stats().received == {GB_MOBILE: 1, GB_FIXED: 1, US: 1, DE: 1}
 

@@ -184,8 +184,9 @@ def test_newest_entry_wins_and_compact_keeps_it(tmp_path):
 def test_older_parts_with_fewer_columns_still_load(tmp_path):
     folder = tmp_path / "c"
     folder.mkdir()
-    old_schema = pa.schema([CACHE_SCHEMA.field(n) for n in ("number", "options", "api",
-                                                          "checked_at", "to", "live")])
+    old_schema = pa.schema(
+        [CACHE_SCHEMA.field(n) for n in ("number", "options", "api", "checked_at", "to", "live")]
+    )
     table = pa.table(
         {
             "number": ["+447400000004"],

@@ -572,6 +572,19 @@ def test_rate_limit_holds_over_every_window(serve: Callable[..., Any], new_clien
     assert (len(times) - 1) / (times[-1] - times[0]) >= 0.95 * limit
 
 
+def test_429_slows_the_shared_limiter_down_to_a_floor(
+    serve: Callable[..., Any], new_client: Any
+) -> None:
+    sb = serve(faults=sandbox.Faults(rate_429=1.0, retry_after=0))
+    client = new_client(sb, rate_limit=1000, max_retries=3)
+    assert client._limiter.rate == pytest.approx(970.0)
+    raises(RateLimitError, lambda: client.lookup(NUMBERS[0]))
+    assert client._limiter.rate == pytest.approx(970.0 * 0.99**4)
+    client.max_retries = 40
+    raises(RateLimitError, lambda: client.lookup(NUMBERS[1]))
+    assert client._limiter.rate == pytest.approx(900.0)
+
+
 def test_rate_limiter_with_a_fake_clock() -> None:
     limiter = RateLimiter(10.0)
     now = [100.0]

@@ -170,7 +170,7 @@ def test_invalid_with_reason(cell: str, error: str) -> None:
 def test_missing(cell: object) -> None:
     row = one(cell)
     assert row["hlr_source"] == "missing"
-    assert row["hlr_number"] is None and row["hlr_error"] is None
+    assert row["hlr_number"] is None and row["hlr_error"] == "no phone number in the cell"
 
 
 def test_possible_but_not_valid_is_sent_with_note_unless_strict() -> None:
