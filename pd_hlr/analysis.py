@@ -37,6 +37,10 @@ STATUS_ORDER = (
 
 ATTRS_KEY = "pd_hlr"
 
+#: The ``network`` value in :func:`summary` for answered rows without a network name (mostly
+#: dead numbers: the API sends an empty name).
+UNKNOWN_NETWORK = "(unknown)"
+
 
 def _col(frame: pd.DataFrame, name: str, prefix: str) -> pd.Series | None:
     full = prefix + name
@@ -94,11 +98,16 @@ def current_network(frame: pd.DataFrame, prefix: str | None = None) -> pd.Series
     prefix = detect_prefix(frame) if prefix is None else prefix
     summary = _col(frame, "current_network", prefix)
     if summary is not None:
-        return summary
-    original = frame[prefix + "original_network_name"]
-    ported_to = frame[prefix + "ported_network_name"]
+        return _blank_to_na(summary)
+    original = _blank_to_na(frame[prefix + "original_network_name"])
+    ported_to = _blank_to_na(frame[prefix + "ported_network_name"])
     ported = frame[prefix + "ported"].eq(True).fillna(False)
     return ported_to.where(ported & ported_to.notna(), original)
+
+
+def _blank_to_na(values: pd.Series) -> pd.Series:
+    """The API sends ``""`` for an unknown network name: make that ``<NA>``."""
+    return values.mask(values.astype("string").str.strip().eq("").fillna(False))
 
 
 def _share_table(section: str, values: pd.Series, total: int, top: int | None) -> pd.DataFrame:
@@ -132,7 +141,8 @@ def summary(frame: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
     answered = frame[prefix + "hlr_source"].isin(["api", "cache"]).fillna(False)
     n_answered = int(answered.sum())
     sub = frame[answered.to_numpy(dtype=bool)]
-    parts.append(_share_table("network", current_network(sub, prefix), n_answered, top))
+    networks = current_network(sub, prefix).astype("string").fillna(UNKNOWN_NETWORK)
+    parts.append(_share_table("network", networks, n_answered, top))
     parts.append(_share_table("country", sub[prefix + "hlr_region"], n_answered, top))
     for flag in ("ported", "roaming"):
         col = _col(sub, flag, prefix)
@@ -169,15 +179,11 @@ def filter_status(frame: pd.DataFrame, *statuses: str) -> pd.DataFrame:
 def plot(frame: pd.DataFrame, *, top: int = 10) -> Any:
     """A matplotlib figure: row status breakdown and the top current networks."""
     try:
-        import matplotlib
-
-        if not _has_display_backend():
-            matplotlib.use("Agg")
+        # No backend is forced: matplotlib picks Agg by itself when there is no display, and a
+        # helper must not switch the backend of a session that has a GUI one.
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - exercised via a subprocess test
-        raise ImportError(
-            "out.hlr.plot() needs matplotlib: pip install 'pd-hlr[plot]'"
-        ) from exc
+        raise ImportError("out.hlr.plot() needs matplotlib: pip install 'pd-hlr[plot]'") from exc
     prefix = detect_prefix(frame)
     status = row_status(frame, prefix).value_counts().reindex(list(STATUS_ORDER)).fillna(0)
     status = status[status > 0]
@@ -205,8 +211,9 @@ def plot(frame: pd.DataFrame, *, top: int = 10) -> Any:
     ax1.set_xlabel("rows")
     for y, v in enumerate(list(status.to_numpy())[::-1]):
         ax1.text(v, y, f" {int(v):,} ({v / max(len(frame), 1):.0%})", va="center", fontsize=9)
-    ax2.barh(list(networks.index.astype(str))[::-1], list(networks.to_numpy())[::-1],
-             color="#1565c0")
+    ax2.barh(
+        list(networks.index.astype(str))[::-1], list(networks.to_numpy())[::-1], color="#1565c0"
+    )
     ax2.set_title(f"Top {len(networks)} current networks")
     ax2.set_xlabel("rows")
     for ax in (ax1, ax2):
@@ -214,12 +221,6 @@ def plot(frame: pd.DataFrame, *, top: int = 10) -> Any:
         ax.margins(x=0.25)
     plt.close(fig)  # the notebook shows the returned figure once; no duplicate display
     return fig
-
-
-def _has_display_backend() -> bool:
-    import sys
-
-    return "ipykernel" in sys.modules
 
 
 def run_info(frame: pd.DataFrame) -> dict[str, Any]:
@@ -249,6 +250,8 @@ def to_parquet(
     table = pa.Table.from_pandas(frame, preserve_index=kwargs.pop("index", None))
     meta = dict(table.schema.metadata or {})
     meta[b"pd_hlr"] = json.dumps(info, default=str, sort_keys=True).encode()
+    if frame.attrs:  # as DataFrame.to_parquet does: pd.read_parquet restores ``.attrs``
+        meta[b"PANDAS_ATTRS"] = json.dumps(frame.attrs, default=str).encode()
     table = table.replace_schema_metadata(meta)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")

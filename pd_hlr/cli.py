@@ -30,6 +30,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +56,53 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detailed", action="store_true", help="full HLR payload (detailed mode)")
     p.add_argument("--roaming", action="store_true", help="add roaming checks")
     p.add_argument("--route", default=None, help='routing product, e.g. "standard", "detailed"')
-    p.add_argument("--no-msisdn", dest="msisdn", action="store_false",
-                   help="send non-canonical numbers as they are (the API's msisdn=false)")
-    p.add_argument("--default-region", default=None, help="ISO region for national numbers, e.g. GB")
-    p.add_argument("--strict", action="store_true", help="withhold numbers libphonenumber calls invalid")
+    p.add_argument(
+        "--no-msisdn",
+        dest="msisdn",
+        action="store_false",
+        help="send non-canonical numbers as they are (the API's msisdn=false)",
+    )
+    p.add_argument(
+        "--default-region", default=None, help="ISO region for national numbers, e.g. GB"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="withhold numbers libphonenumber calls invalid"
+    )
     p.add_argument("--only-mobile", action="store_true", help="skip numbers certainly not mobile")
     cache = p.add_mutually_exclusive_group()
-    cache.add_argument("--cache", default=None, metavar="DIR",
-                       help="cache folder (default: $PD_HLR_CACHE or ~/.cache/pd_hlr)")
+    cache.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="cache folder (default: $PD_HLR_CACHE or ~/.cache/pd_hlr)",
+    )
     cache.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
-    p.add_argument("--max-age", default=None, help='look cached answers older than this up again, e.g. "30D"')
+    p.add_argument(
+        "--max-age", default=None, help='look cached answers older than this up again, e.g. "30D"'
+    )
     p.add_argument("--refresh", action="store_true", help="ignore cached answers")
-    p.add_argument("--sandbox", action="store_true",
-                   help="run against the embedded sandbox (synthetic answers, no account needed)")
-    p.add_argument("--price", default=None, help="price per lookup for the estimate (default 0.006)")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the embedded sandbox (synthetic answers, no account needed)",
+    )
+    p.add_argument(
+        "--price",
+        default=None,
+        type=_price,
+        help="price per lookup for the estimate (default 0.006)",
+    )
+
+
+def _price(text: str) -> Decimal:
+    """argparse type of ``--price``: a non-negative decimal number (else a usage error, exit 2)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:  # decimal.InvalidOperation is not a ValueError
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,23 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="look numbers up and write an enriched table")
     _add_lookup_options(v)
-    v.add_argument("--out", "-o", default=None,
-                   help="output .parquet or .csv (default: INPUT with .hlr.parquet)")
+    v.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        help="output .parquet or .csv (default: INPUT with .hlr.parquet)",
+    )
     v.add_argument("--budget", type=int, default=None, help="refuse to spend more lookups than N")
     v.add_argument("--workers", type=int, default=None, help="concurrent requests (default 8)")
     v.add_argument("--rate-limit", type=float, default=None, help="max requests per second")
-    v.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bar")
-    v.add_argument("--engine", choices=("pandas", "dask"), default=None,
-                   help="pandas (default for files) or dask (default for folders and globs)")
+    v.add_argument(
+        "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
+    )
+    v.add_argument(
+        "--engine",
+        choices=("pandas", "dask"),
+        default=None,
+        help="pandas (default for files) or dask (default for folders and globs)",
+    )
 
     e = sub.add_parser("estimate", help="count what a run would look up and cost; sends nothing")
     _add_lookup_options(e)
 
     c = sub.add_parser("cache", help="inspect or maintain the lookup cache")
     c.add_argument("action", choices=("stats", "compact", "clear"))
-    c.add_argument("--cache", default=None, metavar="DIR",
-                   help="cache folder (default: $PD_HLR_CACHE or ~/.cache/pd_hlr)")
+    c.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="cache folder (default: $PD_HLR_CACHE or ~/.cache/pd_hlr)",
+    )
 
     s = sub.add_parser("sandbox", help="serve the local spec-faithful sandbox API until Ctrl-C")
     from . import sandbox
@@ -129,23 +176,38 @@ def read_table(path: str) -> Any:
     raise InputError(f"unsupported input type {suffix!r}: use .csv or .parquet")
 
 
+OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def check_out_path(path: str) -> None:
+    """Refuse an output the run could not write, *before* any lookup is paid for."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise InputError(f"unsupported output type {suffix or path!r}: use .parquet or .csv")
+
+
 def write_table(frame: Any, path: str, metadata: dict[str, Any] | None = None) -> None:
+    check_out_path(path)
     p = Path(path)
-    suffix = p.suffix.lower()
     p.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in (".parquet", ".pq"):
+    if p.suffix.lower() in (".parquet", ".pq"):
         frame.hlr.to_parquet(p, metadata=metadata)
-    elif suffix == ".csv":
-        frame.to_csv(p, index=False)
     else:
-        raise InputError(f"unsupported output type {suffix!r}: use .parquet or .csv")
+        frame.to_csv(p, index=False)
 
 
 def _default_out(path: str) -> str:
     p = Path(path.rstrip("/"))
-    stem = p.name.split("*")[0].rstrip(".-_") or "output"
-    if p.is_dir() or _is_dataset(path):
-        return str(p.parent / f"{p.stem or stem}.hlr")
+    if p.is_dir():
+        return str(p.parent / f"{p.name}.hlr")
+    if _is_dataset(path):  # a glob: name the output after its fixed part, never inside it
+        parts = p.parts
+        k = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+        folder = Path(*parts[:k]) if k else Path(".")
+        stem = parts[k].split("*")[0].split("?")[0].split("[")[0].rstrip(".-_")
+        if k == len(parts) - 1 and stem:
+            return str(folder / f"{stem}.hlr")
+        return str(folder.parent / f"{folder.resolve().name or 'output'}.hlr")
     return str(p.with_name(p.stem + ".hlr.parquet"))
 
 
@@ -166,9 +228,10 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
             "SANDBOX MODE: answers come from the embedded sandbox and are SYNTHETIC. "
             "Nothing was checked against a real network."
         )
-        with sandbox.serve(token=SANDBOX_TOKEN) as sb, HLRClient(
-            token=SANDBOX_TOKEN, base_url=sb.url, **kwargs
-        ) as client:
+        with (
+            sandbox.serve(token=SANDBOX_TOKEN) as sb,
+            HLRClient(token=SANDBOX_TOKEN, base_url=sb.url, **kwargs) as client,
+        ):
             yield client
         return
     if not os.environ.get("PROVERO_API_TOKEN"):
@@ -182,8 +245,13 @@ class _NoToken(Exception):
 
 
 def _loud(message: str) -> None:
-    bar = "!" * min(100, len(message) + 4)
-    print(f"{bar}\n! {message}\n{bar}", file=sys.stderr)
+    import textwrap
+
+    lines = textwrap.wrap(message, 76)
+    width = max(len(line) for line in lines) + 4
+    bar = "!" * width
+    body = "\n".join(f"! {line.ljust(width - 4)} !" for line in lines)
+    print(f"{bar}\n{body}\n{bar}", file=sys.stderr, flush=True)
 
 
 def _settings_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -209,6 +277,12 @@ def _cache_arg(args: argparse.Namespace) -> Any:
     return args.cache
 
 
+def _require_column(frame: Any, args: argparse.Namespace) -> None:
+    if args.column not in frame.columns:
+        columns = ", ".join(map(str, frame.columns))
+        raise InputError(f"no column {args.column!r} in {args.input}; columns: {columns}")
+
+
 # --- commands ---------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
     engine = args.engine or ("dask" if _is_dataset(args.input) else "pandas")
@@ -217,11 +291,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from . import dask as hlr_dask
 
         return hlr_dask.cli_validate(args, out_path, _client, _settings_kwargs(args))
+    check_out_path(out_path)
     frame = read_table(args.input)
-    if args.column not in frame.columns:
-        raise InputError(
-            f"no column {args.column!r} in {args.input}; columns: {', '.join(map(str, frame.columns))}"
-        )
+    _require_column(frame, args)
+    kwargs = _settings_kwargs(args)
+    kwargs.pop("price", None)  # only the estimate uses it; validate() takes no price
     with _client(args) as client:
         out = frame.hlr.validate(
             args.column,
@@ -229,7 +303,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             cache=_cache_arg(args),
             budget=args.budget,
             progress=args.progress,
-            **_settings_kwargs(args),
+            **kwargs,
         )
     write_table(out, out_path)
     print(out.hlr.summary().to_string(), file=sys.stdout)
@@ -239,12 +313,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     frame = read_table(args.input)
-    if args.column not in frame.columns:
-        raise InputError(
-            f"no column {args.column!r} in {args.input}; columns: {', '.join(map(str, frame.columns))}"
-        )
+    _require_column(frame, args)
     kwargs = _settings_kwargs(args)
-    est = frame.hlr.estimate(args.column, cache=_cache_arg(args), **kwargs)
+    # With --sandbox, count against the sandbox's cache namespace (what `validate --sandbox`
+    # fills); without it, against the real API's (PROVERO_BASE_URL or the vendor's). No token
+    # is needed: nothing is sent.
+    client_cm = _client(args) if args.sandbox else contextlib.nullcontext(None)
+    with client_cm as client:
+        est = frame.hlr.estimate(args.column, client=client, cache=_cache_arg(args), **kwargs)
     for key, value in est.to_dict().items():
         print(f"{key:>12}: {value}")
     return EXIT_OK

@@ -54,9 +54,6 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 #: edge of a server's sliding 1-second window, and tens of ms of network/scheduling jitter
 #: (measured against the sandbox at 50 ms latency) tip a request over it now and then.
 RATE_HEADROOM = 0.97
-#: Each 429 seen while rate-limited slows the shared limiter by 1%, down to this share of
-#: ``rate_limit`` (the server's window, not ours, is the one that counts).
-RATE_FLOOR = 0.90
 
 #: What ``lookup_many`` gives per number: the result object, or the error that ended it.
 Outcome = dict[str, Any] | HLRError
@@ -245,7 +242,7 @@ class HLRClient:
         timeout: ``(connect, read)`` seconds, or one number for both.
         max_retries: retries per number after the first attempt.
         rate_limit: requests/second shared by all threads of this client (None = no limit).
-            The limiter runs at 97% of it, and 1% slower after each 429 (down to 90%).
+            The limiter runs at 97% of it (see ``RATE_HEADROOM``).
         workers: default thread count of :meth:`lookup_many`.
         backoff_factor, backoff_max: exponential backoff with full jitter: before retry *n*
             (1-based) sleep ``uniform(0, min(backoff_max, backoff_factor * 2**(n-1)))``.
@@ -528,10 +525,6 @@ class HLRClient:
                 return outcome
             failure = outcome
             error = self._scrub(failure.error)
-            if isinstance(error, RateLimitError) and self._limiter is not None:
-                assert self.rate_limit is not None
-                floor = self.rate_limit * RATE_FLOOR
-                self._limiter.set_rate(max(floor, self._limiter.rate * 0.99))
             with self._stats_lock:
                 if isinstance(error, RateLimitError):
                     self._throttled += 1

@@ -809,30 +809,33 @@ class _Handler(BaseHTTPRequestHandler):
             head += "Connection: close\r\n"
         self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
 
+    def _refuse_body(self, code: int, message: str) -> int:
+        """Count and log a request whose body cannot be read, then answer it (stats first, so
+        a client that has its answer also sees it counted)."""
+        st: _State = self.server.state
+        with st.lock:
+            st.requests += 1
+            st.record(None, code, None, False)
+        self.close_connection = True
+        self._send(code, _request_error(message, code))
+        return code
+
     def _read_body(self) -> bytes | int:
-        """The request body, or the status code of the error already sent."""
+        """The request body, or the status code of the error already counted and sent."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self.close_connection = True
-            self._send(411, _request_error("Content-Length required.", 411))
-            return 411
+            return self._refuse_body(411, "Content-Length required.")
         try:
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             n = -1
         if n < 0 or n > _MAX_BODY:
-            code = 413 if n > 0 else 400
-            self.close_connection = True
-            self._send(code, _request_error("Bad Content-Length.", code))
-            return code
+            return self._refuse_body(413 if n > 0 else 400, "Bad Content-Length.")
         return self.rfile.read(n) if n else b""
 
     def _handle(self, is_post: bool) -> None:
         st: _State = self.server.state
         raw = self._read_body()
         if isinstance(raw, int):
-            with st.lock:
-                st.requests += 1
-                st.record(None, raw, None, False)
             return
         try:
             data: Any = json.loads(raw) if raw.strip() else {}
@@ -840,6 +843,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = _UNSET
         phone = data.get("phone") if isinstance(data, dict) else None
         key = phone if isinstance(phone, str) else None
+        arrived = time.monotonic()  # the rate window counts arrivals, not latency-delayed stamps
         with st.lock:
             st.requests += 1
             if key is not None:
@@ -860,7 +864,7 @@ class _Handler(BaseHTTPRequestHandler):
         wait = 0
         with st.lock:
             if st.rate_limit is not None:
-                now = time.monotonic()
+                now = arrived
                 window = st.window
                 while window and window[0] <= now - 1.0:
                     window.popleft()

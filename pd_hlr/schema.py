@@ -15,7 +15,7 @@ an unexpected type (say ``"groupId": "three"``) becomes ``<NA>`` in its column a
 value is kept in ``hlr_extra`` too.
 
 >>> frame = flatten([{"to": "+447400123456", "status": "Live", "live": True}], detailed=False)
->>> frame.loc[0, "live"], frame.loc[0, "dead"] is pd.NA
+>>> bool(frame.loc[0, "live"]), frame.loc[0, "dead"] is pd.NA
 (True, True)
 """
 
@@ -309,14 +309,24 @@ def flatten(results: Sequence[Mapping[str, Any]], detailed: bool) -> pd.DataFram
 
 
 def is_temporary(frame: pd.DataFrame) -> pd.Series:
-    """Rows whose answer is a temporary outcome: a non-OK error with ``error_permanent`` false.
+    """Rows whose answer is a temporary outcome, worth looking up again on the next run.
 
-    Summary answers carry no error object and are never temporary.
+    Detailed mode: a non-OK error (group or id not 0) with ``error_permanent`` false (carrier
+    overload, no response, absent subscriber, …). Summary mode carries no error object: an answer
+    that is neither live, dead nor out of network (all three flags false or absent, e.g. status
+    "Unknown") is indeterminate, and so counted as temporary too.
+
+    >>> is_temporary(flatten([{"live": False, "dead": False, "outOfNetwork": False}], False))[0]
+    np.True_
     """
-    if "error_permanent" not in frame.columns:
+    if "error_permanent" in frame.columns:
+        not_ok = frame["error_group_id"].fillna(-1).ne(0) | frame["error_id"].fillna(-1).ne(0)
+        return (frame["error_permanent"].eq(False).fillna(False) & not_ok).astype(bool)
+    flags = [c for c in ("live", "dead", "out_of_network") if c in frame.columns]
+    if not flags:
         return pd.Series(False, index=frame.index)
-    not_ok = frame["error_group_id"].fillna(-1).ne(0) | frame["error_id"].fillna(-1).ne(0)
-    return (frame["error_permanent"].eq(False).fillna(False) & not_ok).astype(bool)
+    decided = frame[flags].eq(True).fillna(False).any(axis=1)
+    return (~decided).astype(bool)
 
 
 def schema_table_markdown() -> str:

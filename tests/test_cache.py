@@ -31,6 +31,13 @@ def numbers(n: int, start: int = 0) -> list[str]:
     return [f"+4474{i:08d}" for i in range(start, start + n)]
 
 
+def temporary(nums: list[str], **options) -> set[str]:
+    """The numbers whose sandbox answer is a temporary outcome (looked up again every run)."""
+    detailed = options.get("detailed", False)
+    flat = schema.flatten([sandbox.answer(n, **options) for n in nums], detailed)
+    return {n for n, t in zip(nums, schema.is_temporary(flat), strict=True) if t}
+
+
 def run(df, server, cache, **kw):
     client = pd_hlr.HLRClient(token=TOKEN, base_url=server.url, workers=kw.pop("workers", 8))
     try:
@@ -61,8 +68,11 @@ def test_only_new_numbers_are_requested(sb, tmp_path):
     sb.reset_stats()
     df = pd.DataFrame({"phone": numbers(100)})  # 30% new
     out = run(df, sb, tmp_path / "c")
-    assert set(sb.stats().received) == set(numbers(30, start=70))
-    assert (out["hlr_source"].iloc[:70] == "cache").all()
+    retried = temporary(numbers(70))
+    assert set(sb.stats().received) == set(numbers(30, start=70)) | retried
+    assert (
+        out["hlr_source"].iloc[:70][~out["hlr_number"].iloc[:70].isin(retried)] == "cache"
+    ).all()
     assert (out["hlr_source"].iloc[70:] == "api").all()
 
 
@@ -248,10 +258,11 @@ def test_sigkill_mid_run_pays_again_only_for_in_flight(make_sandbox, tmp_path):
     assert 120 <= paid_before < 400
     out = run(pd.DataFrame({"phone": all_numbers}), server, tmp_path / "c", workers=4)
     charged = server.stats().charged
-    twice = [n for n, c in charged.items() if c > 1]
+    retried = temporary(all_numbers)  # temporary answers are looked up again by design
+    twice = [n for n, c in charged.items() if c > 1 and n not in retried]
     assert len(twice) <= 4, twice  # at most the in-flight requests of the killed run
     assert set(charged) == set(all_numbers)
-    assert (out["hlr_source"] == "cache").sum() >= paid_before - 4
+    assert (out["hlr_source"] == "cache").sum() >= paid_before - 4 - len(retried)
 
 
 @pytest.mark.slow
@@ -266,5 +277,7 @@ def test_two_processes_writing_one_cache_lose_nothing(make_sandbox, tmp_path):
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     before = server.stats().requests
     out = run(pd.DataFrame({"phone": numbers(250)}), server, tmp_path / "c")
-    assert server.stats().requests == before
-    assert (out["hlr_source"] == "cache").all()
+    retried = temporary(numbers(250))
+    assert server.stats().requests == before + len(retried)
+    assert set(server.stats().received) >= retried
+    assert (out.loc[~out["hlr_number"].isin(retried), "hlr_source"] == "cache").all()

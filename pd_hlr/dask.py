@@ -1,0 +1,539 @@
+"""``dask.dataframe`` face: the ``hlr`` accessor on Dask DataFrames and Series.
+
+Enable it with ``import pd_hlr.dask`` (``import pd_hlr`` alone never imports Dask). It needs the
+``dask`` extra: ``pip install 'pd-hlr[dask]'``.
+
+>>> import dask.dataframe as dd, pd_hlr.dask                               # doctest: +SKIP
+>>> ddf = dd.read_parquet("calls/")                                       # doctest: +SKIP
+>>> ddf.hlr.estimate("phone", default_region="GB", cache="hlr_cache")     # doctest: +SKIP
+>>> out = ddf.hlr.validate("phone", default_region="GB", cache="hlr_cache",
+...                        client=client, budget=50_000)                  # doctest: +SKIP
+>>> out.to_parquet("enriched/")                                           # doctest: +SKIP
+
+How a call runs (the paid part in one place, the big part data-parallel):
+
+1. **Scan** (``validate``/``estimate`` compute this at once): every partition is normalised with
+   :func:`pd_hlr.pipeline.normalize_column`, the code the pandas accessor uses; the distinct
+   lookup keys are found with a distributed ``drop_duplicates`` and brought to the calling
+   process together with the row and missing/invalid/skipped counts (one ``dask.compute``).
+2. **Resolve** (at once, in the calling process): :func:`pd_hlr.pipeline.resolve`, as in the
+   pandas path: cache hits, one budget check, one ``HLRClient.lookup_many`` with one rate
+   limiter and one progress bar, every answer journalled to the cache as it arrives. A number
+   that appears in a thousand partitions costs one lookup. The cache is only ever touched by
+   the calling process; workers never open it.
+3. **Join** (lazy): the returned Dask DataFrame re-normalises each partition and joins it to the
+   per-number table with :func:`pd_hlr.pipeline.join_results` + :func:`pd_hlr.pipeline.assemble`.
+   Its ``meta`` is the pandas accessor's output (caller's columns, then
+   ``schema.output_columns``; same dtypes); index and divisions are kept.
+
+The per-number table reaches the workers once per worker, not once per task: with a
+``distributed`` client it is scattered to every worker (``Client.scatter(broadcast=True)``) and
+the partitions depend on that future, which keeps it out of the task graph (Dask warns about, and
+slows down on, large graphs); without one (threaded/synchronous scheduler) it is one named
+``dask.delayed`` literal shared by all tasks. Each worker builds the table's hash index once.
+
+Normalisation runs twice (scan and join) on purpose: persisting the normalised frame between the
+two would hold six string columns per input row in cluster memory until the output is written,
+so memory would grow with the input, and the join still has to read the caller's columns again.
+Normalising works per distinct raw cell (factorised, vectorised), and is cheap next to reading,
+joining and writing parquet; ``benchmarks/bench_dask.py`` reports the two passes separately.
+
+On a 402/401 the error is raised as in the pandas path, with everything paid for already in the
+cache (a re-run pays only for the rest); ``.partial`` is then a lazy Dask DataFrame of the rows
+with what was answered so far.
+
+Shared cache: the cache is a local POSIX folder (``flock``, ``os.replace``) opened only by the
+calling process, so workers need no access to it. A team sharing answers should run its calls
+from machines that mount one POSIX file system with working ``flock`` (e.g. NFSv4), or sync the
+folder's immutable ``part-*.parquet`` files to object storage (``aws s3 sync``, ``gsutil rsync``)
+after compacting; a cache opened directly on object storage is not supported.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+import warnings
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+try:
+    import dask
+    import dask.base
+    import dask.dataframe as dd
+    from dask.dataframe.extensions import (
+        register_dataframe_accessor,
+        register_series_accessor,
+    )
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "pd_hlr.dask needs Dask (dask[dataframe] and distributed): pip install 'pd-hlr[dask]'"
+    ) from _exc
+
+import numpy as np
+import pandas as pd
+
+from . import analysis, pipeline, schema
+from .accessor import _check_column, _record_run
+from .settings import ValidateSettings
+
+if TYPE_CHECKING:
+    from .client import HLRClient
+    from .pipeline import Estimate
+
+__all__ = ["HLRDaskFrameAccessor", "HLRDaskSeriesAccessor", "cli_validate"]
+
+_SERIES_NAME = "__pd_hlr_phone__"
+
+
+# --- per-partition functions (module level: pickled by reference to the workers) -------------
+def _normalize_partition(values: pd.Series, settings: ValidateSettings) -> pd.DataFrame:
+    return pipeline.normalize_column(values, settings)
+
+
+def _enrich_partition(
+    part: pd.DataFrame,
+    resolved: pd.DataFrame,
+    column: str,
+    settings: ValidateSettings,
+    run_info: dict[str, Any],
+) -> pd.DataFrame:
+    """One partition of the output: exactly what the pandas accessor does after resolving."""
+    normalized = pipeline.normalize_column(part[column], settings)
+    results = pipeline.join_results(normalized, resolved, settings.options.detailed)
+    with warnings.catch_warnings():
+        # The stale-column warning was given once, in the calling process, when building meta.
+        warnings.simplefilter("ignore", UserWarning)
+        out = pipeline.assemble(part, results, settings.prefix)
+    out.attrs[analysis.ATTRS_KEY] = dict(run_info)
+    return out
+
+
+# --- the three steps -------------------------------------------------------------------------
+def _normalized(values: dd.Series, settings: ValidateSettings) -> dd.DataFrame:
+    meta = pipeline.normalize_column(values._meta, settings)
+    return values.map_partitions(_normalize_partition, settings, meta=meta)
+
+
+def _scan(values: dd.Series, settings: ValidateSettings) -> tuple[list[str], dict[str, int], int]:
+    """Distinct lookup keys, counts of missing/invalid/skipped rows, and rows: one compute."""
+    normalized = _normalized(values, settings)
+    keys = normalized["hlr_number"].dropna().drop_duplicates(split_out=1)
+    sources = normalized["hlr_source"].value_counts(dropna=True, split_out=1)
+    rows = normalized.shape[0]
+    keys, sources, rows = dask.compute(keys, sources, rows)
+    counts = {k: int(sources.get(k, 0)) for k in ("missing", "invalid", "skipped")}
+    return pipeline.distinct_numbers(keys), counts, int(rows)
+
+
+def _distributed_client() -> Any:
+    """The ``distributed`` client that will run the graph (the default scheduler), or None
+    (no client, or ``dask.config.set(scheduler=...)`` picked a local scheduler)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    scheduler = dask.base.get_scheduler()
+    return client if getattr(scheduler, "__self__", None) is client else None
+
+
+def _broadcast(resolved: pd.DataFrame) -> Any:
+    """The per-number table as something every partition task can depend on, shipped once per
+    worker (a scattered future), or one shared graph literal on a local scheduler."""
+    client = _distributed_client()
+    if client is not None:
+        return client.scatter(resolved, broadcast=True, hash=False)
+    return dask.delayed(resolved, name=f"pd-hlr-resolved-{uuid.uuid4().hex}", pure=False)
+
+
+def _output_meta(frame_meta: pd.DataFrame, column: str, settings: ValidateSettings) -> pd.DataFrame:
+    """The pandas accessor's output for an empty frame of the same columns and dtypes."""
+    detailed = settings.options.detailed
+    normalized = pipeline.normalize_column(frame_meta[column], settings)
+    empty = schema.empty_frame(detailed, index=pd.Index([], dtype=object))
+    results = pipeline.join_results(normalized, empty, detailed)
+    return pipeline.assemble(frame_meta, results, settings.prefix)
+
+
+def _lazy_output(
+    ddf: dd.DataFrame,
+    column: str,
+    settings: ValidateSettings,
+    resolved: pd.DataFrame,
+    meta: pd.DataFrame,
+    run_info: dict[str, Any],
+) -> dd.DataFrame:
+    out = ddf.map_partitions(
+        _enrich_partition,
+        _broadcast(resolved),
+        column,
+        settings,
+        run_info,
+        meta=meta,
+        align_dataframes=False,
+    )
+    return out
+
+
+def _validate(
+    ddf: dd.DataFrame,
+    column: Hashable,
+    settings: ValidateSettings,
+    *,
+    client: HLRClient | None,
+    cache: Any,
+) -> tuple[dd.DataFrame, dict[str, Any]]:
+    _check_column(ddf._meta, column)  # the pandas accessor's checks and messages
+    column = str(column)
+    meta = _output_meta(ddf._meta, column, settings)  # warns once about stale result columns
+    run_info = dict(_record_run(meta, column, settings).attrs[analysis.ATTRS_KEY])
+    numbers, sources, rows = _scan(ddf[column], settings)
+    if not numbers:
+        resolved = schema.empty_frame(settings.options.detailed, index=pd.Index([], dtype=object))
+    else:
+        resolved = pipeline.resolve(
+            numbers,
+            settings,
+            client=client,
+            cache=pipeline.resolve_cache(cache),
+            join=lambda r: _lazy_output(ddf, column, settings, r, meta, run_info),
+            rows=rows,
+            sources=sources,
+        )
+    return _lazy_output(ddf, column, settings, resolved, meta, run_info), run_info
+
+
+def validate_frame(
+    ddf: dd.DataFrame,
+    column: Hashable,
+    settings: ValidateSettings,
+    *,
+    client: HLRClient | None = None,
+    cache: Any = None,
+) -> dd.DataFrame:
+    """Steps 1–2 now, step 3 lazily (see the module docstring).
+
+    >>> out = validate_frame(ddf, "phone", ValidateSettings(), cache=False)   # doctest: +SKIP
+    """
+    return _validate(ddf, column, settings, client=client, cache=cache)[0]
+
+
+def estimate_frame(
+    ddf: dd.DataFrame,
+    column: Hashable,
+    settings: ValidateSettings,
+    *,
+    client: HLRClient | None = None,
+    cache: Any = None,
+) -> Estimate:
+    """What :func:`validate_frame` would look up and cost; sends nothing."""
+    _check_column(ddf._meta, column)
+    numbers, sources, rows = _scan(ddf[str(column)], settings)
+    return pipeline.estimate_from(
+        rows,
+        sources,
+        numbers,
+        settings,
+        pipeline.resolve_cache(cache),
+        pipeline.api_namespace(client),
+    )
+
+
+# --- the accessors ---------------------------------------------------------------------------
+@register_dataframe_accessor("hlr")
+class HLRDaskFrameAccessor:
+    """HLR lookups for a Dask DataFrame column (``import pd_hlr.dask`` registers it)."""
+
+    def __init__(self, obj: dd.DataFrame) -> None:
+        self._obj = obj
+
+    def validate(
+        self,
+        column: Hashable,
+        *,
+        detailed: bool = False,
+        roaming: bool = False,
+        route: str | None = None,
+        msisdn: bool = True,
+        default_region: str | None = None,
+        strict: bool = False,
+        only_mobile: bool = False,
+        workers: int | None = None,
+        rate_limit: float | None = None,
+        progress: bool | None = None,
+        client: HLRClient | None = None,
+        cache: Any = None,
+        max_age: str | pd.Timedelta | None = None,
+        refresh: bool = False,
+        retry_temporary: bool = True,
+        budget: int | None = None,
+        prefix: str = "",
+    ) -> dd.DataFrame:
+        """Look up the numbers in ``column``; a lazy Dask DataFrame with the result columns.
+
+        Same options and output as :meth:`pd_hlr.accessor.HLRFrameAccessor.validate`. The scan
+        for distinct numbers and the paid lookups run now, from this process (one rate limit,
+        one progress bar, one budget check, every answer cached as it arrives); joining the
+        answers to the rows runs when the result is computed or written.
+
+        Raises:
+            InsufficientBalanceError, AuthenticationError: the run stopped; every paid answer
+                is in the cache, so a re-run pays only for the rest; ``.partial`` is a lazy
+                frame of the rows with what was answered so far.
+
+        >>> out = ddf.hlr.validate("phone", default_region="GB")   # doctest: +SKIP
+        >>> out.to_parquet("enriched/")                            # doctest: +SKIP
+        """
+        settings = ValidateSettings.from_kwargs(
+            detailed=detailed,
+            roaming=roaming,
+            route=route,
+            msisdn=msisdn,
+            default_region=default_region,
+            strict=strict,
+            only_mobile=only_mobile,
+            workers=workers,
+            rate_limit=rate_limit,
+            progress=progress,
+            max_age=max_age,
+            refresh=refresh,
+            retry_temporary=retry_temporary,
+            prefix=prefix,
+            budget=budget,
+        )
+        return validate_frame(self._obj, column, settings, client=client, cache=cache)
+
+    def estimate(
+        self,
+        column: Hashable,
+        *,
+        client: HLRClient | None = None,
+        cache: Any = None,
+        price: Any = None,
+        **options: Any,
+    ) -> Estimate:
+        """What :meth:`validate` would look up and cost, with the same options. Sends nothing.
+
+        >>> ddf.hlr.estimate("phone", default_region="GB").to_look_up   # doctest: +SKIP
+        """
+        if price is not None:
+            options["price"] = price
+        options.pop("progress", None)
+        settings = ValidateSettings.from_kwargs(**options)
+        return estimate_frame(self._obj, column, settings, client=client, cache=cache)
+
+
+@register_series_accessor("hlr")
+class HLRDaskSeriesAccessor:
+    """HLR lookups for a Dask Series: ``s.hlr.validate()`` → the result columns only."""
+
+    def __init__(self, obj: dd.Series) -> None:
+        self._obj = obj
+
+    def validate(self, **kwargs: Any) -> dd.DataFrame:
+        """The result columns for this Series, on its index (same options as the frame's).
+
+        >>> res = ddf["phone"].hlr.validate(default_region="GB")   # doctest: +SKIP
+        """
+        frame = self._obj.to_frame(name=_SERIES_NAME)
+        return frame.hlr.validate(_SERIES_NAME, **kwargs).drop(columns=[_SERIES_NAME])
+
+    def estimate(self, **kwargs: Any) -> Estimate:
+        """What :meth:`validate` would look up and cost. Sends nothing."""
+        return self._obj.to_frame(name=_SERIES_NAME).hlr.estimate(_SERIES_NAME, **kwargs)
+
+
+# --- summary, computed per partition and combined (memory bounded) --------------------------
+_ROWS, _ANSWERED, _HAS = "__rows__", "__answered__", "__has__"
+
+
+def _networks(sub: pd.DataFrame, prefix: str) -> pd.Series:
+    """The ``network`` values :func:`analysis.summary` counts for answered rows."""
+    networks = analysis.current_network(sub, prefix)
+    unknown = getattr(analysis, "UNKNOWN_NETWORK", None)
+    return networks.astype("string").fillna(unknown) if unknown else networks
+
+
+def _summary_counts(part: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Additive counts of one output partition from which :func:`analysis.summary` is rebuilt."""
+    status = analysis.row_status(part, prefix)
+    source = part[prefix + "hlr_source"]
+    answered = source.isin(["api", "cache"]).fillna(False).to_numpy(dtype=bool)
+    sub = part[answered]
+    pieces: list[tuple[str, Any, int]] = [(_ROWS, "", len(part)), (_ANSWERED, "", len(sub))]
+    for section, values in (
+        ("status", status),
+        ("network", _networks(sub, prefix)),
+        ("country", sub[prefix + "hlr_region"]),
+        ("source", source),
+    ):
+        for value, n in values.value_counts(dropna=True).items():
+            if n:
+                pieces.append((section, str(value), int(n)))
+    for flag in ("ported", "roaming"):
+        col = prefix + flag
+        if col in sub.columns:
+            pieces.append((flag, "true", int(sub[col].eq(True).fillna(False).sum())))
+            pieces.append((_HAS, flag, int(sub[col].notna().sum())))
+    return pd.DataFrame(
+        {
+            "section": pd.array([p[0] for p in pieces], dtype=object),
+            "value": pd.array([p[1] for p in pieces], dtype=object),
+            "rows": np.array([p[2] for p in pieces], dtype="int64"),
+        }
+    )
+
+
+def _share_rows(
+    section: str, counts: pd.Series, total: int, top: int | None, order: list[str] | None = None
+) -> pd.DataFrame:
+    counts = counts[counts > 0]
+    rank = {v: i for i, v in enumerate(order)} if order else None
+    keys = sorted(
+        counts.index,
+        key=lambda v: (-int(counts[v]), rank.get(v, len(rank)) if rank else 0, str(v)),
+    )
+    counts = counts.reindex(keys)
+    if top is not None and len(counts) > top:
+        rest = counts.iloc[top:].sum()
+        counts = pd.concat([counts.iloc[:top], pd.Series({"(other)": rest})])
+    return pd.DataFrame(
+        {
+            "section": section,
+            "value": counts.index.astype(str),
+            "rows": counts.to_numpy(dtype="int64"),
+            "share": counts.to_numpy(dtype="float64") / total if total else np.nan,
+        }
+    )
+
+
+def summary_from_counts(counts: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
+    """:func:`pd_hlr.analysis.summary`'s table from summed :func:`_summary_counts` rows."""
+    totals = counts.groupby(["section", "value"])["rows"].sum()
+
+    def section(name: str) -> pd.Series:
+        if name in totals.index.get_level_values(0):
+            return totals.xs(name, level="section")
+        return pd.Series(dtype="int64")
+
+    n = int(section(_ROWS).sum())
+    n_answered = int(section(_ANSWERED).sum())
+    has = section(_HAS)
+    parts = [
+        _share_rows("status", section("status"), n, None, list(analysis.STATUS_ORDER)),
+        _share_rows("network", section("network"), n_answered, top),
+        _share_rows("country", section("country"), n_answered, top),
+    ]
+    for flag in ("ported", "roaming"):
+        if int(has.get(flag, 0)):
+            yes = int(section(flag).get("true", 0))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "section": [flag],
+                        "value": ["true"],
+                        "rows": [yes],
+                        "share": [yes / n_answered if n_answered else np.nan],
+                    }
+                )
+            )
+    parts.append(_share_rows("source", section("source"), n, None))
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    out["section"] = out["section"].astype("string")
+    out["value"] = out["value"].astype("string")
+    out["rows"] = out["rows"].astype("int64")
+    return out
+
+
+def summary_parts(out: dd.DataFrame, prefix: str = "") -> dd.DataFrame:
+    """Lazy per-partition counts of a validated Dask frame (sum them with
+    :func:`summary_from_counts`)."""
+    meta = _summary_counts(out._meta, prefix).iloc[:0]
+    return out.map_partitions(_summary_counts, prefix, meta=meta, align_dataframes=False)
+
+
+def summary(out: dd.DataFrame, *, prefix: str = "", top: int = 10) -> pd.DataFrame:
+    """The summary table of a validated Dask frame, computed partition by partition."""
+    return summary_from_counts(summary_parts(out, prefix).compute(), top=top)
+
+
+# --- the CLI's dataset path ------------------------------------------------------------------
+def _read_dataset(path: str, input_error: type[Exception]) -> dd.DataFrame:
+    p = Path(path)
+    is_glob = any(ch in path for ch in "*?[")
+    if not is_glob and not p.exists():
+        raise input_error(f"input not found: {path}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else ","
+            return dd.read_csv(path, sep=sep, dtype=str, keep_default_na=True)
+        return dd.read_parquet(path)
+    except (OSError, ValueError, IndexError) as exc:
+        raise input_error(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+
+
+def _dataset_folder(path: str) -> Path:
+    """The folder a dataset path reads from: itself, or a glob's leading fixed folders."""
+    fixed: list[str] = []
+    for part in Path(path).parts:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    if len(fixed) == len(Path(path).parts):
+        return Path(path)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def cli_validate(
+    args: Any,
+    out_path: str,
+    client_cm: Callable[[Any], Any],
+    settings_kwargs: dict[str, Any],
+) -> int:
+    """``pd-hlr validate`` on a parquet folder / glob (or ``--engine dask``): read lazily,
+    look up distinct numbers once, write a parquet folder partition by partition, print the
+    summary. Memory stays bounded by a few partitions plus the per-number table."""
+    from . import __version__
+    from .cli import EXIT_OK, InputError
+
+    if Path(out_path).suffix.lower() == ".csv":
+        raise InputError("the dask engine writes a parquet folder: give --out a folder name")
+    if Path(out_path).exists() and not Path(out_path).is_dir():
+        raise InputError(f"--out {out_path} exists and is not a folder")
+    if _dataset_folder(args.input).resolve() == Path(out_path).resolve():
+        raise InputError("--out must not be the input folder")
+    ddf = _read_dataset(args.input, InputError)
+    if args.column not in ddf.columns:
+        raise InputError(
+            f"no column {args.column!r} in {args.input}; columns: "
+            f"{', '.join(map(str, ddf.columns))}"
+        )
+    cache = False if getattr(args, "no_cache", False) else args.cache
+    settings = ValidateSettings.from_kwargs(
+        budget=args.budget, progress=args.progress, **settings_kwargs
+    )
+    with client_cm(args) as client:
+        out, info = _validate(ddf, args.column, settings, client=client, cache=cache)
+    info["pd_hlr_version"] = __version__
+    write = out.to_parquet(
+        out_path,
+        write_index=out.index.name is not None,
+        overwrite=Path(out_path).is_dir(),
+        compute=False,
+        custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
+        name_function=lambda i: f"part.{i:06d}.parquet",
+    )
+    counts = summary_parts(out, settings.prefix)
+    _, counts = dask.compute(write, counts)  # one pass: each partition enriched once
+    table = summary_from_counts(counts)
+    rows = int(counts.loc[counts["section"] == _ROWS, "rows"].sum())
+    print(table.to_string(), file=sys.stdout)
+    print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
+    return EXIT_OK
