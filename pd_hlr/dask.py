@@ -51,6 +51,7 @@ after compacting; a cache opened directly on object storage is not supported.
 
 from __future__ import annotations
 
+import glob
 import json
 import sys
 import uuid
@@ -465,16 +466,21 @@ def summary(out: dd.DataFrame, *, prefix: str = "", top: int = 10) -> pd.DataFra
 
 # --- the CLI's dataset path ------------------------------------------------------------------
 def _read_dataset(path: str, input_error: type[Exception]) -> dd.DataFrame:
-    p = Path(path)
-    is_glob = any(ch in path for ch in "*?[")
-    if not is_glob and not p.exists():
+    """A folder, a file or a glob of parquet (or CSV) files as a lazy Dask DataFrame."""
+    source: str | list[str] = path
+    if any(ch in path for ch in "*?[") and "://" not in path:
+        source = sorted(glob.glob(path))
+        if not source:
+            raise input_error(f"no files match {path}")
+    elif "://" not in path and not Path(path).exists():
         raise input_error(f"input not found: {path}")
-    suffix = p.suffix.lower()
+    first = Path(source[0] if isinstance(source, list) else source)
+    suffix = first.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else ","
-            return dd.read_csv(path, sep=sep, dtype=str, keep_default_na=True)
-        return dd.read_parquet(path)
+            return dd.read_csv(source, sep=sep, dtype=str, keep_default_na=True)
+        return dd.read_parquet(source)
     except (OSError, ValueError, IndexError) as exc:
         raise input_error(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
 
@@ -507,8 +513,9 @@ def cli_validate(
         raise InputError("the dask engine writes a parquet folder: give --out a folder name")
     if Path(out_path).exists() and not Path(out_path).is_dir():
         raise InputError(f"--out {out_path} exists and is not a folder")
-    if _dataset_folder(args.input).resolve() == Path(out_path).resolve():
-        raise InputError("--out must not be the input folder")
+    source, target = _dataset_folder(args.input).resolve(), Path(out_path).resolve()
+    if source == target or source.is_relative_to(target):
+        raise InputError("--out must not be the input folder or a folder holding it")
     ddf = _read_dataset(args.input, InputError)
     if args.column not in ddf.columns:
         raise InputError(

@@ -59,6 +59,7 @@ Rules (documented here once):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -120,6 +121,7 @@ NOTE_NOT_VALID = (
 ERR_NOT_VALID = "not a valid number per libphonenumber metadata"
 ERR_LETTERS = "contains letters"
 ERR_MISSING = "no phone number in the cell"
+NOTE_FLOAT_TEXT = "written as a float (e.g. 4.47e11) in the source; read as its digits"
 ERR_NOT_A_NUMBER = "not a phone number"
 ERR_UNKNOWN_CC = "unknown country calling code"
 ERR_NO_REGION = "no country code and no default_region"
@@ -207,6 +209,7 @@ def normalize(
     codes, uniq = _factorize(series)
     state = _State(len(uniq))
     texts, numeric = _uniques_to_text(uniq, state)
+    texts = _float_text_to_digits(texts, numeric, state)
     if msisdn:
         _process_msisdn(texts, numeric, state, region, strict)
     else:
@@ -376,6 +379,32 @@ def _floats_to_text(
     text = pc.if_else(pa.array(good), text, pa.scalar(None, pa.large_string()))
     numeric[pos[~good]] = False
     return text
+
+
+#: A spreadsheet's rendering of a number stored as float: "447400123456.0", "4.474001234e11".
+_RE_FLOAT_TEXT = r"^\s*(?:\d+\.0+|\d(?:\.\d+)?[eE]\+?\d{1,2})\s*$"
+
+
+def _float_text_to_digits(texts: pa.Array, numeric: np.ndarray, state: _State) -> pa.Array:
+    """Cells that are a float's text ("61202884844.0", "4.47106708886e11") become the whole
+    number's digits, read like a float cell (the same rule, marked numeric). A rendering that is
+    not a whole number (``4.4e-3``, ``1.5e2`` is whole: 150) is decided by the rule for floats."""
+    hit = _flag(texts, _RE_FLOAT_TEXT)
+    if not hit.any():
+        return texts
+    pos = np.flatnonzero(hit)
+    raw = texts.take(pa.array(pos)).to_pylist()
+    out: list[str | None] = []
+    for i, cell in zip(pos, raw, strict=True):
+        value = Decimal(cell.strip())
+        if value != value.to_integral_value() or value <= 0 or value >= Decimal(10) ** 17:
+            state.mark(np.array([i]), "invalid", f"{ERR_NOT_A_NUMBER} (not a whole number)")
+            out.append(None)
+            continue
+        out.append(str(int(value)))
+        numeric[i] = True
+        state.add_note([i], NOTE_FLOAT_TEXT)
+    return _scatter(texts, pos, pa.array(out, type=pa.large_string()))
 
 
 # --------------------------------------------------------------------------------------------

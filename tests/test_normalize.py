@@ -579,3 +579,25 @@ def test_property_national_matches_phonenumbers(cell: str, region: str) -> None:
         phonenumbers.is_valid_number(num) or phonenumbers.is_possible_number_with_reason(num) == 0
     ) and 10 <= len(e164) <= 15
     assert row["hlr_number"] == (e164 if sent else None)
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("447106708886.0", "+447106708886"),
+        ("4.47106708886e11", "+447106708886"),
+        ("3.4619235421E+10", "+34619235421"),
+        # a trailing ".0" must never be read as a digit: that would pay for a wrong number
+        ("61202884844.0", "+61202884844"),
+        (" 14153127339.00 ", "+14153127339"),
+    ],
+)
+def test_float_text_from_spreadsheets_is_read_as_its_digits(cell: str, expected: str) -> None:
+    out = normalize(pd.Series([cell, float(cell)]), default_region="GB")
+    assert out["hlr_number"].tolist() == [expected, expected]
+    assert "read as its digits" in out["hlr_note"].iloc[0]
+
+
+def test_float_text_that_is_not_whole_is_invalid() -> None:
+    out = normalize(pd.Series(["4.47106708886123e2"]), default_region="GB")
+    assert out["hlr_source"].tolist() == ["invalid"]
