@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,8 +186,31 @@ def _read_journal(path: Path) -> list[Entry]:
     return entries
 
 
+#: Columns kept in memory between reads: everything but the raw JSON (the bulk of a part),
+#: which only ``to_frame()`` and ``compact()`` need, and read from disk when they do.
+_LEAN_COLUMNS = [f.name for f in CACHE_SCHEMA if f.name != "raw"]
+_LEAN_SCHEMA = pa.schema([CACHE_SCHEMA.field(n) for n in _LEAN_COLUMNS])
+
+
+def _read_part(path: Path, *, raw: bool) -> pa.Table | None:
+    """One part through the explicit schema (older parts gain null columns); None when it is
+    gone or unreadable (a truncated or corrupt part is skipped with a warning naming it)."""
+    try:
+        return pq.read_table(path, schema=CACHE_SCHEMA, columns=None if raw else _LEAN_COLUMNS)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        warnings.warn(
+            f"pd_hlr cache: skipping unreadable part {path} ({type(exc).__name__}: {exc})",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+        return None
+
+
 class _PartMemo:
-    """Process-wide memo of loaded parts: parts are immutable, so (path, size, mtime) is a key."""
+    """Process-wide memo of loaded parts (without ``raw``): parts are immutable, so
+    (path, size, mtime) is a key. A notebook's re-runs read each part from disk once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -203,16 +226,8 @@ class _PartMemo:
             table = self._tables.get(key)
         if table is not None:
             return table
-        try:
-            table = pq.read_table(path, schema=CACHE_SCHEMA)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            warnings.warn(
-                f"pd_hlr cache: skipping unreadable part {path} ({type(exc).__name__}: {exc})",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+        table = _read_part(path, raw=False)
+        if table is None:
             return None
         with self._lock:
             self._tables[key] = table
@@ -289,24 +304,33 @@ class HLRCache:
         return self.path / name
 
     # -- reading --------------------------------------------------------------------------
-    def _load(self) -> pa.Table:
+    def _load(
+        self, *, raw: bool = False, keep: Callable[[pa.Table], pa.Table] | None = None
+    ) -> pa.Table:
         """Every stored entry (not yet deduplicated): journals first, then parts.
+
+        ``keep`` filters each journal/part before they are put together (so a lookup never
+        holds the whole cache twice). ``raw=False`` leaves out the raw JSON column.
 
         Journals are listed before parts: a journal folded meanwhile had its part written
         before it was deleted, so the part listing that follows still sees those answers.
         """
+        schema_ = CACHE_SCHEMA if raw else _LEAN_SCHEMA
         tables = []
         journal_entries: list[Entry] = []
         for j in self._journals():
             journal_entries.extend(_read_journal(j))
         if journal_entries:
-            tables.append(_entries_to_table(journal_entries))
+            table = _entries_to_table(journal_entries)
+            tables.append(table if raw else table.select(_LEAN_COLUMNS))
         for p in self._parts():
-            t = _MEMO.get(p)
+            t = _read_part(p, raw=True) if raw else _MEMO.get(p)
             if t is not None:
                 tables.append(t)
+        if keep is not None:
+            tables = [keep(t) for t in tables]
         if not tables:
-            return CACHE_SCHEMA.empty_table()
+            return schema_.empty_table()
         return pa.concat_tables(tables)
 
     @staticmethod
@@ -347,22 +371,22 @@ class HLRCache:
         ``hlr_checked_at``. Entries older than ``max_age`` and (unless ``include_temporary``)
         temporary outcomes are left out, so the caller looks them up again.
         """
-        table = self._load()
         wanted = pa.array(list(numbers), pa.large_string())
-        if table.num_rows and len(wanted):
+
+        def keep(t: pa.Table) -> pa.Table:
             mask = pc.and_(
-                pc.and_(pc.equal(table["options"], options), pc.equal(table["api"], api)),
-                pc.is_in(table["number"], value_set=wanted),
+                pc.and_(pc.equal(t["options"], options), pc.equal(t["api"], api)),
+                pc.is_in(t["number"], value_set=wanted),
             )
-            table = self._newest(table.filter(mask))
-        else:
-            table = CACHE_SCHEMA.empty_table()
+            return t.filter(mask)
+
+        table = self._newest(self._load(keep=keep)) if len(wanted) else _LEAN_SCHEMA.empty_table()
         if not include_temporary and table.num_rows:
             table = table.filter(pc.invert(pc.fill_null(table["temporary"], False)))
         if max_age is not None and table.num_rows:
             cutoff = (now or datetime.now(UTC)) - pd.Timedelta(max_age).to_pytimedelta()
             table = table.filter(pc.greater_equal(table["checked_at"], pa.scalar(cutoff)))
-        drop = ["options", "api", "schema_version", "temporary", "raw"]
+        drop = ["options", "api", "schema_version", "temporary"]
         frame = table.drop_columns(drop).to_pandas(types_mapper=_to_pandas_types)
         frame = frame.rename(columns={"checked_at": "hlr_checked_at"}).set_index("number")
         frame.index = frame.index.astype(object)
@@ -370,9 +394,7 @@ class HLRCache:
 
     def to_frame(self, *, raw: bool = True) -> pd.DataFrame:
         """Every key's newest entry as a DataFrame (with the raw JSON unless ``raw=False``)."""
-        table = self._newest(self._load())
-        if not raw:
-            table = table.drop_columns(["raw"])
+        table = self._newest(self._load(raw=raw))
         return table.to_pandas(types_mapper=_to_pandas_types)
 
     def stats(self) -> dict[str, Any]:
@@ -420,7 +442,7 @@ class HLRCache:
         """Fold orphan journals and merge all parts into one (newest per key), atomically."""
         self.fold_orphans()
         parts = self._parts()
-        tables = [t for t in (_MEMO.get(p) for p in parts) if t is not None]
+        tables = [t for t in (_read_part(p, raw=True) for p in parts) if t is not None]
         if not tables:
             return {"parts_before": len(parts), "entries": 0}
         merged = self._newest(pa.concat_tables(tables))

@@ -212,18 +212,21 @@ def _to_bool(value: Any) -> Any:
     return _MISSING
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _to_int(value: Any) -> Any:
     if isinstance(value, bool):
         return _MISSING
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else _MISSING
+    elif isinstance(value, str):
         try:
-            return int(value.strip())
+            value = int(value.strip())
         except ValueError:
             return _MISSING
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        return value
     return _MISSING
 
 

@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_schema_table_is_generated_from_the_code():
     text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- schema-table:start.*?-->\n(.*?)\n<!-- schema-table:end -->", text, re.S)
+    match = re.search(
+        r"<!-- schema-table:start.*?-->\n(.*?)\n<!-- schema-table:end -->", text, re.S
+    )
     assert match, "schema table markers missing from README.md"
     assert match.group(1).strip() == schema.schema_table_markdown().strip()
 
