@@ -13,7 +13,8 @@
      filled by real POSTs to a zero-latency sandbox in its own process — for ``--rc-distinct``
      numbers (default 10,000: requests-cache stores ~200 responses/s here, so all 200,000
      would take ~17 minutes; the size of its SQLite file barely changes a hit's cost), and
-     the per-row time is measured on ``--rc-sample`` rows drawn from those numbers and extrapolated to every row that has a number (stated in the output).
+     the per-row time is measured on ``--rc-sample`` rows drawn from those numbers and
+     extrapolated to every row that has a number (stated in the output).
 
 4. Peak memory of the pd-hlr warm run: the child's peak RSS (``ru_maxrss``), its RSS just
    before ``validate`` (interpreter, libraries, the input frame) and the size of the output

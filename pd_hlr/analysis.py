@@ -110,10 +110,68 @@ def _blank_to_na(values: pd.Series) -> pd.Series:
     return values.mask(values.astype("string").str.strip().eq("").fillna(False))
 
 
-def _share_table(section: str, values: pd.Series, total: int, top: int | None) -> pd.DataFrame:
-    counts = values.value_counts(dropna=True, sort=True)
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        counts = counts[counts > 0]
+def summary(frame: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
+    """A tidy table: counts and shares of rows by status, current network and country, plus
+    ported and roaming shares where those columns exist, and the rows by ``hlr_source``.
+
+    Columns: ``section``, ``value``, ``rows``, ``share`` (of all rows for ``status`` and
+    ``source``; of rows with an answer for the other sections). Computed from additive
+    :func:`summary_counts`, so the Dask face gets the same table partition by partition.
+    """
+    prefix = detect_prefix(frame)
+    return summary_from_counts(summary_counts(frame, prefix), top=top)
+
+
+#: Pseudo-sections of :func:`summary_counts` that carry totals, not values.
+ROWS_KEY, ANSWERED_KEY, HAS_KEY = "__rows__", "__answered__", "__has__"
+
+
+def _networks(sub: pd.DataFrame, prefix: str) -> pd.Series:
+    """The ``network`` values :func:`summary` counts for answered rows."""
+    return current_network(sub, prefix).astype("string").fillna(UNKNOWN_NETWORK)
+
+
+def summary_counts(part: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Additive counts of one frame (or partition): summed over any split of the rows, they
+    give :func:`summary_from_counts` the same table as :func:`summary` of the whole."""
+    status = row_status(part, prefix)
+    source = part[prefix + "hlr_source"]
+    answered = source.isin(["api", "cache"]).fillna(False).to_numpy(dtype=bool)
+    sub = part[answered]
+    pieces: list[tuple[str, Any, int]] = [(ROWS_KEY, "", len(part)), (ANSWERED_KEY, "", len(sub))]
+    for section, values in (
+        ("status", status),
+        ("network", _networks(sub, prefix)),
+        ("country", sub[prefix + "hlr_region"]),
+        ("source", source),
+    ):
+        for value, n in values.value_counts(dropna=True).items():
+            if n:
+                pieces.append((section, str(value), int(n)))
+    for flag in ("ported", "roaming"):
+        col = prefix + flag
+        if col in sub.columns:
+            pieces.append((flag, "true", int(sub[col].eq(True).fillna(False).sum())))
+            pieces.append((HAS_KEY, flag, int(sub[col].notna().sum())))
+    return pd.DataFrame(
+        {
+            "section": pd.array([p[0] for p in pieces], dtype=object),
+            "value": pd.array([p[1] for p in pieces], dtype=object),
+            "rows": np.array([p[2] for p in pieces], dtype="int64"),
+        }
+    )
+
+
+def _share_rows(
+    section: str, counts: pd.Series, total: int, top: int | None, order: list[str] | None = None
+) -> pd.DataFrame:
+    counts = counts[counts > 0]
+    rank = {v: i for i, v in enumerate(order)} if order else None
+    keys = sorted(
+        counts.index,
+        key=lambda v: (-int(counts[v]), rank.get(v, len(rank)) if rank else 0, str(v)),
+    )
+    counts = counts.reindex(keys)
     if top is not None and len(counts) > top:
         rest = counts.iloc[top:].sum()
         counts = pd.concat([counts.iloc[:top], pd.Series({"(other)": rest})])
@@ -127,27 +185,26 @@ def _share_table(section: str, values: pd.Series, total: int, top: int | None) -
     )
 
 
-def summary(frame: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
-    """A tidy table: counts and shares of rows by status, current network and country, plus
-    ported and roaming shares where those columns exist.
+def summary_from_counts(counts: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
+    """The summary table from :func:`summary_counts` rows (of one frame or of many parts)."""
+    totals = counts.groupby(["section", "value"])["rows"].sum()
 
-    Columns: ``section``, ``value``, ``rows``, ``share`` (of all rows for ``status``; of rows
-    with an answer for the other sections).
-    """
-    prefix = detect_prefix(frame)
-    n = len(frame)
-    status = row_status(frame, prefix)
-    parts = [_share_table("status", status, n, None)]
-    answered = frame[prefix + "hlr_source"].isin(["api", "cache"]).fillna(False)
-    n_answered = int(answered.sum())
-    sub = frame[answered.to_numpy(dtype=bool)]
-    networks = current_network(sub, prefix).astype("string").fillna(UNKNOWN_NETWORK)
-    parts.append(_share_table("network", networks, n_answered, top))
-    parts.append(_share_table("country", sub[prefix + "hlr_region"], n_answered, top))
+    def section(name: str) -> pd.Series:
+        if name in totals.index.get_level_values(0):
+            return totals.xs(name, level="section")
+        return pd.Series(dtype="int64")
+
+    n = int(section(ROWS_KEY).sum())
+    n_answered = int(section(ANSWERED_KEY).sum())
+    has = section(HAS_KEY)
+    parts = [
+        _share_rows("status", section("status"), n, None, list(STATUS_ORDER)),
+        _share_rows("network", section("network"), n_answered, top),
+        _share_rows("country", section("country"), n_answered, top),
+    ]
     for flag in ("ported", "roaming"):
-        col = _col(sub, flag, prefix)
-        if col is not None and col.notna().any():
-            yes = int(col.eq(True).fillna(False).sum())
+        if int(has.get(flag, 0)):
+            yes = int(section(flag).get("true", 0))
             parts.append(
                 pd.DataFrame(
                     {
@@ -158,8 +215,7 @@ def summary(frame: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
                     }
                 )
             )
-    source = frame[prefix + "hlr_source"]
-    parts.append(_share_table("source", source, n, None))
+    parts.append(_share_rows("source", section("source"), n, None))
     out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     out["section"] = out["section"].astype("string")
     out["value"] = out["value"].astype("string")

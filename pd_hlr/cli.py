@@ -158,6 +158,7 @@ def _is_dataset(path: str) -> bool:
 
 
 def read_table(path: str) -> Any:
+    """One CSV or parquet file, or a folder of parquet files, as one pandas frame."""
     import pandas as pd
 
     p = Path(path)
@@ -165,7 +166,7 @@ def read_table(path: str) -> Any:
         raise InputError(f"input file not found: {path}")
     suffix = p.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
+        if p.is_dir() or suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         if suffix in (".csv", ".txt", ".tsv") or suffix == "":
             sep = "\t" if suffix == ".tsv" else ","

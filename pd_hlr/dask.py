@@ -73,7 +73,6 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
         "pd_hlr.dask needs Dask (dask[dataframe] and distributed): pip install 'pd-hlr[dask]'"
     ) from _exc
 
-import numpy as np
 import pandas as pd
 
 from . import analysis, pipeline, schema
@@ -351,117 +350,16 @@ class HLRDaskSeriesAccessor:
 
 
 # --- summary, computed per partition and combined (memory bounded) --------------------------
-_ROWS, _ANSWERED, _HAS = "__rows__", "__answered__", "__has__"
-
-
-def _networks(sub: pd.DataFrame, prefix: str) -> pd.Series:
-    """The ``network`` values :func:`analysis.summary` counts for answered rows."""
-    networks = analysis.current_network(sub, prefix)
-    unknown = getattr(analysis, "UNKNOWN_NETWORK", None)
-    return networks.astype("string").fillna(unknown) if unknown else networks
-
-
-def _summary_counts(part: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """Additive counts of one output partition from which :func:`analysis.summary` is rebuilt."""
-    status = analysis.row_status(part, prefix)
-    source = part[prefix + "hlr_source"]
-    answered = source.isin(["api", "cache"]).fillna(False).to_numpy(dtype=bool)
-    sub = part[answered]
-    pieces: list[tuple[str, Any, int]] = [(_ROWS, "", len(part)), (_ANSWERED, "", len(sub))]
-    for section, values in (
-        ("status", status),
-        ("network", _networks(sub, prefix)),
-        ("country", sub[prefix + "hlr_region"]),
-        ("source", source),
-    ):
-        for value, n in values.value_counts(dropna=True).items():
-            if n:
-                pieces.append((section, str(value), int(n)))
-    for flag in ("ported", "roaming"):
-        col = prefix + flag
-        if col in sub.columns:
-            pieces.append((flag, "true", int(sub[col].eq(True).fillna(False).sum())))
-            pieces.append((_HAS, flag, int(sub[col].notna().sum())))
-    return pd.DataFrame(
-        {
-            "section": pd.array([p[0] for p in pieces], dtype=object),
-            "value": pd.array([p[1] for p in pieces], dtype=object),
-            "rows": np.array([p[2] for p in pieces], dtype="int64"),
-        }
-    )
-
-
-def _share_rows(
-    section: str, counts: pd.Series, total: int, top: int | None, order: list[str] | None = None
-) -> pd.DataFrame:
-    counts = counts[counts > 0]
-    rank = {v: i for i, v in enumerate(order)} if order else None
-    keys = sorted(
-        counts.index,
-        key=lambda v: (-int(counts[v]), rank.get(v, len(rank)) if rank else 0, str(v)),
-    )
-    counts = counts.reindex(keys)
-    if top is not None and len(counts) > top:
-        rest = counts.iloc[top:].sum()
-        counts = pd.concat([counts.iloc[:top], pd.Series({"(other)": rest})])
-    return pd.DataFrame(
-        {
-            "section": section,
-            "value": counts.index.astype(str),
-            "rows": counts.to_numpy(dtype="int64"),
-            "share": counts.to_numpy(dtype="float64") / total if total else np.nan,
-        }
-    )
-
-
-def summary_from_counts(counts: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
-    """:func:`pd_hlr.analysis.summary`'s table from summed :func:`_summary_counts` rows."""
-    totals = counts.groupby(["section", "value"])["rows"].sum()
-
-    def section(name: str) -> pd.Series:
-        if name in totals.index.get_level_values(0):
-            return totals.xs(name, level="section")
-        return pd.Series(dtype="int64")
-
-    n = int(section(_ROWS).sum())
-    n_answered = int(section(_ANSWERED).sum())
-    has = section(_HAS)
-    parts = [
-        _share_rows("status", section("status"), n, None, list(analysis.STATUS_ORDER)),
-        _share_rows("network", section("network"), n_answered, top),
-        _share_rows("country", section("country"), n_answered, top),
-    ]
-    for flag in ("ported", "roaming"):
-        if int(has.get(flag, 0)):
-            yes = int(section(flag).get("true", 0))
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "section": [flag],
-                        "value": ["true"],
-                        "rows": [yes],
-                        "share": [yes / n_answered if n_answered else np.nan],
-                    }
-                )
-            )
-    parts.append(_share_rows("source", section("source"), n, None))
-    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    out["section"] = out["section"].astype("string")
-    out["value"] = out["value"].astype("string")
-    out["rows"] = out["rows"].astype("int64")
-    return out
-
-
 def summary_parts(out: dd.DataFrame, prefix: str = "") -> dd.DataFrame:
     """Lazy per-partition counts of a validated Dask frame (sum them with
     :func:`summary_from_counts`)."""
-    meta = _summary_counts(out._meta, prefix).iloc[:0]
-    return out.map_partitions(_summary_counts, prefix, meta=meta, align_dataframes=False)
+    meta = analysis.summary_counts(out._meta, prefix).iloc[:0]
+    return out.map_partitions(analysis.summary_counts, prefix, meta=meta, align_dataframes=False)
 
 
 def summary(out: dd.DataFrame, *, prefix: str = "", top: int = 10) -> pd.DataFrame:
     """The summary table of a validated Dask frame, computed partition by partition."""
-    return summary_from_counts(summary_parts(out, prefix).compute(), top=top)
+    return analysis.summary_from_counts(summary_parts(out, prefix).compute(), top=top)
 
 
 # --- the CLI's dataset path ------------------------------------------------------------------
@@ -539,8 +437,8 @@ def cli_validate(
     )
     counts = summary_parts(out, settings.prefix)
     _, counts = dask.compute(write, counts)  # one pass: each partition enriched once
-    table = summary_from_counts(counts)
-    rows = int(counts.loc[counts["section"] == _ROWS, "rows"].sum())
+    table = analysis.summary_from_counts(counts)
+    rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
     print(table.to_string(), file=sys.stdout)
     print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
     return EXIT_OK

@@ -465,3 +465,29 @@ def test_sandbox_command_serves_until_interrupted() -> None:
             out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert "stopped: 2 requests, 1 charged" in out
+
+
+def test_engine_pandas_reads_a_parquet_folder(tmp_path, capsys):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    pd.DataFrame({"phone": ["+447400123456", "junk"]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"phone": ["+12015550123"]}).to_parquet(folder / "b.parquet")
+    out = tmp_path / "out.parquet"
+    code = cli.main(
+        [
+            "validate",
+            str(folder),
+            "--column",
+            "phone",
+            "--engine",
+            "pandas",
+            "--sandbox",
+            "--no-cache",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    got = pd.read_parquet(out)
+    assert sorted(got["hlr_source"]) == ["api", "api", "invalid"]

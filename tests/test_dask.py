@@ -21,7 +21,7 @@ import dask.dataframe as dd  # noqa: E402
 
 import pd_hlr  # noqa: E402
 import pd_hlr.dask as hlr_dask  # noqa: E402
-from pd_hlr import HLRCache, pipeline, schema  # noqa: E402
+from pd_hlr import HLRCache, analysis, pipeline, schema  # noqa: E402
 from pd_hlr.cli import SANDBOX_TOKEN, main  # noqa: E402
 from pd_hlr.settings import LookupOptions, ValidateSettings  # noqa: E402
 
@@ -285,7 +285,7 @@ def test_cli_parquet_folder_round_trip(dask_client, dataset, sb, client_for, tmp
         check_index_type=False,
     )
     assert (got["hlr_source"] == ref["hlr_source"].replace("cache", "api")).all()
-    summary = hlr_dask.summary_from_counts(
+    summary = analysis.summary_from_counts(
         hlr_dask.summary_parts(dd.from_pandas(ref, npartitions=3)).compute()
     )
     expect = ref.hlr.summary()
