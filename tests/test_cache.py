@@ -281,3 +281,29 @@ def test_two_processes_writing_one_cache_lose_nothing(make_sandbox, tmp_path):
     assert server.stats().requests == before + len(retried)
     assert set(server.stats().received) >= retried
     assert (out.loc[~out["hlr_number"].isin(retried), "hlr_source"] == "cache").all()
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_run_saves_everything_answered(make_sandbox, tmp_path):
+    server = make_sandbox(latency=0.02)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    nums = tmp_path / "numbers.txt"
+    all_numbers = numbers(400)
+    nums.write_text("\n".join(all_numbers))
+    proc = _child(script, nums, tmp_path / "c", server)
+    deadline = time.monotonic() + 30
+    while server.stats().total_charged < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) != 0  # KeyboardInterrupt ended the run
+    paid = {n for n, c in server.stats().charged.items() if c}
+    assert 100 <= len(paid) < 400
+    # everything answered before Ctrl-C was folded into a part: no journal is left behind
+    assert not list((tmp_path / "c").glob("journal-*"))
+    server.reset_stats()
+    run(pd.DataFrame({"phone": all_numbers}), server, tmp_path / "c", workers=4)
+    # the re-run looks up only the rest (and the temporary outcomes, by design)
+    assert set(server.stats().received) == (set(all_numbers) - paid) | (
+        paid & temporary(sorted(paid))
+    )
