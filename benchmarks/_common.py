@@ -159,15 +159,15 @@ def emit_result(result: dict[str, Any]) -> None:
 
 
 # --- output --------------------------------------------------------------------------------------
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], left: int = 1) -> str:
+    """A plain-text table: the first ``left`` columns left-aligned, the others right-aligned."""
     cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: list[str]) -> str:
-        first = r[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        return "  ".join([first, *rest]).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ).rstrip()
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])

@@ -3,8 +3,8 @@ one summary table.
 
 Each benchmark's own output streams through as it runs. The summary collects the ``SUMMARY
 {json}`` lines a benchmark prints (see ``_common.summary``); for a benchmark that prints none,
-its headline lines (those stating a ratio, an ``Nx`` factor or a share ``% of``) are quoted.
-A benchmark that fails or runs out of time is reported as such and the others still run.
+its headline lines (those stating a ratio, an ``Nx`` factor, a share ``% of`` or a target) are
+quoted. A benchmark that fails or runs out of time is reported as such and the others still run.
 
 Run: ``.venv/bin/python benchmarks/run_all.py [--timeout 600] [--only enrich warm]
 [--skip dask] [--log results.txt]``
@@ -26,7 +26,7 @@ from pathlib import Path
 from _common import SUMMARY_PREFIX, machine, table
 
 HERE = Path(__file__).resolve().parent
-HEADLINE = re.compile(r"(\d[\d,.]*x\b|\bratio\b|% of\b)")
+HEADLINE = re.compile(r"(\d[\d,.]*x\b|\bratio\b|% of\b|\btarget\b)")
 
 
 def _run(script: Path, timeout: float, log: list[str]) -> tuple[str, float, list[str]]:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "SUMMARY (pd-hlr vs the baseline measured in the same run)",
         head,
-        table(summary_rows, ["benchmark", "metric", "pd-hlr", "baseline", "ratio"]),
+        table(summary_rows, ["benchmark", "metric", "pd-hlr", "baseline", "ratio"], left=2),
         "",
         table(
             [[name, status, f"{sec:.0f}"] for name, status, sec, _ in results]
