@@ -235,24 +235,31 @@ CHILD = textwrap.dedent(
 )
 
 
-def _child(script: Path, nums: Path, cache: Path, server) -> subprocess.Popen:
+def _child(tmp_path: Path, numbers_: list[str], server, name: str = "n") -> subprocess.Popen:
+    """A separate process validating ``numbers_`` into the cache folder ``tmp_path / "c"``."""
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    nums = tmp_path / f"{name}.txt"
+    nums.write_text("\n".join(numbers_))
     env = {**os.environ, "T": TOKEN, "URL": server.url}
-    return subprocess.Popen([sys.executable, str(script), str(nums), str(cache)], env=env)
+    cmd = [sys.executable, str(script), str(nums), str(tmp_path / "c")]
+    return subprocess.Popen(cmd, env=env)
+
+
+def _interrupt_after(proc: subprocess.Popen, server, charged: int, sig: int) -> None:
+    """Send ``sig`` to ``proc`` once the sandbox has charged ``charged`` lookups."""
+    deadline = time.monotonic() + 30
+    while server.stats().total_charged < charged and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(sig)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_run_pays_again_only_for_in_flight(make_sandbox, tmp_path):
     server = make_sandbox(latency=0.02)
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    nums = tmp_path / "numbers.txt"
     all_numbers = numbers(400)
-    nums.write_text("\n".join(all_numbers))
-    proc = _child(script, nums, tmp_path / "c", server)
-    deadline = time.monotonic() + 30
-    while server.stats().total_charged < 120 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    proc = _child(tmp_path, all_numbers, server)
+    _interrupt_after(proc, server, 120, signal.SIGKILL)
     proc.wait()
     paid_before = server.stats().total_charged
     assert 120 <= paid_before < 400
@@ -268,12 +275,10 @@ def test_sigkill_mid_run_pays_again_only_for_in_flight(make_sandbox, tmp_path):
 @pytest.mark.slow
 def test_two_processes_writing_one_cache_lose_nothing(make_sandbox, tmp_path):
     server = make_sandbox(latency=0.005)
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
-    a.write_text("\n".join(numbers(150)))
-    b.write_text("\n".join(numbers(150, start=100)))  # 50 overlap
-    procs = [_child(script, f, tmp_path / "c", server) for f in (a, b)]
+    procs = [
+        _child(tmp_path, numbers(150), server, "a"),
+        _child(tmp_path, numbers(150, start=100), server, "b"),  # 50 overlap
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     before = server.stats().requests
     out = run(pd.DataFrame({"phone": numbers(250)}), server, tmp_path / "c")
@@ -286,16 +291,9 @@ def test_two_processes_writing_one_cache_lose_nothing(make_sandbox, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_mid_run_saves_everything_answered(make_sandbox, tmp_path):
     server = make_sandbox(latency=0.02)
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    nums = tmp_path / "numbers.txt"
     all_numbers = numbers(400)
-    nums.write_text("\n".join(all_numbers))
-    proc = _child(script, nums, tmp_path / "c", server)
-    deadline = time.monotonic() + 30
-    while server.stats().total_charged < 100 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc = _child(tmp_path, all_numbers, server)
+    _interrupt_after(proc, server, 100, signal.SIGINT)
     assert proc.wait(timeout=30) != 0  # KeyboardInterrupt ended the run
     paid = {n for n, c in server.stats().charged.items() if c}
     assert 100 <= len(paid) < 400
