@@ -16,15 +16,26 @@ Each path runs in its own fresh subprocess, timed from reading the input to the 
 (imports and cluster start-up excluded, reported apart):
 
 * pandas: ``pd.read_parquet(folder)`` → ``df.hlr.validate`` → ``out.hlr.to_parquet(file)``;
-  peak = the process's ``ru_maxrss``.
+  peak = the process's ``VmHWM`` (peak resident set of this program, from
+  ``/proc/self/status``).
 * Dask: a ``distributed.LocalCluster(n_workers=2, threads_per_worker=1)``,
   ``dd.read_parquet(folder)`` → ``ddf.hlr.validate`` → ``out.to_parquet(folder)``; peaks = the
-  calling process's and each worker process's ``ru_maxrss`` (lifetime peak, asked of the
-  workers with ``Client.run`` at the end), plus a psutil sampler over all of them as a check.
+  calling process's (which also hosts the LocalCluster's scheduler) and each worker process's
+  ``VmHWM`` (asked of the workers with ``Client.run`` at the end), plus the parent's psutil
+  sampler over all of them as a check.
 
-``--limit-gb X`` additionally runs both paths with the address space of every process capped
-at X GiB (``RLIMIT_AS``, inherited by the Dask workers) and reports which completed: the way to
-show the Dask path still completes where the pandas path no longer fits.
+Peaks are ``VmHWM``, not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` starts at the RSS of
+the process that forked it (it survives ``exec``), so it would report this orchestrator's (or,
+for a Dask worker, the calling process's) memory instead of the child's own.
+
+``--limit-gb X`` states a memory limit: no single process may hold more than X GiB resident.
+It is enforced by an RSS watchdog in this orchestrator, which samples every process of a run
+(the child and its descendants: the Dask workers) every 50 ms and kills the run's process
+group when one passes X GiB, reporting "did not fit". (``RLIMIT_AS`` is no good for this: it
+caps virtual address space, and Arrow's allocator and the threads of Dask and pandas reserve
+far more address space than they ever touch, so it fails runs that would fit.) With a limit,
+the Dask run is made under the watchdog, and the pandas path is run a second time under it
+(the first, unlimited, pandas run gives the ratios).
 
 Run (default, a few minutes on 2 cores)::
 
@@ -32,16 +43,20 @@ Run (default, a few minutes on 2 cores)::
 
 The issue's full size::
 
-    .venv/bin/python benchmarks/bench_dask.py --rows 20000000 --distinct 2000000
+    .venv/bin/python benchmarks/bench_dask.py --rows 20000000 --distinct 2000000 --limit-gb 3
+
+``--workdir DIR`` keeps the data (input + seeded cache) and ``results.json`` for re-runs;
+``--only dask`` runs one path (e.g. at a size the pandas path cannot run at all).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -195,8 +210,18 @@ class Sampler:
         self._thread.join()
 
 
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+def _status_bytes(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` in bytes (``VmHWM``: peak RSS of this program,
+    reset at ``exec``; ``VmRSS``: RSS now)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _peak_bytes() -> int:
+    return _status_bytes("VmHWM")
 
 
 def run_pandas(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, Any]:
@@ -205,7 +230,7 @@ def run_pandas(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, 
     import pd_hlr  # noqa: F401
     from pd_hlr import HLRClient
 
-    base = _maxrss_bytes()
+    base = _status_bytes("VmRSS")
     with HLRClient(token=TOKEN, base_url=url) as client:
         t0 = time.perf_counter()
         df = pd.read_parquet(folder)
@@ -220,7 +245,7 @@ def run_pandas(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, 
         "read_s": t_read,
         "validate_s": t_validate,
         "write_s": elapsed - t_read - t_validate,
-        "peak_largest": _maxrss_bytes(),
+        "peak_largest": _peak_bytes(),
         "baseline": base,
         "sources": res["hlr_source"].value_counts().to_dict(),
     }
@@ -246,7 +271,7 @@ def run_dask(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, An
     def pids() -> list[int]:
         return [me.pid, *(p.pid for p in me.children(recursive=True))]
 
-    base = _maxrss_bytes()
+    base = _status_bytes("VmRSS")
     with Sampler(pids) as sampler, HLRClient(token=TOKEN, base_url=url) as client:
         t0 = time.perf_counter()
         ddf = dd.read_parquet(folder)
@@ -254,12 +279,12 @@ def run_dask(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, An
         t_scan = time.perf_counter() - t0
         res.to_parquet(out, write_index=False)
         elapsed = time.perf_counter() - t0
-    worker_peaks = dclient.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    worker_peaks = dclient.run(_peak_bytes)
     rows = int(dd.read_parquet(out, columns=["id"]).shape[0].compute())
     nparts = ddf.npartitions
     dclient.close()
     cluster.close()
-    client_peak = _maxrss_bytes()
+    client_peak = _peak_bytes()
     return {
         "rows": rows,
         "partitions": nparts,
@@ -276,22 +301,58 @@ def run_dask(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, An
 
 
 def _child(argv: list[str], limit_gb: float | None) -> dict[str, Any] | None:
-    def cap() -> None:
-        if limit_gb:
-            lim = int(limit_gb * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    """Run one path in a fresh process (its own process group). With ``limit_gb``, an RSS
+    watchdog kills the group as soon as any one of its processes passes the limit."""
+    import psutil
 
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, __file__, *argv],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=cap,
-        check=False,
+        start_new_session=True,
     )
-    for line in proc.stdout.splitlines()[::-1]:
+    parent = psutil.Process(proc.pid)
+
+    def pids() -> list[int]:
+        try:
+            return [proc.pid, *(c.pid for c in parent.children(recursive=True))]
+        except psutil.Error:
+            return []
+
+    killed: list[str] = []
+    done = threading.Event()
+
+    def watchdog() -> None:
+        limit = int(limit_gb * 2**30) if limit_gb else None
+        while not done.wait(0.05):
+            for pid in pids():
+                try:
+                    rss = psutil.Process(pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                if limit is not None and rss > limit:
+                    killed.append(f"process {pid} reached {_gb(rss).strip()} > {limit_gb} GiB")
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    return
+
+    sampler = Sampler(pids, interval=0.05)
+    thread = threading.Thread(target=watchdog, daemon=True)
+    with sampler:
+        thread.start()
+        stdout, stderr = proc.communicate()
+        done.set()
+        thread.join()
+    if killed:
+        print(f"  {argv[1]}: did not fit ({killed[0]}); killed")
+        return None
+    for line in stdout.splitlines()[::-1]:
         if line.startswith("{"):
-            return json.loads(line)
-    tail = (proc.stderr or "").strip().splitlines()[-3:]
+            result = json.loads(line)
+            result["watchdog_peak_largest"] = max(sampler.peaks.values(), default=0)
+            return result
+    tail = (stderr or "").strip().splitlines()[-3:]
     print(f"  child {argv[:2]} failed (exit {proc.returncode}): {' | '.join(tail)}")
     return None
 
@@ -307,7 +368,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows-per-file", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None, help="keep data here (default: a temp dir)")
-    parser.add_argument("--limit-gb", type=float, default=None, help="also run with RLIMIT_AS")
+    parser.add_argument(
+        "--limit-gb",
+        type=float,
+        default=None,
+        help="per-process RSS limit (watchdog): run dask under it, and pandas again under it",
+    )
+    parser.add_argument(
+        "--only", choices=("pandas", "dask"), help="run one path (e.g. dask where pandas cannot)"
+    )
     parser.add_argument("--child", choices=("pandas", "dask"), help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -337,67 +406,89 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"input: {args.rows:,} rows, {args.distinct:,} distinct numbers, "
             f"{len(list(folder.glob('*.parquet')))} files ({size / 2**20:.0f} MiB) in {work} "
-            f"(built in {t_data:.0f}s); cache seeded with {keys:,} keys in {t_seed:.0f}s"
+            f"(built in {t_data:.0f}s); "
+            + (f"cache seeded with {keys:,} keys in {t_seed:.0f}s" if keys >= 0 else "cache reused")
         )
         results: dict[str, Any] = {}
-        for name in ("pandas", "dask"):
-            out = work / (f"out-{name}" + ("" if name == "dask" else ".parquet"))
+        limit = args.limit_gb
+        runs = [
+            ("pandas", "out-pandas.parquet", None),  # unlimited: the reference for the ratios
+            ("dask", "out-dask", limit),  # under the watchdog when a limit is stated
+            ("pandas-limited", "capped-pandas.parquet", limit),
+        ]
+        for name, out_name, cap in runs:
+            path = name.split("-")[0]
+            if (args.only and path != args.only) or (name == "pandas-limited" and not limit):
+                continue
+            out = work / out_name
             if out.exists():
                 shutil.rmtree(out) if out.is_dir() else out.unlink()
-            print(f"running the {name} path ...", flush=True)
+            where = f" under the {limit} GiB per-process limit" if cap else ""
+            print(f"running the {path} path{where} ...", flush=True)
             paths = [str(folder), str(cache_dir), str(out), sb.url]
-            results[name] = _child(["--child", name, "--paths", *paths], None)
+            results[name] = _child(["--child", path, "--paths", *paths], cap)
+            if out.exists() and name == "pandas-limited":
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
         requests = sb.stats().requests
-        capped: dict[str, bool] = {}
-        if args.limit_gb:
-            for name in ("pandas", "dask"):
-                out = work / (f"capped-{name}" + ("" if name == "dask" else ".parquet"))
-                print(f"running the {name} path under RLIMIT_AS={args.limit_gb} GiB ...")
-                paths = [str(folder), str(cache_dir), str(out), sb.url]
-                capped[name] = (
-                    _child(["--child", name, "--paths", *paths], args.limit_gb) is not None
-                )
 
+    report(args, results, requests)
+    (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, results: dict[str, Any], requests: int) -> None:
+    """The results table, the two ratios against the targets, and the memory-limit verdict."""
     p, d = results.get("pandas"), results.get("dask")
     print()
     print(f"requests sent to the sandbox (should be 0 on a warm cache): {requests}")
-    if not p or not d:
-        print("a path failed; no comparison")
-        return
-    print(f"{'path':<8} {'rows':>12} {'seconds':>9} {'rows/s':>12} {'largest process peak':>22}")
+    print(
+        f"{'path':<8} {'rows':>12} {'seconds':>9} {'rows/s':>12} {'largest process peak':>22}"
+        f" {'(watchdog-sampled)':>19}"
+    )
     for name, r in (("pandas", p), ("dask", d)):
+        if r is None:
+            print(f"{name:<8} {'not run or failed':>12}")
+            continue
         print(
             f"{name:<8} {r['rows']:>12,} {r['seconds']:9.1f} {r['rows'] / r['seconds']:12,.0f} "
-            f"{_gb(r['peak_largest']):>22}"
+            f"{_gb(r['peak_largest']):>22} {_gb(r['watchdog_peak_largest']):>19}"
         )
-    print(
-        f"pandas: read {p['read_s']:.1f}s, validate {p['validate_s']:.1f}s, write "
-        f"{p['write_s']:.1f}s; baseline RSS after imports {_gb(p['baseline'])}"
-    )
-    print(
-        f"dask:   {d['partitions']} partitions; scan + resolve {d['scan_resolve_s']:.1f}s, join + "
-        f"write {d['join_write_s']:.1f}s; cluster start {d['startup_s']:.1f}s (not counted); "
-        f"peaks: client {_gb(d['peak_client'])}, workers "
-        f"{', '.join(_gb(w) for w in d['peak_workers'])}; psutil-sampled largest "
-        f"{_gb(d['sampled_peak_largest'])}"
-    )
-    mem = d["peak_largest"] / p["peak_largest"]
-    speed = (d["rows"] / d["seconds"]) / (p["rows"] / p["seconds"])
-    print(
-        f"memory: dask largest / pandas largest = {mem:.2f} (target <= 0.25: "
-        f"{'met' if mem <= 0.25 else 'NOT met'})"
-    )
-    print(
-        f"speed:  dask rows/s / pandas rows/s   = {speed:.2f} (target >= 0.50: "
-        f"{'met' if speed >= 0.5 else 'NOT met'})"
-    )
-    if capped:
+    if p:
         print(
-            f"under RLIMIT_AS={args.limit_gb} GiB per process: "
-            + ", ".join(f"{k} {'completed' if v else 'FAILED'}" for k, v in capped.items())
+            f"pandas: read {p['read_s']:.1f}s, validate {p['validate_s']:.1f}s, write "
+            f"{p['write_s']:.1f}s; RSS after imports {_gb(p['baseline'])}"
         )
-    if not args.workdir:
-        shutil.rmtree(work, ignore_errors=True)
+    if d:
+        print(
+            f"dask:   {d['partitions']} partitions; scan + resolve {d['scan_resolve_s']:.1f}s, "
+            f"join + write {d['join_write_s']:.1f}s; cluster start {d['startup_s']:.1f}s (not "
+            f"counted); peaks: calling process {_gb(d['peak_client'])} (RSS after imports and "
+            f"cluster start {_gb(d['baseline'])}), workers "
+            f"{', '.join(_gb(w) for w in d['peak_workers'])}"
+        )
+    if p and d:
+        mem = d["peak_largest"] / p["peak_largest"]
+        speed = (d["rows"] / d["seconds"]) / (p["rows"] / p["seconds"])
+        print(
+            f"memory: dask largest / pandas largest = {mem:.2f} (target <= 0.25: "
+            f"{'met' if mem <= 0.25 else 'NOT met'})"
+        )
+        print(
+            f"speed:  dask rows/s / pandas rows/s   = {speed:.2f} (target >= 0.50: "
+            f"{'met' if speed >= 0.5 else 'NOT met'})"
+        )
+    if args.limit_gb:
+        verdict = {
+            "pandas": results.get("pandas-limited") is not None,
+            "dask": results.get("dask") is not None,
+        }
+        if args.only:
+            verdict = {args.only: verdict[args.only]}
+        print(
+            f"memory limit {args.limit_gb} GiB per process (RSS watchdog): "
+            + ", ".join(f"{k} {'completed' if v else 'did NOT fit'}" for k, v in verdict.items())
+        )
 
 
 if __name__ == "__main__":

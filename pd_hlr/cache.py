@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -190,13 +191,28 @@ def _read_journal(path: Path) -> list[Entry]:
 #: which only ``to_frame()`` and ``compact()`` need, and read from disk when they do.
 _LEAN_COLUMNS = [f.name for f in CACHE_SCHEMA if f.name != "raw"]
 _LEAN_SCHEMA = pa.schema([CACHE_SCHEMA.field(n) for n in _LEAN_COLUMNS])
+#: Lean columns that are bookkeeping, not API answer columns.
+_LEAN_META = ("number", "options", "api", "checked_at", "schema_version", "temporary")
 
 
-def _read_part(path: Path, *, raw: bool) -> pa.Table | None:
+def _filter(table: pa.Table, mask: Any) -> pa.Table:
+    """``table.filter(mask)``, without copying the table when the mask keeps every row."""
+    kept = pc.sum(mask).as_py() or 0
+    if kept == table.num_rows and mask.null_count == 0:
+        return table
+    return table.filter(mask)
+
+
+def _read_part(path: Path, *, raw: bool, columns: list[str] | None = None) -> pa.Table | None:
     """One part through the explicit schema (older parts gain null columns); None when it is
-    gone or unreadable (a truncated or corrupt part is skipped with a warning naming it)."""
+    gone or unreadable (a truncated or corrupt part is skipped with a warning naming it).
+    ``columns`` reads only those (``raw`` must then be false)."""
+    if raw:
+        columns = None
+    elif columns is None:
+        columns = _LEAN_COLUMNS
     try:
-        return pq.read_table(path, schema=CACHE_SCHEMA, columns=None if raw else _LEAN_COLUMNS)
+        return pq.read_table(path, schema=CACHE_SCHEMA, columns=columns)
     except FileNotFoundError:
         return None
     except Exception as exc:
@@ -248,6 +264,12 @@ class HLRCache:
 
     >>> cache = HLRCache("hlr_cache")                    # doctest: +SKIP
     >>> cache.stats(); cache.to_frame(); cache.compact(); cache.clear()   # doctest: +SKIP
+
+    ``memo=True`` (the default) keeps the parts read (without the raw JSON) in a process-wide
+    memo, so re-runs in one process (a notebook) read each part from disk once, at the cost of
+    holding the whole cache in memory for the life of the process. ``memo=False`` reads, filters
+    and drops one part at a time: a lookup then holds only the entries it asked for (the Dask
+    path uses it to keep the calling process small).
     """
 
     def __init__(
@@ -257,6 +279,7 @@ class HLRCache:
         flush_every: int = 1000,
         flush_seconds: float = 10.0,
         fsync: bool = False,
+        memo: bool = True,
     ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"cache path must be a str or os.PathLike, not {type(path).__name__}")
@@ -264,6 +287,7 @@ class HLRCache:
         self.flush_every = int(flush_every)
         self.flush_seconds = float(flush_seconds)
         self.fsync = bool(fsync)
+        self.memo = bool(memo)
 
     def __repr__(self) -> str:
         return f"HLRCache({str(self.path)!r})"
@@ -305,12 +329,18 @@ class HLRCache:
 
     # -- reading --------------------------------------------------------------------------
     def _load(
-        self, *, raw: bool = False, keep: Callable[[pa.Table], pa.Table] | None = None
+        self,
+        *,
+        raw: bool = False,
+        keep: Callable[[pa.Table], pa.Table] | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table:
         """Every stored entry (not yet deduplicated): journals first, then parts.
 
-        ``keep`` filters each journal/part before they are put together (so a lookup never
-        holds the whole cache twice). ``raw=False`` leaves out the raw JSON column.
+        ``keep`` filters (and may project) each journal/part as it is read, before they are put
+        together (so a lookup never holds the whole cache twice, and without the memo holds one
+        unfiltered part at a time). ``raw=False`` leaves out the raw JSON column; ``columns``
+        (only with ``raw=False``) is the subset of lean columns ``keep`` needs to see.
 
         Journals are listed before parts: a journal folded meanwhile had its part written
         before it was deleted, so the part listing that follows still sees those answers.
@@ -322,38 +352,46 @@ class HLRCache:
             journal_entries.extend(_read_journal(j))
         if journal_entries:
             table = _entries_to_table(journal_entries)
-            tables.append(table if raw else table.select(_LEAN_COLUMNS))
+            table = table if raw else table.select(columns or _LEAN_COLUMNS)
+            tables.append(keep(table) if keep is not None else table)
+            del table
+        del journal_entries
         for p in self._parts():
-            t = _read_part(p, raw=True) if raw else _MEMO.get(p)
+            if raw:
+                t = _read_part(p, raw=True)
+            elif self.memo:
+                t = _MEMO.get(p)
+                t = t.select(columns) if t is not None and columns else t
+            else:
+                t = _read_part(p, raw=False, columns=columns)
             if t is not None:
-                tables.append(t)
-        if keep is not None:
-            tables = [keep(t) for t in tables]
+                tables.append(keep(t) if keep is not None else t)
         if not tables:
-            return schema_.empty_table()
+            empty = schema_.empty_table()
+            empty = empty.select(columns) if columns and not raw else empty
+            return keep(empty) if keep is not None else empty
         return pa.concat_tables(tables)
 
     @staticmethod
-    def _newest(table: pa.Table) -> pa.Table:
-        """Keep the newest entry per (number, options, api)."""
+    def _newest(table: pa.Table, keys: tuple[str, ...] = ("api", "options", "number")) -> pa.Table:
+        """Keep the newest entry per key (by default (number, options, api)), in key order.
+
+        Only the key columns are sorted; the table itself is copied once (one ``take``)."""
         if table.num_rows == 0:
             return table
         order = pc.sort_indices(
-            table,
-            sort_keys=[
-                ("api", "ascending"),
-                ("options", "ascending"),
-                ("number", "ascending"),
-                ("checked_at", "descending"),
-            ],
+            table.select([*keys, "checked_at"]),
+            sort_keys=[*((k, "ascending") for k in keys), ("checked_at", "descending")],
         )
-        table = table.take(order)
-        first = pa.array([True] + [False] * (table.num_rows - 1))
-        for name in ("api", "options", "number"):
-            col = table[name].combine_chunks()
+        first_rows = np.zeros(table.num_rows, dtype=bool)
+        first_rows[0] = True
+        first = pa.array(first_rows)
+        for name in keys:
+            col = table[name].take(order).combine_chunks()
             prev = pa.concat_arrays([pa.nulls(1, col.type), col.slice(0, len(col) - 1)])
             first = pc.or_(first, pc.fill_null(pc.not_equal(col, prev), True))
-        return table.filter(first)
+            del col, prev
+        return table.take(order.filter(first))
 
     def get(
         self,
@@ -364,30 +402,46 @@ class HLRCache:
         max_age: str | pd.Timedelta | None = None,
         include_temporary: bool = False,
         now: datetime | None = None,
+        columns: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Servable cached answers for ``numbers`` under ``options``/``api``.
 
-        Returns a frame indexed by number with the union of API columns, ``hlr_extra`` and
-        ``hlr_checked_at``. Entries older than ``max_age`` and (unless ``include_temporary``)
-        temporary outcomes are left out, so the caller looks them up again.
+        Returns a frame indexed by number with the union of API columns (or only ``columns``,
+        a subset of them and ``hlr_extra``), ``hlr_extra`` and ``hlr_checked_at``. Entries older
+        than ``max_age`` and (unless ``include_temporary``) temporary outcomes are left out, so
+        the caller looks them up again.
         """
         wanted = pa.array(list(numbers), pa.large_string())
+        api_cols = [f.name for f in _LEAN_SCHEMA if f.name not in _LEAN_META]
+        if columns is not None:
+            asked = set(columns)
+            api_cols = [c for c in api_cols if c in asked or c == "hlr_extra"]
+        out_cols = ["number", "checked_at", "temporary", *api_cols]
 
         def keep(t: pa.Table) -> pa.Table:
             mask = pc.and_(
                 pc.and_(pc.equal(t["options"], options), pc.equal(t["api"], api)),
                 pc.is_in(t["number"], value_set=wanted),
             )
-            return t.filter(mask)
+            return _filter(t.select(out_cols), mask)  # options/api are now constant: dropped
 
-        table = self._newest(self._load(keep=keep)) if len(wanted) else _LEAN_SCHEMA.empty_table()
+        if len(wanted):
+            table = self._load(keep=keep, columns=["options", "api", *out_cols])
+        else:
+            table = _LEAN_SCHEMA.empty_table().select(out_cols)
+        if table.num_rows and pc.count_distinct(table["number"]).as_py() != table.num_rows:
+            table = self._newest(table, keys=("number",))
+        mask = None
         if not include_temporary and table.num_rows:
-            table = table.filter(pc.invert(pc.fill_null(table["temporary"], False)))
+            mask = pc.invert(pc.fill_null(table["temporary"], False))
         if max_age is not None and table.num_rows:
             cutoff = (now or datetime.now(UTC)) - pd.Timedelta(max_age).to_pytimedelta()
-            table = table.filter(pc.greater_equal(table["checked_at"], pa.scalar(cutoff)))
-        drop = ["options", "api", "schema_version", "temporary"]
-        frame = table.drop_columns(drop).to_pandas(types_mapper=_to_pandas_types)
+            fresh = pc.greater_equal(table["checked_at"], pa.scalar(cutoff))
+            mask = fresh if mask is None else pc.and_(mask, fresh)
+        if mask is not None:
+            table = _filter(table, mask)
+        frame = table.drop_columns(["temporary"]).to_pandas(types_mapper=_to_pandas_types)
+        del table
         frame = frame.rename(columns={"checked_at": "hlr_checked_at"}).set_index("number")
         frame.index = frame.index.astype(object)
         return frame

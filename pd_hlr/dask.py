@@ -20,7 +20,10 @@ How a call runs (the paid part in one place, the big part data-parallel):
    pandas path: cache hits, one budget check, one ``HLRClient.lookup_many`` with one rate
    limiter and one progress bar, every answer journalled to the cache as it arrives. A number
    that appears in a thousand partitions costs one lookup. The cache is only ever touched by
-   the calling process; workers never open it.
+   the calling process; workers never open it. A cache named by a path is opened with
+   ``HLRCache(..., memo=False)``, so the calling process reads the cache part by part, keeps
+   only the entries this run asks for, and holds no copy of the cache after the call (pass an
+   ``HLRCache`` to choose otherwise).
 3. **Join** (lazy): the returned Dask DataFrame re-normalises each partition and joins it to the
    per-number table with :func:`pd_hlr.pipeline.join_results` + :func:`pd_hlr.pipeline.assemble`.
    Its ``meta`` is the pandas accessor's output (caller's columns, then
@@ -77,6 +80,7 @@ import pandas as pd
 
 from . import analysis, pipeline, schema
 from .accessor import _check_column, _record_run
+from .cache import HLRCache
 from .settings import ValidateSettings
 
 if TYPE_CHECKING:
@@ -125,7 +129,28 @@ def _scan(values: dd.Series, settings: ValidateSettings) -> tuple[list[str], dic
     rows = normalized.shape[0]
     keys, sources, rows = dask.compute(keys, sources, rows)
     counts = {k: int(sources.get(k, 0)) for k in ("missing", "invalid", "skipped")}
-    return pipeline.distinct_numbers(keys), counts, int(rows)
+    # Already non-null and distinct: one list of str, without pipeline.distinct_numbers'
+    # second unique() pass and its temporary copy (this list is per distinct number, the
+    # largest object the calling process holds besides the per-number table).
+    numbers = keys.tolist()
+    del keys
+    return numbers, counts, int(rows)
+
+
+def _cache(cache: Any) -> HLRCache | None:
+    """The cache to use. One named by a path (or the default folder) is opened without the
+    in-process part memo: the calling process then holds only the entries this run asks for,
+    not the whole cache for the rest of its life. A given :class:`HLRCache` is used as is."""
+    resolved = pipeline.resolve_cache(cache)
+    if resolved is None or isinstance(cache, HLRCache):
+        return resolved
+    return HLRCache(
+        resolved.path,
+        flush_every=resolved.flush_every,
+        flush_seconds=resolved.flush_seconds,
+        fsync=resolved.fsync,
+        memo=False,
+    )
 
 
 def _distributed_client() -> Any:
@@ -201,7 +226,7 @@ def _validate(
             numbers,
             settings,
             client=client,
-            cache=pipeline.resolve_cache(cache),
+            cache=_cache(cache),
             join=lambda r: _lazy_output(ddf, column, settings, r, meta, run_info),
             rows=rows,
             sources=sources,
@@ -240,7 +265,7 @@ def estimate_frame(
         sources,
         numbers,
         settings,
-        pipeline.resolve_cache(cache),
+        _cache(cache),
         pipeline.api_namespace(client),
     )
 

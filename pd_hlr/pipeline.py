@@ -186,6 +186,7 @@ def cached_numbers(
         api,
         max_age=settings.max_age,
         include_temporary=not settings.retry_temporary,
+        columns=[f.column for f in schema.api_fields(settings.options.detailed)],
     )
     return _shape_resolved(hits, settings.options.detailed, source="cache")
 
@@ -368,8 +369,12 @@ def resolve(
     with client_for(client, settings) as cl:
         api = api_namespace(cl)
         hits = cached_numbers(numbers, settings, cache, api)
-        hit_set = set(hits.index)
-        misses = [n for n in numbers if n not in hit_set]
+        if len(hits) == len(numbers):  # hits ⊆ numbers, one per number: every number is cached
+            misses: list[str] = []
+        else:
+            hit_set = set(hits.index)
+            misses = [n for n in numbers if n not in hit_set]
+            del hit_set
         if settings.budget is not None and len(misses) > settings.budget:
             sources = sources or {}
             est = Estimate(

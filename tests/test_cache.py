@@ -305,3 +305,48 @@ def test_ctrl_c_mid_run_saves_everything_answered(make_sandbox, tmp_path):
     assert set(server.stats().received) == (set(all_numbers) - paid) | (
         paid & temporary(sorted(paid))
     )
+
+
+@pytest.mark.parametrize("memo", [True, False])
+def test_get_is_the_same_with_or_without_the_memo_and_column_subsets(tmp_path, memo):
+    folder = tmp_path / "c"
+    t0 = datetime.now(UTC) - timedelta(hours=2)
+    writer_cache = HLRCache(folder)
+    with writer_cache.writer() as w:  # part 1: old answers
+        for i in range(5):
+            w.add(_entry(f"+44740000001{i}", f"old{i}", t0))
+    with writer_cache.writer() as w:  # part 2: newer answers for two of them, one temporary
+        w.add(_entry("+447400000010", "new0", t0 + timedelta(hours=1)))
+        w.add(
+            Entry(
+                "+447400000011",
+                OPTS,
+                "127.0.0.1",
+                {"to": "tmp", "live": False, "dead": False, "outOfNetwork": False},
+                t0 + timedelta(hours=1),
+            )
+        )
+    # a journal nobody folded yet (a killed run) with the newest answer for a third number
+    line = {
+        "n": "+447400000012",
+        "o": OPTS,
+        "a": "127.0.0.1",
+        "t": datetime.now(UTC).isoformat(),
+        "r": {"to": "journal", "live": True},
+    }
+    (folder / "journal-424242-x.jsonl").write_text(json.dumps(line) + "\n")
+    cache = HLRCache(folder, memo=memo)
+    wanted = [f"+44740000001{i}" for i in range(5)] + ["+449999999999"]
+    hits = cache.get(wanted, OPTS, "127.0.0.1").sort_index()
+    # newest wins; the newest answer of ...11 is temporary, so it is not served at all
+    assert hits["to"].to_dict() == {
+        "+447400000010": "new0",
+        "+447400000012": "journal",
+        "+447400000013": "old3",
+        "+447400000014": "old4",
+    }
+    fresh = cache.get(wanted, OPTS, "127.0.0.1", max_age="1h").index.tolist()
+    assert fresh == ["+447400000012"]
+    lean = cache.get(wanted, OPTS, "127.0.0.1", columns=["to", "live"]).sort_index()
+    assert list(lean.columns) == ["hlr_checked_at", "to", "live", "hlr_extra"]
+    pd.testing.assert_frame_equal(lean[["to", "live"]], hits[["to", "live"]])
