@@ -141,16 +141,7 @@ def _cache(cache: Any) -> HLRCache | None:
     """The cache to use. One named by a path (or the default folder) is opened without the
     in-process part memo: the calling process then holds only the entries this run asks for,
     not the whole cache for the rest of its life. A given :class:`HLRCache` is used as is."""
-    resolved = pipeline.resolve_cache(cache)
-    if resolved is None or isinstance(cache, HLRCache):
-        return resolved
-    return HLRCache(
-        resolved.path,
-        flush_every=resolved.flush_every,
-        flush_seconds=resolved.flush_seconds,
-        fsync=resolved.fsync,
-        memo=False,
-    )
+    return pipeline.resolve_cache(cache, memo=False)
 
 
 def _distributed_client() -> Any:

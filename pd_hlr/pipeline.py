@@ -69,16 +69,17 @@ def distinct_numbers(normalized: pd.DataFrame | pd.Series) -> list[str]:
 
 
 # --- cache and client plumbing ---------------------------------------------------------------
-def resolve_cache(cache: Any) -> HLRCache | None:
-    """``None`` → the default cache folder; ``False`` → no cache; a path → that folder."""
+def resolve_cache(cache: Any, *, memo: bool = True) -> HLRCache | None:
+    """``None`` → the default cache folder; ``False`` → no cache; a path → that folder (opened
+    with ``memo``, see :class:`HLRCache`); an :class:`HLRCache` is used as it is."""
     if cache is False:
         return None
-    if cache is None or cache is True:
-        return HLRCache(default_cache_path())
     if isinstance(cache, HLRCache):
         return cache
+    if cache is None or cache is True:
+        return HLRCache(default_cache_path(), memo=memo)
     if isinstance(cache, str) or hasattr(cache, "__fspath__"):
-        return HLRCache(cache)
+        return HLRCache(cache, memo=memo)
     raise TypeError(
         f"cache must be an HLRCache, a folder path, None (default folder) or False (no cache), "
         f"not {type(cache).__name__}"
