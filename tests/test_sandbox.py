@@ -900,12 +900,27 @@ def test_cli_arguments():
 
 def test_chunked_body_is_refused_and_connection_closed(fresh):
     server = fresh()
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    body = iter([b'{"phone": ', b'"+447400123456"}'])
-    conn.request("POST", _spec.ENDPOINT_PATH, body=body, headers=AUTH, encode_chunked=True)
-    resp = conn.getresponse()
-    assert resp.status == 411
-    assert resp.getheader("Connection") == "close"
-    assert json.loads(resp.read())["requestError"]["serviceException"]["code"] == "411"
-    conn.close()
+    body = b'{"phone": "+447400123456"}'
+    # The whole request goes out in one write: the server may answer and close as soon as it
+    # sees the chunked header, and a client still sending chunks would get a broken pipe.
+    request = (
+        (
+            f"POST {_spec.ENDPOINT_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):  # the server closes the connection: read to EOF
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].split()[1] == "411"
+    assert "Connection: close" in lines
+    assert json.loads(payload)["requestError"]["serviceException"]["code"] == "411"
     assert server.stats().status_counts == {411: 1} and server.stats().total_charged == 0
