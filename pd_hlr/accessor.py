@@ -87,6 +87,7 @@ class HLRFrameAccessor:
         refresh: bool = False,
         retry_temporary: bool = True,
         budget: int | None = None,
+        price: Any = None,
         prefix: str = "",
     ) -> pd.DataFrame:
         """Look up the numbers in ``column`` and return a new frame with the result columns.
@@ -110,6 +111,7 @@ class HLRFrameAccessor:
             refresh: ignore cached answers (still store the new ones).
             retry_temporary: look temporary outcomes up again instead of serving them.
             budget: refuse to start (``BudgetExceededError``) if more paid lookups are needed.
+            price: price per lookup quoted in that error's estimate (default 0.006).
             prefix: put every result column under this prefix.
 
         Raises:
@@ -135,6 +137,7 @@ class HLRFrameAccessor:
             retry_temporary=retry_temporary,
             prefix=prefix,
             budget=budget,
+            **({} if price is None else {"price": price}),
         )
         try:
             results = pipeline.validate_series(values, settings, client=client, cache=cache)

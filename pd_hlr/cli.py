@@ -296,7 +296,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     frame = read_table(args.input)
     _require_column(frame, args)
     kwargs = _settings_kwargs(args)
-    kwargs.pop("price", None)  # only the estimate uses it; validate() takes no price
     with _client(args) as client:
         out = frame.hlr.validate(
             args.column,

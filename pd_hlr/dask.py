@@ -289,6 +289,7 @@ class HLRDaskFrameAccessor:
         refresh: bool = False,
         retry_temporary: bool = True,
         budget: int | None = None,
+        price: Any = None,
         prefix: str = "",
     ) -> dd.DataFrame:
         """Look up the numbers in ``column``; a lazy Dask DataFrame with the result columns.
@@ -322,6 +323,7 @@ class HLRDaskFrameAccessor:
             retry_temporary=retry_temporary,
             prefix=prefix,
             budget=budget,
+            **({} if price is None else {"price": price}),
         )
         return validate_frame(self._obj, column, settings, client=client, cache=cache)
 

@@ -491,3 +491,30 @@ def test_engine_pandas_reads_a_parquet_folder(tmp_path, capsys):
     assert code == 0
     got = pd.read_parquet(out)
     assert sorted(got["hlr_source"]) == ["api", "api", "invalid"]
+
+
+def test_budget_error_quotes_the_given_price(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"phone": ["+447400123456", "+447400123457", "+12015550123"]}).to_csv(
+        src, index=False
+    )
+    code = cli.main(
+        [
+            "validate",
+            str(src),
+            "-c",
+            "phone",
+            "--sandbox",
+            "--no-cache",
+            "--budget",
+            "2",
+            "--price",
+            "0.01",
+            "--out",
+            str(tmp_path / "out.parquet"),
+        ]
+    )
+    assert code == cli.EXIT_BUDGET
+    err = capsys.readouterr().err
+    assert "needs 3 paid lookups" in err and "0.0300" in err
+    assert not (tmp_path / "out.parquet").exists()
