@@ -14,7 +14,6 @@ and 3 once, in the calling process.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import threading
@@ -42,8 +41,6 @@ from .settings import ValidateSettings
 
 if TYPE_CHECKING:
     from .client import HLRClient
-
-logger = logging.getLogger("pd_hlr")
 
 #: Columns of the per-number table :func:`resolve` returns, besides the mode's API columns.
 _RESOLVED_META = ("hlr_extra", "hlr_checked_at", "hlr_source", "hlr_error")
