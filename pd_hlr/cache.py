@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import schema
+from .settings import CACHE_ENV
 
 logger = logging.getLogger("pd_hlr.cache")
 
@@ -103,7 +104,7 @@ def _to_pandas_types(t: pa.DataType) -> Any:
 
 def default_cache_path() -> Path:
     """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``."""
-    env = os.environ.get("PD_HLR_CACHE")
+    env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

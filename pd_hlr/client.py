@@ -39,13 +39,11 @@ from pd_hlr.errors import (
     parse_retry_after,
 )
 from pd_hlr.ratelimit import RateLimiter
+from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV
 
 __all__ = ["BASE_URL_ENV", "TOKEN_ENV", "ClientStats", "HLRClient", "Outcome"]
 
 logger = logging.getLogger("pd_hlr.client")
-
-TOKEN_ENV = "PROVERO_API_TOKEN"
-BASE_URL_ENV = "PROVERO_BASE_URL"
 
 #: Statuses retried with backoff (server trouble; the sandbox does not charge them).
 RETRY_STATUSES = frozenset({500, 502, 503, 504})

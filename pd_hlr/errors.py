@@ -3,13 +3,18 @@
 Every error the package raises about a lookup is an :class:`HLRError`. Subclasses also inherit
 the built-in exception they resemble, so generic handlers keep working::
 
-    HLRError(Exception)                               .status, .body_excerpt
-    ├── AuthenticationError(HLRError, PermissionError)    401 / 403, or no token at all
-    ├── InsufficientBalanceError(HLRError)                402; .required_amount, .current_balance
+    HLRError(Exception)                               .status, .body_excerpt, .partial, .report
+    ├── AuthenticationError(HLRError, PermissionError)    401 / 403, or no token; stops a run
+    ├── InsufficientBalanceError(HLRError)                402; .required_amount; stops a run
+    ├── ServiceUnavailableError(HLRError, ConnectionError) circuit breaker / long Retry-After;
+    │                                                     stops a run
     ├── ValidationError(HLRError, ValueError)             validation body; .errors
     ├── RateLimitError(HLRError)                          429 / TRAFFIC_QUOTA_EXCEEDED; .retry_after
     ├── APIError(HLRError)                                requestError body, 5xx, unexpected body
-    └── TransportError(HLRError, ConnectionError)         connection / timeout
+    ├── TransportError(HLRError, ConnectionError)         connection / timeout
+    ├── BudgetExceededError(HLRError, ValueError)         more lookups than budget=; nothing sent
+    ├── CacheNotWritableError(HLRError, PermissionError)  cache folder not writable; nothing sent
+    └── ColumnConflictError(HLRError, ValueError)         caller's columns named like results
 
 Example:
     >>> err = error_from_response(402, '{"required_amount": "0.0060000000"}')
@@ -33,9 +38,12 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BudgetExceededError",
+    "CacheNotWritableError",
+    "ColumnConflictError",
     "HLRError",
     "InsufficientBalanceError",
     "RateLimitError",
+    "ServiceUnavailableError",
     "TransportError",
     "ValidationError",
     "error_from_response",
@@ -88,6 +96,12 @@ class HLRError(Exception):
         self.outcomes: dict[str, dict[str, Any] | HLRError] = {}
         #: On run-stopping errors: the numbers never answered, in input order.
         self.pending: list[str] = []
+        #: Set by the pipeline on run-stopping errors: the result so far (a frame of the face's
+        #: kind), how many numbers were looked up, how many remain, and the run report.
+        self.partial: Any = None
+        self.looked_up: int | None = None
+        self.remaining: int | None = None
+        self.report: Any = None
 
     @property
     def message(self) -> str:
@@ -427,6 +441,60 @@ def error_from_response(
         body_excerpt=short,
         malformed=True,
     )
+
+
+class ServiceUnavailableError(HLRError, ConnectionError):
+    """The API cannot serve this run now: too many consecutive failures of one kind (the circuit
+    breaker), or a ``Retry-After`` beyond the client's cap. Stops a whole run.
+
+    ``kind`` names the failure that tripped it; ``resume_after`` is the server's requested pause
+    in seconds, when it sent one.
+
+    Example:
+        >>> ServiceUnavailableError("down", kind="connect", resume_after=None).stops_run
+        True
+    """
+
+    stops_run = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body_excerpt: str | None = None,
+        kind: str | None = None,
+        resume_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body_excerpt=body_excerpt)
+        self.kind = kind
+        self.resume_after = resume_after
+
+
+class CacheNotWritableError(HLRError, PermissionError):
+    """The cache folder cannot be written; raised before any request is sent.
+
+    Example:
+        >>> CacheNotWritableError("read-only", path="/ro/cache").path
+        '/ro/cache'
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ColumnConflictError(HLRError, ValueError):
+    """The caller's frame already has columns named like result columns; nothing was sent.
+
+    Example:
+        >>> ColumnConflictError("clash", columns=["status"]).columns
+        ['status']
+    """
+
+    def __init__(self, message: str, *, columns: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.columns = list(columns or [])
 
 
 class BudgetExceededError(HLRError, ValueError):

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from ._spec import DEFAULT_BASE_URL
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import (
     AuthenticationError,
@@ -37,7 +38,7 @@ from .errors import (
     InsufficientBalanceError,
 )
 from .normalize import normalize
-from .settings import ValidateSettings
+from .settings import BASE_URL_ENV, ValidateSettings
 
 if TYPE_CHECKING:
     from .client import HLRClient
@@ -87,11 +88,7 @@ def api_namespace(client: Any = None) -> str:
     """The cache namespace: the API host (port ignored) of ``client``, else of
     ``PROVERO_BASE_URL``, else the vendor's, so that sandbox answers are never served to
     real-API requests and vice versa."""
-    base = (
-        getattr(client, "base_url", None)
-        or os.environ.get("PROVERO_BASE_URL")
-        or "https://api.provero.io"
-    )
+    base = getattr(client, "base_url", None) or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     return (urlsplit(base).hostname or base).lower()
 
 

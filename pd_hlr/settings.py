@@ -18,6 +18,11 @@ import pandas as pd
 #: The vendor's documented price of one lookup (the 402 example's ``required_amount``).
 DEFAULT_PRICE = Decimal("0.006")
 
+#: Environment variables pd-hlr reads (this is the one place their names are spelled).
+TOKEN_ENV = "PROVERO_API_TOKEN"
+BASE_URL_ENV = "PROVERO_BASE_URL"
+CACHE_ENV = "PD_HLR_CACHE"
+
 
 @dataclass(frozen=True)
 class LookupOptions:
