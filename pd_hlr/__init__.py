@@ -30,7 +30,7 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .pipeline import Estimate
+from .report import Estimate, RunReport
 from .settings import LookupOptions
 
 __version__ = "0.1.0"
@@ -48,6 +48,7 @@ __all__ = [
     "InsufficientBalanceError",
     "LookupOptions",
     "RateLimitError",
+    "RunReport",
     "ServiceUnavailableError",
     "TransportError",
     "ValidationError",
