@@ -4,7 +4,7 @@ The bar counts **lookups**, the numbers this run pays for: its total is the numb
 so its rate and ETA are about lookups. Cache hits are counted before it starts and shown beside
 it, with failures and the spend so far at the price::
 
-    HLR:  45%|████▌     | 9/20 lookups [00:05<00:06,  1.80/s] cached 840 · failed 1 · spend ≈ 0.048
+    HLR lookups:  45%|████▌     | 9/20 [00:05<00:06,  1.80/s] cached 840 · failed 1 · spend ≈ 0.048
 
 It redraws at least every 0.5 s (:attr:`Progress.interval`) whatever happened before, so a run
 with many cache hits or slow answers never looks frozen.
@@ -43,7 +43,7 @@ __all__ = ["Progress", "in_notebook", "progress_enabled"]
 
 #: Left of the bar; the bar itself; right of it (tqdm's ``bar_format`` fields plus ours).
 BAR_FORMAT = (
-    "{desc}: {percentage:3.0f}%|{bar}| {done}/{todo} lookups [{elapsed}<{remaining}, "
+    "{desc}: {percentage:3.0f}%|{bar}| {done}/{todo} [{elapsed}<{remaining}, "
     "{rate_noinv_fmt}] {tail}"
 )
 #: Width of the text bar when it cannot be measured (a pipe, a notebook, a captured stream).
@@ -126,24 +126,28 @@ def _bar_class(base: type, fields: dict[str, Any]) -> type:
 
 class _CellLine:
     """A line shown in a notebook cell: text/plain is the bar's text, text/html a native
-    ``<progress>`` element and the text. No widget: it survives saving and static renders."""
+    ``<progress>`` element between the same words. No widget: it survives saving and static
+    renders (nbconvert, code hosts)."""
 
-    def __init__(self, text: str, done: int, total: int, tail: str) -> None:
-        self.text, self.done, self.total, self.tail = text, done, total, tail
+    def __init__(self, text: str, done: int, total: int) -> None:
+        self.text, self.done, self.total = text, done, total
 
     def __repr__(self) -> str:
         return self.text
 
     def _repr_html_(self) -> str:
-        bar = (
-            f"<progress value='{self.done}' max='{max(self.total, 1)}' "
-            f"style='width:14em;vertical-align:middle'></progress> "
-            if self.total
-            else ""
-        )
+        left, bar, right = self.text.partition("|")
+        if bar and self.total:
+            right = right.rpartition("|")[2]
+            bar = (
+                f" <progress value='{self.done}' max='{self.total}' "
+                "style='width:14em;vertical-align:middle'></progress> "
+            )
+        else:
+            left, bar, right = self.text, "", ""
         return (
-            f"<div style='font-family:monospace;white-space:pre'>{bar}"
-            f"{html.escape(self.tail)}</div>"
+            "<div style='font-family:monospace;white-space:pre'>"
+            f"{html.escape(left)}{bar}{html.escape(right.strip())}</div>"
         )
 
 
@@ -195,7 +199,7 @@ class Progress:
         cached: int = 0,
         price: Decimal = Decimal("0"),
         enabled: bool = True,
-        desc: str = "HLR",
+        desc: str = "HLR lookups",
         file: IO[str] | None = None,
     ) -> None:
         self.total = int(to_look_up)
@@ -291,12 +295,11 @@ class Progress:
         return bar.format_meter(**d)
 
     def _cell_line(self, text: str) -> _CellLine:
-        return _CellLine(text, self.looked_up + self.failed, self.total,
-                         text.split("|")[-1].strip() if "|" in text else text)
+        return _CellLine(text, self.looked_up + self.failed, self.total)
 
     def _show_once(self, line: str, file: IO[str] | None) -> None:
         if file is None and in_notebook():
-            _CellStream(self).show(_CellLine(line, 0, 0, line))
+            _CellStream(self).show(_CellLine(line, 0, 0))
             return
         stream = sys.stderr if file is None else file
         stream.write(line + "\n")
