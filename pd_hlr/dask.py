@@ -9,7 +9,7 @@ Enable it with ``import pd_hlr.dask`` (``import pd_hlr`` alone never imports Das
 ...     est = ddf.hlr.estimate("phone", default_region="GB", client=client, cache=cache_dir)
 ...     out = ddf.hlr.validate("phone", default_region="GB", client=client, cache=cache_dir,
 ...                            budget=50_000)
-...     out.to_parquet("enriched/")
+...     out.to_parquet("enriched/", write_index=False)
 >>> est.to_look_up, out.hlr.report().looked_up
 (2, 2)
 
