@@ -52,7 +52,7 @@ from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import normalize
 from .progress import Progress, progress_enabled
-from .report import Estimate, RunReport, is_loopback_host, money, stats_delta
+from .report import Estimate, RunReport, is_loopback_host, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings
 
 if TYPE_CHECKING:
@@ -200,7 +200,7 @@ def check_budget(settings: ValidateSettings, run: Run, *, distinct: int, cached:
     est = make_estimate(run, settings, distinct=distinct, cached=cached)
     raise BudgetExceededError(
         f"this run needs {to_look_up:,} paid lookups but budget={settings.budget:,}; nothing "
-        f"was sent (estimated cost {money(est.cost)} at {settings.price} per lookup). Raise the "
+        f"was sent (estimated cost {est.cost:.4f} at {settings.price} per lookup). Raise the "
         "budget, or validate fewer numbers.",
         estimate=est,
     )

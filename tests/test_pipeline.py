@@ -100,7 +100,7 @@ def test_budget_refuses_before_sending_with_the_same_estimate(
     assert sb.stats().requests == 0
     refused = info.value.estimate
     assert refused == pd_hlr.Estimate(**{**est.__dict__, "price": Decimal("0.01")})
-    assert "estimated cost 0.30 at 0.01 per lookup" in str(info.value)
+    assert "estimated cost 0.3000 at 0.01 per lookup" in str(info.value)
 
     out = frame.hlr.validate(
         "phone", default_region="GB", client=client, cache=cache, budget=30,
