@@ -109,8 +109,14 @@ def _text_width(stream: Any) -> int | None:
     return DEFAULT_WIDTH
 
 
+#: Room the text around the counts and the tail takes (percentage, brackets, times, rate),
+#: and the least bar worth drawing.
+_FRAME_CHARS, _MIN_BAR = 36, 10
+
+
 def _bar_class(base: type, fields: dict[str, Any]) -> type:
-    """``base`` (a tqdm class) with our ``fields`` available to ``bar_format``."""
+    """``base`` (a tqdm class) with our ``fields`` available to ``bar_format``. In a narrow
+    terminal the short words are used, so the bar and the spend stay visible."""
 
     class Bar(base):  # type: ignore[misc, valid-type]
         pass
@@ -118,7 +124,12 @@ def _bar_class(base: type, fields: dict[str, Any]) -> type:
     Bar.fields = fields  # the first draw happens inside tqdm's __init__
 
     def format_dict(self: Any) -> dict[str, Any]:
-        return {**base.format_dict.fget(self), **self.fields}
+        d = {**base.format_dict.fget(self), **self.fields}
+        ncols = d.get("ncols")
+        need = len(d["prefix"]) + len(d["done"]) + len(d["todo"]) + len(d["tail"]) + _FRAME_CHARS
+        if isinstance(ncols, int) and 0 < ncols < need + _MIN_BAR:
+            d["prefix"], d["tail"] = "HLR", d["short_tail"]
+        return d
 
     Bar.format_dict = property(format_dict)
     return Bar
@@ -230,12 +241,14 @@ class Progress:
         """The spend so far: answers received, at the price."""
         return self.price * self.looked_up
 
-    def _tail(self) -> str:
-        return f"cached {self.cached:,} · failed {self.failed:,} · spend ≈ {money(self.spend)}"
-
     def _fields(self) -> dict[str, Any]:
-        return {"done": f"{self.looked_up + self.failed:,}", "todo": f"{self.total:,}",
-                "tail": self._tail()}
+        return {
+            "done": f"{self.looked_up + self.failed:,}",
+            "todo": f"{self.total:,}",
+            "tail": f"cached {self.cached:,} · failed {self.failed:,} · spend ≈ "
+            f"{money(self.spend)}",
+            "short_tail": f"cached {self.cached:,} · failed {self.failed:,} · ≈{money(self.spend)}",
+        }
 
     def done(self, *, failed: bool) -> None:
         """One number finished: answered (``failed=False``) or failed after retries."""

@@ -22,8 +22,8 @@ from pd_hlr.progress import Progress
 
 WIDTH = 100
 FRAME = re.compile(
-    r"HLR lookups: +(\d+)%\|.*\| ([\d,]+)/([\d,]+) \[[^\]]*\] "
-    r"cached ([\d,]+) · failed ([\d,]+) · spend ≈ ([\d.,]+)"
+    r"HLR(?: lookups)?: +(\d+)%\|.*\| ([\d,]+)/([\d,]+) \[[^\]]*\] "
+    r"cached ([\d,]+) · failed ([\d,]+) · (?:spend ≈ |≈)([\d.,]+)"
 )
 
 
@@ -272,3 +272,20 @@ def test_notebook_widget_bar_leaves_the_final_line_for_saved_notebooks(kernel: s
 def test_module_docstring_example_matches_the_format() -> None:
     example = [line.strip() for line in progress_mod.__doc__.splitlines() if "%|" in line]
     assert example and FRAME.search(example[0])
+
+
+@pytest.mark.parametrize("width", [60, 80, 90])
+def test_a_narrow_terminal_keeps_the_bar_and_the_spend(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    buf = io.StringIO()
+    bar = Progress(1_648, cached=8_358, price=Decimal("0.006"), file=buf)
+    for _ in range(124):
+        bar.done(failed=False)
+    bar.close()
+    last = _frames(buf.getvalue())[-1]
+    assert len(last) <= width
+    if width >= 80:  # short words, so a bar of a few cells and the spend still fit
+        assert last.startswith("HLR:   8%|") and last.endswith("cached 8,358 · failed 0 · ≈0.744")
+        assert len(last.split("|")[1]) >= 3
