@@ -105,6 +105,15 @@ def options_doc() -> str:
     )
 
 
+def options_table_markdown() -> str:
+    """The README's options table, generated from :data:`OPTIONS`."""
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    for o in OPTIONS:
+        default = str(o.default) if isinstance(o.default, Decimal) else repr(o.default)
+        lines.append(f"| `{o.name}` | `{default}` | {o.doc} |")
+    return "\n".join(lines)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

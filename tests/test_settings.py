@@ -170,3 +170,15 @@ def test_max_age_30_from_a_face_is_refused_before_anything_is_sent(
     with pytest.raises(ValueError, match="max_age needs a unit"):
         df.hlr.validate("phone", client=client_for(sb), cache=False, max_age=30)
     assert sb.stats().requests == 0
+
+
+def test_readme_options_table_is_generated_from_the_code() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    match = re.search(
+        r"<!-- options-table:start.*?-->\n(.*?)\n<!-- options-table:end -->", text, re.S
+    )
+    assert match, "options table markers missing from README.md"
+    assert match.group(1).strip() == settings.options_table_markdown().strip()
