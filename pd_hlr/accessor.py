@@ -14,6 +14,7 @@ defined once, in :data:`pd_hlr.settings.OPTIONS`.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,8 @@ def _describe(obj: pd.DataFrame | pd.Series, lookups: list[tuple[str, str]]) -> 
     shape = " × ".join(f"{n:,}" for n in obj.shape)
     lines = [f"pd-hlr accessor on a {kind} ({shape})"]
     lines += [f"  .{name}: {doc}" for name, doc in lookups]
-    lines.append(f"  options: {', '.join(option_names())} (see help(.validate))")
+    options = f"options: {', '.join(option_names())} (see help(.validate))"
+    lines += textwrap.wrap(options, 96, initial_indent="  ", subsequent_indent="    ")
     if isinstance(obj, pd.DataFrame):
         lines.append("On a validate() result:")
         lines += [f"  .{name}: {doc}" for name, doc in _ON_RESULTS]

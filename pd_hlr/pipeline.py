@@ -378,9 +378,7 @@ def resolve(
                 if n not in collector.results and n not in errors:
                     errors[n] = f"not looked up: the run stopped ({reason})"
         answered = _api_frame(collector, detailed)
-        resolved = _concat_resolved(
-            [hits, answered, _error_frame(errors, detailed)], detailed
-        )
+        resolved = _concat_resolved([hits, answered, _error_frame(errors, detailed)], detailed)
         delta = stats_delta(before, getattr(cl, "stats", None))
         report = run.make_report(
             settings,
@@ -412,12 +410,19 @@ def _stop_run(
     """Tell a run-stopping error what was done and what a re-run will look up."""
     stop.looked_up = report.looked_up
     stop.report = report
-    if cache is None or settings.refresh:
+    if cache is None:
         stop.remaining = total
         stop.add_note(
-            f"pd-hlr: {report.looked_up:,} numbers were looked up but not kept "
-            f"({'refresh=True' if cache is not None else 'no cache'}): a re-run looks up all "
-            f"{total:,} again. Re-run after fixing the cause, with a cache to keep what is paid."
+            f"pd-hlr: {report.looked_up:,} numbers were looked up but not kept (no cache): a "
+            f"re-run looks up all {total:,} again. Re-run with a cache to pay only for the rest."
+        )
+        return
+    if settings.refresh:
+        stop.remaining = total
+        stop.add_note(
+            f"pd-hlr: {report.looked_up:,} numbers were looked up and saved to the cache, but a "
+            f"re-run with refresh=True looks up all {total:,} again; without refresh= only the "
+            "rest is looked up."
         )
         return
     temporary = int(schema.is_temporary(answered).sum()) if settings.retry_temporary else 0
