@@ -1,13 +1,13 @@
 """What a run would cost (:class:`Estimate`) and what it did (:class:`RunReport`).
 
 Both are small frozen values that read well wherever they land: ``str()`` is a sentence for a
-terminal, ``_repr_html_`` a table in a notebook, ``to_dict()`` JSON-safe data (money as exact
-decimal strings) for files, logs and ``--json``.
+terminal, ``_repr_html_`` a table in a notebook, ``to_dict()`` plain data (the report's is
+JSON-safe, money as exact decimal strings, for files, ``attrs`` and ``--json``).
 
 >>> est = Estimate(rows=4, missing=1, invalid=1, skipped=0, distinct=2, cached=0, to_look_up=2,
 ...                price=Decimal("0.006"))
->>> est.cost, est.to_dict()["cost"]
-(Decimal('0.012'), '0.012')
+>>> est.cost, est.to_dict()["to_look_up"]
+(Decimal('0.012'), 2)
 >>> print(est)  # doctest: +ELLIPSIS
 4 rows: 1 missing, 1 invalid, 0 skipped; 2 distinct numbers, 0 cached, 2 to look up ≈ 0.012 ...
 """
@@ -90,14 +90,14 @@ class Estimate:
         return self.price * self.to_look_up
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: counts as ints, ``price`` and ``cost`` as exact decimal strings.
+        """The figures, with ``cost``: counts as ints, money as ``Decimal`` (exact; for JSON,
+        ``json.dumps(..., default=str)`` writes them as decimal strings).
 
         >>> Estimate(1, 0, 0, 0, 1, 0, 1, Decimal("0.006")).to_dict()["cost"]
-        '0.006'
+        Decimal('0.006')
         """
         out: dict[str, Any] = asdict(self)
-        out["price"] = str(self.price)
-        out["cost"] = str(self.cost)
+        out["cost"] = self.cost
         return out
 
     def to_series(self) -> pd.Series:

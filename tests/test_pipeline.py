@@ -56,7 +56,7 @@ def test_estimate_counts_and_sends_nothing(sb: Any, client_for: Any, tmp_path: P
     assert (est.rows, est.missing, est.invalid, est.skipped) == (len(frame), 2, 3, 0)
     assert (est.distinct, est.cached, est.to_look_up) == (30, 0, 30)
     assert est.price == DEFAULT_PRICE and est.cost == DEFAULT_PRICE * 30
-    assert est.to_dict()["cost"] == str(DEFAULT_PRICE * 30)
+    assert est.to_dict()["cost"] == DEFAULT_PRICE * 30
     assert "30 to look up ≈ 0.18 at 0.006 each" in str(est)
     assert est == frame["phone"].hlr.estimate(default_region="GB", client=client, cache=cache)
 

@@ -161,7 +161,7 @@ def test_estimate_reads_well() -> None:
     )
     page = est._repr_html_()
     assert "5,150" in page and "30.90 at 0.006 per lookup" in page
-    assert json.loads(json.dumps(est.to_dict()))["cost"] == "30.900"
+    assert json.loads(json.dumps(est.to_dict(), default=str))["cost"] == "30.900"
 
 
 @pytest.mark.parametrize(
