@@ -178,12 +178,12 @@ class HLRFrameAccessor:
         """
         return analysis.row_status(self._obj)
 
-    def summary(self, *, top: int = 10) -> pd.DataFrame:
+    def summary(self, *, by: str | None = None, top: int = 10) -> pd.DataFrame:
         """Tidy counts and shares by status, current network, country; ported/roaming shares.
 
         >>> out.hlr.summary()   # doctest: +SKIP
         """
-        return analysis.summary(self._obj, top=top)
+        return analysis.summary(self._obj, by=by, top=top)
 
     def live(self) -> pd.DataFrame:
         """Rows whose number is live (detailed mode: status group DELIVERED)."""
