@@ -600,8 +600,8 @@ class Summary(pd.DataFrame):
         right = 'style="text-align:right"'
         out = [
             '<table class="pd-hlr-summary">',
-            f"<caption {left}>{esc(self._title())}</caption>",
-            f"<thead><tr><th {left}></th><th {right}>rows</th><th {right}>share</th></tr></thead>",
+            f'<thead><tr><th colspan="3" {left}>{esc(self._title())}</th></tr>',
+            f"<tr><th {left}></th><th {right}>rows</th><th {right}>share</th></tr></thead>",
             "<tbody>",
         ]
         for group, heading, rows in self._blocks():

@@ -387,7 +387,7 @@ def test_summary_reads_as_percentages_with_its_denominators() -> None:
         )
     )
     page = table._repr_html_()
-    assert page.count("<tr>") == 1 + 4 + len(table)  # header, a heading a section, the rows
+    assert page.count("<tr>") == 2 + 4 + len(table)  # title, header, 4 sections, the rows
     assert '<td style="text-align:right">40.0 %</td>' in page
     assert "share of the 5 answered rows" in page and "0.4" not in page
     plain = table.to_frame()
