@@ -106,7 +106,11 @@ def _col(frame: pd.DataFrame, name: str, prefix: str) -> pd.Series | None:
 
 
 def detect_prefix(frame: pd.DataFrame) -> str:
-    """The prefix validate() put on the result columns (from the frame's attrs or columns)."""
+    """The prefix validate() put on the result columns (from the frame's attrs or columns).
+
+    >>> detect_prefix(df.hlr.validate("phone", client=client, progress=False, prefix="hlr."))
+    'hlr.'
+    """
     info = frame.attrs.get(ATTRS_KEY) or {}
     prefix = info.get("prefix")
     if isinstance(prefix, str) and prefix + "hlr_source" in frame.columns:
@@ -128,7 +132,12 @@ def _answered(frame: pd.DataFrame, prefix: str) -> np.ndarray:
 
 
 def row_status(frame: pd.DataFrame, prefix: str | None = None) -> pd.Series:
-    """One status per row (see the module docstring for the rule), as a categorical."""
+    """One status per row (see the module docstring for the rule), as a categorical.
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, progress=False)
+    >>> row_status(out).value_counts().head(3).to_dict()
+    {'live': 2, 'invalid': 1, 'missing': 1}
+    """
     prefix = detect_prefix(frame) if prefix is None else prefix
     source = frame[prefix + "hlr_source"]
     status = np.full(len(frame), "unknown", dtype=object)
@@ -163,7 +172,17 @@ def _ported(frame: pd.DataFrame, prefix: str) -> pd.Series:
 
 
 def current_network(frame: pd.DataFrame, prefix: str | None = None) -> pd.Series:
-    """The name of the network serving each number now (the ported-to one when ported)."""
+    """The name of the network serving each number now (the ported-to one when ported).
+
+    >>> out = df.hlr.validate(
+    ...     "phone", default_region="GB", detailed=True, route="detailed", client=client,
+    ...     progress=False,
+    ... )
+    >>> out["original_network_name"].tolist(), out["ported"].tolist()
+    (['Three', 'Three', <NA>, <NA>], [False, True, <NA>, <NA>])
+    >>> current_network(out).tolist()
+    ['Three', 'O2', <NA>, <NA>]
+    """
     prefix = detect_prefix(frame) if prefix is None else prefix
     summary_mode = _col(frame, "current_network", prefix)
     if summary_mode is not None:
@@ -245,6 +264,13 @@ def network_label(frame: pd.DataFrame, prefix: str | None = None) -> pd.Series:
 
     The country is the network's, from the answer (``*_network_country_prefix``) in detailed
     mode; summary mode has none, so the number's own region (``hlr_region``) stands in.
+
+    >>> out = df.hlr.validate(
+    ...     "phone", default_region="GB", detailed=True, route="detailed", client=client,
+    ...     progress=False,
+    ... )
+    >>> network_label(out).tolist()
+    ['Three (GB)', 'O2 (GB)', <NA>, <NA>]
     """
     prefix = detect_prefix(frame) if prefix is None else prefix
     codes, labels = _network_codes(frame, prefix)
@@ -339,6 +365,11 @@ def summary_counts(
     give :func:`summary_from_counts` the same table as :func:`summary` of the whole.
 
     Columns ``section``, ``value``, ``rows``; with ``by``, a first column named after it.
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, progress=False)
+    >>> parts = [summary_counts(out.iloc[:2]), summary_counts(out.iloc[2:])]
+    >>> summary_from_counts(pd.concat(parts)).equals(summary(out))
+    True
     """
     _check_by(by)
     prefix = detect_prefix(part) if prefix is None else prefix
@@ -618,7 +649,12 @@ class Summary(pd.DataFrame):
 
 
 def filter_status(frame: pd.DataFrame, *statuses: str) -> pd.DataFrame:
-    """Rows whose :func:`row_status` is one of ``statuses`` (a new frame, same columns)."""
+    """Rows whose :func:`row_status` is one of ``statuses`` (a new frame, same columns).
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, progress=False)
+    >>> filter_status(out, "live", "invalid")["name"].tolist()
+    ['Ada', 'Bob', 'Di']
+    """
     unknown = set(statuses) - set(STATUS_ORDER)
     if unknown:
         raise ValueError(f"unknown status {sorted(unknown)}; choose from {list(STATUS_ORDER)}")
@@ -670,7 +706,12 @@ def _bars(ax: Any, rows: pd.DataFrame, colors: list[str]) -> None:
 
 
 def run_info(frame: pd.DataFrame) -> dict[str, Any]:
-    """What validate() recorded about the run that produced ``frame`` (options, time)."""
+    """What validate() recorded about the run that produced ``frame`` (options, time).
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, progress=False)
+    >>> run_info(out)["default_region"], run_info(df)
+    ('GB', {})
+    """
     return dict(frame.attrs.get(ATTRS_KEY) or {})
 
 
