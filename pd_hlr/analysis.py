@@ -698,6 +698,10 @@ def plot(frame: pd.DataFrame, *, top: int = 10) -> Any:
 
 def _bars(ax: Any, rows: pd.DataFrame, colors: list[str]) -> None:
     """Horizontal bars, first row on top, each labelled with its rows and share."""
+    if not len(rows):
+        ax.set(xticks=[], yticks=[])
+        ax.text(0.5, 0.5, "no rows", ha="center", va="center", transform=ax.transAxes)
+        return
     labels = list(rows["value"].astype(str))[::-1]
     values = list(rows["rows"].to_numpy())[::-1]
     ax.barh(labels, values, color=colors[::-1])

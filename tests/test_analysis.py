@@ -607,7 +607,8 @@ def test_zero_rows(out_detailed: pd.DataFrame, by: str | None) -> None:
     meta = analysis.summary_counts(empty, "", by=by)  # what the Dask face builds its meta from
     assert len(meta) == 0 and str(meta["rows"].dtype) == "int64"
     pd.testing.assert_frame_equal(analysis.summary_from_counts(meta), table)
-    assert len(empty.hlr.plot().axes) == 2
+    fig = empty.hlr.plot()
+    assert [[t.get_text() for t in ax.texts] for ax in fig.axes] == [["no rows"], ["no rows"]]
     assert len(empty.hlr.status()) == 0 and len(empty.hlr.live()) == 0
 
 
@@ -673,6 +674,7 @@ def test_plot_of_junk_only_and_no_backend_switch(client: Any) -> None:
     )
     fig = frame.hlr.plot(top=3)
     assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[1].texts] == ["no rows"]  # nothing was answered
     assert matplotlib.get_backend() == backend
 
 
