@@ -386,10 +386,10 @@ def summary_counts(
         groups, group_labels = np.zeros(n, dtype="int64"), [""]
     used = [prefix + c for c in _USED if prefix + c in part.columns]
     sub, g_ans = part[used][answered], groups[answered]
-    one = ([""], np.zeros(n, dtype="int64"))
+    zeros = np.zeros(n, dtype="int64")  # every row has the one value [""] of a total
     pieces = [
-        _tally(ROWS_KEY, groups, group_labels, one[1], one[0]),
-        _tally(ANSWERED_KEY, g_ans, group_labels, one[1][answered], one[0]),
+        _tally(ROWS_KEY, groups, group_labels, zeros, [""]),
+        _tally(ANSWERED_KEY, g_ans, group_labels, zeros[answered], [""]),
     ]
     if by != "status":
         pieces.append(_tally("status", groups, group_labels, status_codes, list(STATUS_ORDER)))
@@ -403,9 +403,9 @@ def summary_counts(
         if col is not None:
             yes = col.eq(True).fillna(False).to_numpy(dtype=bool)
             known = col.notna().to_numpy(dtype=bool)
-            zeros = np.zeros(len(sub), dtype="int64")
-            pieces.append(_tally(flag, g_ans[yes], group_labels, zeros[yes], ["true"]))
-            pieces.append(_tally(HAS_KEY, g_ans[known], group_labels, zeros[known], [flag]))
+            sub_zeros = zeros[answered]
+            pieces.append(_tally(flag, g_ans[yes], group_labels, sub_zeros[yes], ["true"]))
+            pieces.append(_tally(HAS_KEY, g_ans[known], group_labels, sub_zeros[known], [flag]))
     if by is None:
         codes, combos = _coded(part[prefix + "hlr_source"])
         pieces.append(_tally("source", groups, group_labels, codes, [c[0] for c in combos]))
