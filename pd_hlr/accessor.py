@@ -140,14 +140,14 @@ class HLRFrameAccessor:
         """
         return analysis.row_status(self._obj)
 
-    def summary(self, *, top: int = 10) -> pd.DataFrame:
+    def summary(self, *, by: str | None = None, top: int = 10) -> pd.DataFrame:
         """Tidy counts and shares by status, current network, country; ported/roaming shares.
 
         >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
         >>> int(out.hlr.summary().query("section == 'source'")["rows"].sum())
         4
         """
-        return analysis.summary(self._obj, top=top)
+        return analysis.summary(self._obj, by=by, top=top)
 
     def live(self) -> pd.DataFrame:
         """Rows whose number is live (detailed mode: status group DELIVERED)."""
