@@ -178,65 +178,89 @@ class _Scan:
 def _scan(lf: pl.LazyFrame, key: pl.Expr, settings: ValidateSettings, streaming: bool) -> _Scan:
     counts = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
     counts = counts.collect(engine="streaming" if streaming else "auto")
+    # The null cell last, and normalised apart: a null must not turn an int column into floats.
+    nulls = pl.col(_KEY).is_null()
+    counts = pl.concat([counts.filter(~nulls), counts.filter(nulls)])
     keys = counts.get_column(_KEY)
-    nulls = keys.is_null()
-    present = counts.filter(~nulls)
-    parts = [pipeline.normalize_column(present.get_column(_KEY).to_pandas(), settings)]
-    rows = [present.get_column(_ROWS).to_numpy()]
-    if nulls.any():  # apart, so that a null does not turn an int column into floats
+    present = keys.slice(0, len(keys) - keys.null_count())
+    parts = [  # in batches: normalize's working memory stays that of one batch
+        pipeline.normalize_column(present.slice(start, _BATCH_ROWS).to_pandas(), settings)
+        for start in range(0, max(len(present), 1), _BATCH_ROWS)
+    ]
+    if keys.null_count():
         parts.append(pipeline.normalize_column(pd.Series([None], dtype=object), settings))
-        rows.append(counts.filter(nulls).get_column(_ROWS).to_numpy())
-        present = pl.concat([present, counts.filter(nulls)])
     normalized = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    weights = np.concatenate(rows).astype(np.int64)
+    weights = counts.get_column(_ROWS).to_numpy().astype(np.int64)
     run = pipeline.Run(
         rows=int(weights.sum()), sources=pipeline.count_sources(normalized, weights)
     )
-    return _Scan(present.get_column(_KEY), normalized, run, pipeline.distinct_numbers(normalized))
+    return _Scan(keys, normalized, run, pipeline.distinct_numbers(normalized))
 
 
 # --- 3. the per-cell result table and the join -----------------------------------------------
-def _key_name(names: Any) -> str:
-    """A column name for the cell values that is none of ``names``."""
-    name = _KEY
+def _free_name(names: Any, name: str) -> str:
+    """``name``, made unlike any of ``names`` (the caller's columns)."""
     while name in names:
         name += "_"
     return name
 
 
-def _result_table(
-    scan: _Scan, resolved: pd.DataFrame, settings: ValidateSettings, key_name: str
-) -> pl.DataFrame:
-    """One row per distinct cell: its result columns (prefixed) and the cell (``key_name``)."""
+def _result_table(scan: _Scan, resolved: pd.DataFrame, settings: ValidateSettings) -> pl.DataFrame:
+    """One row per distinct cell (in ``scan.keys`` order): its result columns, prefixed.
+
+    Built ``_BATCH_ROWS`` cells at a time, each batch going to Polars through Arrow, so the
+    pandas form of the results never exists for all the cells at once."""
     detailed = settings.options.detailed
-    results = pipeline.join_results(scan.normalized, resolved, detailed)
     arrow_schema = schema.arrow_schema(detailed)
-    table = pl.from_arrow(pa.Table.from_pandas(results, arrow_schema, preserve_index=False))
-    assert isinstance(table, pl.DataFrame)
+    normalized = scan.normalized
+    parts = []
+    for start in range(0, max(len(normalized), 1), _BATCH_ROWS):
+        results = pipeline.join_results(
+            normalized.iloc[start : start + _BATCH_ROWS], resolved, detailed
+        )
+        part = pl.from_arrow(pa.Table.from_pandas(results, arrow_schema, preserve_index=False))
+        assert isinstance(part, pl.DataFrame)
+        parts.append(part)
+    table = pl.concat(parts, rechunk=True)  # one chunk: gathers from it are plain takes
     if settings.prefix:
         table = table.rename({c: settings.prefix + c for c in table.columns})
-    return table.with_columns(scan.keys.alias(key_name))
+    return table
 
 
 def _joined(
     lf: pl.LazyFrame,
     key: pl.Expr,
+    keys: pl.Series,
     table: pl.DataFrame,
     caller: list[str],
     settings: ValidateSettings,
-    key_name: str,
 ) -> pl.LazyFrame:
-    """The rows (``caller``: their columns to keep) joined to the per-cell results, in order."""
-    src, err = settings.prefix + "hlr_source", settings.prefix + "hlr_error"
-    changed = pl.col(src).is_null()  # a cell not in the table: the input changed since the scan
+    """The rows (``caller``: their columns to keep), then their cell's result columns, in order.
+
+    Each row finds its cell's position in ``keys`` with a left join on the cell (the right
+    side is only the cells and their positions, so the join stays cheap in the streaming
+    engine); the result columns are then taken from ``table`` at that position.
+    """
+    key_name = _free_name(caller, "__pd_hlr_key__")
+    pos_name = _free_name(caller, "__pd_hlr_pos__")
+    positions = pl.DataFrame(
+        [keys.alias(key_name), pl.Series(pos_name, np.arange(len(keys)), dtype=pl.UInt32)]
+    )
+    pos = pl.col(pos_name)
+    changed = pos.is_null()  # a cell not in ``keys``: the input changed since validate()
     fix = {
-        src: pl.when(changed).then(pl.lit("error")).otherwise(pl.col(src)),
-        err: pl.when(changed).then(pl.lit(CHANGED_INPUT)).otherwise(pl.col(err)),
+        settings.prefix + "hlr_source": "error",
+        settings.prefix + "hlr_error": CHANGED_INPUT,
     }
-    results = [fix[c].alias(c) if c in fix else c for c in pipeline.result_columns(settings)]
+    results = []
+    for column in table.iter_columns():
+        taken = pl.lit(column).gather(pos)
+        if column.name in fix:
+            taken = pl.when(changed).then(pl.lit(fix[column.name])).otherwise(taken)
+        results.append(taken.alias(column.name))
     return (
         lf.select(*caller, key.alias(key_name))
-        .join(table.lazy(), on=key_name, how="left", nulls_equal=True, maintain_order="left")
+        .join(positions.lazy(), on=key_name, how="left", nulls_equal=True, maintain_order="left")
         .select(*caller, *results)
     )
 
@@ -270,9 +294,8 @@ def _validate(
     scan = _scan(lf, key, settings, streaming=lazy)
 
     def finish(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
-        key_name = _key_name(names)
-        table = _result_table(scan, resolved, settings, key_name)
-        out: pl.DataFrame | pl.LazyFrame = _joined(lf, key, table, caller, settings, key_name)
+        table = _result_table(scan, resolved, settings)
+        out: pl.DataFrame | pl.LazyFrame = _joined(lf, key, scan.keys, table, caller, settings)
         if not lazy:
             out = out.collect()
         return _remember(out, _run_record(label, settings, report, _schema(out), kept))

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +208,13 @@ def test_non_string_columns_and_nulls_get_the_pandas_verdicts(
     _assert_same(out, ref, [*VERDICT, "to", "live"])
 
 
-@pytest.mark.parametrize("kind", ["int without nulls", "bool", "null"])
+@pytest.mark.parametrize("kind", ["int without nulls", "bool", "null", "decimal"])
 def test_other_column_types_get_the_pandas_verdicts(client: Any, kind: str) -> None:
-    if kind == "int without nulls":
+    if kind == "decimal":
+        cells = [Decimal("447400123456.0"), None, Decimal("1.5"), Decimal("7400123457")]
+        frame = pl.DataFrame({"phone": pl.Series(cells, dtype=pl.Decimal(20, 1))})
+        pdf = pd.DataFrame({"phone": cells})
+    elif kind == "int without nulls":
         frame = pl.DataFrame({"phone": [447400123456, 7400123457, -1]})
         pdf = frame.to_pandas()
         assert str(pdf["phone"].dtype) == "int64"
@@ -518,3 +523,19 @@ def test_cache_only_ever_holds_what_was_paid(client: Any, tmp_path: Path) -> Non
     frame = _frame()
     frame.lazy().hlr.validate("phone", **GB_OPTS, client=client, cache=tmp_path / "c")
     assert set(HLRCache(tmp_path / "c").to_frame()["number"]) == DISTINCT
+
+
+def test_batches_of_cells_give_the_same_output(
+    monkeypatch: pytest.MonkeyPatch, client: Any, tmp_path: Path
+) -> None:
+    """Normalising, building the per-cell table and summarising go in batches; the batch size
+    changes nothing."""
+    frame, cache = _frame(), tmp_path / "c"
+    frame.hlr.validate("phone", **GB_OPTS, client=client, cache=cache)  # fill the cache
+    whole = frame.lazy().hlr.validate("phone", **GB_OPTS, client=client, cache=cache)
+    monkeypatch.setattr(hlr_polars, "_BATCH_ROWS", 7)
+    batched = frame.lazy().hlr.validate("phone", **GB_OPTS, client=client, cache=cache)
+    assert batched.collect().equals(whole.collect())
+    assert batched.hlr.report().rows == whole.hlr.report().rows == frame.height
+    pd.testing.assert_frame_equal(batched.hlr.summary(), whole.hlr.summary())
+    assert batched.hlr.collect().hlr.status().equals(whole.hlr.collect().hlr.status())
