@@ -146,9 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("sandbox", help="serve the local spec-faithful sandbox API until Ctrl-C")
-    from . import sandbox
+    import dataclasses
 
-    sandbox.add_arguments(s)
+    from .sandbox import Faults
+
+    s.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8787, help="port (0: any free port)")
+    s.add_argument("--token", default="demo", help="the Bearer token to accept")
+    s.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    s.add_argument("--balance", type=int, default=None, help="lookups before 402")
+    s.add_argument("--rate-limit", type=float, default=None, help="requests per second")
+    s.add_argument("--seed", type=int, default=0, help="seed of the fault RNG")
+    group = s.add_argument_group("fault knobs (probabilities per request, and their parameters)")
+    for f in dataclasses.fields(Faults):
+        flag, help_ = "--fault-" + f.name.replace("_", "-"), f.metadata["help"].replace("%", "%%")
+        if isinstance(f.default, bool):
+            group.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        else:
+            metavar = "P" if f.metadata["probability"] else "S"
+            group.add_argument(
+                flag, dest=f.name, type=float, default=f.default, metavar=metavar, help=help_
+            )
     return parser
 
 
@@ -342,9 +360,25 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
     from . import sandbox
 
-    sandbox.run_from_args(args)
+    names = [f.name for f in dataclasses.fields(sandbox.Faults)]
+    faults = sandbox.Faults(**{name: getattr(args, name) for name in names})
+    knobs = {"latency": args.latency, "balance": args.balance, "rate_limit": args.rate_limit}
+    with sandbox.serve(
+        args.token, args.port, faults=faults, seed=args.seed, host=args.host, **knobs
+    ) as sb:
+        print(f"Provero sandbox listening on {sb.url}  (endpoint {sb.endpoint})", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            st = sb.stats()
+            print(f"\nstopped: {st.requests} requests, {st.total_charged} charged", flush=True)
     return EXIT_OK
 
 

@@ -32,10 +32,8 @@ from . import schema
 from ._spec import DEFAULT_BASE_URL
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import (
-    AuthenticationError,
     BudgetExceededError,
     HLRError,
-    InsufficientBalanceError,
 )
 from .normalize import normalize
 from .settings import BASE_URL_ENV, ValidateSettings
@@ -403,7 +401,9 @@ def resolve(
                             on_result=collector,
                             workers=settings.workers,
                         )
-                    except (InsufficientBalanceError, AuthenticationError) as exc:
+                    except HLRError as exc:
+                        if not exc.stops_run:
+                            raise
                         stop = exc
         finally:
             progress.close()
