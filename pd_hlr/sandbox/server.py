@@ -160,8 +160,8 @@ _DELIVERY = ("endless", "gzip_bomb", "huge", "trickle")
 class RequestRecord(NamedTuple):
     """One request as the sandbox saw it (status 0: dropped without an answer).
 
-    ``fault`` is the first fault that shaped the answer (others that fired too are counted in
-    :attr:`SandboxStats.fault_counts`).
+    ``fault`` is the first fault that shaped the answer; ``faults`` all of them (several answer
+    faults can shape one answer: a byte-order mark before a lone surrogate, say).
 
     Example:
         >>> RequestRecord(0.0, "+447400123456", 200, None, True).charged
@@ -173,6 +173,7 @@ class RequestRecord(NamedTuple):
     status: int
     fault: str | None
     charged: bool
+    faults: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, repr=False)
@@ -286,12 +287,13 @@ class _State:
         also: tuple[str, ...] = (),
     ) -> None:
         """Call with the lock held. ``also``: further faults that fired on this request."""
+        faults = (fault, *also) if fault is not None else also
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
-        for name in (fault, *also) if fault is not None else also:
+        for name in faults:
             self.fault_counts[name] = self.fault_counts.get(name, 0) + 1
         if charged and phone is not None:
             self.charged[phone] = self.charged.get(phone, 0) + 1
-        self.log.append(RequestRecord(self.clock(), phone, status, fault, charged))
+        self.log.append(RequestRecord(self.clock(), phone, status, fault, charged, faults))
 
 
 # ------------------------------------------------------------------------------------------------
