@@ -359,9 +359,9 @@ class ClientStats:
     surrogates, replaced by U+FFFD.
 
     Example:
-        >>> ClientStats().possibly_charged, ClientStats().failures
-        (0, {})
-    """
+        >>> ClientStats(requests=3, possibly_charged_numbers=frozenset({"+441302778473"}))
+        ClientStats(requests=3, retries=0, throttled=0, possibly_charged=0 (1 numbers), failures={}, repaired=0)
+    """  # noqa: E501
 
     requests: int = 0
     retries: int = 0
@@ -370,6 +370,18 @@ class ClientStats:
     possibly_charged_numbers: frozenset[str] = field(default_factory=frozenset)
     failures: dict[str, int] = field(default_factory=dict)
     repaired: int = 0
+
+    def __repr__(self) -> str:
+        numbers = len(self.possibly_charged_numbers)
+        return (
+            f"ClientStats(requests={self.requests}, retries={self.retries}, "
+            f"throttled={self.throttled}, possibly_charged={self.possibly_charged} "
+            f"({numbers} numbers), failures={dict(sorted(self.failures.items()))}, "
+            f"repaired={self.repaired})"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
+        printer.text(repr(self))
 
 
 class _Stopped(Exception):
@@ -736,7 +748,7 @@ class HLRClient:
                 "counted in client.stats.possibly_charged. Shown once per run; details at "
                 "DEBUG (logger pd_hlr.client).",
                 self._where,
-                kind.failure,
+                kind.failure.replace("`", ""),
             )
 
     def _gave_up(self, run: _Run, phone: str, failure: Failure, attempt: int) -> None:
@@ -748,7 +760,7 @@ class HLRClient:
                 self._where,
                 attempt,
                 "" if attempt == 1 else "s",
-                KINDS[failure.kind].failure,
+                KINDS[failure.kind].failure.replace("`", ""),
             )
 
     def _lookup(self, phone: str, payload: bytes, run: _Run) -> dict[str, Any]:
@@ -954,7 +966,7 @@ class HLRClient:
                 if exc.stops_run:
                     run.fail(exc)
                     return
-                outcome = exc
+                outcome = exc.with_traceback(None)  # an outcome, not a crash: keep no frames
             with run.lock:
                 run.outcomes[number] = outcome
             if run.on_result is not None:

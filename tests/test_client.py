@@ -346,8 +346,9 @@ def test_429_retry_after_http_date(server: Callable[..., Any], new_client: Any) 
     sb = server(faults=Faults(rate_429=1.0, retry_after=3, retry_after_http_date=True))
     client = new_client(sb, max_retries=1)
     err = raises(RateLimitError, lambda: client.lookup(NUMBERS[0]))
-    assert err.retry_after is not None and 1.0 <= err.retry_after <= 4.0
-    assert len(client.sleeps) == 1 and 1.0 <= client.sleeps[0] <= 4.0
+    # an HTTP-date 3 s ahead (rounded up to the second), read a moment later: in [0, 4]
+    assert err.retry_after is not None and 0.0 <= err.retry_after <= 4.0
+    assert len(client.sleeps) == 1 and 0.0 <= client.sleeps[0] <= 4.0
 
 
 def test_429_then_success(server: Callable[..., Any], new_client: Any) -> None:
@@ -777,7 +778,7 @@ def test_row17_one_warning_per_failure_kind_per_run(
         numbers = NUMBERS[first : first + 60]
         out = bounded(lambda numbers=numbers: client.lookup_many(numbers))
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-        said = [k for k in ("dropped", "unusable", "`to`") if any(k in w for w in warnings)]
+        said = [k for k in ("dropped", "unusable", "to is not") if any(k in w for w in warnings)]
         assert len(warnings) == len(said) >= 2, warnings
         assert not any(n in w for w in warnings for n in NUMBERS)  # the detail is at DEBUG
         debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
