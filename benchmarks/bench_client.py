@@ -87,18 +87,27 @@ def _plain_sessions(url: str, numbers: list[str]) -> float:
 
 
 def overhead(seconds: float) -> None:
-    with sandbox_process() as sb:
-        with HLRClient(token=TOKEN, base_url=sb.url, workers=WORKERS) as client:
-            client.lookup_many(NUMBERS[-WORKERS * 2 :])
-            start = time.perf_counter()
-            n = 0
-            while time.perf_counter() - start < seconds:
+    """Two alternating rounds each (the machine is shared); the best round of each counts."""
+    ours_rounds, plain_rounds = [], []
+    n = 0
+    with (
+        sandbox_process() as sb,
+        HLRClient(token=TOKEN, base_url=sb.url, workers=WORKERS) as client,
+    ):
+        client.lookup_many(NUMBERS[-WORKERS * 2 :])
+        for _ in range(2):
+            start, done = time.perf_counter(), 0
+            while time.perf_counter() - start < seconds / 2:
                 batch = NUMBERS[n : n + 500]
                 client.lookup_many(batch)
-                n += len(batch)
-            ours = n / (time.perf_counter() - start)
-        plain = _plain_sessions(sb.url, NUMBERS[n : n + n])
-    print(f"  HLRClient.lookup_many at zero latency: {ours:.0f}/s")
+                n, done = n + len(batch), done + len(batch)
+            ours_rounds.append(done / (time.perf_counter() - start))
+            batch = NUMBERS[n : n + done]
+            plain_rounds.append(_plain_sessions(sb.url, batch))
+            n += len(batch)
+    ours, plain = max(ours_rounds), max(plain_rounds)
+    rounds = ", ".join(f"{r:.0f}" for r in ours_rounds)
+    print(f"  HLRClient.lookup_many at zero latency: {ours:.0f}/s (rounds {rounds})")
     print(f"  plain sessions, no checks: {plain:.0f}/s -> pd-hlr at {ours / plain:.0%} of it")
     summary(
         "client",

@@ -681,6 +681,8 @@ class HLRClient:
             self._requests = self._retries = self._possibly_charged = self._repaired = 0
             self._charged_numbers: set[str] = set()
             self._failures: dict[str, int] = {}
+            #: Failure kinds already warned about by single lookups (one WARNING per kind).
+            self._warned: set[str] = set()
 
     # ---------------------------------------------------------------- one attempt
     def _payload(self, phone: str, options: dict[str, object]) -> bytes:
@@ -753,7 +755,7 @@ class HLRClient:
 
     def _gave_up(self, run: _Run, phone: str, failure: Failure, attempt: int) -> None:
         logger.debug("%s: gave up after %d attempts: %s", phone, attempt, failure.error)
-        if run.first(failure.kind):
+        if failure.kind != "validation" and run.first(failure.kind):  # a 422 is a verdict
             logger.warning(
                 "%s: a number failed after %d attempt%s (%s); it is returned as an error and "
                 "not cached. Shown once per run; details at DEBUG (logger pd_hlr.client).",
@@ -828,7 +830,8 @@ class HLRClient:
     ) -> dict[str, Any]:
         """Look up one number; return its result object (the element of ``results``).
 
-        Options left at None are not sent. Raises an :class:`~pd_hlr.errors.HLRError`.
+        Options left at None are not sent. Raises an :class:`~pd_hlr.errors.HLRError`. Single
+        lookups log at most one WARNING per failure kind until :meth:`reset_stats`.
 
         Example:
             >>> client.lookup("+441302778473", detailed=True, roaming=True)["to"]
@@ -838,7 +841,7 @@ class HLRClient:
             options = self._options(detailed=detailed, roaming=roaming, route=route, msisdn=msisdn)
             payload = self._payload(phone, options)
             self._require_token()
-            return self._lookup(phone, payload, _Run())
+            return self._lookup(phone, payload, _Run(warned=self._warned))
         except BaseException as exc:
             self._scrub(exc)
             raise

@@ -873,3 +873,21 @@ def test_failing_callback_stops_the_run(server: Callable[..., Any], new_client: 
     with pytest.raises(OSError, match="disk full"):
         bounded(lambda: client.lookup_many(NUMBERS[:200], on_result=on_result))
     assert sb.stats().requests < 20
+
+
+def test_row17_single_lookups_warn_once_per_kind_and_verdicts_never(
+    server: Callable[..., Any], new_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sb = server(faults=Faults(drop=1.0))
+    client = new_client(sb, max_retries=1)
+    for number in NUMBERS[200:205]:
+        raises(TransportError, lambda number=number: client.lookup(number))
+    sb.configure(faults=Faults())
+    for junk in ("+4479", "", "+4479000000000000"):
+        raises(ValidationError, lambda junk=junk: client.lookup(junk))
+    sb.configure(faults=Faults(drop=1.0))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "dropped" in warnings[0]
+    client.reset_stats()
+    raises(TransportError, lambda: client.lookup(NUMBERS[205]))
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 2
