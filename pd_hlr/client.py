@@ -73,7 +73,9 @@ class _Secret:
     Example:
         >>> import pickle
         >>> secret = _Secret("s3cret")
-        >>> secret, pickle.dumps(secret)
+        >>> secret
+        '***'
+        >>> pickle.dumps(secret)
         Traceback (most recent call last):
         ...
         TypeError: the API token cannot be pickled (it would be written in clear)
