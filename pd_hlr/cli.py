@@ -193,7 +193,10 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--column", "-c", required=True, help="column holding the phone numbers")
     p.add_argument(
-        "--sheet", default=None, help="Excel sheet: its name or position (1 = first; default)"
+        "--sheet",
+        default=None,
+        metavar="SHEET",
+        help="Excel sheet: its name or position (1 = the first, the default)",
     )
 
 
@@ -269,10 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["cache", "stats"]).action
     'stats'
     """
+    import textwrap
+
     from . import __version__
 
-    codes = "\n".join(f"  {code:<4} {meaning.replace('`', '')}" for code, meaning in
-                      EXIT_CODES.items())
+    codes = "\n".join(
+        textwrap.fill(
+            meaning.replace("`", ""), 79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
+        )
+        for code, meaning in EXIT_CODES.items()
+    )
     parser = _Parser(
         prog="pd-hlr",
         description="Enrich phone-number tables with HLR lookups (Provero API).",
@@ -309,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         "-o",
         default=None,
+        metavar="PATH",
         help="output .parquet, .csv or .tsv (also .csv.gz ...); a folder for the dask engine "
         "(default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
     )
@@ -316,18 +326,27 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--prefix",
         default="",
+        metavar="P",
         help='put every result column under this prefix (e.g. "hlr."), for inputs that '
         "already have columns named like results",
     )
     run = v.add_argument_group("the run")
     run.add_argument(
-        "--budget", type=_count, default=None, help="refuse to spend more lookups than N"
+        "--budget",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="refuse to spend more lookups than N",
     )
     run.add_argument(
-        "--workers", type=_positive_int, default=None, help="concurrent requests (default 8)"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="concurrent requests (default 8)",
     )
     run.add_argument(
-        "--rate-limit", type=_positive, default=None, help="max requests per second"
+        "--rate-limit", type=_positive, default=None, metavar="R", help="max requests per second"
     )
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
@@ -427,38 +446,53 @@ def fault_options(faults_cls: type) -> list[tuple[dataclasses.Field[Any], list[s
     return options
 
 
+def _fault_help(f: dataclasses.Field[Any], is_probability: bool) -> str:
+    text = f.metadata.get("help") or _FAULT_HELP.get(f.name)
+    if not text:
+        what = f.name.replace("_", " ")
+        text = f"probability of the {what!r} fault" if is_probability else f"Faults.{f.name}"
+    return f"{text} (default {f.default})" if f.default else text
+
+
 def _add_sandbox_options(p: argparse.ArgumentParser) -> None:
     from . import sandbox
 
     p.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8787, help="port (default 8787; 0: any free)")
+    p.add_argument(
+        "--port", type=_port, default=8787, metavar="N", help="port (default 8787; 0: any free)"
+    )
     p.add_argument(
         "--token", default="demo", help="the Bearer token to accept (default: demo)"
     )
-    p.add_argument("--latency", type=_seconds, default=0.0, help="seconds added per request")
-    p.add_argument("--balance", type=_count, default=None, help="lookups before 402")
-    p.add_argument("--rate-limit", type=_positive, default=None, help="requests per second")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fault RNG")
-    probabilities = p.add_argument_group("fault injection (probability per request, 0..1)")
+    p.add_argument(
+        "--latency", type=_seconds, default=0.0, metavar="S", help="seconds added per request"
+    )
+    p.add_argument(
+        "--balance", type=_count, default=None, metavar="N", help="lookups before 402"
+    )
+    p.add_argument(
+        "--rate-limit", type=_positive, default=None, metavar="R", help="requests per second"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fault RNG")
+    probabilities = p.add_argument_group(
+        "fault injection (probability per request, 0..1; see pd_hlr.sandbox.Faults)"
+    )
     details = p.add_argument_group("fault details")
     for f, names, is_probability in fault_options(sandbox.Faults):
-        dest = f"faults_{f.name}"
+        kwargs: dict[str, Any] = {
+            "dest": f"faults_{f.name}",
+            "default": f.default,
+            "help": _fault_help(f, is_probability),
+        }
         if is_probability:
-            probabilities.add_argument(
-                *names, dest=dest, type=_probability, default=f.default, metavar="P",
-                help=f"Faults.{f.name}",
-            )
+            probabilities.add_argument(*names, type=_probability, metavar="P", **kwargs)
         elif isinstance(f.default, bool):
-            details.add_argument(
-                *names, dest=dest, action=argparse.BooleanOptionalAction, default=f.default,
-                help=_FAULT_HELP.get(f.name, f"Faults.{f.name}"),
-            )
+            action = argparse.BooleanOptionalAction if f.default else "store_true"
+            details.add_argument(*names, action=action, **kwargs)
+        elif isinstance(f.default, float):
+            details.add_argument(*names, type=_seconds, metavar="S", **kwargs)
         else:
-            kind = _seconds if isinstance(f.default, float) else _count
-            details.add_argument(
-                *names, dest=dest, type=kind, default=f.default,
-                help=f"{_FAULT_HELP.get(f.name, f'Faults.{f.name}')} (default {f.default})",
-            )
+            details.add_argument(*names, type=_count, metavar="N", **kwargs)
 
 
 # --- helpers of the commands ------------------------------------------------------------------
@@ -702,7 +736,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 return EXIT_OK
             question = (
                 f"Delete all {stats['entries']:,} cached answers ({files} files, "
-                f"{stats['bytes']:,} bytes) from {path}? They were paid for."
+                f"{stats['bytes']:,} bytes) from {path}? A re-run pays for them again."
             )
             if not _confirm(question):
                 _note("cancelled; nothing was removed")
