@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import signal
@@ -412,8 +413,11 @@ _FAULT_HELP = {
 
 
 def _is_probability(faults_cls: type, f: dataclasses.Field[Any]) -> bool:
-    """A field of ``Faults`` is a probability when Faults refuses 2 for it (its documented
-    range is [0, 1]); seconds, flags and counts accept it."""
+    """A field of ``Faults`` is a probability when its metadata says so
+    (``field(metadata={"probability": True})``), else when Faults refuses 2 for it (its
+    documented range is [0, 1]); seconds, flags and counts accept 2."""
+    if "probability" in f.metadata:
+        return bool(f.metadata["probability"])
     if isinstance(f.default, bool) or not isinstance(f.default, int | float):
         return False
     try:
@@ -512,13 +516,15 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def _emit(text: str) -> None:
-    """Print ``text`` on stdout (the command's result); a closed pipe ends the command quietly."""
+def _emit(text: str, *, keep_going: bool = False) -> None:
+    """Print ``text`` on stdout (the command's result). A closed pipe ends the command quietly,
+    or with ``keep_going`` (a server) just stops the printing."""
     try:
         print(text, file=sys.stdout, flush=True)
     except BrokenPipeError:
         _silence_stdout()
-        raise _StdoutClosed() from None
+        if not keep_going:
+            raise _StdoutClosed() from None
 
 
 def _note(text: str) -> None:
@@ -770,19 +776,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         host=args.host,
     ) as sb:
         endpoint = sb.url + ENDPOINT_PATH
-        _emit(f"Provero sandbox listening on {sb.url}  (endpoint {endpoint})")
-        _emit(
+        say = functools.partial(_emit, keep_going=True)  # a lost reader does not stop a server
+        say(f"Provero sandbox listening on {sb.url}  (endpoint {endpoint})")
+        say(
             f"  try: curl -s -X POST {endpoint} -H 'Authorization: Bearer {args.token}' "
             "-H 'Content-Type: application/json' -d '{\"phone\": \"+447400123456\"}'"
         )
         if fired:
-            _emit(f"  faults: {', '.join(fired)}")
-        _emit("Press Ctrl-C to stop.")
+            say(f"  faults: {', '.join(fired)}")
+        say("Press Ctrl-C to stop.")
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(3600):
                 pass
         s = sb.stats()
-        _emit(
+        say(
             f"\nstopped: {s.requests} requests, {s.total_charged} charged, "
             f"statuses {dict(sorted(s.status_counts.items()))}"
         )

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -1189,14 +1190,66 @@ def test_sandbox_command_injects_faults_and_stops_on_sigterm() -> None:
     assert shown and all(line.startswith("  try: curl") for line in shown), shown
 
 
-def test_sandbox_command_prints_to_a_closed_pipe_quietly(tmp_path: Path) -> None:
+def test_sandbox_keeps_serving_when_its_stdout_reader_goes(tmp_path: Path) -> None:
+    """`pd-hlr sandbox | head -1`: the printing stops, quietly; the server does not."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     err_path = tmp_path / "err"
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [_script(), "sandbox", "--port", "0"], stdout=subprocess.PIPE, stderr=err
+            [_script(), "sandbox", "--port", str(port), "--token", "t"],
+            stdout=subprocess.PIPE,
+            stderr=err,
         )
         assert proc.stdout is not None
         proc.stdout.close()
-        code = proc.wait(timeout=60)  # the first line cannot be written: it ends, quietly
-    assert code == cli.EXIT_PIPE
+        try:
+            for _ in range(600):  # until it listens (bounded: ~60 s)
+                try:
+                    resp = requests.post(
+                        f"http://127.0.0.1:{port}/api/validate/phone",
+                        json={"phone": "+447400123456"},
+                        headers={"Authorization": "Bearer t"},
+                        timeout=10,
+                    )
+                    break
+                except requests.ConnectionError:
+                    assert proc.poll() is None, "the sandbox ended"
+                    time.sleep(0.1)
+            assert resp.status_code == 200
+        finally:
+            _stop(proc, signal.SIGTERM)
+    assert proc.returncode == 0
     assert err_path.read_text() == ""
+
+
+def test_glob_of_compressed_csv_goes_through_dask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i, chunk in enumerate((PHONES[:5], PHONES[5:])):
+        _write_compressed(pd.DataFrame({"phone": chunk}), tmp_path / f"part{i}.csv.gz")
+    pattern = str(tmp_path / "part*.csv.gz")
+    argv = ["validate", pattern, "-c", "phone", "--default-region", "GB", "--sandbox"]
+    assert cli.main([*argv, "--no-cache", "--no-progress"]) == 0
+    out = tmp_path / "part.hlr"
+    assert f"wrote {len(PHONES)} rows to {out}/" in capsys.readouterr().err
+    frame = pd.read_parquet(out)
+    assert sorted(frame["phone"].fillna("")) == sorted(pd.Series(PHONES).replace("n/a", ""))
+    assert frame["hlr_number"].nunique() == DISTINCT
+
+
+def test_warnings_are_one_line_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def command(args: Any) -> int:
+        import warnings
+
+        warnings.warn("something to act on", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "cache", command)
+    assert cli.main(["cache", "stats"]) == 0
+    assert capsys.readouterr().err == "pd-hlr: warning: something to act on\n"
