@@ -194,6 +194,12 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--column", "-c", required=True, help="column holding the phone numbers")
     p.add_argument(
+        "--engine",
+        choices=("pandas", "dask"),
+        default=None,
+        help="pandas (default for files) or dask (default for folders and globs)",
+    )
+    p.add_argument(
         "--sheet",
         default=None,
         metavar="SHEET",
@@ -351,12 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
-    )
-    run.add_argument(
-        "--engine",
-        choices=("pandas", "dask"),
-        default=None,
-        help="pandas (default for files) or dask (default for folders and globs)",
     )
 
     e = sub.add_parser(
@@ -603,6 +603,28 @@ def _require_column(columns: Any, args: argparse.Namespace) -> None:
         raise InputError(f"no column {args.column!r} in {args.input}; columns: {listed}")
 
 
+def _engine(args: argparse.Namespace) -> str:
+    from . import _io
+
+    engine = args.engine or ("dask" if _io.is_dataset(args.input) else "pandas")
+    if engine == "dask" and args.sheet is not None:
+        raise InputError("--sheet applies to one Excel file: use --engine pandas")
+    return engine
+
+
+def _read_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The input as a lazy Dask frame, and the Dask face (an error naming the extra without)."""
+    from . import _io
+
+    ddf = _io.read_dataset(args.input)
+    _require_column(ddf.columns, args)
+    try:
+        from . import dask as hlr_dask
+    except ImportError as exc:
+        raise InputError(str(exc)) from exc
+    return ddf, hlr_dask
+
+
 def _read(args: argparse.Namespace) -> Any:
     from . import _io
 
@@ -619,7 +641,7 @@ def _print_summary(table: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from . import _io
 
-    engine = args.engine or ("dask" if _io.is_dataset(args.input) else "pandas")
+    engine = _engine(args)
     out_path = args.out or _io.default_output(args.input)
     if engine == "dask":
         return _validate_dataset(args, out_path)
@@ -653,17 +675,10 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     from . import __version__, _io, analysis
     from .settings import ValidateSettings
 
-    if args.sheet is not None:
-        raise InputError("--sheet applies to one Excel file: use --engine pandas")
     _io.check_output(out_path, source=args.input, force=args.force, folder=True)
-    ddf = _io.read_dataset(args.input)
-    _require_column(ddf.columns, args)
-    try:
-        import dask
+    ddf, hlr_dask = _read_dataset(args)
+    import dask
 
-        from . import dask as hlr_dask
-    except ImportError as exc:
-        raise InputError(str(exc)) from exc
     settings = ValidateSettings.from_kwargs(
         budget=args.budget, progress=args.progress, prefix=args.prefix, **_settings_kwargs(args)
     )
@@ -692,7 +707,23 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    frame = _read(args)
+    kwargs = _settings_kwargs(args)
+    if _engine(args) == "dask":
+        from .settings import ValidateSettings
+
+        ddf, hlr_dask = _read_dataset(args)
+        settings = ValidateSettings.from_kwargs(**kwargs)
+
+        def estimate(client: Any) -> Any:
+            return hlr_dask.estimate_frame(
+                ddf, args.column, settings, client=client, cache=_cache_arg(args)
+            )
+    else:
+        frame = _read(args)
+
+        def estimate(client: Any) -> Any:
+            return frame.hlr.estimate(args.column, client=client, cache=_cache_arg(args), **kwargs)
+
     # With --sandbox, count against the sandbox's cache namespace (what `validate --sandbox`
     # fills); without it, against the API at --base-url / PROVERO_BASE_URL / the vendor's.
     # No token is needed: nothing is sent.
@@ -701,8 +732,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     else:
         client_cm = contextlib.nullcontext(_Endpoint(args.base_url) if args.base_url else None)
     with client_cm as client:
-        est = frame.hlr.estimate(args.column, client=client, cache=_cache_arg(args),
-                                 **_settings_kwargs(args))
+        est = estimate(client)
     _emit("\n".join(f"{key:>12}: {value}" for key, value in est.to_dict().items()))
     return EXIT_OK
 

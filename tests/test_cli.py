@@ -1253,3 +1253,25 @@ def test_warnings_are_one_line_on_stderr(
     monkeypatch.setitem(cli.COMMANDS, "cache", command)
     assert cli.main(["cache", "stats"]) == 0
     assert capsys.readouterr().err == "pd-hlr: warning: something to act on\n"
+
+
+def test_estimate_on_a_folder_or_glob_matches_pandas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    pd.DataFrame({"phone": PHONES[:5]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"phone": PHONES[5:]}).to_parquet(folder / "b.parquet")
+    common = ["-c", "phone", "--default-region", "GB", "--no-cache"]
+    got = []
+    for argv in (
+        [str(folder), "--engine", "pandas"],
+        [str(folder)],
+        [str(folder / "*.parquet")],
+    ):
+        assert cli.main(["estimate", *argv, *common]) == 0, capsys.readouterr().err
+        got.append(_estimate_lines(capsys.readouterr().out))
+    assert got[0] == got[1] == got[2]
+    assert got[0]["rows"] == str(len(PHONES)) and got[0]["distinct"] == str(DISTINCT)
+    assert cli.main(["estimate", str(folder), *common, "--sheet", "1"]) == 2
+    assert "--sheet" in _one_line_error(capsys.readouterr().err)
