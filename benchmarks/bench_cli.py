@@ -7,7 +7,7 @@ pd_hlr"`` is shown too: the console script lives inside the package, so importin
 (which registers the pandas accessor) is the floor of any ``pd-hlr`` command.
 
 Example:
-    .venv/bin/python benchmarks/bench_cli.py --rounds 15
+    .venv/bin/python benchmarks/bench_cli.py --rounds 15 [--compare /other/venv/bin/pd-hlr]
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def _time(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--compare",
+        metavar="PD_HLR",
+        default=None,
+        help="another pd-hlr console script (e.g. an older checkout's) whose --help is timed too",
+    )
     args = parser.parse_args()
     commands = {
         "import pandas (baseline)": [sys.executable, "-c", "import pandas"],
@@ -46,6 +52,8 @@ def main() -> None:
         "pd-hlr validate --help": [_script(), "validate", "--help"],
         "pd-hlr sandbox --help": [_script(), "sandbox", "--help"],
     }
+    if args.compare:
+        commands["--compare --help"] = [args.compare, "--help"]
     print(machine())
     for cmd in commands.values():  # warm the OS's file cache once
         _time(cmd)
