@@ -634,7 +634,7 @@ def _read(args: argparse.Namespace) -> Any:
 
 
 def _print_summary(table: Any) -> None:
-    _emit(table.to_string())
+    _emit(str(table))  # the summary's readable form: percentages, each section's denominator
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -658,10 +658,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             **_settings_kwargs(args),
         )
     _io.write_table(out, out_path)
-    if len(out):
-        _print_summary(out.hlr.summary())
-    else:
-        _note(f"{args.input} has no rows: nothing to summarise")
+    _print_summary(out.hlr.summary())
     print(f"wrote {len(out):,} rows to {out_path}", file=sys.stderr)
     return EXIT_OK
 
@@ -698,10 +695,7 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     )
     _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
     rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
-    if rows:
-        _print_summary(analysis.summary_from_counts(counts))
-    else:
-        _note(f"{args.input} has no rows: nothing to summarise")
+    _print_summary(analysis.summary_from_counts(counts))
     print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
     return EXIT_OK
 

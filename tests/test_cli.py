@@ -115,7 +115,8 @@ def test_validate_contacts_csv_as_a_console_script(tmp_path: Path) -> None:
     assert frame["hlr_source"].isin(["api", "invalid", "missing"]).all()
     assert (frame["hlr_source"] == "api").sum() > 2000
     # the summary table, on stdout
-    for needle in ("section", "status", "live", "network", "country", "source"):
+    assert res.stdout.startswith("HLR summary: 3,000 rows")
+    for needle in ("status: share", "live", "network: share", "country: share", "source: share"):
         assert needle in res.stdout
     info = json.loads(pq.read_schema(out).metadata[b"pd_hlr"])
     assert info["column"] == "phone" and info["default_region"] == "GB"
@@ -961,7 +962,8 @@ def test_zero_row_input_works_end_to_end(
     assert _estimate_lines(capsys.readouterr().out)["rows"] == "0"
     assert cli.main(["validate", *common, "--sandbox", "--no-progress"]) == 0
     captured = capsys.readouterr()
-    assert "no rows" in captured.err and "Traceback" not in captured.err
+    assert captured.out.strip() == "HLR summary: 0 rows"
+    assert "wrote 0 rows" in captured.err and "Traceback" not in captured.err
     out = Path(cli_io.default_output(str(src)))
     frame = pd.read_parquet(out)
     assert len(frame) == 0
@@ -999,7 +1001,7 @@ def test_validate_into_head_is_quiet(tmp_path: Path) -> None:
     )
     res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=180)
     assert res.returncode in (0, cli.EXIT_PIPE), res.stderr
-    assert len(res.stdout.splitlines()) == 2 and "section" in res.stdout
+    assert len(res.stdout.splitlines()) == 2 and res.stdout.startswith("HLR summary:")
     for noise in ("Traceback", "BrokenPipe", "bug", "error"):
         assert noise not in res.stderr
     assert (tmp_path / "o.parquet").exists()
