@@ -34,7 +34,7 @@ from typing import Any
 
 from ._io import InputError
 from ._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, ROUTES
-from .settings import BASE_URL_ENV, CACHE_ENV, TOKEN_ENV
+from .settings import BASE_URL_ENV, CACHE_ENV, OPTIONS, RUN_OBJECTS, TOKEN_ENV
 
 __all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
 
@@ -186,6 +186,11 @@ def _examples(*lines: str) -> str:
 _CACHE_HELP = f"cache folder (default: ${CACHE_ENV} or ~/.cache/pd_hlr)"
 
 
+def _doc(name: str) -> str:
+    """An option's meaning, from :data:`pd_hlr.settings.OPTIONS` (the one place it is said)."""
+    return next(o.doc for o in OPTIONS if o.name == name)
+
+
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "input",
@@ -210,8 +215,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     _add_input_options(p)
     api = p.add_argument_group("the API's options (part of the cache key)")
-    api.add_argument("--detailed", action="store_true", help="full HLR payload (detailed mode)")
-    api.add_argument("--roaming", action="store_true", help="add roaming checks")
+    api.add_argument("--detailed", action="store_true", help=_doc("detailed"))
+    api.add_argument("--roaming", action="store_true", help=_doc("roaming"))
     api.add_argument(
         "--route", choices=ROUTES, default=None, help="routing product (the spec's values)"
     )
@@ -223,13 +228,13 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
     sent = p.add_argument_group("what is sent")
     sent.add_argument(
-        "--default-region", default=None, help="ISO region for national numbers, e.g. GB"
+        "--default-region", default=None, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
-        "--strict", action="store_true", help="withhold numbers libphonenumber calls invalid"
+        "--strict", action="store_true", help=_doc("strict")
     )
     sent.add_argument(
-        "--only-mobile", action="store_true", help="skip numbers certainly not mobile"
+        "--only-mobile", action="store_true", help=_doc("only_mobile")
     )
     cache = p.add_argument_group("the cache")
     where = cache.add_mutually_exclusive_group()
@@ -242,7 +247,15 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         metavar="AGE",
         help='look cached answers older than this up again: a duration with a unit, "30D"',
     )
-    cache.add_argument("--refresh", action="store_true", help="ignore cached answers")
+    cache.add_argument("--refresh", action="store_true", help=_doc("refresh"))
+    cache.add_argument(
+        "--no-retry-temporary",
+        dest="retry_temporary",
+        action="store_false",
+        default=None,
+        help="serve temporary outcomes (absent subscriber, ...) from the cache instead of "
+        "looking them up again",
+    )
     target = p.add_argument_group("where lookups go")
     endpoint = target.add_mutually_exclusive_group()
     endpoint.add_argument(
@@ -334,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix",
         default="",
         metavar="P",
-        help='put every result column under this prefix (e.g. "hlr."), for inputs that '
-        "already have columns named like results",
+        help=f'{_doc("prefix")} (e.g. "hlr."): for inputs that already have columns '
+        "named like results",
     )
     run = v.add_argument_group("the run")
     run.add_argument(
@@ -343,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=None,
         metavar="N",
-        help="refuse to spend more lookups than N",
+        help=_doc("budget"),
     )
     run.add_argument(
         "--workers",
@@ -577,20 +590,13 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _settings_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {
-        "detailed": args.detailed,
-        "roaming": args.roaming,
-        "route": args.route,
-        "msisdn": args.msisdn,
-        "default_region": args.default_region,
-        "strict": args.strict,
-        "only_mobile": args.only_mobile,
-        "max_age": args.max_age,
-        "refresh": args.refresh,
+    """The options of :data:`pd_hlr.settings.OPTIONS` this command was given (None: the
+    option's default), by name; ``client`` and ``cache`` are made by the command."""
+    return {
+        o.name: getattr(args, o.name)
+        for o in OPTIONS
+        if o.name not in RUN_OBJECTS and getattr(args, o.name, None) is not None
     }
-    if args.price is not None:
-        kw["price"] = args.price
-    return kw
 
 
 def _cache_arg(args: argparse.Namespace) -> Any:
@@ -649,13 +655,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     frame = _read(args)
     with _client(args) as client:
         out = frame.hlr.validate(
-            args.column,
-            client=client,
-            cache=_cache_arg(args),
-            budget=args.budget,
-            progress=args.progress,
-            prefix=args.prefix,
-            **_settings_kwargs(args),
+            args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
         )
     _io.write_table(out, out_path)
     _print_summary(out.hlr.summary())
@@ -676,9 +676,7 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     ddf, hlr_dask = _read_dataset(args)
     import dask
 
-    settings = ValidateSettings.from_kwargs(
-        budget=args.budget, progress=args.progress, prefix=args.prefix, **_settings_kwargs(args)
-    )
+    settings = ValidateSettings.from_kwargs(**_settings_kwargs(args))
     with _client(args) as client:
         out = hlr_dask.validate_frame(
             ddf, args.column, settings, client=client, cache=_cache_arg(args)
@@ -904,10 +902,13 @@ def _classify(exc: BaseException, errors: Any) -> tuple[int, str]:
         return EXIT_INPUT, one_line
     if isinstance(exc, errors.BudgetExceededError):
         return EXIT_BUDGET, one_line
-    if isinstance(exc, errors.ColumnConflictError):
+    if isinstance(exc, errors.ColumnConflictError):  # said the command line's way
+        columns = [str(c) for c in exc.columns] or ["?"]
+        more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
         return EXIT_INPUT, (
-            f"{one_line} Pass --prefix (e.g. --prefix hlr.) to put the result columns under "
-            "a prefix."
+            f"the input already has columns named like result columns ({', '.join(columns[:5])}"
+            f"{more}); nothing was sent. Pass --prefix (e.g. --prefix hlr.) to put the results "
+            "under a prefix, or rename those columns."
         )
     if isinstance(exc, errors.CacheNotWritableError):
         return EXIT_INPUT, f"{one_line} Pass --cache DIR with a writable folder, or --no-cache."

@@ -932,6 +932,10 @@ def test_prefix_keeps_result_named_input_columns(
     )
     out = tmp_path / "o.parquet"
     argv = ["validate", str(src), "-c", "phone", "--sandbox", "--no-cache", "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_INPUT  # without --prefix: refused, nothing written
+    line = _one_line_error(capsys.readouterr().err)
+    assert "(status)" in line and "--prefix" in line and "prefix=" not in line
+    assert not out.exists()
     assert cli.main([*argv, "--prefix", "hlr."]) == 0
     frame = pd.read_parquet(out)
     assert frame["status"].tolist() == [f"crm-{i}" for i in range(len(PHONES))]
@@ -1097,8 +1101,8 @@ def test_new_errors_map_to_documented_codes() -> None:
         (errors.ServiceUnavailableError("circuit open", kind="503"), cli.EXIT_API, "circuit"),
         (errors.CacheNotWritableError("cannot write /ro", path="/ro"), cli.EXIT_INPUT,
          "--no-cache"),
-        (errors.ColumnConflictError("input has status", columns=["status"]), cli.EXIT_INPUT,
-         "--prefix"),
+        (errors.ColumnConflictError("x", columns=list("abcdefg")), cli.EXIT_INPUT,
+         "(a, b, c, d, e and 2 more)"),
         (errors.BudgetExceededError("too many"), cli.EXIT_BUDGET, "too many"),
         (errors.InsufficientBalanceError("402"), cli.EXIT_BALANCE, "402"),
         (errors.AuthenticationError("401"), cli.EXIT_AUTH, "401"),
@@ -1277,3 +1281,35 @@ def test_estimate_on_a_folder_or_glob_matches_pandas(
     assert got[0]["rows"] == str(len(PHONES)) and got[0]["distinct"] == str(DISTINCT)
     assert cli.main(["estimate", str(folder), *common, "--sheet", "1"]) == 2
     assert "--sheet" in _one_line_error(capsys.readouterr().err)
+
+
+def test_every_option_has_a_flag() -> None:
+    """validate takes every option of pd_hlr.settings.OPTIONS (client and cache as --sandbox /
+    --base-url and --cache / --no-cache)."""
+    from pd_hlr.settings import OPTIONS, RUN_OBJECTS
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    dests = {a.dest for a in subparsers.choices["validate"]._actions}
+    missing = [o.name for o in OPTIONS if o.name not in RUN_OBJECTS and o.name not in dests]
+    assert not missing, f"options without a pd-hlr validate flag: {missing}"
+    assert {"cache", "no_cache", "sandbox", "base_url"} <= dests
+
+
+def test_no_retry_temporary_serves_temporary_answers(
+    real_api: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pd_hlr import sandbox
+
+    sb = real_api(faults=sandbox.Faults(temporary=1.0))
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"phone": ["+447400123456", "+447400123457"]}).to_csv(src, index=False)
+    run = ["validate", str(src), "-c", "phone", "--cache", str(tmp_path / "c"), "--force"]
+    run += ["--out", str(tmp_path / "o.parquet")]
+    assert cli.main(run) == 0
+    assert sb.stats().total_charged == 2  # temporary answers are charged
+    assert cli.main(run) == 0
+    assert sb.stats().total_charged == 4, "by default, temporary outcomes are looked up again"
+    assert cli.main([*run, "--no-retry-temporary"]) == 0
+    assert sb.stats().total_charged == 4, "--no-retry-temporary serves them from the cache"
+    assert set(pd.read_parquet(tmp_path / "o.parquet")["hlr_source"]) == {"cache"}
