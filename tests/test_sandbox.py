@@ -1132,3 +1132,7 @@ def test_importing_the_sandbox_does_not_load_phonenumbers_tables():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_precedence_order_names_every_knob_once():
+    assert sorted(server_module._ORDER) == sorted(PROBABILITIES)

@@ -97,14 +97,14 @@ class Faults:
         >>> Faults(error_503=0.1, retry_after=2.0).error_503
         0.1
         >>> [f.name for f in dataclasses.fields(Faults)][:3]
-        ['drop', 'error_500', 'error_503']
+        ['error_500', 'error_503', 'rate_429']
     """
 
     # Before the API (never charged).
-    drop: float = _p("close the connection without an answer (not charged)")
     error_500: float = _p("answer 500 with a requestError body (not charged)")
     error_503: float = _p("answer 503 with a requestError body (not charged)")
     rate_429: float = _p("answer 429 with a Retry-After of retry_after seconds (not charged)")
+    drop: float = _p("close the connection without an answer (not charged)")
     html_200: float = _p("answer 200 with an HTML page, as a proxy or portal does (not charged)")
     quota: float = _p("answer 200 with a TRAFFIC_QUOTA_EXCEEDED result (not charged)")
     # The answer (charged).
@@ -138,19 +138,38 @@ class Faults:
 
     @property
     def active(self) -> tuple[tuple[str, float], ...]:
-        """(name, probability) of the knobs that can fire, in precedence order.
+        """(name, probability) of the knobs that can fire, in precedence order (the order the
+        RNG is drawn in: a seed gives the same faults as it always did).
 
         Example:
-            >>> Faults(drop=0.5, huge=0.1).active
+            >>> Faults(huge=0.1, drop=0.5).active
             (('drop', 0.5), ('huge', 0.1))
         """
-        return tuple(
-            (f.name, getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.metadata["probability"] and getattr(self, f.name) > 0
-        )
+        return tuple((n, getattr(self, n)) for n in _ORDER if getattr(self, n) > 0)
 
 
+#: Every probability knob in precedence order: what is drawn first wins.
+_ORDER = (
+    "drop",
+    "error_500",
+    "error_503",
+    "rate_429",
+    "html_200",
+    "quota",
+    "temporary",
+    "wrong_to",
+    "errors_beside_results",
+    "bom",
+    "bad_utf8",
+    "surrogate",
+    "deep_nesting",
+    "truncated",
+    "slow",
+    "trickle",
+    "endless",
+    "gzip_bomb",
+    "huge",
+)
 #: Faults that replace the answer before the API is reached, in precedence order.
 _EARLY = ("drop", "error_500", "error_503", "rate_429", "html_200")
 #: Delivery faults, in precedence order (at most one applies; ``slow`` adds a delay to any).
@@ -568,8 +587,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = _dumps({"results": [build(*args, force="quota")]})
             return self._finish(200, body, key, fault="quota")
 
-        applied = tuple(f.name for f in dataclasses.fields(Faults) if f.name in fired)
-        applied = tuple(n for n in applied if n not in _EARLY and n != "quota")
+        applied = tuple(n for n in _ORDER if n in fired and n not in _EARLY and n != "quota")
         delivery = next((n for n in _DELIVERY if n in fired), None)
         if delivery is not None:  # one delivery form: the others are not applied nor counted
             applied = tuple(n for n in applied if n not in _DELIVERY or n == delivery)
