@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
     )
+    _add_json_option(out)
 
     e = sub.add_parser(
         "estimate",
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_lookup_options(e)
+    _add_json_option(e)
 
     c = sub.add_parser(
         "cache",
@@ -639,8 +641,29 @@ def _read(args: argparse.Namespace) -> Any:
     return frame
 
 
-def _print_summary(table: Any) -> None:
-    _emit(str(table))  # the summary's readable form: percentages, each section's denominator
+def _add_json_option(group: Any) -> None:
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON object on stdout (for scripts) instead of text",
+    )
+
+
+def _print_result(args: argparse.Namespace, summary: Any, report: Any, out_path: str) -> None:
+    """The end of a validate run on stdout: the summary and the run report as text, or with
+    ``--json`` one JSON object holding the report, the summary rows and the output path."""
+    if args.json:
+        import json
+
+        rows = summary.to_frame() if hasattr(summary, "to_frame") else summary
+        payload = {
+            "output": out_path,
+            "report": report.to_dict(),
+            "summary": json.loads(rows.to_json(orient="records")),
+        }
+        _emit(json.dumps(payload, indent=2))
+        return
+    _emit(f"{summary}\n\n{report}")
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -658,8 +681,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
         )
     _io.write_table(out, out_path)
-    _print_summary(out.hlr.summary())
     print(f"wrote {len(out):,} rows to {out_path}", file=sys.stderr)
+    _print_result(args, out.hlr.summary(), out.hlr.report(), out_path)
     return EXIT_OK
 
 
@@ -670,6 +693,7 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     import json
 
     from . import __version__, _io, analysis
+    from .pipeline import report_of
     from .settings import ValidateSettings
 
     _io.check_output(out_path, source=args.input, force=args.force, folder=True)
@@ -693,8 +717,8 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     )
     _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
     rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
-    _print_summary(analysis.summary_from_counts(counts))
     print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
+    _print_result(args, analysis.summary_from_counts(counts), report_of(out._meta), out_path)
     return EXIT_OK
 
 
@@ -725,7 +749,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         client_cm = contextlib.nullcontext(_Endpoint(args.base_url) if args.base_url else None)
     with client_cm as client:
         est = estimate(client)
-    _emit("\n".join(f"{key:>12}: {value}" for key, value in est.to_dict().items()))
+    if args.json:
+        import json
+
+        _emit(json.dumps(est.to_dict(), default=str, indent=2))
+    else:
+        _emit("\n".join(f"{key:>12}: {value}" for key, value in est.to_dict().items()))
     return EXIT_OK
 
 

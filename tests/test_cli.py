@@ -1313,3 +1313,36 @@ def test_no_retry_temporary_serves_temporary_answers(
     assert cli.main([*run, "--no-retry-temporary"]) == 0
     assert sb.stats().total_charged == 4, "--no-retry-temporary serves them from the cache"
     assert set(pd.read_parquet(tmp_path / "o.parquet")["hlr_source"]) == {"cache"}
+
+
+# --- the run report at the end, and --json ----------------------------------------------------
+def test_validate_prints_the_run_report_after_the_summary(
+    small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["validate", str(small_csv), "-c", "phone", "--default-region", "GB", "--sandbox"]
+    cache = ["--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert cli.main([*args, *cache, "--out", str(tmp_path / "a.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("status: share of all") < out.index("pd-hlr run:")
+    assert f"{DISTINCT:,} looked up" in out and "SANDBOX" in out
+    # a second run is served from the cache, and the report says so
+    assert cli.main([*args, *cache, "--out", str(tmp_path / "b.parquet")]) == 0
+    assert f"{DISTINCT:,} cached, 0 looked up" in capsys.readouterr().out
+
+
+def test_validate_and_estimate_json_is_one_object_on_stdout(
+    small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [str(small_csv), "-c", "phone", "--default-region", "GB", "--sandbox", "--json"]
+    cache = ["--cache", str(tmp_path / "cache")]
+    out_path = tmp_path / "out.parquet"
+    assert cli.main(["estimate", *common, *cache]) == 0
+    estimate = json.loads(capsys.readouterr().out)
+    assert estimate["to_look_up"] == DISTINCT and estimate["cached"] == 0
+    assert cli.main(["validate", *common, *cache, "--no-progress", "--out", str(out_path)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["output"] == str(out_path)
+    report = payload["report"]
+    assert (report["looked_up"], report["cached"], report["sandbox"]) == (DISTINCT, 0, True)
+    rows = {(r["section"], r["value"]): r["rows"] for r in payload["summary"]}
+    assert sum(n for (section, _), n in rows.items() if section == "status") == len(PHONES)
