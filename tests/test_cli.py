@@ -966,7 +966,9 @@ def test_zero_row_input_works_end_to_end(
     assert _estimate_lines(capsys.readouterr().out)["rows"] == "0"
     assert cli.main(["validate", *common, "--sandbox", "--no-progress"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == "HLR summary: 0 rows"
+    summary, report = captured.out.strip().split("\n\n")
+    assert summary == "HLR summary: 0 rows"
+    assert report.startswith("pd-hlr run: 0 rows") and "0 looked up" in report
     assert "wrote 0 rows" in captured.err and "Traceback" not in captured.err
     out = Path(cli_io.default_output(str(src)))
     frame = pd.read_parquet(out)
