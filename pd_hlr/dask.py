@@ -58,12 +58,9 @@ after compacting; a cache opened directly on object storage is not supported.
 
 from __future__ import annotations
 
-import glob
-import json
 import sys
 import uuid
-from collections.abc import Callable, Hashable
-from pathlib import Path
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -89,7 +86,7 @@ if TYPE_CHECKING:
     from .client import HLRClient
     from .report import Estimate, RunReport
 
-__all__ = ["HLRDaskFrameAccessor", "HLRDaskSeriesAccessor", "cli_validate"]
+__all__ = ["HLRDaskFrameAccessor", "HLRDaskSeriesAccessor"]
 
 _SERIES_NAME = "__pd_hlr_phone__"
 
@@ -401,85 +398,3 @@ def summary_parts(out: dd.DataFrame, prefix: str = "") -> dd.DataFrame:
 def summary(out: dd.DataFrame, *, prefix: str = "", top: int = 10) -> pd.DataFrame:
     """The summary table of a validated Dask frame, computed partition by partition."""
     return analysis.summary_from_counts(summary_parts(out, prefix).compute(), top=top)
-
-
-# --- the CLI's dataset path ------------------------------------------------------------------
-def _read_dataset(path: str, input_error: type[Exception]) -> dd.DataFrame:
-    """A folder, a file or a glob of parquet (or CSV) files as a lazy Dask DataFrame."""
-    source: str | list[str] = path
-    if any(ch in path for ch in "*?[") and "://" not in path:
-        source = sorted(glob.glob(path))
-        if not source:
-            raise input_error(f"no files match {path}")
-    elif "://" not in path and not Path(path).exists():
-        raise input_error(f"input not found: {path}")
-    first = Path(source[0] if isinstance(source, list) else source)
-    suffix = first.suffix.lower()
-    try:
-        if suffix in (".csv", ".txt", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return dd.read_csv(source, sep=sep, dtype=str, keep_default_na=True)
-        return dd.read_parquet(source)
-    except (OSError, ValueError, IndexError) as exc:
-        raise input_error(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
-
-
-def _dataset_folder(path: str) -> Path:
-    """The folder a dataset path reads from: itself, or a glob's leading fixed folders."""
-    fixed: list[str] = []
-    for part in Path(path).parts:
-        if any(ch in part for ch in "*?["):
-            break
-        fixed.append(part)
-    if len(fixed) == len(Path(path).parts):
-        return Path(path)
-    return Path(*fixed) if fixed else Path(".")
-
-
-def cli_validate(
-    args: Any,
-    out_path: str,
-    client_cm: Callable[[Any], Any],
-    settings_kwargs: dict[str, Any],
-) -> int:
-    """``pd-hlr validate`` on a parquet folder / glob (or ``--engine dask``): read lazily,
-    look up distinct numbers once, write a parquet folder partition by partition, print the
-    summary. Memory stays bounded by a few partitions plus the per-number table."""
-    from . import __version__
-    from .cli import EXIT_OK, InputError
-
-    if Path(out_path).suffix.lower() == ".csv":
-        raise InputError("the dask engine writes a parquet folder: give --out a folder name")
-    if Path(out_path).exists() and not Path(out_path).is_dir():
-        raise InputError(f"--out {out_path} exists and is not a folder")
-    source, target = _dataset_folder(args.input).resolve(), Path(out_path).resolve()
-    if source == target or source.is_relative_to(target):
-        raise InputError("--out must not be the input folder or a folder holding it")
-    ddf = _read_dataset(args.input, InputError)
-    if args.column not in ddf.columns:
-        raise InputError(
-            f"no column {args.column!r} in {args.input}; columns: "
-            f"{', '.join(map(str, ddf.columns))}"
-        )
-    cache = False if getattr(args, "no_cache", False) else args.cache
-    settings = ValidateSettings.from_kwargs(
-        budget=args.budget, progress=args.progress, **settings_kwargs
-    )
-    with client_cm(args) as client:
-        out, info = _validate(ddf, args.column, settings, client=client, cache=cache)
-    info["pd_hlr_version"] = __version__
-    write = out.to_parquet(
-        out_path,
-        write_index=out.index.name is not None,
-        overwrite=Path(out_path).is_dir(),
-        compute=False,
-        custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
-        name_function=lambda i: f"part.{i:06d}.parquet",
-    )
-    counts = summary_parts(out, settings.prefix)
-    _, counts = dask.compute(write, counts)  # one pass: each partition enriched once
-    table = analysis.summary_from_counts(counts)
-    rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
-    print(table.to_string(), file=sys.stdout)
-    print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
-    return EXIT_OK

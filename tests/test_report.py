@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 import pd_hlr
 from pd_hlr import sandbox
-from pd_hlr.client import ClientStats
 from pd_hlr.report import Estimate, RunReport, is_loopback_host, money
 from pd_hlr.settings import DEFAULT_PRICE
 
@@ -69,9 +68,6 @@ def test_report_when_validate_makes_the_client(
     assert stats.total_charged == report.looked_up + report.possibly_charged
 
 
-@pytest.mark.skipif(
-    not hasattr(ClientStats(), "failures"), reason="ClientStats.failures comes with the net work"
-)
 def test_failed_attempts_by_kind(make_sandbox: Any, client_for: Any) -> None:
     server = make_sandbox(faults=sandbox.Faults(error_500=0.3, truncated=0.2), seed=3)
     out = _run(server, client_for(server, max_retries=2, backoff_factor=0), False)
