@@ -34,7 +34,7 @@ larger than memory: only the distinct values and the per-value results are ever 
 Polars frames carry no metadata (no ``attrs``): the run's record (options, result columns,
 :class:`~pd_hlr.report.RunReport`) belongs to the object ``validate()`` returned, where
 ``out.hlr.report()`` finds it. Operations return new frames without it; keep it with
-``out.hlr.collect()`` (LazyFrame), and in files with ``out.hlr.to_parquet(path)`` /
+``out.hlr.collect()`` (LazyFrame), and in files with ``out.hlr.write_parquet(path)`` /
 ``out.hlr.sink_parquet(path)`` (the ``b"pd_hlr"`` key of the parquet metadata, as pandas
 writes it). ``summary()``, ``status()`` and the filters work on any frame with result columns.
 
@@ -76,6 +76,8 @@ __all__ = [
     "HLRSeriesNamespace",
     "estimate_frame",
     "polars_schema",
+    "summary",
+    "to_pandas",
     "validate_frame",
 ]
 
@@ -357,7 +359,7 @@ def _report(obj: Any) -> RunReport:
         raise AttributeError(
             "this frame carries no pd-hlr run report: Polars frames have no metadata, so the "
             "report belongs to the object validate() returned (out.hlr.collect() of a lazy "
-            "result keeps it, and out.hlr.to_parquet / sink_parquet write it into the file); "
+            "result keeps it, and out.hlr.write_parquet / sink_parquet write it into the file); "
             "a filter, select or plain collect() makes a new frame without it"
         )
     from .report import RunReport
@@ -368,13 +370,14 @@ def _report(obj: Any) -> RunReport:
 _ALL_RESULT_COLUMNS = {c for d in (False, True) for c in schema.output_columns(d)}
 
 
-def _prefix(obj: pl.DataFrame | pl.LazyFrame) -> tuple[str, list[str]]:
-    """The result columns' prefix (the pandas rule, :func:`analysis.detect_prefix`) and the
-    result columns in ``obj``."""
+def _prefix(obj: pl.DataFrame | pl.LazyFrame, prefix: str | None = None) -> tuple[str, list[str]]:
+    """The result columns' prefix (given, or by the pandas rule, :func:`analysis.detect_prefix`)
+    and the result columns in ``obj``."""
     names = list(_schema(obj))
-    stand_in = pd.DataFrame(columns=pd.Index(names, dtype=object))
-    stand_in.attrs[analysis.ATTRS_KEY] = _record_of(obj)
-    prefix = analysis.detect_prefix(stand_in)
+    if prefix is None:
+        stand_in = pd.DataFrame(columns=pd.Index(names, dtype=object))
+        stand_in.attrs[analysis.ATTRS_KEY] = _record_of(obj)
+        prefix = analysis.detect_prefix(stand_in)
     results = [c for c in names if c.startswith(prefix) and c[len(prefix) :] in _ALL_RESULT_COLUMNS]
     return prefix, results
 
@@ -412,9 +415,25 @@ def _batches(obj: pl.DataFrame | pl.LazyFrame, columns: list[str]) -> Iterator[p
         yield to_pandas(pl.DataFrame(schema=_schema(obj.select(columns))))
 
 
-def _summary(obj: pl.DataFrame | pl.LazyFrame, by: str | None, top: int) -> analysis.Summary:
-    prefix, columns = _prefix(obj)
-    counts = [analysis.summary_counts(part, prefix, by=by) for part in _batches(obj, columns)]
+def summary(
+    obj: pl.DataFrame | pl.LazyFrame,
+    *,
+    prefix: str | None = None,
+    by: str | None = None,
+    top: int = 10,
+) -> analysis.Summary:
+    """The summary table (:func:`pd_hlr.analysis.summary`) of a frame with result columns,
+    computed ``_BATCH_ROWS`` rows at a time from those columns only (``prefix``: theirs,
+    default: found as the pandas face finds it).
+
+    >>> out = pl.from_pandas(df).hlr.validate("phone", client=client, cache=False, prefix="r_")
+    >>> out.hlr.write_parquet("enriched.parquet")
+    >>> table = summary(pl.scan_parquet("enriched.parquet"), prefix="r_")
+    >>> int(table.query("section == 'source'")["rows"].sum())
+    4
+    """
+    found, columns = _prefix(obj, prefix)
+    counts = [analysis.summary_counts(part, found, by=by) for part in _batches(obj, columns)]
     return analysis.summary_from_counts(pd.concat(counts, ignore_index=True), top=top)
 
 
@@ -483,7 +502,7 @@ class HLRFrameNamespace:
                 ("summary()", "counts and shares by status, network, country, source"),
                 ("status() / live() / dead() / invalid()", "row status, and filters by it"),
                 ("plot()", "status breakdown and top networks (the plot extra)"),
-                ("to_parquet(path)", "parquet with the run's record in its metadata"),
+                ("write_parquet(path)", "parquet with the run's record in its metadata"),
             ],
         )
 
@@ -541,7 +560,7 @@ class HLRFrameNamespace:
         >>> int(out.hlr.summary().query("section == 'source'")["rows"].sum())
         4
         """
-        return _summary(self._df, by, top)
+        return summary(self._df, by=by, top=top)
 
     def status(self) -> pl.Series:
         """One status per row (``pl.Enum``; the rule of :func:`pd_hlr.analysis.row_status`).
@@ -575,13 +594,13 @@ class HLRFrameNamespace:
         frame.attrs[analysis.ATTRS_KEY] = {"prefix": prefix}
         return analysis.plot(frame, top=top)
 
-    def to_parquet(self, path: str | Path, *, metadata: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
+    def write_parquet(self, path: str | Path, *, metadata: dict[str, Any] | None = None,
+                      **kwargs: Any) -> None:
         """``write_parquet`` (to a temp file, then renamed into place) with the run's record
         in the file's metadata under ``b"pd_hlr"``, as the pandas face writes it.
 
         >>> out = pl.from_pandas(df).hlr.validate("phone", client=client, cache=False)
-        >>> out.hlr.to_parquet("enriched.parquet")
+        >>> out.hlr.write_parquet("enriched.parquet")
         >>> import pyarrow.parquet as pq
         >>> json.loads(pq.read_metadata("enriched.parquet").metadata[b"pd_hlr"])["column"]
         'phone'
@@ -658,7 +677,7 @@ class HLRLazyNamespace:
 
     def summary(self, *, by: str | None = None, top: int = 10) -> analysis.Summary:
         """The summary table, computed batch by batch (memory bounded; reads the input again)."""
-        return _summary(self._lf, by, top)
+        return summary(self._lf, by=by, top=top)
 
 
 @pl.api.register_series_namespace("hlr")

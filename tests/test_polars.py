@@ -486,7 +486,7 @@ def test_parquet_round_trip_schema_is_the_same_from_pandas_and_polars(
     out = frame.hlr.validate("phone", **opts)
     lazy = frame.lazy().hlr.validate("phone", **opts)
     out.write_parquet(tmp_path / "write.parquet")
-    out.hlr.to_parquet(tmp_path / "hlr.parquet")
+    out.hlr.write_parquet(tmp_path / "hlr.parquet")
     lazy.sink_parquet(tmp_path / "sink.parquet")
     lazy.hlr.sink_parquet(tmp_path / "hlr-sink.parquet")
     columns = _results(detailed)
