@@ -88,8 +88,27 @@ _ROWS = "__pd_hlr_rows__"
 _SERIES_COLUMN = "__pd_hlr_phone__"
 #: ``hlr_error`` of a row whose cell was not in the column when ``validate()`` scanned it.
 CHANGED_INPUT = "not looked up: the cell was not in the input when validate() ran"
-#: Rows per batch when a summary or status is computed with the pandas analysis code.
-_BATCH_ROWS = 500_000
+#: Cells (or rows) per batch when normalising, building the per-cell table, and computing a
+#: summary or status with the pandas analysis code: that code's working memory is one batch's.
+_BATCH_ROWS = 250_000
+#: The result columns the row status and the summary read (:mod:`pd_hlr.analysis`); only
+#: these go to pandas, batch by batch (a test compares with the pandas face's summary).
+_ANALYSED = (
+    "hlr_source",
+    "hlr_region",
+    "live",
+    "dead",
+    "out_of_network",
+    "current_network",
+    "status_group_name",
+    "error_permanent",
+    "original_network_name",
+    "original_network_country_prefix",
+    "ported",
+    "ported_network_name",
+    "ported_network_country_prefix",
+    "roaming",
+)
 
 
 def polars_schema(detailed: bool, prefix: str = "") -> pl.Schema:
@@ -367,19 +386,17 @@ def _report(obj: Any) -> RunReport:
     return RunReport.from_dict(data)
 
 
-_ALL_RESULT_COLUMNS = {c for d in (False, True) for c in schema.output_columns(d)}
 
 
 def _prefix(obj: pl.DataFrame | pl.LazyFrame, prefix: str | None = None) -> tuple[str, list[str]]:
     """The result columns' prefix (given, or by the pandas rule, :func:`analysis.detect_prefix`)
-    and the result columns in ``obj``."""
+    and the result columns in ``obj`` that the analysis reads."""
     names = list(_schema(obj))
     if prefix is None:
         stand_in = pd.DataFrame(columns=pd.Index(names, dtype=object))
         stand_in.attrs[analysis.ATTRS_KEY] = _record_of(obj)
         prefix = analysis.detect_prefix(stand_in)
-    results = [c for c in names if c.startswith(prefix) and c[len(prefix) :] in _ALL_RESULT_COLUMNS]
-    return prefix, results
+    return prefix, [prefix + c for c in _ANALYSED if prefix + c in names]
 
 
 _TO_PANDAS = {

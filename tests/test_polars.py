@@ -154,6 +154,11 @@ def test_detailed_with_prefix_equals_pandas(sb: Any, client: Any) -> None:
     _assert_same(out, ref, columns)
     assert out["x_hlr_checked_at"].is_null().to_list() == ref["x_hlr_checked_at"].isna().tolist()
     assert out.hlr.report().looked_up == len(DISTINCT)
+    # the detailed mode's row status and summary read other columns: the same as pandas too
+    for by in (None, "country", "status"):
+        pd.testing.assert_frame_equal(out.hlr.summary(by=by), ref.hlr.summary(by=by))
+    assert out.hlr.status().to_list() == ref.hlr.status().astype(str).tolist()
+    assert {"live", "dead", "invalid"} <= set(out.hlr.status().to_list())
 
 
 # --- non-string columns and null cells get the pandas verdicts ---------------------------------
