@@ -329,6 +329,7 @@ def _validate(
     resolved = pipeline.resolve(
         scan.numbers, settings, client=client, cache=cache, join=finish, run=scan.run
     )
+    scan.numbers = []  # one str per distinct number: not needed to build the table
     assert scan.run.report is not None
     return finish(resolved, scan.run.report)
 
