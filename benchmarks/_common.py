@@ -365,6 +365,13 @@ def vmhwm_bytes() -> int:
     return status_bytes("VmHWM")
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time so far (user + system, all its threads): steadier than wall time
+    on a shared machine."""
+    t = os.times()
+    return t.user + t.system
+
+
 def run_measured(script: str, argv: list[str], limit_gb: float | None) -> dict[str, Any] | None:
     """Run ``python script *argv`` in a fresh process (its own process group); it prints its
     result as the last JSON line of its stdout, returned with ``watchdog_peak_largest`` (the

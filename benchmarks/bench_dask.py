@@ -62,7 +62,7 @@ from typing import Any
 
 # The dataset, the cache seeding, the samplers and the measured child process are shared with
 # bench_polars.py (which runs the pandas and Dask paths of this script alongside its own).
-from _common import Sampler, build_dataset, run_measured, seed_cache
+from _common import Sampler, build_dataset, cpu_seconds, run_measured, seed_cache
 from _common import gib as _gb
 from _common import status_bytes as _status_bytes
 from _common import vmhwm_bytes as _peak_bytes
@@ -81,16 +81,17 @@ def run_pandas(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, 
 
     base = _status_bytes("VmRSS")
     with HLRClient(token=TOKEN, base_url=url) as client:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         df = pd.read_parquet(folder)
         t_read = time.perf_counter() - t0
         res = df.hlr.validate("phone", client=client, cache=cache_dir, **OPTS)
         t_validate = time.perf_counter() - t0 - t_read
         res.hlr.to_parquet(out)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     return {
         "rows": len(res),
         "seconds": elapsed,
+        "cpu_s": cpu,
         "read_s": t_read,
         "validate_s": t_validate,
         "write_s": elapsed - t_read - t_validate,
