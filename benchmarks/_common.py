@@ -365,6 +365,34 @@ def vmhwm_bytes() -> int:
     return status_bytes("VmHWM")
 
 
+def prepare_dataset(
+    workdir: str | None, prefix: str, rows: int, distinct: int, rows_per_file: int, seed: int
+) -> tuple[Path, Path, Path]:
+    """The work folder (``workdir``, else a new temp folder), its ``input`` dataset and its
+    seeded ``cache``, each made unless it exists; prints one line saying what they hold."""
+    import tempfile
+    import time
+
+    work = Path(workdir or tempfile.mkdtemp(prefix=prefix))
+    folder, cache_dir = work / "input", work / "cache"
+    t0 = time.perf_counter()
+    if not folder.exists():
+        build_dataset(folder, rows, distinct, rows_per_file, seed)
+    t_data = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in folder.glob("*.parquet"))
+    t0 = time.perf_counter()
+    keys = seed_cache(cache_dir, folder, "127.0.0.1") if not cache_dir.exists() else -1
+    t_seed = time.perf_counter() - t0
+    print(
+        f"input: {rows:,} rows, {distinct:,} distinct numbers, "
+        f"{len(list(folder.glob('*.parquet')))} files ({size / 2**20:.0f} MiB) in {work} "
+        f"(built in {t_data:.0f}s); "
+        + (f"cache seeded with {keys:,} keys in {t_seed:.0f}s" if keys >= 0 else "cache reused"),
+        flush=True,
+    )
+    return work, folder, cache_dir
+
+
 def cpu_seconds() -> float:
     """This process's CPU time so far (user + system, all its threads): steadier than wall time
     on a shared machine."""

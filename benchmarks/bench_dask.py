@@ -55,14 +55,13 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 # The dataset, the cache seeding, the samplers and the measured child process are shared with
 # bench_polars.py (which runs the pandas and Dask paths of this script alongside its own).
-from _common import Sampler, build_dataset, cpu_seconds, run_measured, seed_cache
+from _common import Sampler, cpu_seconds, prepare_dataset, run_measured
 from _common import gib as _gb
 from _common import status_bytes as _status_bytes
 from _common import vmhwm_bytes as _peak_bytes
@@ -183,26 +182,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from pd_hlr import sandbox
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-dask-"))
-    folder, cache_dir = work / "input", work / "cache"
-    t0 = time.perf_counter()
-    if not folder.exists():
-        build_dataset(folder, args.rows, args.distinct, args.rows_per_file, args.seed)
-    t_data = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in folder.glob("*.parquet"))
+    work, folder, cache_dir = prepare_dataset(
+        args.workdir, "bench-dask-", args.rows, args.distinct, args.rows_per_file, args.seed
+    )
     with sandbox.serve(token=TOKEN) as sb:
-        t0 = time.perf_counter()
-        if not cache_dir.exists():
-            keys = seed_cache(cache_dir, folder, "127.0.0.1")
-        else:
-            keys = -1
-        t_seed = time.perf_counter() - t0
-        print(
-            f"input: {args.rows:,} rows, {args.distinct:,} distinct numbers, "
-            f"{len(list(folder.glob('*.parquet')))} files ({size / 2**20:.0f} MiB) in {work} "
-            f"(built in {t_data:.0f}s); "
-            + (f"cache seeded with {keys:,} keys in {t_seed:.0f}s" if keys >= 0 else "cache reused")
-        )
         results: dict[str, Any] = {}
         limit = args.limit_gb
         runs = [

@@ -48,18 +48,16 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import (
-    build_dataset,
     cpu_seconds,
     gib,
     machine,
+    prepare_dataset,
     run_measured,
-    seed_cache,
     status_bytes,
     summary,
     vmhwm_bytes,
@@ -134,27 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     from pd_hlr import sandbox
 
     print(machine())
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-polars-"))
-    folder, cache_dir = work / "input", work / "cache"
-    t0 = time.perf_counter()
-    if not folder.exists():
-        build_dataset(folder, args.rows, args.distinct, args.rows_per_file, args.seed)
-    t_data = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in folder.glob("*.parquet"))
+    work, folder, cache_dir = prepare_dataset(
+        args.workdir, "bench-polars-", args.rows, args.distinct, args.rows_per_file, args.seed
+    )
     rounds: dict[str, list[dict[str, Any] | None]] = {p: [] for p in PATHS if p in args.only}
     with sandbox.serve(token=TOKEN) as sb:
-        t0 = time.perf_counter()
-        keys = seed_cache(cache_dir, folder, "127.0.0.1") if not cache_dir.exists() else -1
-        print(
-            f"input: {args.rows:,} rows, {args.distinct:,} distinct numbers, "
-            f"{len(list(folder.glob('*.parquet')))} files ({size / 2**20:.0f} MiB) in {work} "
-            f"(built in {t_data:.0f}s); "
-            + (
-                f"cache seeded with {keys:,} keys in {time.perf_counter() - t0:.0f}s"
-                if keys >= 0
-                else "cache reused"
-            )
-        )
         outputs = {"pandas": "out-pandas.parquet", "dask": "out-dask", "polars": "out.parquet"}
         for i in range(args.repeat):
             for path in rounds:

@@ -319,15 +319,23 @@ def sink_polars(frame: Any, path: str) -> None:
     if fmt.kind == "parquet":
         frame.hlr.sink_parquet(p)
         return
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        frame.sink_csv(
+    _write_atomically(
+        p,
+        lambda tmp: frame.sink_csv(
             tmp,
             separator=fmt.sep or ",",
             compression=fmt.compression or "uncompressed",
             check_extension=False,
-        )
-        os.replace(tmp, p)
+        ),
+    )
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` to a temp name beside ``path``, then ``os.replace`` it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -443,9 +451,6 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     if fmt.kind == "parquet":
         frame.hlr.to_parquet(p)
         return
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_atomically(
+        p, lambda tmp: frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
+    )

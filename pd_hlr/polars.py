@@ -92,22 +92,10 @@ CHANGED_INPUT = "not looked up: the cell was not in the input when validate() ra
 #: summary or status with the pandas analysis code: that code's working memory is one batch's.
 _BATCH_ROWS = 250_000
 #: The result columns the row status and the summary read (:mod:`pd_hlr.analysis`); only
-#: these go to pandas, batch by batch (a test compares with the pandas face's summary).
+#: these go to pandas, batch by batch (tests compare with the pandas face's summary and status).
 _ANALYSED = (
-    "hlr_source",
-    "hlr_region",
-    "live",
-    "dead",
-    "out_of_network",
-    "current_network",
-    "status_group_name",
-    "error_permanent",
-    "original_network_name",
-    "original_network_country_prefix",
-    "ported",
-    "ported_network_name",
-    "ported_network_country_prefix",
-    "roaming",
+    *analysis._USED,
+    *("live", "dead", "out_of_network", "status_group_name", "error_permanent"),
 )
 
 

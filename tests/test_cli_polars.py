@@ -21,6 +21,7 @@ from pd_hlr.cache import HLRCache  # noqa: E402
 from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV  # noqa: E402
 
 from .conftest import TOKEN  # noqa: E402
+from .test_cli import _one_line_error  # noqa: E402
 
 GB = [f"+447400123{i:03d}" for i in range(30)]
 SHAPES = [lambda n: n, lambda n: f"{n[:3]} {n[3:7]} {n[7:]}", lambda n: f"0{n[3:7]} {n[7:]}"]
@@ -47,6 +48,8 @@ DISTINCT = {n for start, count in PARTS for n in _numbers(start, count) if n}
 
 @pytest.fixture
 def real_api(monkeypatch: pytest.MonkeyPatch, make_sandbox: Any) -> Any:
+    """A sandbox reached as the real API is (PROVERO_BASE_URL + PROVERO_API_TOKEN)."""
+
     def start(**knobs: Any) -> Any:
         sb = make_sandbox(**knobs)
         monkeypatch.setenv(BASE_URL_ENV, sb.url)
@@ -65,12 +68,6 @@ def folder(tmp_path: Path) -> Path:
         frame = pl.DataFrame(_rows(start, count), schema={"id": pl.String, "phone": pl.String})
         frame.write_parquet(calls / f"part-{i}.parquet")
     return calls
-
-
-def _one_line_error(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert "Traceback" not in err and lines[-1].startswith("pd-hlr: error: ")
-    return lines[-1]
 
 
 def _argv(source: Path | str, *extra: str) -> list[str]:
