@@ -81,9 +81,10 @@ __all__ = [
     "validate_frame",
 ]
 
-#: The distinct cells' column in the per-cell result table (and the rows each stands for).
+#: The columns of the distinct cells (and the rows each stands for), and of their positions.
 _KEY = "__pd_hlr_key__"
 _ROWS = "__pd_hlr_rows__"
+_POS = "__pd_hlr_pos__"
 #: The name the Series face gives its values inside the one-column frame it validates.
 _SERIES_COLUMN = "__pd_hlr_phone__"
 #: ``hlr_error`` of a row whose cell was not in the column when ``validate()`` scanned it.
@@ -250,8 +251,7 @@ def _joined(
     side is only the cells and their positions, so the join stays cheap in the streaming
     engine); the result columns are then taken from ``table`` at that position.
     """
-    key_name = _free_name(caller, "__pd_hlr_key__")
-    pos_name = _free_name(caller, "__pd_hlr_pos__")
+    key_name, pos_name = _free_name(caller, _KEY), _free_name(caller, _POS)
     positions = pl.DataFrame(
         [keys.alias(key_name), pl.Series(pos_name, np.arange(len(keys)), dtype=pl.UInt32)]
     )

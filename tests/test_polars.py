@@ -544,3 +544,14 @@ def test_batches_of_cells_give_the_same_output(
     assert batched.hlr.report().rows == whole.hlr.report().rows == frame.height
     pd.testing.assert_frame_equal(batched.hlr.summary(), whole.hlr.summary())
     assert batched.hlr.collect().hlr.status().equals(whole.hlr.collect().hlr.status())
+
+
+def test_caller_columns_named_like_the_faces_own_work_columns_are_kept(client: Any) -> None:
+    frame = pl.DataFrame(
+        {"__pd_hlr_key__": ["k1", "k2"], "phone": [GB[0], None], "__pd_hlr_pos__": [7, 8]}
+    )
+    for obj in (frame, frame.lazy()):
+        out = obj.hlr.validate("phone", client=client, cache=False)
+        got = out.collect() if isinstance(out, pl.LazyFrame) else out
+        assert got.select(frame.columns).equals(frame)
+        assert got["hlr_source"].to_list() == ["api", "missing"]
