@@ -142,12 +142,22 @@ def take(arr: pa.Array, idx: np.ndarray) -> pa.Array:
 
 def scatter(base: pa.Array, idx: np.ndarray, values: pa.Array) -> pa.Array:
     """``base`` with ``values`` written at positions ``idx``."""
-    if not len(idx):
+    return scatter_many(base, [(idx, values)])
+
+
+def scatter_many(base: pa.Array, parts: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
+    """``base`` with each part's values written at its positions (one take for all)."""
+    parts = [(np.asarray(i, dtype=np.int64), v) for i, v in parts if len(i)]
+    if not parts:
         return base
     n = len(base)
     index = np.arange(n, dtype=np.int64)
-    index[np.asarray(idx, dtype=np.int64)] = n + np.arange(len(idx), dtype=np.int64)
-    return pa.concat_arrays([base.cast(LARGE), values.cast(LARGE)]).take(pa.array(index))
+    offset = n
+    for idx, _values in parts:
+        index[idx] = offset + np.arange(idx.size, dtype=np.int64)
+        offset += idx.size
+    pool = pa.concat_arrays([base.cast(LARGE)] + [v.cast(LARGE) for _, v in parts])
+    return pool.take(pa.array(index))
 
 
 def groups(keys: np.ndarray) -> Iterable[tuple[int, np.ndarray]]:
@@ -347,43 +357,52 @@ def strip_idd(digits: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:
     (``_parse_prefix_as_idd``: not when the next digit is 0, as no country code starts with 0)."""
     n = len(digits)
     idd = region_metadata(region).international_prefix
+    hit = np.zeros(n, dtype=bool)
     if not idd or not n:
-        return np.zeros(n, dtype=bool), digits
+        return hit, digits
     named, _ = _name_groups(idd, "i")
-    m = pc.extract_regex(digits, f"^(?:{named})(?P<rest>.*)$")
-    rest = pc.struct_field(m, "rest")
-    hit = _bools(m.is_valid()) & ~startmatch(rest.fill_null(""), "0")
-    return hit, pc.if_else(pa.array(hit), rest, digits).cast(LARGE)
+    cand = np.flatnonzero(startmatch(digits, named))
+    if not cand.size:
+        return hit, digits
+    rest = pc.struct_field(
+        pc.extract_regex(take(digits, cand), f"^(?:{named})(?P<rest>.*)$"), "rest"
+    )
+    ok = ~startmatch(rest, "0")
+    hit[cand[ok]] = True
+    return hit, scatter(digits, cand[ok], rest.filter(pa.array(ok)))
 
 
 def strip_national_prefix(numbers: pa.Array, md: PhoneMetadata) -> tuple[pa.Array, np.ndarray]:
     """``_maybe_strip_national_prefix_carrier_code``: the numbers without a trunk prefix or
     carrier code (or rewritten by the transform rule), and where something was stripped."""
     n = len(numbers)
+    strip = np.zeros(n, dtype=bool)
     npfp = md.national_prefix_for_parsing
     if not npfp or not n:
-        return numbers, np.zeros(n, dtype=bool)
+        return numbers, strip
     named, count = _name_groups(npfp, "g")
-    m = pc.extract_regex(numbers, f"^(?P<pfx>{named})(?P<rest>.*)$")
-    matched = _bools(m.is_valid()) & (lengths(numbers) > 0)
-    if not matched.any():
-        return numbers, np.zeros(n, dtype=bool)
+    cand = np.flatnonzero(startmatch(numbers, named) & (lengths(numbers) > 0))
+    if not cand.size:
+        return numbers, strip
+    sub = take(numbers, cand)
+    m = pc.extract_regex(sub, f"^(?P<pfx>{named})(?P<rest>.*)$")
     rest = pc.struct_field(m, "rest").fill_null("")
     candidate = rest
     transform = md.national_prefix_transform_rule
     if transform and count:
         last = pc.struct_field(m, f"g{count}").fill_null("")
-        use = matched & _bools(pc.not_equal(last, ""))
+        use = _bools(pc.not_equal(last, ""))
         parts: list[pa.Array | str] = [
             pc.struct_field(m, f"g{p}").fill_null("") if isinstance(p, int) else p
             for p in _template_pieces(transform)
         ]
-        transformed = _join([*parts, rest], n)
+        transformed = _join([*parts, rest], cand.size)
         candidate = pc.if_else(pa.array(use), transformed, rest)
     gd = md.general_desc.national_number_pattern if md.general_desc else None
-    keep = fullmatch(numbers, gd) & ~fullmatch(candidate, gd)
-    strip = matched & ~keep
-    return pc.if_else(pa.array(strip), candidate, numbers).cast(LARGE), strip
+    # not when the number was viable and what remains is not
+    ok = ~(fullmatch(sub, gd) & ~fullmatch(candidate, gd))
+    strip[cand[ok]] = True
+    return scatter(numbers, cand[ok], candidate.filter(pa.array(ok))), strip
 
 
 def national_part(numbers: pa.Array, md: PhoneMetadata) -> pa.Array:
@@ -448,13 +467,12 @@ class Readings:
 
 def _national_part_by_cc(cc: np.ndarray, rest: pa.Array) -> pa.Array:
     """`national_part` of each number with the metadata of its country code's main region."""
-    out = rest
+    parts = []
     for c, idx in groups(cc):
         md = main_metadata(c)
-        if md is None or not md.national_prefix_for_parsing:
-            continue
-        out = scatter(out, idx, national_part(take(rest, idx), md))
-    return out
+        if md is not None and md.national_prefix_for_parsing:
+            parts.append((idx, national_part(take(rest, idx), md)))
+    return scatter_many(rest, parts)
 
 
 def _after_country_code(digits: pa.Array, cclen: np.ndarray) -> pa.Array:

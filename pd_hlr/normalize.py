@@ -124,115 +124,30 @@ LARGE = nb.LARGE
 # Text rules (RE2 patterns, applied to whole arrays)
 # --------------------------------------------------------------------------------------------
 
+# fmt: off
 #: Words that label a number: "Tel:", "Mobile", "Mob.", "Тел.", "Handy" ... (any case).
 LABEL_WORDS: tuple[str, ...] = (
     # English
-    "tel",
-    "tele",
-    "telephone",
-    "phone",
-    "ph",
-    "mobile",
-    "mob",
-    "cell",
-    "cellphone",
-    "cel",
-    "gsm",
-    "fax",
-    "home",
-    "work",
-    "office",
-    "direct",
-    "dir",
-    "main",
-    "whatsapp",
-    "sms",
-    "landline",
-    "contact",
-    "number",
-    "no",
-    "nr",
-    "num",
+    "tel", "tele", "telephone", "phone", "ph", "mobile", "mob", "cell", "cellphone", "cel",
+    "gsm", "fax", "home", "work", "office", "direct", "dir", "main", "whatsapp", "sms",
+    "landline", "contact", "number", "no", "nr", "num",
     # German, Dutch, Nordic, Polish, Turkish
-    "telefon",
-    "handy",
-    "mobil",
-    "mobiltelefon",
-    "rufnummer",
-    "festnetz",
-    "telefoon",
-    "mobiel",
-    "tlf",
-    "kom",
-    "komórka",
-    "cep",
+    "telefon", "handy", "mobil", "mobiltelefon", "rufnummer", "festnetz", "telefoon", "mobiel",
+    "tlf", "kom", "komórka", "cep",
     # French, Spanish, Portuguese, Italian
-    "tél",
-    "téléphone",
-    "portable",
-    "port",
-    "fixe",
-    "teléfono",
-    "telefono",
-    "telefone",
-    "móvil",
-    "movil",
-    "celular",
-    "tlm",
-    "telemóvel",
-    "telemovel",
-    "fijo",
-    "cellulare",
-    # Russian, Ukrainian
-    "тел",
-    "телефон",
-    "моб",
-    "мобильный",
-    "мобільний",
-    "сот",
-    "сотовый",
-    # Chinese, Japanese, Korean, Arabic
-    "电话",
-    "手机",
-    "電話",
-    "手機",
-    "携帯",
-    "전화",
-    "휴대폰",
-    "هاتف",
-    "جوال",
+    "tél", "téléphone", "portable", "port", "fixe", "teléfono", "telefono", "telefone",
+    "móvil", "movil", "celular", "tlm", "telemóvel", "telemovel", "fijo", "cellulare",
+    # Russian, Ukrainian; Chinese, Japanese, Korean, Arabic
+    "тел", "телефон", "моб", "мобильный", "мобільний", "сот", "сотовый",
+    "电话", "手机", "電話", "手機", "携帯", "전화", "휴대폰", "هاتف", "جوال",
 )
 #: Words that introduce an extension at the end: "ext. 12", "x12", "доб. 12", "poste 12" ...
 EXTENSION_WORDS: tuple[str, ...] = (
-    "ext",
-    "extn",
-    "extension",
-    "ex",
-    "x",
-    "#",
-    "xtn",
-    "p",
-    "poste",
-    "anexo",
-    "ramal",
-    "int",
-    "interno",
-    "durchwahl",
-    "dw",
-    "nebenstelle",
-    "wew",
-    "toestel",
-    "tst",
-    "kl",
-    "lok",
-    "доб",
-    "добавочный",
-    "вн",
-    "внутр",
-    "分机",
-    "内線",
-    "内线",
+    "ext", "extn", "extension", "ex", "x", "#", "xtn", "p", "poste", "anexo", "ramal", "int",
+    "interno", "durchwahl", "dw", "nebenstelle", "wew", "toestel", "tst", "kl", "lok",
+    "доб", "добавочный", "вн", "внутр", "分机", "内線", "内线",
 )
+# fmt: on
 _LABEL = "|".join(sorted((re.escape(w) for w in LABEL_WORDS), key=len, reverse=True))
 _EXT = "|".join(sorted((re.escape(w) for w in EXTENSION_WORDS), key=len, reverse=True))
 _LABEL_ONE = (
@@ -248,7 +163,7 @@ _RE_EXTENSION = (
 _RE_WRAPPED = r"""^(?P<lead>[\s"'`]*)(?P<rest>.*?[\d)])(?P<trail>[\s"'`;,:.]*)$"""
 _RE_FORMULA = r'^=\s*"(?P<rest>.*)"$'
 _RE_DOUBLE_PLUS = r"^\+[\s+]*\+"
-_RE_SIMPLE = r"^\+?[\d\s\-.()/]*\d[\d\s\-.()/]*$"  # nothing to unwrap
+_RE_SIMPLE = r"^\+?[\d \-.()/]*\d[\d \-.()/]*$"  # ASCII digits and separators
 _RE_SEPARATORS = r"[\s\-.()\[\]/]+"
 _RE_CONTROL = r"[\x{00}-\x{08}\x{0E}-\x{1F}\x{7F}-\x{9F}]"
 _RE_NON_ASCII = r"[^\x{00}-\x{7F}]"
@@ -266,7 +181,7 @@ _RE_TRUNK_IN_BRACKETS = r"^\+\s*(\d{1,3})[\s\-.]*\(\s*0\s*\)"  # "+44 (0) 1302 .
 
 
 @dataclass(frozen=True)
-class Case:
+class DecisionRow:
     """One row of the decision table: a cell shape, an example cell and the region of the
     table's "with default_region" column."""
 
@@ -277,41 +192,41 @@ class Case:
 
 #: Cell shapes and what each gets, without and with ``default_region`` (the outcomes are
 #: computed by running each example cell through `normalize`).
-DECISION_TABLE: tuple[Case, ...] = (
-    Case("E.164", "+447911123456", "GB"),
-    Case("international, any separators, a trunk (0)", "+44 (0)7911 123-456", "GB"),
-    Case("`00` international prefix", "0044 7911 123456", "GB"),
-    Case("the region's own international prefix", "011 44 7911 123456", "US"),
-    Case("`00` where the region dials abroad with another prefix", "0044 7911 123456", "US"),
-    Case("`00…` that is a national number there", "0066-33-123456", "JP"),
-    Case("`00` + too few digits", "0049 7484", "AU"),
-    Case("national format: trunk 0", "07911 123456", "GB"),
-    Case("national format: brackets", "(201) 555-0123", "US"),
-    Case("national format: brackets, not a valid number", "(358)956-9256", "US"),
-    Case("bare digits with a country code (CRM export)", "447911123456", "GB"),
-    Case("bare digits that also read as a national number", "2015550123", "US"),
-    Case("bare digits: a national number elsewhere", "15526018159", "CN"),
-    Case("bare digits: national length of the region", "5977443142", "US"),
-    Case("bare digits: the region's own code", "491701234567", "DE"),
-    Case("a whole number that lost its trunk 0", 1302778473, "GB"),
-    Case("a float from a CSV", 447911123456.0, "GB"),
-    Case("float text", "4.47911123456e11", "GB"),
-    Case("scientific text that lost digits", "4.47911E+11", "DE"),
-    Case("national, a dot in it", "0207946.0000", "GB"),
-    Case("full-width digits", "００６１４１２３４６５８６", "AU"),
-    Case("Arabic-Indic digits", "+٤٤ ٧٩١١ ١٢٣٤٥٦", "GB"),
-    Case("spreadsheet apostrophe", "'+44 7911 123456", "GB"),
-    Case("quotes, trailing punctuation", '"+44 7911 123456";', "GB"),
-    Case("doubled +", "++44 7911 123456", "GB"),
-    Case("label and extension", "Mobile: +44 7911 123456 ext. 12", "GB"),
-    Case("extension in another language", "+7 912 345-67-89 доб. 12", "RU"),
-    Case("vanity letters", "1-800-FLOWERS", "US"),
-    Case("unknown country code", "+999 1234 5678", "GB"),
-    Case("not a possible number", "+44 7911 1234", "GB"),
-    Case("possible, not valid (unassigned range)", "+1 200 555 0123", "US"),
-    Case("valid, but shorter than the API accepts", "+683 4002", "NU"),
-    Case("blank or a null word", "n/a", "GB"),
-    Case("not a phone number at all (a list)", ["+44 7911 123456"], "GB"),
+DECISION_TABLE: tuple[DecisionRow, ...] = (
+    DecisionRow("E.164", "+447911123456", "GB"),
+    DecisionRow("international, any separators, a trunk (0)", "+44 (0)7911 123-456", "GB"),
+    DecisionRow("`00` international prefix", "0044 7911 123456", "GB"),
+    DecisionRow("the region's own international prefix", "011 44 7911 123456", "US"),
+    DecisionRow("`00` where the region dials abroad with another prefix", "0044 7911 123456", "US"),
+    DecisionRow("`00…` that is a national number there", "0066-33-123456", "JP"),
+    DecisionRow("`00` + too few digits", "0049 7484", "AU"),
+    DecisionRow("national format: trunk 0", "07911 123456", "GB"),
+    DecisionRow("national format: brackets", "(201) 555-0123", "US"),
+    DecisionRow("national format: brackets, not a valid number", "(358)956-9256", "US"),
+    DecisionRow("bare digits with a country code (CRM export)", "447911123456", "GB"),
+    DecisionRow("bare digits that also read as a national number", "2015550123", "US"),
+    DecisionRow("bare digits: a national number elsewhere", "15526018159", "CN"),
+    DecisionRow("bare digits: national length of the region", "5977443142", "US"),
+    DecisionRow("bare digits: the region's own code", "491701234567", "DE"),
+    DecisionRow("a whole number that lost its trunk 0", 1302778473, "GB"),
+    DecisionRow("a float from a CSV", 447911123456.0, "GB"),
+    DecisionRow("float text", "4.47911123456e11", "GB"),
+    DecisionRow("scientific text that lost digits", "4.47911E+11", "DE"),
+    DecisionRow("national, a dot in it", "0207946.0000", "GB"),
+    DecisionRow("full-width digits", "００６１４１２３４６５８６", "AU"),
+    DecisionRow("Arabic-Indic digits", "+٤٤ ٧٩١١ ١٢٣٤٥٦", "GB"),
+    DecisionRow("spreadsheet apostrophe", "'+44 7911 123456", "GB"),
+    DecisionRow("quotes, trailing punctuation", '"+44 7911 123456";', "GB"),
+    DecisionRow("doubled +", "++44 7911 123456", "GB"),
+    DecisionRow("label and extension", "Mobile: +44 7911 123456 ext. 12", "GB"),
+    DecisionRow("extension in another language", "+7 912 345-67-89 доб. 12", "RU"),
+    DecisionRow("vanity letters", "1-800-FLOWERS", "US"),
+    DecisionRow("unknown country code", "+999 1234 5678", "GB"),
+    DecisionRow("not a possible number", "+44 7911 1234", "GB"),
+    DecisionRow("possible, not valid (unassigned range)", "+1 200 555 0123", "US"),
+    DecisionRow("valid, but shorter than the API accepts", "+683 4002", "NU"),
+    DecisionRow("blank or a null word", "n/a", "GB"),
+    DecisionRow("not a phone number at all (a list)", ["+44 7911 123456"], "GB"),
 )
 
 
@@ -467,22 +382,28 @@ def _factorize(series: pd.Series) -> tuple[np.ndarray, Any]:
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = np.asarray(series.cat.codes, dtype=np.intp)
         return codes, series.cat.categories
-    values: Any = series
-    if series.dtype == object:
-        # True == 1 and False == 0 for hashing: keep booleans apart from the numbers
-        objs = np.asarray(series, dtype=object)
-        is_bool = _IS_BOOL(objs).astype(bool) if objs.size else np.zeros(0, dtype=bool)
-        if is_bool.any():
-            objs = objs.copy()
-            objs[is_bool] = _Opaque("boolean")
-            values = objs
     try:
-        codes, uniq = pd.factorize(values, use_na_sentinel=True)
-    except Exception:  # unhashable or unorderable cells: factorize stand-ins for them
-        keys = np.empty(len(series), dtype=object)
-        keys[:] = [_hashable(v) for v in np.asarray(values, dtype=object)]
-        codes, uniq = pd.factorize(keys, use_na_sentinel=True)
+        codes, uniq = pd.factorize(series, use_na_sentinel=True)
+    except Exception:  # unhashable cells: factorize stand-ins for them
+        codes, uniq = _factorize_objects(np.asarray(series, dtype=object), unhashable=True)
+    else:
+        # True == 1 and False == 0 for hashing: if a 0 / 1 / boolean is among the values, do
+        # it again with the booleans apart from the numbers
+        if series.dtype == object and len(uniq) and pd.Index(uniq).isin([0, 1]).any():
+            codes, uniq = _factorize_objects(np.asarray(series, dtype=object), unhashable=False)
     return np.asarray(codes, dtype=np.intp), uniq
+
+
+def _factorize_objects(objs: np.ndarray, unhashable: bool) -> tuple[np.ndarray, Any]:
+    """Factorize an object array with booleans (and, if asked, unhashable cells) replaced by
+    stand-ins."""
+    keys = objs.copy()
+    if objs.size:
+        is_bool = _IS_BOOL(objs).astype(bool)
+        keys[is_bool] = _Opaque("boolean")
+    if unhashable:
+        keys[:] = [_hashable(v) for v in keys]
+    return pd.factorize(keys, use_na_sentinel=True)
 
 
 class _State:
@@ -693,36 +614,27 @@ class _Cells:
 
 
 def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
+    """Decide what the text rules can (missing, letters, symbols ...); return the digits of the
+    rest. Cells made only of digits, separators and a leading "+" (most of a column) skip the
+    Unicode, unwrapping and letter rules."""
     live = nb._bools(texts.is_valid()) & state.open()
     too_long = live & (nb.lengths(texts) > MAX_CELL_LENGTH)
     state.mark(
-        np.flatnonzero(too_long),
-        "invalid",
+        np.flatnonzero(too_long), "invalid",
         f"{ERR_NOT_A_NUMBER} (more than {MAX_CELL_LENGTH} characters)",
     )
     live &= ~too_long
     idx = np.flatnonzero(live)
-    text = nb.take(texts, idx)
-    control = nb.search(text, _RE_CONTROL)
-    state.mark(idx[control], "invalid", ERR_CONTROL)
-    idx, text = idx[~control], text.filter(pa.array(~control))
-    text = _fold_unicode(text)
-    text = pc.utf8_trim_whitespace(text)
-    nullish = nb._bools(pc.is_in(pc.utf8_lower(text), value_set=pa.array(_NULL_WORDS, LARGE)))
-    state.mark(idx[nullish], "missing", ERR_MISSING)
-    idx, text = idx[~nullish], text.filter(pa.array(~nullish))
-    complex_ = ~nb.search(text, _RE_SIMPLE)
-    if complex_.any():
-        sub = np.flatnonzero(complex_)
-        text = nb.scatter(text, sub, _unwrap(nb.take(text, sub), idx[sub], state))
+    text = pc.utf8_trim_whitespace(nb.take(texts, idx))
     text, idx, is_num = _float_text(text, idx, numeric[idx], state)
-    # letters
-    letters = nb.search(text, _RE_LETTER)
-    vanity = letters & nb.search(text, _RE_VANITY) & nb.search(text, r"(?:\d\D*){3}")
-    state.mark(idx[vanity], "invalid", ERR_VANITY)
-    state.mark(idx[letters & ~vanity], "invalid", ERR_LETTERS)
-    keep = ~letters
-    idx, text, is_num = idx[keep], text.filter(pa.array(keep)), is_num[keep]
+    simple = nb.search(text, _RE_SIMPLE)
+    if not simple.all():
+        sub = np.flatnonzero(~simple)
+        done, cleaned = _read_complex(nb.take(text, sub), idx[sub], state)
+        text = nb.scatter(text, sub, cleaned)
+        keep = np.ones(idx.size, dtype=bool)
+        keep[sub[done]] = False
+        idx, text, is_num = idx[keep], text.filter(pa.array(keep)), is_num[keep]
     text = pc.replace_substring_regex(text, _RE_TRUNK_IN_BRACKETS, r"+\1 ")
     clue = nb.search(text, _RE_BRACKET_CLUE)
     cleaned = pc.replace_substring_regex(text, _RE_SEPARATORS, "").cast(LARGE)
@@ -735,15 +647,31 @@ def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
         state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} ({odd!r} in it)")
     # survivors: a note-carrying extension with nothing else ("x12") ends here too
     keep = shaped & state.open()[idx]
-    idx, cleaned, clue, is_num = (
-        idx[keep],
-        cleaned.filter(pa.array(keep)),
-        clue[keep],
-        is_num[keep],
-    )
+    idx, cleaned = idx[keep], cleaned.filter(pa.array(keep))
+    clue, is_num = clue[keep], is_num[keep]
     plus = nb.startmatch(cleaned, r"\+")
     digits = pc.if_else(pa.array(plus), pc.utf8_slice_codeunits(cleaned, 1), cleaned)
     return _Cells(idx, digits.cast(LARGE), plus, clue & ~plus, is_num)
+
+
+def _read_complex(text: pa.Array, uid: np.ndarray, state: _State) -> tuple[np.ndarray, pa.Array]:
+    """The cells that are more than digits and separators: control characters, Unicode, null
+    words, wrappers, labels, extensions, letters. Returns which were decided and the text of
+    the others."""
+    done = nb.search(text, _RE_CONTROL)
+    state.mark(uid[done], "invalid", ERR_CONTROL)
+    text = pc.utf8_trim_whitespace(_fold_unicode(text))
+    nullish = ~done & nb._bools(
+        pc.is_in(pc.utf8_lower(text), value_set=pa.array(_NULL_WORDS, LARGE))
+    )
+    state.mark(uid[nullish], "missing", ERR_MISSING)
+    done |= nullish
+    text = _unwrap(text, uid, state)
+    letters = ~done & nb.search(text, _RE_LETTER)
+    vanity = letters & nb.search(text, _RE_VANITY) & nb.search(text, r"(?:\d\D*){3}")
+    state.mark(uid[vanity], "invalid", ERR_VANITY)
+    state.mark(uid[letters & ~vanity], "invalid", ERR_LETTERS)
+    return done | letters, text
 
 
 _FOLD_CACHE: dict[str, str] = {}
@@ -941,24 +869,28 @@ class _Reading:
 
 def _read_all(n: int, parts: list[tuple[np.ndarray, nb.Readings]]) -> list[_Reading]:
     """Classify several kinds of readings of the n cells in one pass: one _Reading per part,
-    each of length n (_NONE where the part has no reading of a cell)."""
-    cc = np.zeros(n * len(parts), dtype=np.int64)
-    error = np.full(n * len(parts), nb.ParseError.INVALID_COUNTRY_CODE, dtype=np.int8)
-    index = np.full(n * len(parts), -1, dtype=np.int64)
-    nsns: list[pa.Array] = []
-    offset = 0
-    for k, (idx, r) in enumerate(parts):
-        pos = k * n + idx
+    each of length n (status _NONE where the part has no reading of a cell)."""
+    used = [k for k, (idx, _) in enumerate(parts) if len(idx)]
+    m = max(len(used), 1)
+    cc = np.zeros(n * m, dtype=np.int64)
+    error = np.full(n * m, nb.ParseError.INVALID_COUNTRY_CODE, dtype=np.int8)
+    pieces = []
+    for j, k in enumerate(used):
+        idx, r = parts[k]
+        pos = j * n + np.asarray(idx, dtype=np.int64)
         cc[pos] = r.cc
         error[pos] = r.error
-        index[pos] = offset + np.arange(len(idx))
-        nsns.append(r.nsn.cast(LARGE))
-        offset += len(idx)
-    nsns.append(pa.array([""], LARGE))
-    pool = pa.concat_arrays(nsns)
-    index[index < 0] = offset  # the "" at the end
-    whole = _Reading.classify(nb.Readings(cc, pool.take(pa.array(index)), error))
-    return [whole.pick(np.arange(k * n, (k + 1) * n)) for k in range(len(parts))]
+        pieces.append((pos, r.nsn))
+    nsn = nb.scatter_many(pa.array([""] * (n * m), LARGE), pieces)
+    whole = _Reading.classify(nb.Readings(cc, nsn, error))
+    blocks = [whole.pick(np.arange(j * n, (j + 1) * n)) for j in range(len(used))]
+    nothing = whole.pick(np.arange(n)) if not used else None
+    if nothing is None and len(used) < len(parts):
+        nothing = _Reading.classify(
+            nb.Readings(np.zeros(n, np.int64), pa.array([""] * n, LARGE),
+                        np.full(n, nb.ParseError.INVALID_COUNTRY_CODE, np.int8))
+        )
+    return [blocks[used.index(k)] if k in used else nothing for k in range(len(parts))]
 
 
 @dataclass
@@ -1013,13 +945,9 @@ def _decide(cells: _Cells, state: _State, region: str | None, ambiguous: str, st
     if region is not None:
         n_idx = np.flatnonzero(np.isin(w.kind, [_ZZ, _ZERO, _CLUE, _BARE]))
         parts.append((n_idx, nb.read_national(nb.take(d, n_idx), region)))
-    readings = _read_all(n, parts)
-    ri, ri00 = readings[0], readings[1]
-    rn = (
-        readings[2]
-        if region is not None
-        else _read_all(n, [(np.zeros(0, np.int64), nb.Readings.empty(0))])[0]
-    )
+    if region is None:
+        parts.append((np.zeros(0, np.int64), nb.Readings.empty(0)))
+    ri, ri00, rn = _read_all(n, parts)
     chosen = np.full(n, _CHOSE_NONE, dtype=np.int8)
     pairs: dict[int, str] = {}  # ambiguous cell -> its two readings, for hlr_error
     _choose_marked(cells, w, ri, ri00, rn, region, chosen, pairs, state)
@@ -1389,7 +1317,10 @@ def _where_label(cc: int) -> str:
 
 
 def _api_length_check(state: _State, uid: np.ndarray, keys: np.ndarray) -> None:
-    lengths = np.array([len(k) for k in keys], dtype=np.int64)
+    """Keys outside the API's 10-15 characters ("+" counts) are invalid: the API refuses them."""
+    if not keys.size:
+        return
+    lengths = nb.lengths(pa.array(keys.tolist(), LARGE))
     out = (lengths < API_MIN_LEN) | (lengths > API_MAX_LEN)
     rule = ERR_API_LENGTH.format(lo=API_MIN_LEN, hi=API_MAX_LEN)
     for i, n, key in zip(uid[out], lengths[out], keys[out], strict=True):
