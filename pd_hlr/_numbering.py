@@ -805,6 +805,27 @@ class _NaturalForm:
     lengths: tuple[int, ...]  # total lengths, prefix included
     pattern: str  # regex: the prefix, then the leading digits of one of the formats
 
+    @property
+    def valid_pattern(self) -> str:
+        """The prefix, then a number matching one of the country's number types (what every
+        valid number does)."""
+        return f"^{self.prefix}(?:{_type_patterns(self.cc)})$"
+
+
+@cache
+def _type_patterns(cc: int) -> str:
+    patterns: list[str] = []
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
+        md = PhoneMetadata.metadata_for_region(region, None)
+        if md is None:
+            continue
+        for desc in (md.fixed_line, md.mobile, md.toll_free, md.premium_rate, md.shared_cost,
+                     md.voip, md.personal_number, md.pager, md.uan, md.voicemail):
+            pattern = getattr(desc, "national_number_pattern", None)
+            if pattern and pattern not in patterns:
+                patterns.append(pattern)
+    return "|".join(f"(?:{p})" for p in patterns) or "[^0-9]"  # (matches no digits)
+
 
 def _format_prefix(fmt: NumberFormat) -> str | None:
     """Digits the national format writes before the number, or None when it writes a trunk 0
@@ -890,6 +911,15 @@ def fixed_length_range(region: np.ndarray, ntype: np.ndarray) -> np.ndarray:
     )
 
 
+@cache
+def _natural_forms_by_length() -> dict[int, tuple[_NaturalForm, ...]]:
+    out: dict[int, list[_NaturalForm]] = {}
+    for form in _natural_forms():
+        for length in form.lengths:
+            out.setdefault(length, []).append(form)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """The valid numbers whose own country writes them nationally as exactly these digits
     (the digits of ``format_number(number, NATIONAL)``), for digit strings that start with 1-9:
@@ -905,20 +935,28 @@ def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray,
     rows: list[np.ndarray] = []
     ccs: list[np.ndarray] = []
     cuts: list[np.ndarray] = []
-    for form in _natural_forms():
-        cand = np.flatnonzero(np.isin(lens, form.lengths))
-        if not cand.size:
+    by_length = _natural_forms_by_length()
+    for length in np.unique(lens):
+        forms = by_length.get(int(length), ())
+        if not forms:
             continue
-        hit = cand[search(take(digits, cand), form.pattern)]
-        rows.append(hit)
-        ccs.append(np.full(hit.size, form.cc, dtype=np.int64))
-        cuts.append(np.full(hit.size, len(form.prefix), dtype=np.int64))
+        cand = np.flatnonzero(lens == length)
+        sub = take(digits, cand)
+        for form in forms:
+            found = search(sub, form.pattern)
+            if found.sum() > VECTOR_MIN_GROUP:  # worth compiling the big pattern
+                found[found] = search(sub.filter(pa.array(found)), form.valid_pattern)
+            hit = cand[found]
+            rows.append(hit)
+            ccs.append(np.full(hit.size, form.cc, dtype=np.int64))
+            cuts.append(np.full(hit.size, len(form.prefix), dtype=np.int64))
     if not rows or not sum(r.size for r in rows):
         return none
+    # one key per (row, country code, prefix length): several formats may find the same one
     keys = np.unique(
-        np.stack([np.concatenate(rows), np.concatenate(ccs), np.concatenate(cuts)]), axis=1
+        np.concatenate(rows) * 10_000 + np.concatenate(ccs) * 10 + np.concatenate(cuts)
     )
-    row, cc, cut = keys
+    row, cc, cut = keys // 10_000, keys // 10 % 1000, keys % 10
     nsn = take(digits, row)
     for width in np.unique(cut):
         if width:
