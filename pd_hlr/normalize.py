@@ -723,20 +723,24 @@ def _unwrap(text: pa.Array, uid: np.ndarray, state: _State) -> pa.Array:
     separators; note what came off."""
     notes: list[list[str]] = [[] for _ in range(len(text))]
 
-    def apply(pattern: str, note: Any) -> None:
+    def apply(quick: str, pattern: str, note: Any) -> None:
+        """Take off what ``pattern`` finds (a cheap ``quick`` search picks the candidates)."""
         nonlocal text
-        hit, m = _extract(text, pattern)
+        cand = np.flatnonzero(nb.search(text, quick))
+        if not cand.size:
+            return
+        hit, m = _extract(nb.take(text, cand), pattern)
         if not hit.any():
             return
         rows = np.flatnonzero(hit)
         names = [m.type.field(k).name for k in range(m.type.num_fields)]
         fields = {name: nb.take(pc.struct_field(m, name), rows).to_pylist() for name in names}
-        for k, j in enumerate(rows):
+        for k, j in enumerate(cand[rows]):
             said = note({name: values[k] for name, values in fields.items()})
             if said:
                 notes[j].append(said)
-        rest = pc.struct_field(m, "rest")
-        text = pc.utf8_trim_whitespace(pc.if_else(pa.array(hit), rest, text)).cast(LARGE)
+        rest = pc.utf8_trim_whitespace(pc.struct_field(m, "rest").filter(pa.array(hit)))
+        text = nb.scatter(text, cand[rows], rest)
 
     def wrapped(f: dict[str, str]) -> str | None:
         lead, trail = f["lead"].strip(), f["trail"].strip()
@@ -750,11 +754,11 @@ def _unwrap(text: pa.Array, uid: np.ndarray, state: _State) -> pa.Array:
         return "; ".join(said) or None
 
     for _ in range(2):
-        apply(_RE_FORMULA, lambda f: "quotes removed")
-        apply(_RE_WRAPPED, wrapped)
-        apply(_RE_LABEL, lambda f: f"label {f['label'].strip()!r} dropped")
-        apply(_RE_TRAILING_LABEL, lambda f: f"label {f['label']!r} dropped")
-        apply(_RE_EXTENSION, lambda f: f"extension {f['ext']} dropped")
+        apply(r"^=", _RE_FORMULA, lambda f: "quotes removed")
+        apply(r"""^["'`]|["'`;,:.]$""", _RE_WRAPPED, wrapped)
+        apply(r"^[^+(\d]", _RE_LABEL, lambda f: f"label {f['label'].strip()!r} dropped")
+        apply(r"[)\]]$", _RE_TRAILING_LABEL, lambda f: f"label {f['label']!r} dropped")
+        apply(r"[^\d\s+().\-/]", _RE_EXTENSION, lambda f: f"extension {f['ext']} dropped")
     hit = nb.search(text, _RE_DOUBLE_PLUS)
     if hit.any():
         text = pc.replace_substring_regex(text, _RE_DOUBLE_PLUS, "+").cast(LARGE)

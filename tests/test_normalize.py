@@ -947,6 +947,6 @@ def test_property_any_cell_gets_a_row_in_order(
         for row in rows:
             _check_row_invariants(row)
     # each row's answer is the answer for its cell alone: nothing leaks between rows
-    for cell, row in zip(cells[:5], rows[:5], strict=False):
+    for cell, row in zip(cells[:3], rows[:3], strict=False):
         alone = one(cell, default_region=region, msisdn=msisdn, ambiguous=ambiguous)
         assert alone == row, (cell, alone, row)

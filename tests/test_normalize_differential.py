@@ -25,6 +25,7 @@ region per number); ``python tests/test_normalize_differential.py [--full]`` pri
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -209,25 +210,20 @@ def _clean(cell: object) -> str:
     return text.replace("\u00a0", " ").replace("\u2013", "-")
 
 
-def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+@functools.cache
+def _read(text: str, region: str | None) -> tuple[int, str | None]:
+    """phonenumbers' reading of a text: its rank (0 not a number, 1 not possible, 2 possible,
+    3 valid) and the key normalize's send rule gives it."""
     try:
-        return phonenumbers.parse(text, region)
+        num = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        return None
-
-
-def _rank(num: phonenumbers.PhoneNumber | None) -> int:
-    if num is None:
-        return 0
+        return 0, None
     if phonenumbers.is_valid_number(num):
-        return 3
-    return 2 if phonenumbers.is_possible_number_with_reason(num) == 0 else 1
-
-
-def _key(num: phonenumbers.PhoneNumber | None) -> str | None:
-    if num is None or not _sendable(num):
-        return None
-    return phonenumbers.format_number(num, PhoneNumberFormat.E164)
+        rank = 3
+    else:
+        rank = 2 if phonenumbers.is_possible_number_with_reason(num) == 0 else 1
+    key = phonenumbers.format_number(num, PhoneNumberFormat.E164) if _sendable(num) else None
+    return rank, key
 
 
 def _reference(case: Case) -> str | None:
@@ -237,28 +233,25 @@ def _reference(case: Case) -> str | None:
     international prefix (the table: region prefix, or 00 + valid national, or 00 + cc)."""
     own = case.region == case.home
     text = _clean(case.cell)
-    if case.form in MARKED:
-        return _key(_parse(text, case.region))
-    if case.form == "national" and own:
-        return _key(_parse(text, case.region))
+    if case.form in MARKED or (case.form == "national" and own):
+        return _read(text, case.region)[1]
     if case.form not in {"idd00", "region_idd"} or (case.region is not None and not own):
         return None
     digits = re.sub(r"\D", "", text)
-    after00 = _parse("+" + digits[2:], None) if digits.startswith("00") else None
+    after00 = _read("+" + digits[2:], None) if digits.startswith("00") else (0, None)
     if case.region is None:
-        return _key(after00) if _rank(after00) == 3 else None
+        return after00[1] if after00[0] == 3 else None
     md = phonenumbers.PhoneMetadata.metadata_for_region(case.region, None)
     m = re.match(md.international_prefix or "NonMatch", digits)
     if m and not digits[m.end() :].startswith("0"):
-        by_region = _parse(text, case.region)  # libphonenumber: after the region's prefix
-        if m.end() <= 2 or after00 is None:
-            return _key(by_region)
-        r1, r2 = _rank(by_region), _rank(after00)
-        if r1 == r2 and r1 >= 2 and _key(by_region) != _key(after00):
+        by_region = _read(text, case.region)  # libphonenumber: after the region's prefix
+        if m.end() <= 2 or not digits.startswith("00"):
+            return by_region[1]
+        if by_region[0] == after00[0] >= 2 and by_region[1] != after00[1]:
             return None  # ambiguous by the table
-        return _key(by_region if r1 >= r2 else after00)
-    national = _parse(text, case.region)
-    return _key(national if _rank(national) == 3 else after00)
+        return (by_region if by_region[0] >= after00[0] else after00)[1]
+    national = _read(text, case.region)
+    return national[1] if national[0] == 3 else after00[1]
 
 
 def run(cases: list[Case]) -> Report:
