@@ -11,8 +11,9 @@ one with phonenumbers on many generated numbers of every region.
   `read_international`, `read_national`, `parse`: what ``phonenumbers.parse`` makes of
   ``"[+]digits"``.
 * `classify`: ``region_code_for_number``, ``number_type``, ``is_possible_number_with_reason``.
-* `national_digits`: the digits of ``format_number(number, NATIONAL)``.
-* `natural_national_readings`: the countries in whose national format some digits are written.
+* `format_national`, `format_international`, `national_digits`: ``format_number``.
+* `natural_national_readings`: the valid numbers whose own country writes them nationally as
+  exactly some digits; `fixed_length_range`: whether a number's range has a fixed length.
 
 Inputs are pyarrow string arrays of ASCII digits (no ``+``, no separators) unless said otherwise.
 """

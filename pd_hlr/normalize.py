@@ -949,7 +949,7 @@ def _decide(cells: _Cells, state: _State, region: str | None, ambiguous: str, st
     if region is not None:
         n_idx = np.flatnonzero(np.isin(w.kind, [_ZZ, _ZERO, _CLUE, _BARE]))
         parts.append((n_idx, nb.read_national(nb.take(d, n_idx), region)))
-    if region is None:
+    else:
         parts.append((np.zeros(0, np.int64), nb.Readings.empty(0)))
     ri, ri00, rn = _read_all(n, parts)
     chosen = np.full(n, _CHOSE_NONE, dtype=np.int8)
@@ -993,19 +993,10 @@ def _choose_marked(
         pick = _better(ri.status[a], ri00.status[a], _CHOSE_I, _CHOSE_I00)
         pick[_same(ri, ri00, a)] = _CHOSE_I
         chosen[a] = pick
-        facts = nb.region_facts(region) if region else None
-        for j, text in zip(
-            a[pick == _CHOSE_AMBIGUOUS],
-            _pair_texts(
-                ri,
-                ri00,
-                a[pick == _CHOSE_AMBIGUOUS],
-                f"after {region}'s international prefix"
-                f" {facts.idd_label if facts else ''}".rstrip(),
-                "after 00",
-            ),
-            strict=True,
-        ):
+        amb = a[pick == _CHOSE_AMBIGUOUS]
+        label = nb.region_facts(region).idd_label if region else ""
+        how = f"after {region}'s international prefix {label}"
+        for j, text in zip(amb, _pair_texts(ri, ri00, amb, how, "after 00"), strict=True):
             pairs[int(j)] = text
     zz = kind == _ZZ
     zero = kind == _ZERO

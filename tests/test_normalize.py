@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,9 +15,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from pd_hlr import _numbering as nb
 from pd_hlr import normalize as nz
 from pd_hlr.normalize import LOCAL_VERDICTS, NORMALIZED_COLUMNS, NOTE_NOT_VALID, normalize
+
+from .test_numbering import vector_threshold
 
 E164_SHAPE = re.compile(r"^\+[1-9]\d{7,14}$")
 TYPE_NAMES = {
@@ -46,17 +45,6 @@ def one(value: object, **kwargs: object) -> dict[str, object]:
     """Normalise one cell and return its row as a dict (<NA> → None)."""
     out = normalize(pd.Series([value], dtype=object), **kwargs)
     return {k: (None if v is pd.NA else v) for k, v in out.iloc[0].items()}
-
-
-@contextlib.contextmanager
-def vector_threshold(value: int) -> Iterator[None]:
-    """Force the vectorised (0) or the per-row phonenumbers (huge) classification."""
-    old = nb.VECTOR_MIN_GROUP
-    nb.VECTOR_MIN_GROUP = value
-    try:
-        yield
-    finally:
-        nb.VECTOR_MIN_GROUP = old
 
 
 # --------------------------------------------------------------------------------------------
@@ -811,8 +799,6 @@ def test_local_verdicts_and_options() -> None:
 
 
 def test_ambiguous_choices() -> None:
-    # in a DE list, digits starting with DE's own code that DE also writes as a national number
-    cell = "15112345678"  # +1 511... (international) or DE 0151 12345678 without its 0?
     cells = pd.Series(["2015550123", "15526018159"])
     skip = normalize(cells)
     assert skip["hlr_source"].tolist() == ["ambiguous", "ambiguous"]
@@ -822,7 +808,6 @@ def test_ambiguous_choices() -> None:
     # BR's own international prefix is 00 + a carrier: 0055 is that, or 00 then +55
     br = normalize(pd.Series(["0055 11 96123 4567"]), default_region="BR")
     assert br["hlr_number"].tolist() == ["+5511961234567"]  # the only valid reading
-    del cell
 
 
 def test_region_prefixes_from_metadata() -> None:
