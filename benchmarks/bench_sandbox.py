@@ -1,10 +1,10 @@
 """How many requests per second does the sandbox sustain at zero latency?
 
-Starts ``python -m pd_hlr.sandbox`` in its own process (as ``pd-hlr sandbox`` would run), then
-drives it for ~5 seconds from N threads, each with its own keep-alive ``requests.Session``,
-every request a distinct UK mobile number. Prints requests/second and the ratio to the
-500 req/s target of issue 2. ``--in-process`` runs the server in this process instead (client
-and server then share one GIL, a pessimistic figure).
+Starts the sandbox in its own process (as ``pd-hlr sandbox`` runs it), then drives it for ~5
+seconds from N threads, each with its own keep-alive ``requests.Session``, every request a
+distinct UK mobile number. Prints requests/second and the ratio to the 500 req/s target of
+issue 2. ``--in-process`` runs the server in this process instead (client and server then share
+one GIL, a pessimistic figure).
 
 Example:
     .venv/bin/python benchmarks/bench_sandbox.py --threads 8 --seconds 5
@@ -13,33 +13,16 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 
 import requests
+from _common import TOKEN, sandbox_process, summary
 
 from pd_hlr import sandbox
 
 TARGET_RPS = 500.0
-TOKEN = "bench-token"
-
-
-def _start_subprocess() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "pd_hlr.sandbox", "--port", "0", "--token", TOKEN]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:\d+", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"sandbox did not print its URL: {line!r}")
-    return proc, match.group(0)
 
 
 def _drive(url: str, threads: int, seconds: float) -> tuple[int, float, Counter[int]]:
@@ -88,15 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             n, elapsed, statuses = _drive(sb.url, args.threads, args.seconds)
         where = "in-process server"
     else:
-        proc, url = _start_subprocess()
-        try:
-            n, elapsed, statuses = _drive(url, args.threads, args.seconds)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        with sandbox_process() as child:
+            n, elapsed, statuses = _drive(child.url, args.threads, args.seconds)
         where = "server in its own process"
     rps = n / elapsed
     print(
@@ -105,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ratio = rps / TARGET_RPS
     print(f"throughput: {rps:,.0f} req/s  (target {TARGET_RPS:.0f} req/s, ratio {ratio:.2f}x)")
+    summary(
+        "sandbox",
+        f"zero latency, {args.threads} keep-alive clients",
+        f"{rps:,.0f} req/s",
+        f"target {TARGET_RPS:.0f} req/s",
+        f"{ratio:.1f}x",
+    )
     return 0 if set(statuses) == {200} and rps >= TARGET_RPS else 1
 
 

@@ -2,14 +2,18 @@
 
 ``import pd_hlr`` registers the ``hlr`` accessor on DataFrame and Series:
 
->>> import pandas as pd, pd_hlr                                           # doctest: +SKIP
->>> df = pd.DataFrame({"phone": ["+44 7400 123456", "07400 123457", "n/a"]})   # doctest: +SKIP
->>> df.hlr.estimate("phone", default_region="GB")                          # doctest: +SKIP
->>> out = df.hlr.validate("phone", default_region="GB", detailed=True)     # doctest: +SKIP
->>> out.hlr.summary()                                                      # doctest: +SKIP
+>>> import pandas as pd, pd_hlr
+>>> df = pd.DataFrame({"phone": ["+44 7400 123456", "07400 123457", "n/a"]})
+>>> df.hlr.estimate("phone", default_region="GB", client=client, cache=cache_dir).to_look_up
+2
+>>> out = df.hlr.validate("phone", default_region="GB", detailed=True, client=client,
+...                       cache=cache_dir)
+>>> out.hlr.status().tolist()[2], out.hlr.report().looked_up
+('missing', 2)
 
 The token comes from ``HLRClient(token=...)`` or ``PROVERO_API_TOKEN``. The embedded sandbox
-(``pd_hlr.sandbox``, ``pd-hlr sandbox``) answers like the real API with synthetic data.
+(``pd_hlr.sandbox``, ``pd-hlr sandbox``) answers like the real API with synthetic data (here
+``client`` points at one).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .pipeline import Estimate
+from .report import Estimate, RunReport
 from .settings import LookupOptions
 
 __version__ = "0.1.0"
@@ -48,6 +52,7 @@ __all__ = [
     "InsufficientBalanceError",
     "LookupOptions",
     "RateLimitError",
+    "RunReport",
     "ServiceUnavailableError",
     "TransportError",
     "ValidationError",

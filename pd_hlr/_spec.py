@@ -20,18 +20,14 @@ from typing import NamedTuple
 ENDPOINT_PATH = "/api/validate/phone"
 DEFAULT_BASE_URL = "https://api.provero.io"
 
-#: Per-lookup price, read off the 402 example (``required_amount`` for one lookup).
+#: Per-lookup price, read off the 402 example (``required_amount`` for one lookup): what the
+#: sandbox charges by default.
 PRICE_PER_LOOKUP = Decimal("0.0060000000")
 #: Decimal places of the money strings in the 402 body.
 MONEY_PLACES = 10
 
-#: Request fields the endpoint accepts (``phone`` is the only required one).
-REQUEST_FIELDS = ("phone", "roaming", "msisdn", "route", "detailed")
-#: Boolean request fields and the forms the vendor shows (plus their false counterparts).
-BOOLEAN_FIELDS = ("roaming", "msisdn", "detailed")
-TRUE_FORMS = (True, "true", "1", 1)
-FALSE_FORMS = (False, "false", "0", 0)
-#: Route values the examples use (the vendor's list of accepted values is empty).
+#: Route values the examples use (the vendor's list of accepted values is empty); the CLI offers
+#: these for ``--route``.
 ROUTES = ("standard", "detailed")
 
 # --- validation (Laravel-style ``{"message", "errors": {"phone": [...]}}`` bodies) -------------
@@ -392,9 +388,6 @@ del _E
 
 #: The documented rate-limit signal inside a 200 result: (groupId, id, name).
 TRAFFIC_QUOTA_EXCEEDED = (5, 32, "TRAFFIC_QUOTA_EXCEEDED")
-#: ``status.groupName`` of a delivered (live) detailed result; its ``groupId`` is 3.
-STATUS_DELIVERED_GROUP = "DELIVERED"
-STATUS_DELIVERED_GROUP_ID = 3
 
 # Objects the spec's example bodies show that are not rows of the error table.
 #: ``status`` of the detailed (live) example.

@@ -1,38 +1,42 @@
-"""The ``pd-hlr`` command line.
+"""The ``pd-hlr`` command line: ``validate``, ``estimate``, ``cache`` and ``sandbox``.
 
-Commands::
+``pd-hlr --help`` (and each command's ``--help``, with examples) lists the options. Errors are
+one readable line on stderr (``--debug`` shows the traceback); the exit codes are
+:data:`EXIT_CODES`, which also renders the README's table (:func:`exit_codes_markdown`).
 
-    pd-hlr validate INPUT --column phone [--out enriched.parquet] [--detailed] [--roaming]
-                    [--route R] [--default-region GB] [--cache DIR | --no-cache] [--budget N]
-                    [--sandbox]
-    pd-hlr estimate INPUT --column phone [same options]
-    pd-hlr cache stats|compact|clear [--cache DIR]
-    pd-hlr sandbox [--port 8787] [--token demo] [--latency 0.05] [--balance 1000] [--rate-limit 50]
+Building the parser imports nothing heavy: the sandbox's options (generated from
+:class:`pd_hlr.sandbox.Faults`) are added only when the ``sandbox`` command is parsed, and the
+input readers, the cache, the client and Dask are imported by the command that needs them.
 
-Exit codes (one readable line on stderr, never a traceback):
-
-==== ==========================================================================
-0    success
-1    unexpected error (a bug: please report it, with ``--debug`` output)
-2    bad input or usage (missing file or column, unreadable file, bad option)
-3    insufficient balance (402); everything paid for is in the cache
-4    authentication failed (401/403) or no token (``PROVERO_API_TOKEN``)
-5    budget exceeded: the run would need more lookups than ``--budget``; nothing sent
-6    the API or the network failed after retries
-130  interrupted (Ctrl-C); everything already answered is in the cache
-==== ==========================================================================
+>>> main(["cache", "stats", "--cache", cache_dir])  # doctest: +ELLIPSIS
+        path: ...
+     entries: 0
+...
+0
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import os
+import re
+import signal
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from ._io import InputError
+from ._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, ROUTES
+from .settings import BASE_URL_ENV, CACHE_ENV, OPTIONS, RUN_OBJECTS, TOKEN_ENV
+
+__all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
 
 EXIT_OK = 0
 EXIT_BUG = 1
@@ -42,60 +46,99 @@ EXIT_AUTH = 4
 EXIT_BUDGET = 5
 EXIT_API = 6
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that left early
 
+#: Every exit code and its meaning: the one source of ``--help``'s list and the README's table.
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_BUG: "unexpected error (a bug: please report it, with the `--debug` output)",
+    EXIT_INPUT: (
+        "bad input or usage: missing file or column, unreadable file, bad option, an output "
+        "that exists (`--force`), result-named input columns (`--prefix`), a cache folder "
+        "that cannot be written or does not exist"
+    ),
+    EXIT_BALANCE: "insufficient balance (402); everything paid for is in the cache",
+    EXIT_AUTH: f"authentication failed (401/403), or no token (`{TOKEN_ENV}`)",
+    EXIT_BUDGET: "budget exceeded (`--budget`); nothing was sent",
+    EXIT_API: (
+        "the API or the network failed after retries, or the API is unavailable (too many "
+        "failures in a row, or a `Retry-After` too long); everything answered is in the cache"
+    ),
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); everything already answered is in the cache",
+    EXIT_PIPE: (
+        "standard output was closed early (e.g. piped into `head`); the command itself finished"
+    ),
+}
+
+#: The token of ``--sandbox`` runs: the embedded sandbox's, not a secret.
 SANDBOX_TOKEN = "sandbox-demo-token"
 
 
-class InputError(Exception):
-    """Bad input or usage: exit code 2."""
+def exit_codes_markdown() -> str:
+    """The README's exit-code table, from :data:`EXIT_CODES`.
+
+    >>> exit_codes_markdown().splitlines()[2]
+    '| 0 | success |'
+    """
+    rows = [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(["| code | meaning |", "|---|---|", *rows])
 
 
-def _add_lookup_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="CSV or parquet file (or a folder / glob of parquet files)")
-    p.add_argument("--column", "-c", required=True, help="column holding the phone numbers")
-    p.add_argument("--detailed", action="store_true", help="full HLR payload (detailed mode)")
-    p.add_argument("--roaming", action="store_true", help="add roaming checks")
-    p.add_argument("--route", default=None, help='routing product, e.g. "standard", "detailed"')
-    p.add_argument(
-        "--no-msisdn",
-        dest="msisdn",
-        action="store_false",
-        help="send non-canonical numbers as they are (the API's msisdn=false)",
-    )
-    p.add_argument(
-        "--default-region", default=None, help="ISO region for national numbers, e.g. GB"
-    )
-    p.add_argument(
-        "--strict", action="store_true", help="withhold numbers libphonenumber calls invalid"
-    )
-    p.add_argument("--only-mobile", action="store_true", help="skip numbers certainly not mobile")
-    cache = p.add_mutually_exclusive_group()
-    cache.add_argument(
-        "--cache",
-        default=None,
-        metavar="DIR",
-        help="cache folder (default: $PD_HLR_CACHE or ~/.cache/pd_hlr)",
-    )
-    cache.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
-    p.add_argument(
-        "--max-age", default=None, help='look cached answers older than this up again, e.g. "30D"'
-    )
-    p.add_argument("--refresh", action="store_true", help="ignore cached answers")
-    p.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="run against the embedded sandbox (synthetic answers, no account needed)",
-    )
-    p.add_argument(
-        "--price",
-        default=None,
-        type=_price,
-        help="price per lookup for the estimate (default 0.006)",
-    )
+# --- the parser ----------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that may add its options on first use (``populate``): the sandbox's
+    options come from :class:`pd_hlr.sandbox.Faults`, which ``pd-hlr --help`` must not import."""
+
+    def __init__(
+        self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def populate(self) -> None:
+        if self._populate is not None:
+            fill, self._populate = self._populate, None
+            fill(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self.populate()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self.populate()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self.populate()
+        return super().format_usage()
+
+
+def _number_type(kind: type, test: Callable[[Any], bool], want: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, ArithmeticError):
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
+        return value
+
+    parse.__name__ = want  # argparse names the type in some messages
+    return parse
+
+
+_positive_int = _number_type(int, lambda v: v > 0, "a positive whole number")
+_count = _number_type(int, lambda v: v >= 0, "a whole number >= 0")
+_positive = _number_type(float, lambda v: v > 0 and v != float("inf"), "a positive number")
+_seconds = _number_type(float, lambda v: 0 <= v < float("inf"), "a number of seconds >= 0")
+_probability = _number_type(float, lambda v: 0 <= v <= 1, "a probability between 0 and 1")
+_port = _number_type(int, lambda v: 0 <= v <= 65535, "a port number 0..65535 (0: any free)")
 
 
 def _price(text: str) -> Decimal:
-    """argparse type of ``--price``: a non-negative decimal number (else a usage error, exit 2)."""
+    """``--price``: a non-negative decimal number (else a usage error, exit 2)."""
     try:
         value = Decimal(text)
     except ArithmeticError:  # decimal.InvalidOperation is not a ValueError
@@ -105,114 +148,421 @@ def _price(text: str) -> Decimal:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pd-hlr", description="Enrich phone-number tables with HLR lookups (Provero API)."
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
-    v = sub.add_parser("validate", help="look numbers up and write an enriched table")
-    _add_lookup_options(v)
-    v.add_argument(
-        "--out",
-        "-o",
-        default=None,
-        help="output .parquet or .csv (default: INPUT with .hlr.parquet)",
+
+def _max_age(text: str) -> str:
+    """``--max-age``: a duration with a unit ("30D", "12h"); a bare number is refused, since
+    pandas would read "30" as 30 nanoseconds."""
+    example = "e.g. 30D (days), 12h (hours) or 90min"
+    if _BARE_NUMBER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} has no unit: write {example}")
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' deprecation notes on unit spellings
+            age = pd.Timedelta(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write {example}") from None
+    if age is pd.NaT or age < pd.Timedelta(0):
+        raise argparse.ArgumentTypeError(f"must be a duration >= 0, {example}; not {text!r}")
+    return text
+
+
+def _base_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"must be an http(s) URL like {DEFAULT_BASE_URL}")
+    return text.rstrip("/")
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+_CACHE_HELP = f"cache folder (default: ${CACHE_ENV} or ~/.cache/pd_hlr)"
+
+
+def _doc(name: str) -> str:
+    """An option's meaning, from :data:`pd_hlr.settings.OPTIONS` (the one place it is said)."""
+    return next(o.doc for o in OPTIONS if o.name == name)
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "input",
+        help="CSV/TSV (also .gz, .bz2, .xz, .zip), parquet or Excel .xlsx file; "
+        "or a folder or glob of parquet/CSV files",
     )
-    v.add_argument("--budget", type=int, default=None, help="refuse to spend more lookups than N")
-    v.add_argument("--workers", type=int, default=None, help="concurrent requests (default 8)")
-    v.add_argument("--rate-limit", type=float, default=None, help="max requests per second")
-    v.add_argument(
-        "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
-    )
-    v.add_argument(
+    p.add_argument("--column", "-c", required=True, help="column holding the phone numbers")
+    p.add_argument(
         "--engine",
         choices=("pandas", "dask"),
         default=None,
         help="pandas (default for files) or dask (default for folders and globs)",
     )
-
-    e = sub.add_parser("estimate", help="count what a run would look up and cost; sends nothing")
-    _add_lookup_options(e)
-
-    c = sub.add_parser("cache", help="inspect or maintain the lookup cache")
-    c.add_argument("action", choices=("stats", "compact", "clear"))
-    c.add_argument(
-        "--cache",
+    p.add_argument(
+        "--sheet",
         default=None,
-        metavar="DIR",
-        help="cache folder (default: $PD_HLR_CACHE or ~/.cache/pd_hlr)",
+        metavar="SHEET",
+        help="Excel sheet: its name or position (1 = the first, the default)",
     )
 
-    s = sub.add_parser("sandbox", help="serve the local spec-faithful sandbox API until Ctrl-C")
-    from . import sandbox
 
-    sandbox.add_arguments(s)
+def _add_lookup_options(p: argparse.ArgumentParser) -> None:
+    _add_input_options(p)
+    api = p.add_argument_group("the API's options (part of the cache key)")
+    api.add_argument("--detailed", action="store_true", help=_doc("detailed"))
+    api.add_argument("--roaming", action="store_true", help=_doc("roaming"))
+    api.add_argument(
+        "--route", choices=ROUTES, default=None, help="routing product (the spec's values)"
+    )
+    api.add_argument(
+        "--no-msisdn",
+        dest="msisdn",
+        action="store_false",
+        help="send non-canonical numbers as they are (the API's msisdn=false)",
+    )
+    sent = p.add_argument_group("what is sent")
+    sent.add_argument(
+        "--default-region", default=None, metavar="XX", help=_doc("default_region")
+    )
+    sent.add_argument(
+        "--strict", action="store_true", help=_doc("strict")
+    )
+    sent.add_argument(
+        "--only-mobile", action="store_true", help=_doc("only_mobile")
+    )
+    cache = p.add_argument_group("the cache")
+    where = cache.add_mutually_exclusive_group()
+    where.add_argument("--cache", default=None, metavar="DIR", help=_CACHE_HELP)
+    where.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
+    cache.add_argument(
+        "--max-age",
+        default=None,
+        type=_max_age,
+        metavar="AGE",
+        help='look cached answers older than this up again: a duration with a unit, "30D"',
+    )
+    cache.add_argument("--refresh", action="store_true", help=_doc("refresh"))
+    cache.add_argument(
+        "--no-retry-temporary",
+        dest="retry_temporary",
+        action="store_false",
+        default=None,
+        help="serve temporary outcomes (absent subscriber, ...) from the cache instead of "
+        "looking them up again",
+    )
+    target = p.add_argument_group("where lookups go")
+    endpoint = target.add_mutually_exclusive_group()
+    endpoint.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the embedded sandbox (synthetic answers, no account needed)",
+    )
+    endpoint.add_argument(
+        "--base-url",
+        type=_base_url,
+        default=None,
+        metavar="URL",
+        help=f"the API's address (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
+    )
+    target.add_argument(
+        "--price",
+        default=None,
+        type=_price,
+        help="price per lookup for the estimate (default 0.006)",
+    )
+
+
+def _debug_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pd-hlr`` parser. Cheap: it imports no command's machinery.
+
+    >>> build_parser().parse_args(["cache", "stats"]).action
+    'stats'
+    """
+    import textwrap
+
+    from . import __version__
+
+    codes = "\n".join(
+        textwrap.fill(
+            meaning.replace("`", ""), 79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
+        )
+        for code, meaning in EXIT_CODES.items()
+    )
+    parser = _Parser(
+        prog="pd-hlr",
+        description="Enrich phone-number tables with HLR lookups (Provero API).",
+        epilog=(
+            f"environment:\n  {TOKEN_ENV}  the API token (never printed)\n"
+            f"  {BASE_URL_ENV}   the API's address (--base-url)\n"
+            f"  {CACHE_ENV}       the cache folder (--cache)\n\nexit codes:\n{codes}\n\n"
+            + _examples(
+                "pd-hlr validate contacts.csv -c phone --default-region GB --sandbox",
+                "pd-hlr validate --help",
+            )
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"pd-hlr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_debug_parent()]
+
+    v = sub.add_parser(
+        "validate",
+        parents=common,
+        help="look numbers up and write an enriched table",
+        description="Look the numbers up (cache first) and write the input with result columns.",
+        epilog=_examples(
+            "pd-hlr validate contacts.csv -c phone --default-region GB --sandbox",
+            "pd-hlr validate leads.xlsx --sheet Leads -c mobile --detailed --out leads.hlr.csv",
+            f"{TOKEN_ENV}=... pd-hlr validate contacts.csv.gz -c phone --budget 5000",
+            "pd-hlr validate 'calls/*.parquet' -c phone --out calls.hlr   # Dask, streaming",
+        ),
+    )
+    _add_lookup_options(v)
+    out = v.add_argument_group("the output")
+    out.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        metavar="PATH",
+        help="output .parquet, .csv or .tsv (also .csv.gz ...); a folder for the dask engine "
+        "(default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
+    )
+    out.add_argument("--force", action="store_true", help="overwrite an existing output")
+    out.add_argument(
+        "--prefix",
+        default="",
+        metavar="P",
+        help=f'{_doc("prefix")} (e.g. "hlr."): for inputs that already have columns '
+        "named like results",
+    )
+    run = v.add_argument_group("the run")
+    run.add_argument(
+        "--budget",
+        type=_count,
+        default=None,
+        metavar="N",
+        help=_doc("budget"),
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="concurrent requests (default 8)",
+    )
+    run.add_argument(
+        "--rate-limit", type=_positive, default=None, metavar="R", help="max requests per second"
+    )
+    run.add_argument(
+        "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
+    )
+    _add_json_option(out)
+
+    e = sub.add_parser(
+        "estimate",
+        parents=common,
+        help="count what a run would look up and cost; sends nothing",
+        description="Count rows, distinct numbers, cached answers and the cost. Sends nothing.",
+        epilog=_examples(
+            "pd-hlr estimate contacts.csv -c phone --default-region GB --max-age 30D",
+            "pd-hlr estimate contacts.csv -c phone --sandbox   # the sandbox's cached answers",
+        ),
+    )
+    _add_lookup_options(e)
+    _add_json_option(e)
+
+    c = sub.add_parser(
+        "cache",
+        parents=common,
+        help="inspect or maintain the lookup cache",
+        description="stats: counts and sizes; compact: merge all parts into one; "
+        "clear: delete every cached answer (asks first).",
+        epilog=_examples(
+            "pd-hlr cache stats",
+            "pd-hlr cache compact --cache hlr_cache",
+            "pd-hlr cache clear --cache hlr_cache --yes",
+        ),
+    )
+    c.add_argument("action", choices=("stats", "compact", "clear"))
+    c.add_argument("--cache", default=None, metavar="DIR", help=_CACHE_HELP)
+    c.add_argument(
+        "--yes", "-y", action="store_true", help="clear without asking (needed without a terminal)"
+    )
+
+    sub.add_parser(
+        "sandbox",
+        parents=common,
+        populate=_add_sandbox_options,
+        help="serve the local spec-faithful sandbox API until Ctrl-C",
+        description="A local HTTP server that answers like the Provero API with synthetic data.",
+        epilog=_examples(
+            "pd-hlr sandbox --port 8787 --latency 0.05 --fault-503 0.1",
+            f"{TOKEN_ENV}=demo pd-hlr validate contacts.csv -c phone "
+            "--base-url http://127.0.0.1:8787",
+        ),
+    )
     return parser
 
 
-# --- input / output --------------------------------------------------------------------------
-def _is_dataset(path: str) -> bool:
-    return os.path.isdir(path) or any(ch in path for ch in "*?[")
+# --- the sandbox command's options, generated from sandbox.Faults ------------------------------
+_FAULT_HELP = {
+    "retry_after": "seconds in the Retry-After of injected 429/503 answers",
+    "retry_after_http_date": "send Retry-After as an HTTP date instead of seconds",
+    "slow_seconds": "seconds an injected slow answer waits",
+}
 
 
-def read_table(path: str) -> Any:
-    """One CSV or parquet file, or a folder of parquet files, as one pandas frame."""
-    import pandas as pd
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input file not found: {path}")
-    suffix = p.suffix.lower()
+def _is_probability(faults_cls: type, f: dataclasses.Field[Any]) -> bool:
+    """A field of ``Faults`` is a probability when its metadata says so
+    (``field(metadata={"probability": True})``), else when Faults refuses 2 for it (its
+    documented range is [0, 1]); seconds, flags and counts accept 2."""
+    if "probability" in f.metadata:
+        return bool(f.metadata["probability"])
+    if isinstance(f.default, bool) or not isinstance(f.default, int | float):
+        return False
     try:
-        if p.is_dir() or suffix in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        if suffix in (".csv", ".txt", ".tsv") or suffix == "":
-            sep = "\t" if suffix == ".tsv" else ","
-            # Phone numbers are text: never let the CSV reader turn them into floats.
-            return pd.read_csv(p, sep=sep, dtype=str, keep_default_na=True)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-    raise InputError(f"unsupported input type {suffix!r}: use .csv or .parquet")
+        faults_cls(**{f.name: 2.0})
+    except ValueError:
+        return True
+    return False
 
 
-OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
+def fault_options(faults_cls: type) -> list[tuple[dataclasses.Field[Any], list[str], bool]]:
+    """(field, option names, is a probability) for every field of ``faults_cls``: a
+    probability ``error_500`` is ``--fault-error-500`` (also ``--fault-500``); any other field
+    ``slow_seconds`` is ``--slow-seconds``.
+
+    >>> from pd_hlr.sandbox import Faults
+    >>> [names for _, names, _ in fault_options(Faults)][0]
+    ['--fault-500', '--fault-error-500']
+    """
+    options = []
+    for f in dataclasses.fields(faults_cls):
+        dashed = f.name.replace("_", "-")
+        if _is_probability(faults_cls, f):
+            names = [f"--fault-{dashed}"]
+            status = re.search(r"_(\d{3})$", f.name)
+            if status:  # the short spelling the README has always used: --fault-503
+                names.insert(0, f"--fault-{status.group(1)}")
+            options.append((f, names, True))
+        else:
+            options.append((f, [f"--{dashed}"], False))
+    return options
 
 
-def check_out_path(path: str) -> None:
-    """Refuse an output the run could not write, *before* any lookup is paid for."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"unsupported output type {suffix or path!r}: use .parquet or .csv")
+def _fault_help(f: dataclasses.Field[Any], is_probability: bool) -> str:
+    text = f.metadata.get("help") or _FAULT_HELP.get(f.name)
+    if not text:
+        what = f.name.replace("_", " ")
+        text = f"probability of the {what!r} fault" if is_probability else f"Faults.{f.name}"
+    return f"{text} (default {f.default})" if f.default else text
 
 
-def write_table(frame: Any, path: str, metadata: dict[str, Any] | None = None) -> None:
-    check_out_path(path)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        frame.hlr.to_parquet(p, metadata=metadata)
-    else:
-        frame.to_csv(p, index=False)
+def _add_sandbox_options(p: argparse.ArgumentParser) -> None:
+    from . import sandbox
+
+    p.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_port, default=8787, metavar="N", help="port (default 8787; 0: any free)"
+    )
+    p.add_argument(
+        "--token", default="demo", help="the Bearer token to accept (default: demo)"
+    )
+    p.add_argument(
+        "--latency", type=_seconds, default=0.0, metavar="S", help="seconds added per request"
+    )
+    p.add_argument(
+        "--balance", type=_count, default=None, metavar="N", help="lookups before 402"
+    )
+    p.add_argument(
+        "--rate-limit", type=_positive, default=None, metavar="R", help="requests per second"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fault RNG")
+    probabilities = p.add_argument_group(
+        "fault injection (probability per request, 0..1; see pd_hlr.sandbox.Faults)"
+    )
+    details = p.add_argument_group("fault details")
+    for f, names, is_probability in fault_options(sandbox.Faults):
+        kwargs: dict[str, Any] = {
+            "dest": f"faults_{f.name}",
+            "default": f.default,
+            "help": _fault_help(f, is_probability),
+        }
+        if is_probability:
+            probabilities.add_argument(*names, type=_probability, metavar="P", **kwargs)
+        elif isinstance(f.default, bool):
+            action = argparse.BooleanOptionalAction if f.default else "store_true"
+            details.add_argument(*names, action=action, **kwargs)
+        elif isinstance(f.default, float):
+            details.add_argument(*names, type=_seconds, metavar="S", **kwargs)
+        else:
+            details.add_argument(*names, type=_count, metavar="N", **kwargs)
 
 
-def _default_out(path: str) -> str:
-    p = Path(path.rstrip("/"))
-    if p.is_dir():
-        return str(p.parent / f"{p.name}.hlr")
-    if _is_dataset(path):  # a glob: name the output after its fixed part, never inside it
-        parts = p.parts
-        k = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
-        folder = Path(*parts[:k]) if k else Path(".")
-        stem = parts[k].split("*")[0].split("?")[0].split("[")[0].rstrip(".-_")
-        if k == len(parts) - 1 and stem:
-            return str(folder / f"{stem}.hlr")
-        return str(folder.parent / f"{folder.resolve().name or 'output'}.hlr")
-    return str(p.with_name(p.stem + ".hlr.parquet"))
+# --- helpers of the commands ------------------------------------------------------------------
+class _NoToken(Exception):
+    pass
 
 
-# --- the client: token or sandbox -----------------------------------------------------------
+class _StdoutClosed(Exception):
+    """Standard output's reader went away (``| head``): exit quietly."""
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _emit(text: str, *, keep_going: bool = False) -> None:
+    """Print ``text`` on stdout (the command's result). A closed pipe ends the command quietly,
+    or with ``keep_going`` (a server) just stops the printing."""
+    try:
+        print(text, file=sys.stdout, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
+        if not keep_going:
+            raise _StdoutClosed() from None
+
+
+def _note(text: str) -> None:
+    print(f"pd-hlr: {text}", file=sys.stderr, flush=True)
+
+
+def _loud(message: str) -> None:
+    import textwrap
+
+    lines = textwrap.wrap(message, 76)
+    width = max(len(line) for line in lines) + 4
+    bar = "!" * width
+    body = "\n".join(f"! {line.ljust(width - 4)} !" for line in lines)
+    print(f"{bar}\n{body}\n{bar}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Endpoint:
+    """What ``estimate`` needs of a client: the API address that names the cache namespace."""
+
+    base_url: str
+
+
 @contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[Any]:
     from .client import HLRClient
@@ -235,120 +585,283 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         ):
             yield client
         return
-    if not os.environ.get("PROVERO_API_TOKEN"):
+    if not os.environ.get(TOKEN_ENV):
         raise _NoToken()
-    with HLRClient(**kwargs) as client:
+    with HLRClient(base_url=args.base_url, **kwargs) as client:
         yield client
 
 
-class _NoToken(Exception):
-    pass
-
-
-def _loud(message: str) -> None:
-    import textwrap
-
-    lines = textwrap.wrap(message, 76)
-    width = max(len(line) for line in lines) + 4
-    bar = "!" * width
-    body = "\n".join(f"! {line.ljust(width - 4)} !" for line in lines)
-    print(f"{bar}\n{body}\n{bar}", file=sys.stderr, flush=True)
-
-
 def _settings_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {
-        "detailed": args.detailed,
-        "roaming": args.roaming,
-        "route": args.route,
-        "msisdn": args.msisdn,
-        "default_region": args.default_region,
-        "strict": args.strict,
-        "only_mobile": args.only_mobile,
-        "max_age": args.max_age,
-        "refresh": args.refresh,
+    """The options of :data:`pd_hlr.settings.OPTIONS` this command was given (None: the
+    option's default), by name; ``client`` and ``cache`` are made by the command."""
+    return {
+        o.name: getattr(args, o.name)
+        for o in OPTIONS
+        if o.name not in RUN_OBJECTS and getattr(args, o.name, None) is not None
     }
-    if args.price is not None:
-        kw["price"] = args.price
-    return kw
 
 
 def _cache_arg(args: argparse.Namespace) -> Any:
-    if getattr(args, "no_cache", False):
-        return False
-    return args.cache
+    return False if args.no_cache else args.cache
 
 
-def _require_column(frame: Any, args: argparse.Namespace) -> None:
-    if args.column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise InputError(f"no column {args.column!r} in {args.input}; columns: {columns}")
+def _require_column(columns: Any, args: argparse.Namespace) -> None:
+    if args.column not in columns:
+        listed = ", ".join(map(str, columns)) or "(none)"
+        raise InputError(f"no column {args.column!r} in {args.input}; columns: {listed}")
 
 
-# --- commands ---------------------------------------------------------------------------------
-def cmd_validate(args: argparse.Namespace) -> int:
-    engine = args.engine or ("dask" if _is_dataset(args.input) else "pandas")
-    out_path = args.out or _default_out(args.input)
-    if engine == "dask":
+def _engine(args: argparse.Namespace) -> str:
+    from . import _io
+
+    engine = args.engine or ("dask" if _io.is_dataset(args.input) else "pandas")
+    if engine == "dask" and args.sheet is not None:
+        raise InputError("--sheet applies to one Excel file: use --engine pandas")
+    return engine
+
+
+def _read_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The input as a lazy Dask frame, and the Dask face (an error naming the extra without)."""
+    from . import _io
+
+    ddf = _io.read_dataset(args.input)
+    _require_column(ddf.columns, args)
+    try:
         from . import dask as hlr_dask
+    except ImportError as exc:
+        raise InputError(str(exc)) from exc
+    return ddf, hlr_dask
 
-        return hlr_dask.cli_validate(args, out_path, _client, _settings_kwargs(args))
-    check_out_path(out_path)
-    frame = read_table(args.input)
-    _require_column(frame, args)
-    kwargs = _settings_kwargs(args)
+
+def _read(args: argparse.Namespace) -> Any:
+    from . import _io
+
+    frame = _io.read_table(args.input, column=args.column, sheet=args.sheet, notify=_note)
+    _require_column(frame.columns, args)
+    return frame
+
+
+def _add_json_option(group: Any) -> None:
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON object on stdout (for scripts) instead of text",
+    )
+
+
+def _print_result(args: argparse.Namespace, summary: Any, report: Any, out_path: str) -> None:
+    """The end of a validate run on stdout: the summary and the run report as text, or with
+    ``--json`` one JSON object holding the report, the summary rows and the output path."""
+    if args.json:
+        import json
+
+        rows = summary.to_frame() if hasattr(summary, "to_frame") else summary
+        payload = {
+            "output": out_path,
+            "report": report.to_dict(),
+            "summary": json.loads(rows.to_json(orient="records")),
+        }
+        _emit(json.dumps(payload, indent=2))
+        return
+    _emit(f"{summary}\n\n{report}")
+
+
+# --- commands ------------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import _io
+
+    engine = _engine(args)
+    out_path = args.out or _io.default_output(args.input)
+    if engine == "dask":
+        return _validate_dataset(args, out_path)
+    _io.check_output(out_path, source=args.input, force=args.force)
+    frame = _read(args)
     with _client(args) as client:
         out = frame.hlr.validate(
-            args.column,
-            client=client,
-            cache=_cache_arg(args),
-            budget=args.budget,
-            progress=args.progress,
-            **kwargs,
+            args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
         )
-    write_table(out, out_path)
-    print(out.hlr.summary().to_string(), file=sys.stdout)
+    _io.write_table(out, out_path)
     print(f"wrote {len(out):,} rows to {out_path}", file=sys.stderr)
+    _print_result(args, out.hlr.summary(), out.hlr.report(), out_path)
+    return EXIT_OK
+
+
+def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
+    """A folder / glob (or ``--engine dask``): read lazily, look each distinct number up once,
+    write a parquet folder partition by partition and summarise in the same pass, so memory
+    stays bounded by a few partitions plus the per-number table."""
+    import json
+
+    from . import __version__, _io, analysis
+    from .pipeline import report_of
+    from .settings import ValidateSettings
+
+    _io.check_output(out_path, source=args.input, force=args.force, folder=True)
+    ddf, hlr_dask = _read_dataset(args)
+    import dask
+
+    settings = ValidateSettings.from_kwargs(**_settings_kwargs(args))
+    with _client(args) as client:
+        out = hlr_dask.validate_frame(
+            ddf, args.column, settings, client=client, cache=_cache_arg(args)
+        )
+    info = dict(out._meta.attrs.get(analysis.ATTRS_KEY) or {})
+    info["pd_hlr_version"] = __version__
+    write = out.to_parquet(
+        out_path,
+        write_index=out.index.name is not None,
+        overwrite=Path(out_path).is_dir() and args.force,
+        compute=False,
+        custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
+        name_function=lambda i: f"part.{i:06d}.parquet",
+    )
+    _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
+    rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
+    print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
+    _print_result(args, analysis.summary_from_counts(counts), report_of(out._meta), out_path)
     return EXIT_OK
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    frame = read_table(args.input)
-    _require_column(frame, args)
     kwargs = _settings_kwargs(args)
+    if _engine(args) == "dask":
+        from .settings import ValidateSettings
+
+        ddf, hlr_dask = _read_dataset(args)
+        settings = ValidateSettings.from_kwargs(**kwargs)
+
+        def estimate(client: Any) -> Any:
+            return hlr_dask.estimate_frame(
+                ddf, args.column, settings, client=client, cache=_cache_arg(args)
+            )
+    else:
+        frame = _read(args)
+
+        def estimate(client: Any) -> Any:
+            return frame.hlr.estimate(args.column, client=client, cache=_cache_arg(args), **kwargs)
+
     # With --sandbox, count against the sandbox's cache namespace (what `validate --sandbox`
-    # fills); without it, against the real API's (PROVERO_BASE_URL or the vendor's). No token
-    # is needed: nothing is sent.
-    client_cm = _client(args) if args.sandbox else contextlib.nullcontext(None)
+    # fills); without it, against the API at --base-url / PROVERO_BASE_URL / the vendor's.
+    # No token is needed: nothing is sent.
+    if args.sandbox:
+        client_cm: Any = _client(args)
+    else:
+        client_cm = contextlib.nullcontext(_Endpoint(args.base_url) if args.base_url else None)
     with client_cm as client:
-        est = frame.hlr.estimate(args.column, client=client, cache=_cache_arg(args), **kwargs)
-    for key, value in est.to_dict().items():
-        print(f"{key:>12}: {value}")
+        est = estimate(client)
+    if args.json:
+        import json
+
+        _emit(json.dumps(est.to_dict(), default=str, indent=2))
+    else:
+        _emit("\n".join(f"{key:>12}: {value}" for key, value in est.to_dict().items()))
     return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; without one, refuse (the caller must pass ``--yes``)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        raise InputError(
+            "cache clear deletes every cached answer, and there is no terminal to ask: "
+            "pass --yes to confirm"
+        )
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from .cache import HLRCache, default_cache_path
 
-    cache = HLRCache(args.cache or default_cache_path())
+    path = Path(args.cache).expanduser() if args.cache else default_cache_path()
+    if not path.exists():
+        where = "" if args.cache else f" (the default cache folder, from ${CACHE_ENV} or ~/.cache)"
+        raise InputError(f"no such folder: {path}{where}; nothing has been cached there")
+    if not path.is_dir():
+        raise InputError(f"not a folder: {path}")
+    cache = HLRCache(path)
     if args.action == "stats":
-        for key, value in cache.stats().items():
-            print(f"{key:>12}: {value}")
+        result: dict[str, Any] = cache.stats()
     elif args.action == "compact":
-        for key, value in cache.compact().items():
-            print(f"{key:>12}: {value}")
+        result = cache.compact()
     else:
-        print(f"removed {cache.clear()} files from {cache.path}")
+        if not args.yes:
+            stats = cache.stats()
+            files = stats["parts"] + stats["journals"]
+            if not files:
+                _emit(f"nothing to remove: {path} holds no cached answers")
+                return EXIT_OK
+            question = (
+                f"Delete all {stats['entries']:,} cached answers ({files} files, "
+                f"{stats['bytes']:,} bytes) from {path}? A re-run pays for them again."
+            )
+            if not _confirm(question):
+                _note("cancelled; nothing was removed")
+                return EXIT_OK
+        _emit(f"removed {cache.clear()} files from {cache.path}")
+        return EXIT_OK
+    _emit("\n".join(f"{key:>12}: {value}" for key, value in result.items()))
     return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from . import sandbox
 
-    sandbox.run_from_args(args)
+    faults = sandbox.Faults(
+        **{f.name: getattr(args, f"faults_{f.name}") for f in dataclasses.fields(sandbox.Faults)}
+    )
+    fired = [
+        f"{f.name}={getattr(faults, f.name)}"
+        for f, _, is_probability in fault_options(sandbox.Faults)
+        if is_probability and getattr(faults, f.name)
+    ]
+    stop = threading.Event()
+    with _stop_on_sigterm(stop), sandbox.serve(
+        token=args.token,
+        port=args.port,
+        latency=args.latency,
+        balance=args.balance,
+        rate_limit=args.rate_limit,
+        faults=faults,
+        seed=args.seed,
+        host=args.host,
+    ) as sb:
+        endpoint = sb.url + ENDPOINT_PATH
+        say = functools.partial(_emit, keep_going=True)  # a lost reader does not stop a server
+        say(f"Provero sandbox listening on {sb.url}  (endpoint {endpoint})")
+        say(
+            f"  try: curl -s -X POST {endpoint} -H 'Authorization: Bearer {args.token}' "
+            "-H 'Content-Type: application/json' -d '{\"phone\": \"+447400123456\"}'"
+        )
+        if fired:
+            say(f"  faults: {', '.join(fired)}")
+        say("Press Ctrl-C to stop.")
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.wait(3600):
+                pass
+        s = sb.stats()
+        say(
+            f"\nstopped: {s.requests} requests, {s.total_charged} charged, "
+            f"statuses {dict(sorted(s.status_counts.items()))}"
+        )
     return EXIT_OK
 
 
-COMMANDS = {
+@contextlib.contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM (a service manager's stop) ends the sandbox like Ctrl-C does."""
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "estimate": cmd_estimate,
     "cache": cmd_cache,
@@ -356,19 +869,46 @@ COMMANDS = {
 }
 
 
+# --- the entry point -----------------------------------------------------------------------------
+def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    print(f"pd-hlr: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _flush_stdout() -> bool:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    except (OSError, ValueError):
+        pass
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pd-hlr`` console script. Returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        code = _main(argv)
+    except SystemExit:  # --help, --version, usage errors: argparse's own exit codes
+        _flush_stdout()
+        raise
+    return code if _flush_stdout() else EXIT_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     from . import errors
 
     try:
-        import pd_hlr  # noqa: F401  (registers the accessor)
-
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("pd-hlr: interrupted; everything already answered is in the cache", file=sys.stderr)
+        tail = "; everything already answered is in the cache" if args.command == "validate" else ""
+        print(f"pd-hlr: interrupted{tail}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _StdoutClosed:
+        return EXIT_PIPE
     except Exception as exc:
         if args.debug:
             raise
@@ -378,24 +918,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _classify(exc: BaseException, errors: Any) -> tuple[int, str]:
-    one_line = " ".join(str(exc).split())
+    """The exit code and the one-line message for an exception."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes
+    one_line = " ".join(str(text).split())
+    notes = " ".join(" ".join(str(n).split()) for n in getattr(exc, "__notes__", []))
     if isinstance(exc, _NoToken):
         return EXIT_AUTH, (
-            "no API token: set PROVERO_API_TOKEN (or pass --sandbox to try the embedded "
+            f"no API token: set {TOKEN_ENV} (or pass --sandbox to try the embedded "
             "sandbox with synthetic answers)"
         )
     if isinstance(exc, InputError | KeyError | FileNotFoundError):
-        return EXIT_INPUT, one_line.strip("\"'")
+        return EXIT_INPUT, one_line
     if isinstance(exc, errors.BudgetExceededError):
         return EXIT_BUDGET, one_line
+    if isinstance(exc, errors.ColumnConflictError):  # said the command line's way
+        columns = [str(c) for c in exc.columns] or ["?"]
+        more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
+        return EXIT_INPUT, (
+            f"the input already has columns named like result columns ({', '.join(columns[:5])}"
+            f"{more}); nothing was sent. Pass --prefix (e.g. --prefix hlr.) to put the results "
+            "under a prefix, or rename those columns."
+        )
+    if isinstance(exc, errors.CacheNotWritableError):
+        return EXIT_INPUT, f"{one_line} Pass --cache DIR with a writable folder, or --no-cache."
     if isinstance(exc, errors.InsufficientBalanceError):
-        notes = " ".join(getattr(exc, "__notes__", []))
         return EXIT_BALANCE, f"{one_line} {notes}".strip()
     if isinstance(exc, errors.AuthenticationError):
         return EXIT_AUTH, one_line
+    if isinstance(exc, errors.ServiceUnavailableError):
+        after = getattr(exc, "resume_after", None)
+        hint = f" The API asked for a pause of {after:.0f} s." if after else ""
+        return EXIT_API, f"{one_line}{hint} {notes}".strip()
     if isinstance(exc, errors.HLRError):
-        return EXIT_API, one_line
+        return EXIT_API, f"{one_line} {notes}".strip()
     if isinstance(exc, ValueError | TypeError):
+        return EXIT_INPUT, one_line
+    if isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError):
         return EXIT_INPUT, one_line
     return EXIT_BUG, f"{type(exc).__name__}: {one_line} (re-run with --debug for a traceback)"
 

@@ -1,21 +1,28 @@
 """``HLRClient``: the only code in pd-hlr that talks HTTP to Provero.
 
+It owns the plumbing (token, sessions, threads, the rate limiter, bounded time and size per
+attempt, counters, logs); what each answer means and what to do after a failure is
+:mod:`pd_hlr.retry`'s job.
+
 Example:
-    >>> from pd_hlr.client import HLRClient
-    >>> with HLRClient(token="demo", base_url="http://127.0.0.1:8787") as client:  # doctest: +SKIP
-    ...     client.lookup("+441302778473", detailed=True)["status"]["groupName"]
+    >>> client.lookup("+441302778473", detailed=True)["status"]["groupName"]
     'DELIVERED'
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import heapq
 import ipaddress
+import itertools
 import json
 import logging
 import os
-import random
+import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -25,41 +32,54 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH
-from pd_hlr.errors import (
-    APIError,
-    AuthenticationError,
-    HLRError,
-    RateLimitError,
-    TransportError,
-    error_from_response,
-    excerpt,
-    parse_retry_after,
-)
+from pd_hlr.errors import AuthenticationError, HLRError
 from pd_hlr.ratelimit import RateLimiter
+from pd_hlr.retry import (
+    KINDS,
+    Answer,
+    CircuitBreaker,
+    Failure,
+    RetryPolicy,
+    classify_answer,
+    classify_exception,
+    too_large,
+)
 from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV
 
-__all__ = ["BASE_URL_ENV", "TOKEN_ENV", "ClientStats", "HLRClient", "Outcome"]
+__all__ = ["ClientStats", "HLRClient", "Outcome"]
 
 logger = logging.getLogger("pd_hlr.client")
-
-#: Statuses retried with backoff (server trouble; the sandbox does not charge them).
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 #: The limiter starts this much below ``rate_limit``: slots exactly 1/rate apart sit on the
 #: edge of a server's sliding 1-second window, and tens of ms of network/scheduling jitter
 #: (measured against the sandbox at 50 ms latency) tip a request over it now and then.
 RATE_HEADROOM = 0.97
+#: Default of ``max_answer_bytes``: a documented answer is under 2 KB.
+MAX_ANSWER_BYTES = 1 << 20
 
 #: What ``lookup_many`` gives per number: the result object, or the error that ended it.
 Outcome = dict[str, Any] | HLRError
 OnResult = Callable[[str, Outcome], None]
 
 
+# ------------------------------------------------------------------------------------ secrets
 class _Secret:
-    """Holds the token; its repr never shows it (safe in debuggers and ``capture_locals``)."""
+    """Holds the token: its repr never shows it, and it refuses to be pickled.
+
+    Example:
+        >>> import pickle
+        >>> secret = _Secret("s3cret")
+        >>> secret
+        '***'
+        >>> pickle.dumps(secret)
+        Traceback (most recent call last):
+        ...
+        TypeError: the API token cannot be pickled (it would be written in clear)
+    """
 
     __slots__ = ("_value",)
 
@@ -73,6 +93,9 @@ class _Secret:
         return "'***'"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the API token cannot be pickled (it would be written in clear)")
 
 
 class _BearerAuth(AuthBase):
@@ -89,57 +112,26 @@ class _BearerAuth(AuthBase):
         return "_BearerAuth('***')"
 
 
-@dataclass(frozen=True)
-class ClientStats:
-    """A snapshot of one client's counters.
-
-    ``requests``: HTTP requests sent (retries included); ``retries``: of those, repeats;
-    ``throttled``: 429 / TRAFFIC_QUOTA_EXCEEDED answers; ``possibly_charged``: failures after
-    the request went out (read timeout, dropped connection, malformed 200), each of which the
-    server may have billed; ``possibly_charged_numbers``: the numbers concerned.
-
-    Example:
-        >>> ClientStats().possibly_charged
-        0
-    """
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    possibly_charged: int = 0
-    possibly_charged_numbers: frozenset[str] = field(default_factory=frozenset)
-
-
-@dataclass
-class _Failure:
-    """One failed attempt, classified by the retry policy."""
-
-    error: HLRError
-    retry: bool
-    possibly_charged: bool = False
-    retry_after: float | None = None
-    cause: BaseException | None = None
-
-
-class _Stopped(Exception):
-    """Internal: the run was stopped before this number was (re)sent."""
-
-
-@dataclass
-class _Run:
-    """Shared state of one ``lookup_many`` call."""
-
-    on_result: OnResult | None
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    fatal: BaseException | None = None
-
-    def fail(self, exc: BaseException) -> None:
-        with self.lock:
-            if self.fatal is None:
-                self.fatal = exc
-        self.stop.set()
+def _read_token(token: str | None) -> tuple[_Secret | None, str | None]:
+    """(secret or None, problem or None); never raises, so no traceback holds the token."""
+    raw = token if token is not None else os.environ.get(TOKEN_ENV)
+    raw = raw.strip() if isinstance(raw, str) else raw
+    if raw is not None and not isinstance(raw, str):
+        return None, f"the API token must be a str, got {type(raw).__name__}"
+    if not raw:
+        return None, None
+    for position, ch in enumerate(raw, 1):
+        code = ord(ch)
+        if ch.isspace() or code < 32 or 127 <= code < 160:
+            # Checked here: requests would echo the header value in its InvalidHeader message.
+            return None, "the API token contains whitespace or control characters"
+        if code > 255:
+            return None, (
+                f"the API token has a character at position {position} that cannot be sent in "
+                "an HTTP header (not Latin-1: e.g. a typographic quote or dash pasted from a "
+                "document). Copy the token again from the Provero dashboard."
+            )
+    return _Secret(raw), None
 
 
 def _defuse(exc: BaseException) -> None:
@@ -149,24 +141,283 @@ def _defuse(exc: BaseException) -> None:
     of its own causes) hold the headers as locals; keep the exceptions and their messages,
     drop the request objects and the frames.
     """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
+    for item in _chain(exc):
         if isinstance(item, requests.RequestException):
             item.request = None
             item.response = None
         item.__traceback__ = None
-        todo.extend((item.__cause__, item.__context__))
-        todo.extend(a for a in item.args if isinstance(a, BaseException))
-        reason = getattr(item, "reason", None)
-        if isinstance(reason, BaseException):
-            todo.append(reason)
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes, contexts, wrapped reasons and group members (each once)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend((item.__cause__, item.__context__, getattr(item, "reason", None)))
+        todo.extend(item.args)
+        todo.extend(getattr(item, "exceptions", ()))
+
+
+def _scrub_value(value: Any, secret: str) -> Any:
+    if isinstance(value, str) and secret in value:
+        return value.replace(secret, "***")
+    if isinstance(value, bytes | bytearray) and secret.encode("utf-8", "replace") in value:
+        return bytes(value).replace(secret.encode("utf-8", "replace"), b"***")
+    if isinstance(value, tuple):
+        return tuple(_scrub_value(v, secret) for v in value)
+    if isinstance(value, list):
+        return [_scrub_value(v, secret) for v in value]
+    return value
+
+
+def _scrub_exception(exc: BaseException, secret: str | None) -> BaseException:
+    """Remove the token from an exception of any type and everything chained to it: args,
+    attributes (a UnicodeEncodeError's ``.object``), notes, and the locals of finished frames.
+    """
+    for item in _chain(exc):
+        if secret:
+            with contextlib.suppress(AttributeError, TypeError):
+                item.args = _scrub_value(item.args, secret)
+            if isinstance(item, UnicodeError):
+                for name in ("object", "reason"):
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(item, name, _scrub_value(getattr(item, name), secret))
+            notes = getattr(item, "__notes__", None)
+            if isinstance(notes, list):
+                item.__notes__ = _scrub_value(notes, secret)
+            for name, value in list(getattr(item, "__dict__", {}).items()):
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(item, name, _scrub_value(value, secret))
+        for frame, _ in traceback.walk_tb(item.__traceback__):
+            with contextlib.suppress(RuntimeError):  # a frame still running (ours, callers)
+                frame.clear()  # its locals may hold the request headers
+    return exc
+
+
+# ------------------------------------------------------------------- deadline per attempt
+_attempt_local = threading.local()
+
+
+class _Deadline:
+    """One attempt's deadline. When it passes, the socket of the attempt's connection is shut
+    down, which ends any blocked read (a body trickled one byte a second included)."""
+
+    __slots__ = ("_lock", "_sock", "at", "done", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.expired = False
+        self.done = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, conn: HTTPConnection) -> None:
+        """Note the connection's socket (kept: http.client drops ``conn.sock`` on a
+        ``Connection: close`` answer while the body is still being read from it)."""
+        sock = getattr(conn, "sock", None)
+        with self._lock:
+            if self.done or sock is None:
+                return
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            self._shutdown()
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._sock = None
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """Expires attempt deadlines on time: one daemon thread per client, started on demand and
+    ending when no attempt is in flight. ``clock`` is injectable; :meth:`expire_due` is the
+    logic, the thread only waits."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._seq = itertools.count()
+        self._live = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> _Deadline:
+        deadline = _Deadline(self._clock() + seconds)
+        with self._cond:
+            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
+            self._live += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="pd_hlr-deadline", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return deadline
+
+    def release(self, deadline: _Deadline) -> None:
+        deadline.finish()
+        with self._cond:
+            self._live -= 1
+            if self._live == 0:
+                self._heap.clear()
+                self._cond.notify()
+
+    def expire_due(self, now: float) -> float | None:
+        """Expire every deadline due at ``now`` (call with the condition held); return the
+        seconds until the next one, or None when none is pending."""
+        heap = self._heap
+        while heap and (heap[0][2].done or heap[0][0] <= now):
+            _, _, deadline = heapq.heappop(heap)
+            deadline.expire()
+        return heap[0][0] - now if heap else None
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                pause = self.expire_due(self._clock())
+                if pause is None and not self._cond.wait(timeout=1.0) and not self._heap:
+                    self._thread = None
+                    return
+                if pause is not None:
+                    self._cond.wait(timeout=pause)
+
+
+class _WatchedConnection:
+    """Mixin: tell the current attempt's deadline which connection (socket) it runs on."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)  # type: ignore[arg-type]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections that a deadline can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
+
+
+# ------------------------------------------------------------------------------- stats, run
+@dataclass(frozen=True)
+class ClientStats:
+    """A snapshot of one client's counters.
+
+    ``requests``: HTTP requests sent (retries included); ``retries``: of those, repeats;
+    ``throttled``: 429 / TRAFFIC_QUOTA_EXCEEDED answers; ``possibly_charged``: failed attempts
+    the server may have billed (timeout, connection lost, malformed, too large, wrong number);
+    ``possibly_charged_numbers``: the numbers concerned; ``failures``: failed attempts by kind
+    (the keys of :data:`pd_hlr.retry.KINDS`); ``repaired``: answers whose text held lone
+    surrogates, replaced by U+FFFD.
+
+    Example:
+        >>> ClientStats(requests=3, possibly_charged_numbers=frozenset({"+441302778473"}))
+        ClientStats(requests=3, retries=0, throttled=0, possibly_charged=0 (1 numbers), failures={}, repaired=0)
+    """  # noqa: E501
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    possibly_charged: int = 0
+    possibly_charged_numbers: frozenset[str] = field(default_factory=frozenset)
+    failures: dict[str, int] = field(default_factory=dict)
+    repaired: int = 0
+
+    def __repr__(self) -> str:
+        numbers = len(self.possibly_charged_numbers)
+        return (
+            f"ClientStats(requests={self.requests}, retries={self.retries}, "
+            f"throttled={self.throttled}, possibly_charged={self.possibly_charged} "
+            f"({numbers} numbers), failures={dict(sorted(self.failures.items()))}, "
+            f"repaired={self.repaired})"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
+        printer.text(repr(self))
+
+
+class _Stopped(Exception):
+    """Internal: the run was stopped before this number was (re)sent."""
+
+
+@dataclass
+class _Run:
+    """Shared state of one ``lookup_many`` call (or one ``lookup``)."""
+
+    on_result: OnResult | None = None
+    breaker: CircuitBreaker | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    fatal: BaseException | None = None
+    warned: set[str] = field(default_factory=set)
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = exc
+        self.stop.set()
+
+    def first(self, kind: str) -> bool:
+        """True the first time ``kind`` is seen in this run (one WARNING per kind)."""
+        with self.lock:
+            if kind in self.warned:
+                return False
+            self.warned.add(kind)
+            return True
+
+
+# ------------------------------------------------------------------------------- checks
 def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -174,18 +425,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _read_token(token: str | None) -> tuple[_Secret | None, str | None]:
-    """(secret or None, problem or None); never raises, so no traceback holds the token."""
-    raw = token if token is not None else os.environ.get(TOKEN_ENV)
-    raw = raw.strip() if raw else None
-    if not raw:
-        return None, None
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in raw):
-        # Checked here: requests would echo the header value in its InvalidHeader message.
-        return None, "the API token contains whitespace or control characters"
-    return _Secret(raw), None
 
 
 def _check_base_url(url: str) -> str:
@@ -212,11 +451,17 @@ def _check_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
 def _check_timeout(timeout: float | tuple[float, float]) -> tuple[float, float]:
     pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    if len(pair) != 2 or not all(isinstance(t, int | float) and t > 0 for t in pair):
+    if len(pair) != 2:
         raise ValueError(f"timeout must be seconds > 0 or a (connect, read) pair, got {timeout!r}")
-    return float(pair[0]), float(pair[1])
+    return _positive("timeout", pair[0]), _positive("timeout", pair[1])
 
 
 def _option(name: str, value: object) -> object:
@@ -229,58 +474,54 @@ def _option(name: str, value: object) -> object:
     return bool(value)
 
 
+# ------------------------------------------------------------------------------- the client
 class HLRClient:
     """Client for Provero's ``POST /api/validate/phone`` (one number per request).
 
     Args:
-        token: API token; default ``$PROVERO_API_TOKEN``. If neither is set, the first lookup
+        token: API token; default ``$PROVERO_API_TOKEN``. It must be printable ASCII/Latin-1
+            (else ``ValueError``, which does not echo it). If neither is set, the first lookup
             raises :class:`~pd_hlr.errors.AuthenticationError` naming the variable.
         base_url: default ``$PROVERO_BASE_URL``, else ``https://api.provero.io``. Must be
             https; plain http only for loopback hosts (a local sandbox), else ``ValueError``.
-        timeout: ``(connect, read)`` seconds, or one number for both.
-        max_retries: retries per number after the first attempt.
+        timeout: ``(connect, read)`` seconds per socket operation, or one number for both.
+        max_retries, backoff_factor, backoff_max: shortcuts for the same fields of ``retry``.
         rate_limit: requests/second shared by all threads of this client (None = no limit).
             The limiter runs at 97% of it (see ``RATE_HEADROOM``).
         workers: default thread count of :meth:`lookup_many`.
-        backoff_factor, backoff_max: exponential backoff with full jitter: before retry *n*
-            (1-based) sleep ``uniform(0, min(backoff_max, backoff_factor * 2**(n-1)))``.
+        retry: the :class:`~pd_hlr.retry.RetryPolicy` (retries, backoff, the longest
+            ``Retry-After`` honoured, the circuit breaker); see :mod:`pd_hlr.retry` for what is
+            retried and what may have been charged.
+        deadline: seconds one attempt may take in all (connect + the whole answer), whatever
+            the server trickles; then it fails as a ``timeout`` (possibly charged).
+        max_answer_bytes: the longest answer read (decoded); a longer one fails as
+            ``too_large`` (possibly charged) without being read further.
 
-    Retry policy (money-aware; each lookup costs money when the server answers it):
-
-    * Retried, not charged: connection failures before the request was sent (refused, DNS,
-      connect timeout); 500/502/503/504; 429 and ``TRAFFIC_QUOTA_EXCEEDED`` results. A
-      ``Retry-After`` (seconds or HTTP-date, on 429 or 5xx) is waited exactly, capped at
-      :attr:`retry_after_max`; otherwise exponential backoff with full jitter.
-    * Retried, **possibly charged**: read timeout, connection dropped after sending, a 200 whose
-      body is cut off or malformed. The server may have billed these; each one is counted in
-      ``stats.possibly_charged`` and its number kept in ``stats.possibly_charged_numbers``.
-    * Never retried: 401/403 (AuthenticationError), 402 (InsufficientBalanceError), validation
-      errors, ``requestError`` bodies, other unexpected answers, TLS errors.
-    * Out of retries: the last error (APIError with status and body excerpt for 5xx,
-      TransportError for connection/timeout, RateLimitError for 429), ``.attempts`` set.
-    * 401/402 in :meth:`lookup_many` stop the run: every worker checks a shared stop event
-      before each request and each retry, queued numbers are cancelled, and the error carries
-      ``.outcomes`` (all delivered to ``on_result``) and ``.pending``.
+    In :meth:`lookup_many`, 401/402, a ``Retry-After`` beyond ``retry.retry_after_max`` and
+    the circuit breaker stop the run: every worker checks a shared stop event before each
+    request and each retry, queued numbers are cancelled, and the error carries ``.outcomes``
+    (all delivered to ``on_result``) and ``.pending``. Per-number detail is logged at DEBUG;
+    at most one WARNING per failure kind per run.
 
     Example:
-        >>> client = HLRClient(token="t", base_url="http://127.0.0.1:8787", rate_limit=50)
-        >>> client
+        >>> HLRClient(token="t", base_url="http://127.0.0.1:8787", rate_limit=50)
         HLRClient(base_url='http://127.0.0.1:8787', token=***, workers=8, rate_limit=50)
     """
-
-    #: Upper bound on a server-requested ``Retry-After`` pause (seconds).
-    retry_after_max: float = 300.0
 
     def __init__(
         self,
         token: str | None = None,
         base_url: str | None = None,
         timeout: float | tuple[float, float] = (5, 30),
-        max_retries: int = 5,
+        max_retries: int | None = None,
         rate_limit: float | None = None,
         workers: int = 8,
-        backoff_factor: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_factor: float | None = None,
+        backoff_max: float | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        deadline: float = 60.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._token, problem = _read_token(token)
         del token  # no frame local keeps the token (tracebacks with locals stay clean)
@@ -291,20 +532,28 @@ class HLRClient:
         )
         self.url = self.base_url + ENDPOINT_PATH
         self.timeout = _check_timeout(timeout)
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        self.deadline = _positive("deadline", deadline)
+        if isinstance(max_answer_bytes, bool) or not isinstance(max_answer_bytes, int):
+            raise ValueError(f"max_answer_bytes must be an int, got {max_answer_bytes!r}")
+        if max_answer_bytes < 1024:
+            raise ValueError(f"max_answer_bytes must be >= 1024, got {max_answer_bytes!r}")
+        self.max_answer_bytes = max_answer_bytes
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
-        if backoff_factor < 0 or backoff_max < 0:
-            raise ValueError("backoff_factor and backoff_max must be >= 0")
-        self.max_retries = max_retries
+        shortcuts = {
+            "max_retries": max_retries,
+            "backoff_factor": backoff_factor,
+            "backoff_max": backoff_max,
+        }
+        self.retry = dataclasses.replace(
+            retry or RetryPolicy(), **{k: v for k, v in shortcuts.items() if v is not None}
+        )
         self.workers = workers
-        self.backoff_factor = float(backoff_factor)
-        self.backoff_max = float(backoff_max)
         self.rate_limit = rate_limit
         self._limiter = RateLimiter(rate_limit * RATE_HEADROOM) if rate_limit else None
-        self._random = random.Random()
         self._loopback = _is_loopback(urlsplit(self.base_url).hostname or "")
+        self._where = f"Provero at {self.base_url}"
+        self._watchdog = _Watchdog()
 
         self._local = threading.local()
         self._sessions_lock = threading.Lock()
@@ -312,13 +561,14 @@ class HLRClient:
         self._generation = 0
 
         self._stats_lock = threading.Lock()
-        self._requests = 0
-        self._retries = 0
-        self._throttled = 0
-        self._possibly_charged = 0
-        self._charged_numbers: set[str] = set()
+        self.reset_stats()
 
     # ---------------------------------------------------------------- plumbing
+    @property
+    def max_retries(self) -> int:
+        """``retry.max_retries``."""
+        return self.retry.max_retries
+
     def __repr__(self) -> str:
         token = "***" if getattr(self, "_token", None) else None
         base_url, workers = getattr(self, "base_url", None), getattr(self, "workers", None)
@@ -327,6 +577,9 @@ class HLRClient:
             f"HLRClient(base_url={base_url!r}, token={token}, workers={workers}, "
             f"rate_limit={rate_limit!r})"
         )
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an HLRClient cannot be pickled (it holds the API token)")
 
     def __enter__(self) -> HLRClient:
         return self
@@ -367,9 +620,9 @@ class HLRClient:
         assert self._token is not None
         session = requests.Session()
         # max_retries=0: urllib3 must not retry anything by itself. Every retry decision is
-        # made per failure in _lookup, so each attempt passes the rate limiter, the stop event
-        # and the stats; a POST is never silently resent.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.workers, max_retries=0)
+        # made per failure by the retry policy, so each attempt passes the rate limiter, the
+        # stop event and the stats; a POST is never silently resent.
+        adapter = _Adapter(pool_connections=1, pool_maxsize=self.workers, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.auth = _BearerAuth(self._token)
@@ -396,15 +649,9 @@ class HLRClient:
                 "environment variable."
             )
 
-    def _scrub(self, exc: HLRError) -> HLRError:
-        """Belt and braces: no error text may contain the token, whatever the server echoed."""
-        if self._token is not None:
-            secret = self._token.reveal()
-            if exc.args and secret in str(exc.args[0]):
-                exc.args = (str(exc.args[0]).replace(secret, "***"),)
-            if exc.body_excerpt and secret in exc.body_excerpt:
-                exc.body_excerpt = exc.body_excerpt.replace(secret, "***")
-        return exc
+    def _scrub(self, exc: BaseException) -> BaseException:
+        """No exception leaving the client may hold the token, whatever the server echoed."""
+        return _scrub_exception(exc, self._token.reveal() if self._token is not None else None)
 
     # ---------------------------------------------------------------- stats
     @property
@@ -419,9 +666,11 @@ class HLRClient:
             return ClientStats(
                 requests=self._requests,
                 retries=self._retries,
-                throttled=self._throttled,
+                throttled=self._failures.get("throttled", 0),
                 possibly_charged=self._possibly_charged,
                 possibly_charged_numbers=frozenset(self._charged_numbers),
+                failures=dict(self._failures),
+                repaired=self._repaired,
             )
 
     def reset_stats(self) -> None:
@@ -431,13 +680,14 @@ class HLRClient:
             >>> HLRClient(token="t").reset_stats()
         """
         with self._stats_lock:
-            self._requests = self._retries = self._throttled = self._possibly_charged = 0
-            self._charged_numbers = set()
+            self._requests = self._retries = self._possibly_charged = self._repaired = 0
+            self._charged_numbers: set[str] = set()
+            self._failures: dict[str, int] = {}
+            #: Failure kinds already warned about by single lookups (one WARNING per kind).
+            self._warned: set[str] = set()
 
-    # ---------------------------------------------------------------- one request
-    def _payload(
-        self, phone: str, options: dict[str, object]
-    ) -> bytes:  # options already validated
+    # ---------------------------------------------------------------- one attempt
+    def _payload(self, phone: str, options: dict[str, object]) -> bytes:
         if not isinstance(phone, str):
             raise TypeError(f"phone must be a str, got {type(phone).__name__}")
         return json.dumps({"phone": phone, **options}, separators=(",", ":")).encode()
@@ -446,103 +696,129 @@ class HLRClient:
     def _options(**options: object) -> dict[str, object]:
         return {k: _option(k, v) for k, v in options.items() if v is not None}
 
-    def _transport_failure(self, exc: requests.RequestException) -> _Failure:
-        _defuse(exc)
-        reason: object = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        detail = excerpt(f"{type(exc).__name__}: {reason if reason is not None else exc}", 160)
-        where = f"Provero at {self.base_url}"
+    def _read(self, response: requests.Response) -> tuple[bytes, bool]:
+        """(body, complete): the decoded body, or its first ``max_answer_bytes`` when longer."""
+        limit = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        encoded = "Content-Encoding" in response.headers  # the decoded size is what counts
+        if declared.isdigit() and int(declared) > limit and not encoded:
+            return b"", False
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks), False
+            chunks.append(chunk)
+        return b"".join(chunks), True
 
-        def fail(kind: str, retry: bool, charged: bool) -> _Failure:
-            msg = f"{kind} talking to {where} ({detail})"
-            return _Failure(TransportError(msg), retry=retry, possibly_charged=charged, cause=exc)
-
-        if isinstance(exc, requests.exceptions.SSLError):
-            return fail("TLS error", retry=False, charged=False)
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return fail("connect timeout", retry=True, charged=False)
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            return fail("read timeout (the lookup may have been charged)", True, True)
-        if isinstance(exc, requests.exceptions.ProxyError):
-            return fail("proxy error", retry=True, charged=False)
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            if isinstance(reason, NewConnectionError | ConnectTimeoutError):
-                return fail("could not connect", retry=True, charged=False)
-            return fail(
-                "connection lost after sending (the lookup may have been charged)", True, True
-            )
-        if isinstance(
-            exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
-        ):
-            return fail("answer cut off (the lookup may have been charged)", True, True)
-        return fail("request failed", retry=False, charged=False)
-
-    def _attempt(self, payload: bytes) -> dict[str, Any] | _Failure:
+    def _attempt(self, payload: bytes, phone: str) -> Answer | Failure:
+        """One HTTP attempt, bounded by ``deadline`` and ``max_answer_bytes``."""
         session = self._session()
+        deadline = self._watchdog.arm(self.deadline)
+        _attempt_local.deadline = deadline
+        response: requests.Response | None = None
         try:
             response = session.post(
-                self.url, data=payload, timeout=self.timeout, allow_redirects=False
+                self.url, data=payload, timeout=self.timeout, allow_redirects=False, stream=True
             )
-            body = response.content
+            body, complete = self._read(response)
         except requests.RequestException as exc:
-            return self._transport_failure(exc)
+            _defuse(exc)
+            return classify_exception(exc, self._where, expired=deadline.expired)
+        finally:
+            _attempt_local.deadline = None
+            self._watchdog.release(deadline)
+            if response is not None:
+                response.close()
         status = response.status_code
-        error = error_from_response(status, body, response.headers)
-        if error is None:
-            return json.loads(body)["results"][0]
-        if isinstance(error, RateLimitError):
-            return _Failure(error, retry=True, retry_after=error.retry_after)
-        if isinstance(error, APIError) and status in RETRY_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return _Failure(error, retry=True, retry_after=retry_after)
-        if isinstance(error, APIError) and status == 200 and error.malformed:
-            return _Failure(error, retry=True, possibly_charged=True)
-        return _Failure(error, retry=False)
+        if not complete and status == 200:
+            return too_large(status, self.max_answer_bytes, self._where)
+        return classify_answer(status, body, response.headers, phone)
 
-    def _backoff(self, retry_number: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.retry_after_max)
-        ceiling = min(self.backoff_max, self.backoff_factor * 2.0 ** min(retry_number - 1, 60))
-        return self._random.uniform(0.0, ceiling)
+    # ---------------------------------------------------------------- one number
+    def _failed(self, run: _Run, phone: str, failure: Failure, attempt: int) -> None:
+        """Count and log one failed attempt."""
+        kind = KINDS[failure.kind]
+        with self._stats_lock:
+            self._failures[kind.name] = self._failures.get(kind.name, 0) + 1
+            if kind.possibly_charged:
+                self._possibly_charged += 1
+                self._charged_numbers.add(phone)
+        logger.debug("%s: attempt %d: %s [%s]", phone, attempt, failure.error, kind.name)
+        if kind.possibly_charged and run.first(kind.name):
+            logger.warning(
+                "%s failed after the request was sent (%s): the lookup may have been charged; "
+                "counted in client.stats.possibly_charged. Shown once per run; details at "
+                "DEBUG (logger pd_hlr.client).",
+                self._where,
+                kind.failure.replace("`", ""),
+            )
 
-    def _lookup(self, phone: str, payload: bytes, stop: threading.Event | None) -> dict[str, Any]:
+    def _gave_up(self, run: _Run, phone: str, failure: Failure, attempt: int) -> None:
+        logger.debug("%s: gave up after %d attempts: %s", phone, attempt, failure.error)
+        if failure.kind != "validation" and run.first(failure.kind):  # a 422 is a verdict
+            logger.warning(
+                "%s: a number failed after %d attempt%s (%s); it is returned as an error and "
+                "not cached. Shown once per run; details at DEBUG (logger pd_hlr.client).",
+                self._where,
+                attempt,
+                "" if attempt == 1 else "s",
+                KINDS[failure.kind].failure.replace("`", ""),
+            )
+
+    def _lookup(self, phone: str, payload: bytes, run: _Run) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
-            if stop is not None and stop.is_set():
+            if run.stop.is_set():
                 raise _Stopped
             if self._limiter is not None:
                 self._limiter.acquire()
-                if stop is not None and stop.is_set():
+                if run.stop.is_set():
                     raise _Stopped
             with self._stats_lock:
                 self._requests += 1
-            outcome = self._attempt(payload)
-            if not isinstance(outcome, _Failure):
-                return outcome
+            outcome = self._attempt(payload, phone)
+            if isinstance(outcome, Answer):
+                if run.breaker is not None:
+                    run.breaker.success()
+                if outcome.repaired:
+                    with self._stats_lock:
+                        self._repaired += 1
+                    logger.debug(
+                        "%s: %d string(s) with lone surrogates replaced by U+FFFD",
+                        phone,
+                        outcome.repaired,
+                    )
+                return outcome.result
             failure = outcome
-            error = self._scrub(failure.error)
-            with self._stats_lock:
-                if isinstance(error, RateLimitError):
-                    self._throttled += 1
-                if failure.possibly_charged:
-                    self._possibly_charged += 1
-                    self._charged_numbers.add(phone)
-            if failure.possibly_charged:
-                logger.warning("%s: %s; counted as possibly charged", phone, error)
-            if not failure.retry or attempt > self.max_retries:
+            error = failure.error
+            self._scrub(error)
+            self._failed(run, phone, failure, attempt)
+            tripped = run.breaker.record(failure) if run.breaker is not None else None
+            decision = self.retry.decide(failure, attempt)
+            if decision.action == "stop":
+                assert decision.error is not None
+                self._scrub(decision.error)
+                raise decision.error from failure.cause
+            if tripped is not None:
+                run.fail(self._scrub(tripped))
+                if decision.action == "retry":
+                    raise _Stopped
+            if decision.action == "give_up":
                 error.attempts = attempt
                 if failure.retry:
-                    error.args = (f"{error} (gave up after {attempt} attempts)",)
+                    tries = f"{attempt} attempt{'' if attempt == 1 else 's'}"
+                    error.args = (f"{error} (gave up after {tries})",)
+                self._gave_up(run, phone, failure, attempt)
                 raise error from failure.cause
-            delay = self._backoff(attempt, failure.retry_after)
             with self._stats_lock:
                 self._retries += 1
             logger.debug(
-                "%s: %s; retry %d/%d in %.2fs", phone, error, attempt, self.max_retries, delay
+                "%s: retry %d/%d in %.2fs", phone, attempt, self.retry.max_retries, decision.delay
             )
-            self._sleep(delay)
+            self._sleep(decision.delay)
 
     # ---------------------------------------------------------------- public API
     def lookup(
@@ -556,16 +832,21 @@ class HLRClient:
     ) -> dict[str, Any]:
         """Look up one number; return its result object (the element of ``results``).
 
-        Options left at None are not sent. Raises an :class:`~pd_hlr.errors.HLRError`.
+        Options left at None are not sent. Raises an :class:`~pd_hlr.errors.HLRError`. Single
+        lookups log at most one WARNING per failure kind until :meth:`reset_stats`.
 
         Example:
-            >>> client.lookup("+441302778473", detailed=True, roaming=True)  # doctest: +SKIP
-            {'to': '+441302778473', 'mccMnc': '234...', ...}
+            >>> client.lookup("+441302778473", detailed=True, roaming=True)["to"]
+            '+441302778473'
         """
-        options = self._options(detailed=detailed, roaming=roaming, route=route, msisdn=msisdn)
-        payload = self._payload(phone, options)
-        self._require_token()
-        return self._lookup(phone, payload, stop=None)
+        try:
+            options = self._options(detailed=detailed, roaming=roaming, route=route, msisdn=msisdn)
+            payload = self._payload(phone, options)
+            self._require_token()
+            return self._lookup(phone, payload, _Run(warned=self._warned))
+        except BaseException as exc:
+            self._scrub(exc)
+            raise
 
     def lookup_many(
         self,
@@ -582,18 +863,36 @@ class HLRClient:
 
         Duplicates are looked up once (first-seen order kept). ``on_result(number, outcome)``
         is called from the worker thread as each outcome arrives. Per-number failures
-        (validation, errors after retries) are outcomes; 401/402 stop the whole run and raise
-        with ``.outcomes`` and ``.pending`` (see the class docstring). If ``on_result`` raises,
-        the run stops the same way and that exception propagates.
+        (validation, errors after retries) are outcomes; errors with ``stops_run`` (401, 402,
+        a too-long ``Retry-After``, the circuit breaker) stop the whole run and raise with
+        ``.outcomes`` and ``.pending``. If ``on_result`` raises, the run stops the same way and
+        that exception propagates.
 
         Example:
-            >>> client.lookup_many(["+441302778473", "+441302778474"])  # doctest: +SKIP
-            {'+441302778473': {...}, '+441302778474': {...}}
+            >>> out = client.lookup_many(["+441302778473", "+441302778474"])
+            >>> sorted(out), out["+441302778473"]["live"]
+            (['+441302778473', '+441302778474'], True)
         """
-        options = self._options(detailed=detailed, roaming=roaming, route=route, msisdn=msisdn)
+        try:
+            return self._lookup_many(
+                numbers,
+                self._options(detailed=detailed, roaming=roaming, route=route, msisdn=msisdn),
+                on_result,
+                self.workers if workers is None else workers,
+            )
+        except BaseException as exc:
+            self._scrub(exc)
+            raise
+
+    def _lookup_many(
+        self,
+        numbers: Iterable[str],
+        options: dict[str, object],
+        on_result: OnResult | None,
+        n_workers: int,
+    ) -> dict[str, Outcome]:
         keys = list(dict.fromkeys(numbers))
         payloads = {number: self._payload(number, options) for number in keys}
-        n_workers = self.workers if workers is None else workers
         if not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {n_workers!r}")
         try:
@@ -604,7 +903,7 @@ class HLRClient:
         if not keys:
             return {}
 
-        run = _Run(on_result=on_result)
+        run = _Run(on_result=on_result, breaker=self.retry.breaker())
         started = self._clock()
         pool = ThreadPoolExecutor(
             max_workers=min(n_workers, len(keys)), thread_name_prefix="pd_hlr"
@@ -665,14 +964,14 @@ class HLRClient:
         self._local.stop = run.stop
         try:
             try:
-                outcome: Outcome = self._lookup(number, payload, run.stop)
+                outcome: Outcome = self._lookup(number, payload, run)
             except _Stopped:
                 return
             except HLRError as exc:
                 if exc.stops_run:
                     run.fail(exc)
                     return
-                outcome = exc
+                outcome = exc.with_traceback(None)  # an outcome, not a crash: keep no frames
             with run.lock:
                 run.outcomes[number] = outcome
             if run.on_result is not None:

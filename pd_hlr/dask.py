@@ -3,12 +3,15 @@
 Enable it with ``import pd_hlr.dask`` (``import pd_hlr`` alone never imports Dask). It needs the
 ``dask`` extra: ``pip install 'pd-hlr[dask]'``.
 
->>> import dask.dataframe as dd, pd_hlr.dask                               # doctest: +SKIP
->>> ddf = dd.read_parquet("calls/")                                       # doctest: +SKIP
->>> ddf.hlr.estimate("phone", default_region="GB", cache="hlr_cache")     # doctest: +SKIP
->>> out = ddf.hlr.validate("phone", default_region="GB", cache="hlr_cache",
-...                        client=client, budget=50_000)                  # doctest: +SKIP
->>> out.to_parquet("enriched/")                                           # doctest: +SKIP
+>>> import dask, dask.dataframe as dd, pd_hlr.dask
+>>> ddf = dd.from_pandas(df, npartitions=2)  # or dd.read_parquet("calls/")
+>>> with dask.config.set(scheduler="sync"):
+...     est = ddf.hlr.estimate("phone", default_region="GB", client=client, cache=cache_dir)
+...     out = ddf.hlr.validate("phone", default_region="GB", client=client, cache=cache_dir,
+...                            budget=50_000)
+...     out.to_parquet("enriched/", write_index=False)
+>>> est.to_look_up, out.hlr.report().looked_up
+(2, 2)
 
 How a call runs (the paid part in one place, the big part data-parallel):
 
@@ -41,9 +44,10 @@ so memory would grow with the input, and the join still has to read the caller's
 Normalising works per distinct raw cell (factorised, vectorised), and is cheap next to reading,
 joining and writing parquet; ``benchmarks/bench_dask.py`` reports the two passes separately.
 
-On a 402/401 the error is raised as in the pandas path, with everything paid for already in the
-cache (a re-run pays only for the rest); ``.partial`` is then a lazy Dask DataFrame of the rows
-with what was answered so far.
+On a run-stopping error (402, 401, the API unavailable) the error is raised as in the pandas
+path, with everything paid for already in the cache (a re-run pays only for the rest);
+``.partial`` is then a lazy Dask DataFrame of the rows with what was answered so far, and
+``.report`` the run's :class:`~pd_hlr.report.RunReport` (``out.hlr.report()`` on success).
 
 Shared cache: the cache is a local POSIX folder (``flock``, ``os.replace``) opened only by the
 calling process, so workers need no access to it. A team sharing answers should run its calls
@@ -54,13 +58,9 @@ after compacting; a cache opened directly on object storage is not supported.
 
 from __future__ import annotations
 
-import glob
-import json
 import sys
 import uuid
-import warnings
-from collections.abc import Callable, Hashable
-from pathlib import Path
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -79,15 +79,14 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
 import pandas as pd
 
 from . import analysis, pipeline, schema
-from .accessor import _check_column, _record_run
 from .cache import HLRCache
-from .settings import ValidateSettings
+from .settings import ValidateSettings, split_options, takes_options
 
 if TYPE_CHECKING:
     from .client import HLRClient
-    from .pipeline import Estimate
+    from .report import Estimate, RunReport
 
-__all__ = ["HLRDaskFrameAccessor", "HLRDaskSeriesAccessor", "cli_validate"]
+__all__ = ["HLRDaskFrameAccessor", "HLRDaskSeriesAccessor"]
 
 _SERIES_NAME = "__pd_hlr_phone__"
 
@@ -100,17 +99,20 @@ def _normalize_partition(values: pd.Series, settings: ValidateSettings) -> pd.Da
 def _enrich_partition(
     part: pd.DataFrame,
     resolved: pd.DataFrame,
-    column: str,
+    column: Hashable,
     settings: ValidateSettings,
     run_info: dict[str, Any],
+    replace: list[Any],
+    results_only: bool = False,
 ) -> pd.DataFrame:
-    """One partition of the output: exactly what the pandas accessor does after resolving."""
+    """One partition of the output: exactly what the pandas accessor does after resolving
+    (``replace``: an earlier run's result columns, found once in the calling process)."""
     normalized = pipeline.normalize_column(part[column], settings)
     results = pipeline.join_results(normalized, resolved, settings.options.detailed)
-    with warnings.catch_warnings():
-        # The stale-column warning was given once, in the calling process, when building meta.
-        warnings.simplefilter("ignore", UserWarning)
-        out = pipeline.assemble(part, results, settings.prefix)
+    if results_only:
+        out = results.add_prefix(settings.prefix) if settings.prefix else results
+    else:
+        out = pipeline.assemble(part, results, settings.prefix, replace=replace)
     out.attrs[analysis.ATTRS_KEY] = dict(run_info)
     return out
 
@@ -168,33 +170,41 @@ def _broadcast(resolved: pd.DataFrame) -> Any:
     return dask.delayed(resolved, name=f"pd-hlr-resolved-{uuid.uuid4().hex}", pure=False)
 
 
-def _output_meta(frame_meta: pd.DataFrame, column: str, settings: ValidateSettings) -> pd.DataFrame:
+def _output_meta(
+    frame_meta: pd.DataFrame,
+    column: Hashable,
+    settings: ValidateSettings,
+    replace: list[Any],
+    results_only: bool,
+) -> pd.DataFrame:
     """The pandas accessor's output for an empty frame of the same columns and dtypes."""
-    detailed = settings.options.detailed
-    normalized = pipeline.normalize_column(frame_meta[column], settings)
-    empty = schema.empty_frame(detailed, index=pd.Index([], dtype=object))
-    results = pipeline.join_results(normalized, empty, detailed)
-    return pipeline.assemble(frame_meta, results, settings.prefix)
+    empty = schema.empty_frame(settings.options.detailed, index=pd.Index([], dtype=object))
+    return _enrich_partition(frame_meta, empty, column, settings, {}, replace, results_only)
 
 
 def _lazy_output(
     ddf: dd.DataFrame,
-    column: str,
+    column: Hashable,
     settings: ValidateSettings,
     resolved: pd.DataFrame,
     meta: pd.DataFrame,
     run_info: dict[str, Any],
+    replace: list[Any],
+    results_only: bool,
 ) -> dd.DataFrame:
-    out = ddf.map_partitions(
+    meta = meta.copy()
+    meta.attrs[analysis.ATTRS_KEY] = dict(run_info)  # out.hlr.report() reads the meta's attrs
+    return ddf.map_partitions(
         _enrich_partition,
         _broadcast(resolved),
         column,
         settings,
         run_info,
+        replace,
+        results_only,
         meta=meta,
         align_dataframes=False,
     )
-    return out
 
 
 def _validate(
@@ -204,25 +214,38 @@ def _validate(
     *,
     client: HLRClient | None,
     cache: Any,
+    label: Hashable | None = None,
+    results_only: bool = False,
 ) -> tuple[dd.DataFrame, dict[str, Any]]:
-    _check_column(ddf._meta, column)  # the pandas accessor's checks and messages
-    column = str(column)
-    meta = _output_meta(ddf._meta, column, settings)  # warns once about stale result columns
-    run_info = dict(_record_run(meta, column, settings).attrs[analysis.ATTRS_KEY])
+    """The lazy output and the run's record (``attrs``), after the scan and the lookups."""
+    pipeline.check_column(ddf._meta, column)  # the pandas accessor's checks and messages
+    stale = pipeline.plan_columns(ddf._meta, column, settings)  # before anything is sent
+    kept = [c for c in pipeline.own_columns(ddf._meta) if c not in stale]
+    meta = _output_meta(ddf._meta, column, settings, stale, results_only)
+    label = column if label is None else label
+
+    def record(report: RunReport) -> dict[str, Any]:
+        done = pipeline.record_run(meta.copy(), label, settings, report, kept=kept)
+        return dict(done.attrs[analysis.ATTRS_KEY])
+
+    def output(resolved: pd.DataFrame, report: RunReport) -> dd.DataFrame:
+        args = (resolved, meta, record(report), stale, results_only)
+        return _lazy_output(ddf, column, settings, *args)
+
     numbers, sources, rows = _scan(ddf[column], settings)
+    run = pipeline.Run(rows=rows, sources=sources)
     if not numbers:
+        pipeline.check_client_options(client, settings)
         resolved = schema.empty_frame(settings.options.detailed, index=pd.Index([], dtype=object))
+        report = pipeline.finish_without_lookups(run, settings, client)
     else:
         resolved = pipeline.resolve(
-            numbers,
-            settings,
-            client=client,
-            cache=_cache(cache),
-            join=lambda r: _lazy_output(ddf, column, settings, r, meta, run_info),
-            rows=rows,
-            sources=sources,
+            numbers, settings, client=client, cache=_cache(cache), join=output, run=run
         )
-    return _lazy_output(ddf, column, settings, resolved, meta, run_info), run_info
+        assert run.report is not None
+        report = run.report
+    info = record(report)
+    return _lazy_output(ddf, column, settings, resolved, meta, info, stale, results_only), info
 
 
 def validate_frame(
@@ -235,7 +258,11 @@ def validate_frame(
 ) -> dd.DataFrame:
     """Steps 1–2 now, step 3 lazily (see the module docstring).
 
-    >>> out = validate_frame(ddf, "phone", ValidateSettings(), cache=False)   # doctest: +SKIP
+    >>> with dask.config.set(scheduler="sync"):
+    ...     out = validate_frame(dd.from_pandas(df, npartitions=2), "phone",
+    ...                          ValidateSettings(), client=client, cache=False)
+    ...     out["hlr_source"].compute().tolist()
+    ['api', 'invalid', 'missing', 'invalid']
     """
     return _validate(ddf, column, settings, client=client, cache=cache)[0]
 
@@ -249,15 +276,11 @@ def estimate_frame(
     cache: Any = None,
 ) -> Estimate:
     """What :func:`validate_frame` would look up and cost; sends nothing."""
-    _check_column(ddf._meta, column)
-    numbers, sources, rows = _scan(ddf[str(column)], settings)
+    pipeline.check_column(ddf._meta, column)
+    numbers, sources, rows = _scan(ddf[column], settings)
+    run = pipeline.Run(rows=rows, sources=sources)
     return pipeline.estimate_from(
-        rows,
-        sources,
-        numbers,
-        settings,
-        _cache(cache),
-        pipeline.api_namespace(client),
+        run, numbers, settings, _cache(cache), pipeline.api_namespace(client)
     )
 
 
@@ -269,29 +292,16 @@ class HLRDaskFrameAccessor:
     def __init__(self, obj: dd.DataFrame) -> None:
         self._obj = obj
 
-    def validate(
-        self,
-        column: Hashable,
-        *,
-        detailed: bool = False,
-        roaming: bool = False,
-        route: str | None = None,
-        msisdn: bool = True,
-        default_region: str | None = None,
-        strict: bool = False,
-        only_mobile: bool = False,
-        workers: int | None = None,
-        rate_limit: float | None = None,
-        progress: bool | None = None,
-        client: HLRClient | None = None,
-        cache: Any = None,
-        max_age: str | pd.Timedelta | None = None,
-        refresh: bool = False,
-        retry_temporary: bool = True,
-        budget: int | None = None,
-        price: Any = None,
-        prefix: str = "",
-    ) -> dd.DataFrame:
+    def __repr__(self) -> str:
+        return (
+            f"pd-hlr accessor on a Dask DataFrame ({self._obj.npartitions} partitions)\n"
+            "  .validate(column, **options): look the numbers up: a lazy frame with result "
+            "columns\n  .estimate(column, **options): what validate would look up and cost\n"
+            "  .report(): what the validate() run that made this frame did"
+        )
+
+    @takes_options
+    def validate(self, column: Hashable, **options: Any) -> dd.DataFrame:
         """Look up the numbers in ``column``; a lazy Dask DataFrame with the result columns.
 
         Same options and output as :meth:`pd_hlr.accessor.HLRFrameAccessor.validate`. The scan
@@ -300,51 +310,36 @@ class HLRDaskFrameAccessor:
         answers to the rows runs when the result is computed or written.
 
         Raises:
-            InsufficientBalanceError, AuthenticationError: the run stopped; every paid answer
-                is in the cache, so a re-run pays only for the rest; ``.partial`` is a lazy
-                frame of the rows with what was answered so far.
+            ColumnConflictError: a column is named like a result column; nothing is sent.
+            InsufficientBalanceError, AuthenticationError, ServiceUnavailableError: the run
+                stopped; every paid answer is in the cache, so a re-run pays only for the rest;
+                ``.partial`` is a lazy frame of the rows with what was answered so far.
 
-        >>> out = ddf.hlr.validate("phone", default_region="GB")   # doctest: +SKIP
-        >>> out.to_parquet("enriched/")                            # doctest: +SKIP
+        >>> with dask.config.set(scheduler="sync"):
+        ...     out = dd.from_pandas(df, npartitions=2).hlr.validate(
+        ...         "phone", default_region="GB", client=client, cache=False)
+        ...     len(out.compute())
+        4
         """
-        settings = ValidateSettings.from_kwargs(
-            detailed=detailed,
-            roaming=roaming,
-            route=route,
-            msisdn=msisdn,
-            default_region=default_region,
-            strict=strict,
-            only_mobile=only_mobile,
-            workers=workers,
-            rate_limit=rate_limit,
-            progress=progress,
-            max_age=max_age,
-            refresh=refresh,
-            retry_temporary=retry_temporary,
-            prefix=prefix,
-            budget=budget,
-            **({} if price is None else {"price": price}),
-        )
+        client, cache, settings = split_options(options)
         return validate_frame(self._obj, column, settings, client=client, cache=cache)
 
-    def estimate(
-        self,
-        column: Hashable,
-        *,
-        client: HLRClient | None = None,
-        cache: Any = None,
-        price: Any = None,
-        **options: Any,
-    ) -> Estimate:
+    @takes_options
+    def estimate(self, column: Hashable, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost, with the same options. Sends nothing.
 
-        >>> ddf.hlr.estimate("phone", default_region="GB").to_look_up   # doctest: +SKIP
+        >>> with dask.config.set(scheduler="sync"):
+        ...     est = dd.from_pandas(df, npartitions=2).hlr.estimate(
+        ...         "phone", default_region="GB", cache=False)
+        >>> est.to_look_up
+        2
         """
-        if price is not None:
-            options["price"] = price
-        options.pop("progress", None)
-        settings = ValidateSettings.from_kwargs(**options)
+        client, cache, settings = split_options(options)
         return estimate_frame(self._obj, column, settings, client=client, cache=cache)
+
+    def report(self) -> RunReport:
+        """What the ``validate`` run that made this lazy frame did (known before computing)."""
+        return pipeline.report_of(self._obj._meta)
 
 
 @register_series_accessor("hlr")
@@ -354,17 +349,42 @@ class HLRDaskSeriesAccessor:
     def __init__(self, obj: dd.Series) -> None:
         self._obj = obj
 
-    def validate(self, **kwargs: Any) -> dd.DataFrame:
+    def __repr__(self) -> str:
+        return (
+            f"pd-hlr accessor on a Dask Series ({self._obj.npartitions} partitions)\n"
+            "  .validate(**options): the result columns, on this index\n"
+            "  .estimate(**options): what validate would look up and cost"
+        )
+
+    @takes_options
+    def validate(self, **options: Any) -> dd.DataFrame:
         """The result columns for this Series, on its index (same options as the frame's).
 
-        >>> res = ddf["phone"].hlr.validate(default_region="GB")   # doctest: +SKIP
+        >>> with dask.config.set(scheduler="sync"):
+        ...     res = dd.from_pandas(df, npartitions=2)["phone"].hlr.validate(
+        ...         default_region="GB", client=client, cache=False)
+        >>> list(res.columns[:2]), res.hlr.report().rows
+        (['to', 'status'], 4)
         """
+        client, cache, settings = split_options(options)
         frame = self._obj.to_frame(name=_SERIES_NAME)
-        return frame.hlr.validate(_SERIES_NAME, **kwargs).drop(columns=[_SERIES_NAME])
+        out, _ = _validate(
+            frame,
+            _SERIES_NAME,
+            settings,
+            client=client,
+            cache=cache,
+            label=self._obj.name,
+            results_only=True,
+        )
+        return out
 
-    def estimate(self, **kwargs: Any) -> Estimate:
+    @takes_options
+    def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
-        return self._obj.to_frame(name=_SERIES_NAME).hlr.estimate(_SERIES_NAME, **kwargs)
+        client, cache, settings = split_options(options)
+        frame = self._obj.to_frame(name=_SERIES_NAME)
+        return estimate_frame(frame, _SERIES_NAME, settings, client=client, cache=cache)
 
 
 # --- summary, computed per partition and combined (memory bounded) --------------------------
@@ -378,85 +398,3 @@ def summary_parts(out: dd.DataFrame, prefix: str = "") -> dd.DataFrame:
 def summary(out: dd.DataFrame, *, prefix: str = "", top: int = 10) -> pd.DataFrame:
     """The summary table of a validated Dask frame, computed partition by partition."""
     return analysis.summary_from_counts(summary_parts(out, prefix).compute(), top=top)
-
-
-# --- the CLI's dataset path ------------------------------------------------------------------
-def _read_dataset(path: str, input_error: type[Exception]) -> dd.DataFrame:
-    """A folder, a file or a glob of parquet (or CSV) files as a lazy Dask DataFrame."""
-    source: str | list[str] = path
-    if any(ch in path for ch in "*?[") and "://" not in path:
-        source = sorted(glob.glob(path))
-        if not source:
-            raise input_error(f"no files match {path}")
-    elif "://" not in path and not Path(path).exists():
-        raise input_error(f"input not found: {path}")
-    first = Path(source[0] if isinstance(source, list) else source)
-    suffix = first.suffix.lower()
-    try:
-        if suffix in (".csv", ".txt", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return dd.read_csv(source, sep=sep, dtype=str, keep_default_na=True)
-        return dd.read_parquet(source)
-    except (OSError, ValueError, IndexError) as exc:
-        raise input_error(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
-
-
-def _dataset_folder(path: str) -> Path:
-    """The folder a dataset path reads from: itself, or a glob's leading fixed folders."""
-    fixed: list[str] = []
-    for part in Path(path).parts:
-        if any(ch in part for ch in "*?["):
-            break
-        fixed.append(part)
-    if len(fixed) == len(Path(path).parts):
-        return Path(path)
-    return Path(*fixed) if fixed else Path(".")
-
-
-def cli_validate(
-    args: Any,
-    out_path: str,
-    client_cm: Callable[[Any], Any],
-    settings_kwargs: dict[str, Any],
-) -> int:
-    """``pd-hlr validate`` on a parquet folder / glob (or ``--engine dask``): read lazily,
-    look up distinct numbers once, write a parquet folder partition by partition, print the
-    summary. Memory stays bounded by a few partitions plus the per-number table."""
-    from . import __version__
-    from .cli import EXIT_OK, InputError
-
-    if Path(out_path).suffix.lower() == ".csv":
-        raise InputError("the dask engine writes a parquet folder: give --out a folder name")
-    if Path(out_path).exists() and not Path(out_path).is_dir():
-        raise InputError(f"--out {out_path} exists and is not a folder")
-    source, target = _dataset_folder(args.input).resolve(), Path(out_path).resolve()
-    if source == target or source.is_relative_to(target):
-        raise InputError("--out must not be the input folder or a folder holding it")
-    ddf = _read_dataset(args.input, InputError)
-    if args.column not in ddf.columns:
-        raise InputError(
-            f"no column {args.column!r} in {args.input}; columns: "
-            f"{', '.join(map(str, ddf.columns))}"
-        )
-    cache = False if getattr(args, "no_cache", False) else args.cache
-    settings = ValidateSettings.from_kwargs(
-        budget=args.budget, progress=args.progress, **settings_kwargs
-    )
-    with client_cm(args) as client:
-        out, info = _validate(ddf, args.column, settings, client=client, cache=cache)
-    info["pd_hlr_version"] = __version__
-    write = out.to_parquet(
-        out_path,
-        write_index=out.index.name is not None,
-        overwrite=Path(out_path).is_dir(),
-        compute=False,
-        custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
-        name_function=lambda i: f"part.{i:06d}.parquet",
-    )
-    counts = summary_parts(out, settings.prefix)
-    _, counts = dask.compute(write, counts)  # one pass: each partition enriched once
-    table = analysis.summary_from_counts(counts)
-    rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
-    print(table.to_string(), file=sys.stdout)
-    print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
-    return EXIT_OK

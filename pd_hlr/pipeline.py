@@ -1,27 +1,43 @@
-"""The engine-agnostic path of one ``validate`` call, as separate steps any face can reuse.
+"""The engine-agnostic path of one ``validate`` call: the README's six steps, as functions any
+face can reuse, and the shared helpers of the faces (faces never import each other).
 
-1. :func:`normalize_column` — cells → lookup keys and local verdicts (pure).
-2. :func:`distinct_numbers` — each key once.
-3. :func:`resolve` — cache hits, then paid lookups for the misses, every answer journalled to
-   the cache the moment it arrives; returns one row per distinct number.
-4. :func:`join_results` — per-number results onto the rows, on the original index (pure).
-5. :func:`assemble` — caller's columns untouched + result columns, in a new frame.
+1. **normalise** — :func:`normalize_column`: cells → lookup keys, local verdicts (missing,
+   invalid, skipped) and offline facts. Pure.
+2. **distinct** — :func:`distinct_numbers`: each key once.
+3. **cache** — :func:`resolve` first takes the fresh, permanent answers the cache holds
+   (:func:`cached_numbers`), checks the budget, and starts the progress bar;
+4. **look up** — then looks the misses up (``HLRClient.lookup_many``), each answer journalled
+   to the cache the moment it arrives; a run-stopping error (any ``HLRError`` with
+   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``;
+5. **flatten** — and turns the raw answers into the mode's typed columns (``schema.flatten``),
+   one row per distinct number.
+6. **join back** — :func:`join_results`: the per-number results onto the rows, on the original
+   index; :func:`assemble`: the caller's columns untouched, then the results, in a new frame.
 
-The pandas accessor runs all five on one frame; the Dask face runs 1 and 4 per partition and 2
-and 3 once, in the calling process.
+Around them, for every face: :func:`check_column` and :func:`plan_columns` (before anything
+is sent: the column exists, no caller column would be overwritten), :func:`estimate_from`
+(the one place an :class:`~pd_hlr.report.Estimate` is built) and :func:`record_run` (the run's
+options and :class:`~pd_hlr.report.RunReport` in the result's ``attrs``).
+
+:func:`validate_frame` runs all six on one pandas frame. The Dask face runs 1 and 6 per
+partition, and 2 to 5 once, in the calling process.
+
+>>> out = validate_frame(df, "phone", ValidateSettings.from_kwargs(default_region="GB"),
+...                      client=client, cache=False)
+>>> out["hlr_source"].tolist()
+['api', 'api', 'missing', 'invalid']
 """
 
 from __future__ import annotations
 
 import contextlib
+import numbers as _numbers
 import os
-import sys
 import threading
-import warnings
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,14 +46,13 @@ import pandas as pd
 
 from . import schema
 from ._spec import DEFAULT_BASE_URL
+from ._warnings import warn
+from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
-from .errors import (
-    AuthenticationError,
-    BudgetExceededError,
-    HLRError,
-    InsufficientBalanceError,
-)
+from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import normalize
+from .progress import Progress, progress_enabled
+from .report import Estimate, RunReport, is_loopback_host, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings
 
 if TYPE_CHECKING:
@@ -102,16 +117,16 @@ def make_client(settings: ValidateSettings) -> HLRClient:
     return HLRClient(**kwargs)
 
 
+def check_client_options(client: HLRClient | None, settings: ValidateSettings) -> None:
+    """Warn (at the caller's line) about options a given client makes moot."""
+    if client is not None and settings.rate_limit is not None:
+        warn("rate_limit is ignored when a client is given: set it on the HLRClient")
+
+
 @contextlib.contextmanager
 def client_for(client: HLRClient | None, settings: ValidateSettings) -> Iterator[HLRClient]:
     """The given client, or one made for this call and closed after it."""
     if client is not None:
-        if settings.rate_limit is not None:
-            warnings.warn(
-                "rate_limit is ignored when a client is given: set it on the HLRClient",
-                UserWarning,
-                stacklevel=4,
-            )
         yield client
         return
     own = make_client(settings)
@@ -121,52 +136,74 @@ def client_for(client: HLRClient | None, settings: ValidateSettings) -> Iterator
         own.close()
 
 
-# --- estimate --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Estimate:
-    """What a run would do and cost. No request is sent to compute it."""
-
-    rows: int
-    missing: int
-    invalid: int
-    skipped: int
-    distinct: int
-    cached: int
-    to_look_up: int
-    price: Decimal
-
-    @property
-    def cost(self) -> Decimal:
-        """Estimated cost of the lookups still to pay for."""
-        return self.price * self.to_look_up
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "missing": self.missing,
-            "invalid": self.invalid,
-            "skipped": self.skipped,
-            "distinct": self.distinct,
-            "cached": self.cached,
-            "to_look_up": self.to_look_up,
-            "price": self.price,
-            "cost": self.cost,
-        }
-
-    def to_series(self) -> pd.Series:
-        return pd.Series(self.to_dict(), name="estimate", dtype=object)
-
-    def __str__(self) -> str:
-        return (
-            f"{self.rows:,} rows: {self.missing:,} missing, {self.invalid:,} invalid, "
-            f"{self.skipped:,} skipped; {self.distinct:,} distinct numbers, {self.cached:,} "
-            f"cached, {self.to_look_up:,} to look up ≈ {self.cost:.4f} at {self.price} each"
-        )
-
-
+# --- the run around the steps ---------------------------------------------------------------
 def count_sources(normalized: pd.DataFrame) -> dict[str, int]:
+    """Rows never sent, by local verdict: ``missing``, ``invalid``, ``skipped``."""
     counts = normalized["hlr_source"].value_counts(dropna=True)
     return {k: int(counts.get(k, 0)) for k in ("missing", "invalid", "skipped")}
+
+
+@dataclass
+class Run:
+    """One ``validate`` call's facts around :func:`resolve`: the face fills in the rows and the
+    local verdicts; :func:`resolve` (or :func:`finish_without_lookups`) the report."""
+
+    rows: int
+    sources: Mapping[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    report: RunReport | None = None
+
+    def make_report(self, settings: ValidateSettings, api: str, **counts: Any) -> RunReport:
+        """The :class:`RunReport` of this run, with ``counts`` from the lookups (if any)."""
+        self.report = RunReport(
+            rows=self.rows,
+            missing=int(self.sources.get("missing", 0)),
+            invalid=int(self.sources.get("invalid", 0)),
+            skipped=int(self.sources.get("skipped", 0)),
+            price=settings.price,
+            duration=round(time.monotonic() - self.started, 3),
+            api_host=api,
+            sandbox=is_loopback_host(api),
+            started_at=self.started_at.isoformat(),
+            **{"distinct": 0, "cached": 0, "looked_up": 0, **counts},
+        )
+        return self.report
+
+
+def finish_without_lookups(run: Run, settings: ValidateSettings, client: Any) -> RunReport:
+    """The report of a run that had no number to look up (only empty or invalid cells)."""
+    return run.make_report(settings, api_namespace(client))
+
+
+def make_estimate(
+    run: Run, settings: ValidateSettings, *, distinct: int, cached: int
+) -> Estimate:
+    """The one place an :class:`Estimate` is built (``estimate()`` and the budget check)."""
+    return Estimate(
+        rows=run.rows,
+        missing=int(run.sources.get("missing", 0)),
+        invalid=int(run.sources.get("invalid", 0)),
+        skipped=int(run.sources.get("skipped", 0)),
+        distinct=distinct,
+        cached=cached,
+        to_look_up=distinct - cached,
+        price=settings.price,
+    )
+
+
+def check_budget(settings: ValidateSettings, run: Run, *, distinct: int, cached: int) -> None:
+    """Refuse to start (:class:`BudgetExceededError`, nothing sent) beyond ``budget``."""
+    to_look_up = distinct - cached
+    if settings.budget is None or to_look_up <= settings.budget:
+        return
+    est = make_estimate(run, settings, distinct=distinct, cached=cached)
+    raise BudgetExceededError(
+        f"this run needs {to_look_up:,} paid lookups but budget={settings.budget:,}; nothing "
+        f"was sent (estimated cost {est.cost:.4f} at {settings.price} per lookup). Raise the "
+        "budget, or validate fewer numbers.",
+        estimate=est,
+    )
 
 
 def cached_numbers(
@@ -187,24 +224,15 @@ def cached_numbers(
 
 
 def estimate_from(
-    rows: int,
-    sources: Mapping[str, int],
+    run: Run,
     numbers: list[str],
     settings: ValidateSettings,
     cache: HLRCache | None,
     api: str,
 ) -> Estimate:
+    """What looking ``numbers`` up would cost, given what ``cache`` holds. Sends nothing."""
     cached = len(cached_numbers(numbers, settings, cache, api))
-    return Estimate(
-        rows=rows,
-        missing=sources["missing"],
-        invalid=sources["invalid"],
-        skipped=sources["skipped"],
-        distinct=len(numbers),
-        cached=cached,
-        to_look_up=len(numbers) - cached,
-        price=settings.price,
-    )
+    return make_estimate(run, settings, distinct=len(numbers), cached=cached)
 
 
 # --- 3. resolve ------------------------------------------------------------------------------
@@ -231,64 +259,6 @@ def _shape_resolved(frame: pd.DataFrame, detailed: bool, *, source: str) -> pd.D
     return pd.DataFrame(out, index=pd.Index(frame.index, dtype=object))
 
 
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return bool(progress)
-    if _in_notebook():
-        return True
-    stream = sys.stderr
-    return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-
-
-def _in_notebook() -> bool:
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:
-        return False
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-class _Progress:
-    """A ``tqdm.auto`` bar over distinct numbers with cached / failed counts; thread-safe."""
-
-    def __init__(self, total: int, enabled: bool, desc: str = "HLR lookups") -> None:
-        self._lock = threading.Lock()
-        self.cached = 0
-        self.failed = 0
-        self.bar = None
-        if enabled and total:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="number", dynamic_ncols=True)
-
-    def _postfix(self) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(cached=self.cached, failed=self.failed, refresh=False)
-
-    def hits(self, n: int) -> None:
-        with self._lock:
-            self.cached += n
-            if self.bar is not None and n:
-                self._postfix()
-                self.bar.update(n)
-
-    def done(self, failed: bool) -> None:
-        with self._lock:
-            self.failed += int(failed)
-            if self.bar is not None:
-                if failed:
-                    self._postfix()
-                self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self._postfix()
-            self.bar.close()
-
-
 @dataclass
 class _Collector:
     """Receives outcomes from the client's worker threads: journal first, then progress."""
@@ -296,7 +266,7 @@ class _Collector:
     writer: CacheWriter | None
     options: str
     api: str
-    progress: _Progress
+    progress: Progress
 
     def __post_init__(self) -> None:
         self.results: dict[str, dict[str, Any]] = {}
@@ -350,19 +320,24 @@ def resolve(
     *,
     client: HLRClient | None,
     cache: HLRCache | None,
-    join: Any = None,
-    rows: int | None = None,
-    sources: Mapping[str, int] | None = None,
+    join: Callable[[pd.DataFrame, RunReport], Any] | None = None,
+    run: Run | None = None,
 ) -> pd.DataFrame:
     """One row per distinct number: its answer (cache or API) or why it has none.
 
-    Checks the budget before any request. On 401/402 (or Ctrl-C) everything already paid for is
-    in the cache; a 401/402 is re-raised with ``.partial`` set to ``join(resolved)`` when a
-    ``join`` callable is given (the accessor passes one that builds the row frame).
+    Checks the budget before any request, shows the progress bar, and leaves the run's
+    :class:`RunReport` in ``run.report``. A run-stopping error (any ``HLRError`` with
+    ``stops_run``: 401/403, 402, the API unavailable) is re-raised with ``.looked_up``,
+    ``.remaining`` (what a re-run will look up), ``.report`` and ``.partial`` (``join(resolved,
+    report)`` when a ``join`` callable is given: the face's kind of frame); everything already
+    paid for is in the cache (also on Ctrl-C).
     """
     detailed = settings.options.detailed
+    run = run if run is not None else Run(rows=len(numbers))
+    check_client_options(client, settings)
     with client_for(client, settings) as cl:
         api = api_namespace(cl)
+        before = getattr(cl, "stats", None)
         hits = cached_numbers(numbers, settings, cache, api)
         if len(hits) == len(numbers):  # hits ⊆ numbers, one per number: every number is cached
             misses: list[str] = []
@@ -370,26 +345,13 @@ def resolve(
             hit_set = set(hits.index)
             misses = [n for n in numbers if n not in hit_set]
             del hit_set
-        if settings.budget is not None and len(misses) > settings.budget:
-            sources = sources or {}
-            est = Estimate(
-                rows=len(numbers) if rows is None else rows,
-                missing=sources.get("missing", 0),
-                invalid=sources.get("invalid", 0),
-                skipped=sources.get("skipped", 0),
-                distinct=len(numbers),
-                cached=len(hits),
-                to_look_up=len(misses),
-                price=settings.price,
-            )
-            raise BudgetExceededError(
-                f"this run needs {len(misses):,} paid lookups but budget={settings.budget:,}; "
-                f"nothing was sent (estimated cost {est.cost:.4f}). Raise the budget, or validate "
-                f"fewer numbers.",
-                estimate=est,
-            )
-        progress = _Progress(len(numbers), _progress_enabled(settings.progress))
-        progress.hits(len(hits))
+        check_budget(settings, run, distinct=len(numbers), cached=len(hits))
+        progress = Progress(
+            len(misses),
+            cached=len(hits),
+            price=settings.price,
+            enabled=progress_enabled(settings.progress),
+        )
         writer_cm = cache.writer() if cache is not None else contextlib.nullcontext(None)
         stop: HLRError | None = None
         try:
@@ -403,7 +365,9 @@ def resolve(
                             on_result=collector,
                             workers=settings.workers,
                         )
-                    except (InsufficientBalanceError, AuthenticationError) as exc:
+                    except HLRError as exc:
+                        if not exc.stops_run:
+                            raise
                         stop = exc
         finally:
             progress.close()
@@ -413,22 +377,64 @@ def resolve(
             for n in misses:
                 if n not in collector.results and n not in errors:
                     errors[n] = f"not looked up: the run stopped ({reason})"
-        resolved = _concat_resolved(
-            [hits, _api_frame(collector, detailed), _error_frame(errors, detailed)], detailed
+        answered = _api_frame(collector, detailed)
+        resolved = _concat_resolved([hits, answered, _error_frame(errors, detailed)], detailed)
+        delta = stats_delta(before, getattr(cl, "stats", None))
+        report = run.make_report(
+            settings,
+            api,
+            distinct=len(numbers),
+            cached=len(hits),
+            looked_up=len(collector.results),
+            failed=len(collector.errors),
+            not_looked_up=len(misses) - len(collector.results) - len(collector.errors),
+            stopped=None if stop is None else type(stop).__name__,
+            **delta,
         )
         if stop is not None:
-            done = len(collector.results)
-            remaining = len(misses) - done - len(collector.errors)
-            stop.looked_up = done  # type: ignore[attr-defined]
-            stop.remaining = remaining  # type: ignore[attr-defined]
-            stop.add_note(
-                f"pd-hlr: {done:,} numbers were looked up and saved"
-                f"{' to the cache' if cache is not None else ''}; {remaining:,} remain. "
-                "Re-run after fixing the cause: only the rest will be looked up."
-            )
-            stop.partial = join(resolved) if join is not None else resolved  # type: ignore[attr-defined]
+            _stop_run(stop, report, answered, settings, cache, total=len(numbers))
+            stop.partial = join(resolved, report) if join is not None else resolved
             raise stop
         return resolved
+
+
+def _stop_run(
+    stop: HLRError,
+    report: RunReport,
+    answered: pd.DataFrame,
+    settings: ValidateSettings,
+    cache: HLRCache | None,
+    *,
+    total: int,
+) -> None:
+    """Tell a run-stopping error what was done and what a re-run will look up."""
+    stop.looked_up = report.looked_up
+    stop.report = report
+    if cache is None:
+        stop.remaining = total
+        stop.add_note(
+            f"pd-hlr: {report.looked_up:,} numbers were looked up but not kept (no cache): a "
+            f"re-run looks up all {total:,} again. Re-run with a cache to pay only for the rest."
+        )
+        return
+    if settings.refresh:
+        stop.remaining = total
+        stop.add_note(
+            f"pd-hlr: {report.looked_up:,} numbers were looked up and saved to the cache, but a "
+            f"re-run with refresh=True looks up all {total:,} again; without refresh= only the "
+            "rest is looked up."
+        )
+        return
+    temporary = int(schema.is_temporary(answered).sum()) if settings.retry_temporary else 0
+    stop.remaining = report.failed + report.not_looked_up + temporary
+    again = (
+        f", {temporary:,} of them temporary answers that are looked up again" if temporary else ""
+    )
+    stop.add_note(
+        f"pd-hlr: {report.looked_up:,} numbers were looked up and saved to the cache; "
+        f"{stop.remaining:,} remain{again}. Re-run after fixing the cause: only those "
+        "will be looked up."
+    )
 
 
 # --- 4. join ---------------------------------------------------------------------------------
@@ -468,63 +474,228 @@ def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: boo
     return result
 
 
-# --- 5. assemble -----------------------------------------------------------------------------
-def result_names(detailed: bool, prefix: str) -> list[str]:
-    return [prefix + c for c in schema.output_columns(detailed)]
+# --- 6. assemble, and the caller's columns ---------------------------------------------------
+def check_column(frame: pd.DataFrame, column: Hashable) -> pd.Series:
+    """The column of phone numbers: any hashable label (``0`` after ``read_csv(header=None)``,
+    a tuple), present once in ``frame``; else a clear ``KeyError``/``ValueError``/``TypeError``.
 
-
-def assemble(frame: pd.DataFrame, results: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
-    """A new frame: the caller's columns (less any stale result columns), then the results."""
-    results = results.add_prefix(prefix) if prefix else results
-    stale = [c for c in results.columns if c in frame.columns]
-    if stale:
-        warnings.warn(
-            f"replacing existing result columns {stale} (re-run of validate?)",
-            UserWarning,
-            stacklevel=4,
+    >>> check_column(pd.DataFrame({0: ["+447400123456"]}), 0).tolist()
+    ['+447400123456']
+    """
+    if not isinstance(column, Hashable) or isinstance(column, list | slice):
+        raise TypeError(
+            f"column must be a column label (a str, an int, ...), not {type(column).__name__} "
+            f"{column!r}"
         )
-        frame = frame.drop(columns=stale)
-    out = pd.concat([frame, results.set_axis(frame.index)], axis=1)
+    try:
+        present = column in frame.columns
+    except TypeError:
+        present = False
+    if not present:
+        available = ", ".join(repr(c) for c in frame.columns) or "(none)"
+        raise KeyError(f"no column {column!r} in the frame; available columns: {available}")
+    values = frame[column]
+    if isinstance(values, pd.DataFrame):
+        raise ValueError(f"column label {column!r} is not unique in the frame")
+    return values
+
+
+def result_columns(settings: ValidateSettings) -> list[str]:
+    """The result column names this run adds (with its prefix)."""
+    return [settings.prefix + c for c in schema.output_columns(settings.options.detailed)]
+
+
+def own_columns(frame: pd.DataFrame) -> list[Hashable]:
+    """The result columns earlier ``validate`` runs wrote into ``frame``, recognised by their
+    record in ``frame.attrs`` (names and dtypes). The record must match the frame exactly:
+    after a column of it was dropped, renamed or retyped, nothing is recognised.
+
+    >>> out = df.hlr.validate("phone", client=client, cache=False, default_region="GB")
+    >>> own_columns(out)[:3], own_columns(out[["name", "phone", "to"]])
+    (['to', 'status', 'live'], [])
+    """
+    info = frame.attrs.get(ATTRS_KEY)
+    recorded = info.get("columns") if isinstance(info, Mapping) else None
+    if not isinstance(recorded, Mapping) or not recorded:
+        return []
+    counts = frame.columns.value_counts()
+    for name, dtype in recorded.items():
+        if name not in counts.index or counts[name] != 1 or str(frame[name].dtype) != dtype:
+            return []
+    return list(recorded)
+
+
+def plan_columns(frame: pd.DataFrame, column: Hashable, settings: ValidateSettings) -> list[Any]:
+    """Before anything is sent: the caller's columns the results would overwrite.
+
+    A clash with columns of the caller's own raises :class:`ColumnConflictError` (suggesting
+    ``prefix=``). A re-run on ``validate``'s own output (see :func:`own_columns`) replaces the
+    earlier run's columns under the same prefix, with a warning; those are returned, to drop.
+
+    >>> plan_columns(pd.DataFrame({"phone": [], "status": []}), "phone",
+    ...              ValidateSettings())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pd_hlr.errors.ColumnConflictError: the frame already has columns named like result ...
+    """
+    names = result_columns(settings)
+    taken = set(names)
+    if column in taken:
+        raise ColumnConflictError(
+            f"the phone column {column!r} has the name of a result column; pass a prefix for "
+            f"the results, e.g. prefix='hlr.', or rename the column",
+            columns=[str(column)],
+        )
+    clashing = [c for c in frame.columns if c in taken]
+    if not clashing:
+        return []
+    own = set(own_columns(frame))
+    foreign = [c for c in clashing if c not in own]
+    if foreign:
+        raise ColumnConflictError(
+            f"the frame already has columns named like result columns: {foreign}; nothing was "
+            "sent. Pass a prefix for the results (e.g. prefix='hlr.'), or rename or drop those "
+            "columns.",
+            columns=[str(c) for c in foreign],
+        )
+    mode_names = {settings.prefix + c for d in (False, True) for c in schema.output_columns(d)}
+    stale = [c for c in frame.columns if c in own and c in mode_names]
+    warn(f"replacing existing result columns {stale} from an earlier validate() of this frame")
+    return stale
+
+
+def assemble(
+    frame: pd.DataFrame, results: pd.DataFrame, prefix: str = "", replace: Iterable[Any] = ()
+) -> pd.DataFrame:
+    """A new frame: the caller's columns (less ``replace``, see :func:`plan_columns`), then the
+    results under ``prefix``. The caller's frame is never modified."""
+    results = results.add_prefix(prefix) if prefix else results
+    drop = [c for c in replace if c in frame.columns]
+    if drop:
+        frame = frame.drop(columns=drop)
+    left = set(results.columns).intersection(frame.columns)
+    if left:  # plan_columns ran before anything was sent; this is a bug if it happens
+        raise ColumnConflictError(f"result columns {sorted(left)} would overwrite the caller's")
+    return pd.concat([frame, results.set_axis(frame.index)], axis=1)
+
+
+def _json_label(column: Hashable) -> Any:
+    if isinstance(column, bool | str) or column is None:
+        return column
+    if isinstance(column, _numbers.Integral):
+        return int(column)
+    if isinstance(column, _numbers.Real):
+        return float(column)
+    return str(column)
+
+
+def run_record(
+    column: Hashable,
+    settings: ValidateSettings,
+    report: RunReport,
+    columns: Mapping[str, str],
+) -> dict[str, Any]:
+    """What ``validate`` records in its result's ``attrs[ATTRS_KEY]`` (JSON-safe): the column,
+    the options, the run time, the result columns it owns (name → dtype) and the report."""
+    opts = settings.options
+    return {
+        "column": _json_label(column),
+        "detailed": opts.detailed,
+        "roaming": opts.roaming,
+        "route": opts.route,
+        "msisdn": opts.msisdn,
+        "default_region": settings.default_region,
+        "strict": settings.strict,
+        "only_mobile": settings.only_mobile,
+        "prefix": settings.prefix,
+        "run_at": report.started_at,
+        "columns": dict(columns),
+        "report": report.to_dict(),
+    }
+
+
+def record_run(
+    out: pd.DataFrame,
+    column: Hashable,
+    settings: ValidateSettings,
+    report: RunReport,
+    *,
+    kept: Iterable[Any] = (),
+) -> pd.DataFrame:
+    """Put :func:`run_record` into ``out.attrs``; ``kept``: result columns of earlier runs
+    still in ``out`` (under another prefix), which stay recognised as pd-hlr's."""
+    owned = [c for c in kept if c in out.columns] + result_columns(settings)
+    columns = {str(c): str(out[c].dtype) for c in owned}
+    out.attrs[ATTRS_KEY] = run_record(column, settings, report, columns)
     return out
 
 
-# --- the whole path for one pandas column ------------------------------------------------------
-def validate_series(
-    values: pd.Series,
+def report_of(frame: pd.DataFrame) -> RunReport:
+    """The :class:`RunReport` recorded in a result's ``attrs`` (a clear error if none)."""
+    info = frame.attrs.get(ATTRS_KEY)
+    data = info.get("report") if isinstance(info, Mapping) else None
+    if not isinstance(data, Mapping):
+        raise AttributeError(
+            "this frame carries no pd-hlr run report: it is not the output of "
+            "df.hlr.validate(...) (or an operation dropped its attrs, e.g. a merge of frames "
+            "with different attrs, or a CSV round trip)"
+        )
+    return RunReport.from_dict(data)
+
+
+# --- the whole path for one pandas frame -------------------------------------------------------
+def validate_frame(
+    frame: pd.DataFrame,
+    column: Hashable,
     settings: ValidateSettings,
     *,
     client: HLRClient | None = None,
     cache: Any = None,
+    label: Hashable | None = None,
+    results_only: bool = False,
 ) -> pd.DataFrame:
-    """Steps 1–4 for one column: the result columns on the column's index."""
+    """All six steps on one pandas frame: a new frame with the caller's columns, then the
+    result columns, and the run recorded in ``attrs`` (``label``: the column name to record,
+    default ``column``; ``results_only``: the result columns alone, as the Series face gives).
+    """
+    values = check_column(frame, column)
+    stale = plan_columns(frame, column, settings)
+    kept = [c for c in own_columns(frame) if c not in stale]
     normalized = normalize_column(values, settings)
     numbers = distinct_numbers(normalized)
     detailed = settings.options.detailed
+    run = Run(rows=len(values), sources=count_sources(normalized))
+    label = column if label is None else label
+
+    def finish(resolved: pd.DataFrame, report: RunReport) -> pd.DataFrame:
+        results = join_results(normalized, resolved, detailed)
+        if results_only:
+            out = results.add_prefix(settings.prefix) if settings.prefix else results
+        else:
+            out = assemble(frame, results, settings.prefix, replace=stale)
+        return record_run(out, label, settings, report, kept=kept)
+
     if not numbers:
-        return join_results(normalized, _empty_resolved(detailed), detailed)
+        check_client_options(client, settings)
+        return finish(_empty_resolved(detailed), finish_without_lookups(run, settings, client))
     resolved = resolve(
-        numbers,
-        settings,
-        client=client,
-        cache=resolve_cache(cache),
-        join=lambda r: join_results(normalized, r, detailed),
-        rows=len(values),
-        sources=count_sources(normalized),
+        numbers, settings, client=client, cache=resolve_cache(cache), join=finish, run=run
     )
-    return join_results(normalized, resolved, detailed)
+    assert run.report is not None
+    return finish(resolved, run.report)
 
 
-def estimate_series(
-    values: pd.Series,
+def estimate_frame(
+    frame: pd.DataFrame,
+    column: Hashable,
     settings: ValidateSettings,
     *,
     client: HLRClient | None = None,
     cache: Any = None,
 ) -> Estimate:
-    """What :func:`validate_series` would send and cost; sends nothing."""
+    """What :func:`validate_frame` would look up and cost; sends nothing."""
+    values = check_column(frame, column)
     normalized = normalize_column(values, settings)
+    run = Run(rows=len(values), sources=count_sources(normalized))
     numbers = distinct_numbers(normalized)
-    api = api_namespace(client)
-    return estimate_from(
-        len(values), count_sources(normalized), numbers, settings, resolve_cache(cache), api
-    )
+    return estimate_from(run, numbers, settings, resolve_cache(cache), api_namespace(client))

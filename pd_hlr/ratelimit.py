@@ -42,21 +42,6 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate:g}, burst={self.burst})"
 
-    def set_rate(self, rate: float) -> None:
-        """Change the rate from the next reservation on (thread-safe).
-
-        Example:
-            >>> limiter = RateLimiter(10.0)
-            >>> limiter.set_rate(5.0); limiter.interval
-            0.2
-        """
-        if not rate > 0:
-            raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
-        with self._lock:
-            self.rate = float(rate)
-            self.interval = 1.0 / self.rate
-            self._tolerance = (self.burst - 1) * self.interval
-
     def _clock(self) -> float:
         """Monotonic seconds (replace in tests)."""
         return time.monotonic()

@@ -131,10 +131,6 @@ META_FIELDS: tuple[Field, ...] = (
     Field("hlr_extra", (), "string", "JSON of response fields this schema does not know"),
 )
 
-#: Values of ``hlr_source``.
-SOURCES = ("api", "cache", "invalid", "missing", "skipped", "error")
-
-
 def api_fields(detailed: bool) -> tuple[Field, ...]:
     """The API result fields of one mode."""
     return DETAILED_FIELDS if detailed else SUMMARY_FIELDS

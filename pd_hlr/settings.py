@@ -1,18 +1,37 @@
-"""Settings that travel through the pipeline as small frozen objects.
+"""The options of ``validate``/``estimate``, defined once, and the small frozen objects built
+from them.
 
->>> opts = LookupOptions(detailed=True, route="detailed")
->>> opts.key()
+:data:`OPTIONS` is the one list of option names, defaults and meanings. Every face (the pandas
+and Dask accessors, frame and Series) takes exactly these keyword arguments, and
+:meth:`ValidateSettings.from_kwargs` checks and converts them:
+
+>>> settings = ValidateSettings.from_kwargs(detailed=True, route="detailed", max_age="30D")
+>>> settings.options.key()
 'detailed=1,roaming=0,route=detailed,msisdn=1'
->>> opts.request_kwargs()
+>>> settings.options.request_kwargs()
 {'detailed': True, 'route': 'detailed'}
+>>> settings.max_age
+Timedelta('30 days 00:00:00')
+>>> ValidateSettings.from_kwargs(max_age=30)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: max_age needs a unit: a string like "30D" (30 days) or "12h" (12 hours), ...; got 30
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import difflib
+import inspect
+import numbers
+import re
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 #: The vendor's documented price of one lookup (the 402 example's ``required_amount``).
@@ -25,8 +44,118 @@ CACHE_ENV = "PD_HLR_CACHE"
 
 
 @dataclass(frozen=True)
+class Option:
+    """One keyword argument of every face: its name, default, type (as text) and meaning."""
+
+    name: str
+    default: Any
+    annotation: str
+    doc: str
+
+
+#: Every option of ``validate``/``estimate``, in the order ``help()`` shows them. ``client`` and
+#: ``cache`` are objects rather than settings: faces take them, :class:`ValidateSettings` does not.
+OPTIONS: tuple[Option, ...] = (
+    Option("detailed", False, "bool", "the API's detailed mode: the full HLR payload"),
+    Option("roaming", False, "bool", "the API's roaming check"),
+    Option("route", None, "str | None", 'the API\'s routing product, e.g. "standard", "detailed"'),
+    Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
+    Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
+    Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
+    Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
+    Option("workers", None, "int | None", "concurrent requests (client made here)"),
+    Option("rate_limit", None, "float | None", "requests per second (client made here)"),
+    Option("progress", None, "bool | None", "a progress bar; None: in a terminal or notebook"),
+    Option("client", None, "HLRClient | None", "the client to use; None: one from the environment"),
+    Option(
+        "cache",
+        None,
+        "HLRCache | str | os.PathLike | bool | None",
+        "an HLRCache or folder; None: $PD_HLR_CACHE or ~/.cache/pd_hlr; False: none",
+    ),
+    Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"'),
+    Option("refresh", False, "bool", "ignore cached answers (still store the new ones)"),
+    Option("retry_temporary", True, "bool", "look temporary outcomes up again"),
+    Option("budget", None, "int | None", "refuse to start if more paid lookups are needed"),
+    Option("price", DEFAULT_PRICE, "Decimal | float | str", "price per lookup, for the estimates"),
+    Option("prefix", "", "str", "put every result column under this prefix"),
+)
+
+#: Options that are objects, not settings (faces pass them to the pipeline as they are).
+RUN_OBJECTS = ("client", "cache")
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def option_names() -> list[str]:
+    """Every option name, in :data:`OPTIONS` order.
+
+    >>> option_names()[:3]
+    ['detailed', 'roaming', 'route']
+    """
+    return [o.name for o in OPTIONS]
+
+
+def options_doc() -> str:
+    """The options as an ``Args:``-style block for face docstrings (one line each)."""
+    width = max(len(o.name) for o in OPTIONS)
+    lines = [f"{o.name.ljust(width)}  {o.doc} (default {o.default!r})" for o in OPTIONS]
+    return "Options (keyword-only; the same for every face):\n" + textwrap.indent(
+        "\n".join(lines), "    "
+    )
+
+
+def options_table_markdown() -> str:
+    """The README's options table, generated from :data:`OPTIONS`."""
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    for o in OPTIONS:
+        default = str(o.default) if isinstance(o.default, Decimal) else repr(o.default)
+        lines.append(f"| `{o.name}` | `{default}` | {o.doc} |")
+    return "\n".join(lines)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def takes_options(func: F) -> F:
+    """Give a face method taking ``**options`` the full option signature and docs.
+
+    ``help()``, ``inspect.signature`` and Jupyter's Shift-Tab then show every option with its
+    default; :meth:`ValidateSettings.from_kwargs` rejects any other name.
+    """
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params += [
+        inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
+                          annotation=o.annotation)
+        for o in OPTIONS
+    ]
+    func.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    doc = inspect.cleandoc(func.__doc__ or "")
+    func.__doc__ = f"{doc}\n\n{options_doc()}\n"
+    return func
+
+
+def split_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+    """``(client, cache, settings)`` from a face's keyword arguments (unknown names refused).
+
+    >>> client, cache, settings = split_options({"cache": False, "detailed": True})
+    >>> cache, settings.options.detailed
+    (False, True)
+    """
+    rest = dict(options)
+    client = rest.pop("client", None)
+    cache = rest.pop("cache", None)
+    return client, cache, ValidateSettings.from_kwargs(**rest)
+
+
+@dataclass(frozen=True)
 class LookupOptions:
-    """The request options that change the API's answer (and so are part of the cache key)."""
+    """The request options that change the API's answer (and so are part of the cache key).
+
+    >>> LookupOptions(detailed=True, route="detailed").key()
+    'detailed=1,roaming=0,route=detailed,msisdn=1'
+    """
 
     detailed: bool = False
     roaming: bool = False
@@ -48,7 +177,11 @@ class LookupOptions:
         )
 
     def request_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :meth:`HLRClient.lookup`: defaults are left out (not sent)."""
+        """Keyword arguments for :meth:`HLRClient.lookup`: defaults are left out (not sent).
+
+        >>> LookupOptions(msisdn=False).request_kwargs()
+        {'msisdn': False}
+        """
         kwargs: dict[str, Any] = {}
         if self.detailed:
             kwargs["detailed"] = True
@@ -59,6 +192,73 @@ class LookupOptions:
         if not self.msisdn:
             kwargs["msisdn"] = False
         return kwargs
+
+
+# --- checks of single values --------------------------------------------------------------------
+_UNITLESS = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+_AGE_EXAMPLE = 'a string like "30D" (30 days) or "12h" (12 hours), or a datetime.timedelta'
+
+
+def parse_max_age(value: Any) -> pd.Timedelta | None:
+    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number.
+
+    >>> parse_max_age("12h")
+    Timedelta('0 days 12:00:00')
+    >>> parse_max_age("30")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: max_age needs a unit: a string like "30D" (30 days) or ...; got '30'
+    """
+    if value is None:
+        return None
+    if isinstance(value, _dt.timedelta | np.timedelta64):  # before Number: timedelta64 is one
+        age = pd.Timedelta(value)
+    elif isinstance(value, numbers.Number):
+        raise ValueError(f"max_age needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+    elif isinstance(value, str):
+        if _UNITLESS.fullmatch(value):
+            raise ValueError(f"max_age needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+        try:
+            age = pd.Timedelta(value)
+        except ValueError:
+            raise ValueError(
+                f"max_age {value!r} is not a duration: use {_AGE_EXAMPLE}"
+            ) from None
+    else:
+        raise TypeError(f"max_age must be {_AGE_EXAMPLE}, not {type(value).__name__}")
+    if age is pd.NaT or pd.isna(age):
+        raise ValueError(f"max_age must be a duration, not {value!r}")
+    if age < pd.Timedelta(0):
+        raise ValueError(f"max_age must not be negative, not {value!r}")
+    return age
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, not {value!r}")
+
+
+def _price(value: Any) -> Decimal:
+    try:
+        price = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        price = None
+    if isinstance(value, bool) or price is None or not price.is_finite() or price < 0:
+        raise ValueError(
+            f"price must be a non-negative number per lookup (e.g. 0.006), not {value!r}"
+        )
+    return price
+
+
+def _unknown(names: list[str]) -> TypeError:
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, option_names(), n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return TypeError(
+        f"unknown option {', '.join(hints)}; the options are: {', '.join(option_names())}"
+    )
 
 
 @dataclass(frozen=True)
@@ -80,57 +280,61 @@ class ValidateSettings:
     price: Decimal = DEFAULT_PRICE
 
     @classmethod
-    def from_kwargs(
-        cls,
-        *,
-        detailed: bool = False,
-        roaming: bool = False,
-        route: str | None = None,
-        msisdn: bool = True,
-        default_region: str | None = None,
-        strict: bool = False,
-        only_mobile: bool = False,
-        workers: int | None = None,
-        rate_limit: float | None = None,
-        progress: bool | None = None,
-        max_age: str | pd.Timedelta | None = None,
-        refresh: bool = False,
-        retry_temporary: bool = True,
-        prefix: str = "",
-        budget: int | None = None,
-        price: Decimal | float | str = DEFAULT_PRICE,
-    ) -> ValidateSettings:
-        """Check and convert the user-facing keyword arguments."""
-        if default_region is not None:
-            if not isinstance(default_region, str) or len(default_region) != 2:
+    def from_kwargs(cls, **kwargs: Any) -> ValidateSettings:
+        """Check and convert the user-facing options (:data:`OPTIONS`, less ``client`` and
+        ``cache``); an unknown name or a bad value is a clear ``TypeError``/``ValueError``.
+
+        >>> ValidateSettings.from_kwargs(default_regoin="GB")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: unknown option 'default_regoin' (did you mean 'default_region'?); the ...
+        """
+        unknown = [k for k in kwargs if k not in _BY_NAME or k in RUN_OBJECTS]
+        if unknown:
+            raise _unknown(unknown)
+        v = {o.name: kwargs.get(o.name, o.default) for o in OPTIONS if o.name not in RUN_OBJECTS}
+        region = v["default_region"]
+        if region is not None:
+            if not isinstance(region, str) or len(region) != 2 or not region.isalpha():
                 raise ValueError(
-                    f"default_region must be a 2-letter ISO region code like 'GB', "
-                    f"not {default_region!r}"
+                    f"default_region must be a 2-letter ISO region code like 'GB', not {region!r}"
                 )
-            default_region = default_region.upper()
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            region = region.upper()
+        workers = v["workers"]
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
+        ):
             raise ValueError(f"workers must be a positive integer, not {workers!r}")
-        if rate_limit is not None and not (isinstance(rate_limit, int | float) and rate_limit > 0):
-            raise ValueError(f"rate_limit must be a positive number, not {rate_limit!r}")
-        if budget is not None and (not isinstance(budget, int) or budget < 0):
+        rate = v["rate_limit"]
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not rate > 0
+        ):
+            raise ValueError(f"rate_limit must be a positive number, not {rate!r}")
+        budget = v["budget"]
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 0
+        ):
             raise ValueError(f"budget must be a non-negative number of lookups, not {budget!r}")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a string, not {type(prefix).__name__}")
-        age = None if max_age is None else pd.Timedelta(max_age)
-        if age is not None and age < pd.Timedelta(0):
-            raise ValueError(f"max_age must not be negative, not {max_age!r}")
+        if not isinstance(v["prefix"], str):
+            raise TypeError(f"prefix must be a string, not {type(v['prefix']).__name__}")
+        progress = v["progress"]
         return cls(
-            options=LookupOptions(detailed=detailed, roaming=roaming, route=route, msisdn=msisdn),
-            default_region=default_region,
-            strict=bool(strict),
-            only_mobile=bool(only_mobile),
-            workers=workers,
-            rate_limit=rate_limit,
-            progress=progress,
-            max_age=age,
-            refresh=bool(refresh),
-            retry_temporary=bool(retry_temporary),
-            prefix=prefix,
-            budget=budget,
-            price=Decimal(str(price)),
+            options=LookupOptions(
+                detailed=_flag("detailed", v["detailed"]),
+                roaming=_flag("roaming", v["roaming"]),
+                route=v["route"],
+                msisdn=_flag("msisdn", v["msisdn"]),
+            ),
+            default_region=region,
+            strict=_flag("strict", v["strict"]),
+            only_mobile=_flag("only_mobile", v["only_mobile"]),
+            workers=None if workers is None else int(workers),
+            rate_limit=None if rate is None else float(rate),
+            progress=None if progress is None else _flag("progress", progress),
+            max_age=parse_max_age(v["max_age"]),
+            refresh=_flag("refresh", v["refresh"]),
+            retry_temporary=_flag("retry_temporary", v["retry_temporary"]),
+            prefix=v["prefix"],
+            budget=None if budget is None else int(budget),
+            price=_price(v["price"]),
         )

@@ -1,5 +1,6 @@
 """Shared fixtures: a real sandbox server on 127.0.0.1 and clients pointed at it.
 
+One sandbox factory (:func:`make_sandbox`); ``sandbox_server`` and ``sb`` are built on it.
 No test writes to the user's cache folder: ``PD_HLR_CACHE`` points into pytest's temp dir for
 the whole session, and ``PROVERO_*`` variables from the developer's shell are ignored.
 """
@@ -7,14 +8,40 @@ the whole session, and ``PROVERO_*`` variables from the developer's shell are ig
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from pd_hlr import sandbox
 
 TOKEN = "test-token-5f2a9c"
+T = TypeVar("T")
+
+#: Generous bound of any one client call in a test: only a hang takes this long.
+HANG_SECONDS = 120.0
+
+
+def bounded(fn: Callable[[], T], seconds: float = HANG_SECONDS) -> T:
+    """Run ``fn`` in a thread and return what it returns (or raise what it raises); fail the
+    test if it is still running after ``seconds`` (a hang, not a slow machine)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="bounded-test-call", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"hang: the call did not return within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 @pytest.fixture(autouse=True)
@@ -24,19 +51,11 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.delenv("PROVERO_BASE_URL", raising=False)
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[Any]:
-    """One shared, fault-free sandbox for tests that only read answers."""
-    with sandbox.serve(token=TOKEN) as sb:
-        yield sb
-
-
-@pytest.fixture
-def make_sandbox() -> Iterator[Callable[..., Any]]:
-    """Start a sandbox with the given knobs for this test only (stopped at teardown)."""
+@contextlib.contextmanager
+def _sandboxes() -> Iterator[Callable[..., sandbox.Sandbox]]:
     with contextlib.ExitStack() as stack:
 
-        def start(**kwargs: Any) -> Any:
+        def start(**kwargs: Any) -> sandbox.Sandbox:
             kwargs.setdefault("token", TOKEN)
             return stack.enter_context(sandbox.serve(**kwargs))
 
@@ -44,20 +63,36 @@ def make_sandbox() -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def sb(make_sandbox: Callable[..., Any]) -> Any:
+def make_sandbox() -> Iterator[Callable[..., sandbox.Sandbox]]:
+    """Start sandboxes with the given knobs (``token`` defaults to :data:`TOKEN`) for this test
+    only; all are stopped at teardown."""
+    with _sandboxes() as start:
+        yield start
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[sandbox.Sandbox]:
+    """One shared, fault-free sandbox for tests that only read answers (its stats are shared:
+    assert on them only through a fresh sandbox)."""
+    with _sandboxes() as start:
+        yield start()
+
+
+@pytest.fixture
+def sb(make_sandbox: Callable[..., sandbox.Sandbox]) -> sandbox.Sandbox:
     """A fresh fault-free sandbox for this test (its stats start at zero)."""
     return make_sandbox()
 
 
 @pytest.fixture
 def client_for() -> Iterator[Callable[..., Any]]:
-    """Build HLRClients pointed at a sandbox; closed at teardown."""
+    """Build HLRClients pointed at a sandbox (its token by default); closed at teardown."""
     from pd_hlr import HLRClient
 
     clients: list[Any] = []
 
     def build(server: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("token", TOKEN)
+        kwargs.setdefault("token", getattr(server, "token", TOKEN))
         c = HLRClient(base_url=server.url, **kwargs)
         clients.append(c)
         return c

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import pandas as pd
@@ -160,10 +159,37 @@ def test_bad_arguments_are_clear():
     df = pd.DataFrame({"phone": ["+447400123456"], "other": [1]})
     with pytest.raises(KeyError, match="available columns: 'phone', 'other'"):
         df.hlr.validate("tel", cache=False)
-    with pytest.raises(TypeError, match="column must be the name"):
+    with pytest.raises(KeyError, match="no column 3 in the frame"):
         df.hlr.validate(3, cache=False)
+    with pytest.raises(TypeError, match="column must be a column label"):
+        df.hlr.validate(["phone"], cache=False)
     with pytest.raises(ValueError, match="default_region"):
         df.hlr.validate("phone", default_region="Britain", cache=False)
+    with pytest.raises(TypeError, match="did you mean 'default_region'"):
+        df.hlr.validate("phone", defualt_region="GB", cache=False)
+    dup = pd.DataFrame([["+447400123456", "+447400123457"]], columns=["phone", "phone"])
+    with pytest.raises(ValueError, match="not unique"):
+        dup.hlr.validate("phone", cache=False)
+
+
+@pytest.mark.parametrize("label", [0, 7, ("contact", "phone"), 2.5])
+def test_any_hashable_column_label(sb, client_for, tmp_path, label):
+    (tmp_path / "in.csv").write_text(f"Ada,{GB_MOBILE}\nBob,07400 123457\nCy,\n")
+    df = pd.read_csv(tmp_path / "in.csv", header=None, dtype=str)
+    df.columns = ["name", label]
+    out = df.hlr.validate(label, default_region="GB", client=client_for(sb), cache=False)
+    assert list(out.columns) == ["name", label, *schema.output_columns(False)]
+    assert out["hlr_source"].tolist() == ["api", "api", "missing"]
+    assert out.attrs["pd_hlr"]["column"] == (label if not isinstance(label, tuple) else str(label))
+    assert out.hlr.report().looked_up == 2
+
+
+def test_header_none_csv_validates_column_zero(sb, client_for, tmp_path):
+    (tmp_path / "in.csv").write_text(f"{GB_MOBILE},x\n{US},y\n")
+    df = pd.read_csv(tmp_path / "in.csv", header=None)
+    out = df.hlr.validate(0, client=client_for(sb), cache=False)
+    assert out["hlr_number"].tolist() == [GB_MOBILE, US]
+    assert sb.stats().received == {GB_MOBILE: 1, US: 1}
 
 
 def test_missing_token_names_the_env_var():
@@ -219,8 +245,12 @@ def test_402_mid_run_carries_partial_frame(make_sandbox, client_for):
     charged = {n for n, c in server.stats().charged.items() if c}
     assert len(charged) == 5
     assert set(partial.loc[partial["hlr_source"] == "api", "hlr_number"]) == charged
-    assert exc.looked_up == 5 and exc.remaining == 15
-    assert "5 numbers were looked up" in " ".join(exc.__notes__)
+    # no cache: a re-run looks every number up again, and the error says so
+    assert exc.looked_up == 5 and exc.remaining == 20
+    assert "5 numbers were looked up but not kept (no cache)" in " ".join(exc.__notes__)
+    assert exc.report.looked_up == 5 and exc.report.stopped == "InsufficientBalanceError"
+    assert exc.report.not_looked_up == 15 and exc.report.sandbox
+    assert partial.hlr.report() == exc.report
 
 
 def test_wrong_token_raises_authentication_error(sb):
@@ -236,21 +266,31 @@ def test_progress_bar_counts_numbers_on_stderr(sb, client_for, capsys):
     df = pd.DataFrame({"phone": [GB_MOBILE, US, "junk"]})
     df.hlr.validate("phone", client=client_for(sb), cache=False, progress=True)
     err = capsys.readouterr().err
-    assert "HLR lookups" in err and "2/2" in err
+    assert "HLR lookups: 100%" in err and "2/2" in err and "spend ≈ 0.012" in err
     df.hlr.validate("phone", client=client_for(sb), cache=False, progress=False)
     assert capsys.readouterr().err == ""
 
 
-def test_budget_refuses_before_sending_and_estimate_counts(sb, client_for, tmp_path):
-    df = pd.DataFrame({"phone": [GB_MOBILE, US, DE, GB_FIXED, "junk", None, GB_MOBILE]})
-    client = client_for(sb)
-    est = df.hlr.estimate("phone", client=client, cache=tmp_path / "c")
-    assert (est.rows, est.missing, est.invalid, est.distinct) == (7, 1, 1, 4)
-    assert (est.cached, est.to_look_up) == (0, 4)
-    assert math.isclose(float(est.cost), 4 * 0.006)
-    with pytest.raises(pd_hlr.BudgetExceededError) as info:
-        df.hlr.validate("phone", client=client, cache=tmp_path / "c", budget=3)
-    assert info.value.estimate.to_look_up == 4
-    assert sb.stats().requests == 0
-    df.hlr.validate("phone", client=client, cache=tmp_path / "c", budget=4)
-    assert df.hlr.estimate("phone", client=client, cache=tmp_path / "c").to_look_up == 0
+def test_accessor_shows_what_it_can_do(sb, client_for):
+    df = pd.DataFrame({"phone": [GB_MOBILE, "junk"]})
+    text = repr(df.hlr)
+    assert text.startswith("pd-hlr accessor on a DataFrame (2 × 1)")
+    for name in ("validate(column", "estimate(column", "report()", "summary()", "plot()"):
+        assert name in text
+    assert "default_region" in text and "This frame is a validate() result" not in text
+    out = df.hlr.validate("phone", client=client_for(sb), cache=False)
+    shown = repr(out.hlr)
+    assert "This frame is a validate() result" in shown and "1 looked up" in shown
+    assert "SANDBOX" in shown and "<pre" in out.hlr._repr_html_()
+    assert "pd-hlr accessor on a Series (2)" in repr(df["phone"].hlr)
+
+
+def test_series_face_records_its_own_name_and_result_columns(sb, client_for):
+    s = pd.Series([GB_MOBILE, None, GB_MOBILE], name="tel")
+    res = s.hlr.validate(client=client_for(sb), cache=False, prefix="x_")
+    assert list(res.columns) == ["x_" + c for c in schema.output_columns(False)]
+    info = res.attrs["pd_hlr"]
+    assert info["column"] == "tel" and info["prefix"] == "x_"
+    assert list(info["columns"]) == list(res.columns)
+    assert res.hlr.report().rows == 3 and res.hlr.report().distinct == 1
+    assert res.hlr.summary().query("section == 'source'")["rows"].sum() == 3

@@ -1,25 +1,30 @@
-"""After the lookups: row status, summary, filters, plot, parquet export, estimate and budget.
+"""After the lookups: row status, summary, display, filters, plot and parquet export.
 
-Everything runs against the real sandbox over HTTP (fixtures in ``conftest.py``).
+Rule and counting tests pin hand-built frames whose counts are known; the rest run against the
+real sandbox over HTTP (fixtures in ``conftest.py``), with libphonenumber as the independent
+truth for network countries.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import subprocess
 import sys
 import textwrap
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import phonenumbers
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pd_hlr
 from pd_hlr import HLRClient, analysis, sandbox, schema
-from pd_hlr.errors import BudgetExceededError
 
 from .conftest import TOKEN
 
@@ -124,28 +129,34 @@ def _answered(frame: pd.DataFrame) -> pd.Series:
 # --- row status and summary ---------------------------------------------------------------------
 def test_summary_shape_and_dtypes(out: pd.DataFrame) -> None:
     table = out.hlr.summary()
-    assert list(table.columns) == ["section", "value", "rows", "share"]
-    assert str(table["rows"].dtype) == "int64"
+    assert isinstance(table, analysis.Summary) and isinstance(table, pd.DataFrame)
+    assert list(table.columns) == ["section", "value", "rows", "of", "share"]
+    assert [str(table[c].dtype) for c in ("rows", "of", "share")] == ["int64", "int64", "float64"]
     assert (
         table["section"].isin(["status", "network", "country", "ported", "roaming", "source"]).all()
     )
     assert not table["value"].str.strip().eq("").any(), "no blank labels (e.g. empty network)"
+    assert (table["share"] == table["rows"] / table["of"]).all()
 
 
-def test_status_rows_sum_to_len_and_match_row_status(out: pd.DataFrame) -> None:
+def test_each_section_has_one_stated_denominator(out: pd.DataFrame) -> None:
     table = out.hlr.summary()
-    status = _section(table, "status")
-    assert status["rows"].sum() == len(out)
-    assert status["share"].sum() == pytest.approx(1.0)
-    counts = out.hlr.status().value_counts()
-    for value, row in status.iterrows():
-        assert counts[value] == row["rows"]
-        assert row["share"] == pytest.approx(row["rows"] / len(out))
-    source = _section(table, "source")
-    assert source["rows"].sum() == len(out)
-    assert dict(source["rows"]) == {
-        k: int(v) for k, v in out["hlr_source"].value_counts().items() if v
-    }
+    n, answered = len(out), int(_answered(out).sum())
+    assert 0 < answered < n
+    expected = {"status": n, "source": n, "network": answered, "country": answered}
+    expected.update({flag: answered for flag in ("ported", "roaming") if flag in out.columns})
+    for section, of in table.groupby("section")["of"]:
+        assert set(of) == {expected[section]}, section
+    for name in ("status", "source", "network", "country"):  # each section covers its base
+        assert _section(table, name)["rows"].sum() == expected[name]
+    text = str(table)
+    assert f"status: share of all {n:,} rows" in text
+    assert f"source: share of all {n:,} rows" in text
+    assert f"network: share of the {answered:,} answered rows" in text
+    assert f"country: share of the {answered:,} answered rows" in text
+    assert f"{n:,} rows, {answered:,} answered" in text.splitlines()[0]
+    page = table._repr_html_()
+    assert f"share of all {n:,} rows" in page and f"share of the {answered:,} answered rows" in page
 
 
 def test_local_statuses(out: pd.DataFrame) -> None:
@@ -192,26 +203,44 @@ def test_live_rule_summary_uses_the_booleans(out_summary: pd.DataFrame) -> None:
     assert all(by_number[p] == "unknown" for p in PICKED["temporary"][:2])
 
 
+def _truth_network(row: pd.Series) -> str:
+    """A row's network label from its raw columns and libphonenumber (not analysis.py)."""
+    if "current_network" in row.index:
+        name = row["current_network"]
+    else:
+        ported = row["ported"] is True and not pd.isna(row["ported_network_name"])
+        name = row["ported_network_name" if ported else "original_network_name"]
+    if pd.isna(name) or not str(name).strip():
+        return analysis.UNKNOWN
+    number = phonenumbers.parse(row["hlr_number"])
+    region = phonenumbers.region_code_for_number(number)
+    region = region or phonenumbers.region_code_for_country_code(number.country_code)
+    return f"{name} ({region})"
+
+
 def test_network_and_country_sections(out: pd.DataFrame) -> None:
-    table = out.hlr.summary()
+    table = out.hlr.summary(top=1000)
     answered = out[_answered(out).to_numpy()]
+    truth = answered.apply(_truth_network, axis=1).value_counts()
     networks = _section(table, "network")
-    assert networks["rows"].sum() == len(answered)  # every answered row, "(unknown)" included
+    assert dict(networks["rows"]) == dict(truth)
+    assert networks.index[-1] == analysis.UNKNOWN  # answered rows without a network name
+    assert all(re.fullmatch(r".+ \([A-Z]{2}\)", v) for v in networks.index[:-1])
     assert networks["share"].sum() == pytest.approx(1.0)
-    expected = analysis.current_network(answered).value_counts()
-    for name, n in expected.items():
-        assert networks.loc[name, "rows"] == n
-    assert networks.loc[analysis.UNKNOWN_NETWORK, "rows"] == (len(answered) - int(expected.sum()))
     countries = _section(table, "country")
-    assert dict(countries["rows"]) == {
-        k: int(v) for k, v in answered["hlr_region"].value_counts().items()
-    }
+    regions = answered["hlr_region"].fillna(analysis.UNKNOWN).value_counts()
+    assert dict(countries["rows"]) == dict(regions)
+    assert countries.index[-1] == analysis.UNKNOWN  # "+44 1000 000000": no region, sent
+    assert countries["rows"].sum() == len(answered)
 
 
 def test_summary_top_groups_the_rest(out_detailed: pd.DataFrame) -> None:
     networks = _section(out_detailed.hlr.summary(top=1), "network")
-    assert len(networks) == 2 and networks.index[-1] == "(other)"
+    assert list(networks.index[1:]) == [analysis.OTHER, analysis.UNKNOWN]
     assert networks["rows"].sum() == _answered(out_detailed).sum()
+    everything = _section(out_detailed.hlr.summary(top=1000), "network")
+    assert networks["rows"].iloc[0] == everything["rows"].iloc[0]
+    assert networks.loc[analysis.OTHER, "rows"] == everything["rows"].iloc[1:-1].sum()
 
 
 def test_ported_and_roaming_shares(client: Any) -> None:
@@ -254,6 +283,348 @@ def test_summary_of_junk_only(client: Any) -> None:
     table = out.hlr.summary()
     assert set(table["section"]) == {"status", "source"}
     assert _section(table, "status")["rows"].sum() == 3
+
+
+# --- hand-built frames: every count known in advance ----------------------------------------
+def _frame(rows: list[dict[str, Any]], detailed: bool = False) -> pd.DataFrame:
+    """A frame with the full result schema of a mode, the given cells filled in."""
+    frame = schema.empty_frame(detailed, index=pd.RangeIndex(len(rows)))
+    for col in dict.fromkeys(k for row in rows for k in row):
+        frame[col] = pd.array([row.get(col) for row in rows], dtype=frame[col].dtype)
+    return frame
+
+
+def _ans(network: str | None, region: str | None, flag: str | None, source: str = "api") -> dict:
+    row: dict[str, Any] = {"hlr_source": source, "current_network": network, "hlr_region": region}
+    row.update({f: f == flag for f in ("live", "dead", "out_of_network")})
+    return row
+
+
+#: Summary mode, ten rows: five answered (two T-Mobiles in two countries, a dead number without
+#: a network name, an out-of-network and a status-"Unknown" Vodafone), five never answered.
+HAND = [
+    _ans("T-Mobile", "DE", "live"),
+    _ans("T-Mobile", "NL", "live"),
+    _ans("", "DE", "dead", source="cache"),
+    _ans("Vodafone", "DE", "out_of_network"),
+    _ans("Vodafone", "DE", None),
+    {"hlr_source": "invalid"},
+    {"hlr_source": "ambiguous"},
+    {"hlr_source": "missing"},
+    {"hlr_source": "error", "hlr_region": "GB"},
+    {"hlr_source": "skipped", "hlr_region": "GB"},
+]
+
+
+def _rows(table: pd.DataFrame) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in table.drop(columns="share").itertuples(index=False)]
+
+
+def test_summary_of_a_hand_built_frame_pins_every_count() -> None:
+    table = _frame(HAND).hlr.summary()
+    assert _rows(table) == [
+        ("status", "live", 2, 10),
+        ("status", "dead", 1, 10),
+        ("status", "out_of_network", 1, 10),
+        ("status", "unknown", 1, 10),
+        ("status", "invalid", 1, 10),
+        ("status", "ambiguous", 1, 10),
+        ("status", "missing", 1, 10),
+        ("status", "skipped", 1, 10),
+        ("status", "error", 1, 10),
+        ("network", "Vodafone (DE)", 2, 5),
+        ("network", "T-Mobile (DE)", 1, 5),
+        ("network", "T-Mobile (NL)", 1, 5),
+        ("network", "(unknown)", 1, 5),
+        ("country", "DE", 4, 5),
+        ("country", "NL", 1, 5),
+        ("source", "api", 4, 10),
+        ("source", "cache", 1, 10),
+        ("source", "invalid", 1, 10),
+        ("source", "ambiguous", 1, 10),
+        ("source", "missing", 1, 10),
+        ("source", "skipped", 1, 10),
+        ("source", "error", 1, 10),
+    ]
+    assert table["share"].round(6).tolist()[:2] == [0.2, 0.1]
+    assert _section(table, "network")["share"].tolist() == [0.4, 0.2, 0.2, 0.2]
+
+
+def test_summary_reads_as_percentages_with_its_denominators() -> None:
+    table = _frame(HAND).hlr.summary()
+    assert (
+        str(table)
+        == repr(table)
+        == textwrap.dedent(
+            """\
+        HLR summary: 10 rows, 5 answered (from the API or the cache)
+        status: share of all 10 rows
+          live                   2   20.0 %
+          dead                   1   10.0 %
+          out_of_network         1   10.0 %
+          unknown                1   10.0 %
+          invalid                1   10.0 %
+          ambiguous              1   10.0 %
+          missing                1   10.0 %
+          skipped                1   10.0 %
+          error                  1   10.0 %
+        network: share of the 5 answered rows
+          Vodafone (DE)          2   40.0 %
+          T-Mobile (DE)          1   20.0 %
+          T-Mobile (NL)          1   20.0 %
+          (unknown)              1   20.0 %
+        country: share of the 5 answered rows
+          DE                     4   80.0 %
+          NL                     1   20.0 %
+        source: share of all 10 rows
+          api                    4   40.0 %
+          cache                  1   10.0 %
+          invalid                1   10.0 %
+          ambiguous              1   10.0 %
+          missing                1   10.0 %
+          skipped                1   10.0 %
+          error                  1   10.0 %"""
+        )
+    )
+    page = table._repr_html_()
+    assert page.count("<tr>") == 2 + 4 + len(table)  # title, header, 4 sections, the rows
+    assert '<td style="text-align:right">40.0 %</td>' in page
+    assert "share of the 5 answered rows" in page and "0.4" not in page
+    plain = table.to_frame()
+    assert type(plain) is pd.DataFrame and plain.equals(pd.DataFrame(table))
+    derived = table[table["section"] == "network"]  # anything derived is a plain DataFrame
+    assert type(derived) is pd.DataFrame and "share" in repr(derived)
+
+
+def test_html_escapes_network_names() -> None:
+    frame = _frame([_ans("AT&T <Mobility>", "US", "live")])
+    page = frame.hlr.summary()._repr_html_()
+    assert "AT&amp;T &lt;Mobility&gt; (US)" in page and "<Mobility>" not in page
+
+
+def test_detailed_networks_take_their_country_from_the_answer() -> None:
+    def row(name: str | None, cc: str | None, region: str | None, **extra: Any) -> dict:
+        base = {"hlr_source": "api", "status_group_name": "DELIVERED", "hlr_region": region}
+        return base | {"original_network_name": name, "original_network_country_prefix": cc} | extra
+
+    frame = _frame(
+        [
+            row("T-Mobile", "49", "DE"),
+            row("T-Mobile", "31", "NL"),
+            row("T-Mobile", "49", "NL"),  # the answer's country wins over the number's
+            row(
+                "Vodafone",
+                "49",
+                "DE",
+                ported=True,
+                ported_network_name="O2",
+                ported_network_country_prefix="49",
+            ),
+            row("Vodafone", "49", "DE", ported=True, ported_network_name=""),  # no name: original
+            row("Sure", "44", "JE"),  # a shared code: the number's region when it is one of them
+            row("EE", "44", None),  # else the code's main region
+            row("Telekom", "", "DE"),  # no prefix in the answer: the number's region
+            row("Mystery", None, None),  # no country at all: the bare name
+            row("", "49", "DE"),
+        ],
+        detailed=True,
+    )
+    assert analysis.network_label(frame).tolist() == [
+        "T-Mobile (DE)",
+        "T-Mobile (NL)",
+        "T-Mobile (DE)",
+        "O2 (DE)",
+        "Vodafone (DE)",
+        "Sure (JE)",
+        "EE (GB)",
+        "Telekom (DE)",
+        "Mystery",
+        pd.NA,
+    ]
+    networks = _section(frame.hlr.summary(), "network")
+    assert dict(networks["rows"]) == {
+        "T-Mobile (DE)": 2,
+        "EE (GB)": 1,
+        "Mystery": 1,
+        "O2 (DE)": 1,
+        "Sure (JE)": 1,
+        "T-Mobile (NL)": 1,
+        "Telekom (DE)": 1,
+        "Vodafone (DE)": 1,
+        "(unknown)": 1,
+    }
+    assert list(networks.index) == list(dict(networks["rows"]))  # by rows, ties by name
+
+
+def _plot_networks(frame: pd.DataFrame, top: int) -> list[str]:
+    fig = frame.hlr.plot(top=top)
+    return [t.get_text() for t in fig.axes[1].get_yticklabels()][::-1]  # top to bottom
+
+
+@pytest.mark.parametrize("top", [1, 2, 3, 10])
+def test_summary_and_plot_list_the_same_networks(top: int) -> None:
+    """One rule for both: the ``top`` named networks, then "(other)", then "(unknown)"."""
+    frame = _frame(HAND[:5] * 2 + [_ans("Orange", "FR", "live"), _ans(None, "FR", "dead")])
+    networks = _section(frame.hlr.summary(top=top), "network")
+    assert _plot_networks(frame, top) == list(networks.index)
+    named = ["Vodafone (DE)", "T-Mobile (DE)", "T-Mobile (NL)", "Orange (FR)"]
+    expected = named[:top] + (["(other)"] if top < len(named) else []) + ["(unknown)"]
+    assert list(networks.index) == expected
+    assert networks.loc["(unknown)", "rows"] == 3  # two blank names and one missing
+
+
+def test_plot_of_the_sandbox_run_agrees_with_the_summary(out: pd.DataFrame) -> None:
+    for top in (2, 10):
+        networks = _section(out.hlr.summary(top=top), "network")
+        assert _plot_networks(out, top) == list(networks.index)
+        bars = out.hlr.plot(top=top).axes[1].patches[::-1]
+        assert [int(b.get_width()) for b in bars] == networks["rows"].tolist()
+
+
+def test_summary_by_country() -> None:
+    table = _frame(HAND).hlr.summary(by="country")
+    assert list(table.columns) == ["country", "section", "value", "rows", "of", "share"]
+    assert [tuple(r) for r in table.drop(columns="share").itertuples(index=False)] == [
+        ("DE", "rows", "all", 4, 10),
+        ("DE", "status", "live", 1, 4),
+        ("DE", "status", "dead", 1, 4),
+        ("DE", "status", "out_of_network", 1, 4),
+        ("DE", "status", "unknown", 1, 4),
+        ("DE", "network", "Vodafone (DE)", 2, 4),
+        ("DE", "network", "T-Mobile (DE)", 1, 4),
+        ("DE", "network", "(unknown)", 1, 4),
+        ("GB", "rows", "all", 2, 10),
+        ("GB", "status", "skipped", 1, 2),
+        ("GB", "status", "error", 1, 2),
+        ("NL", "rows", "all", 1, 10),
+        ("NL", "status", "live", 1, 1),
+        ("NL", "network", "T-Mobile (NL)", 1, 1),
+        ("(unknown)", "rows", "all", 3, 10),
+        ("(unknown)", "status", "invalid", 1, 3),
+        ("(unknown)", "status", "ambiguous", 1, 3),
+        ("(unknown)", "status", "missing", 1, 3),
+    ]
+    text = str(table)
+    assert (
+        text.splitlines()[0]
+        == "HLR summary by country: 10 rows, 5 answered (from the API or the cache)"
+    )
+    assert "country GB: 2 rows (20.0 % of all), 0 answered" in text
+    assert "  network: share of its 4 answered rows" in text
+    # top=1: one country keeps its group, the others are pooled; "(unknown)" stays apart
+    pooled = _frame(HAND).hlr.summary(by="country", top=1)
+    assert list(dict.fromkeys(pooled["country"])) == ["DE", "(other)", "(unknown)"]
+    other = pooled[pooled["country"] == "(other)"].set_index(["section", "value"])["rows"]
+    assert other.to_dict() == {
+        ("rows", "all"): 3,
+        ("status", "live"): 1,
+        ("status", "skipped"): 1,
+        ("status", "error"): 1,
+        ("network", "T-Mobile (NL)"): 1,
+    }
+
+
+def test_summary_by_status() -> None:
+    table = _frame(HAND).hlr.summary(by="status")
+    in_hand = [s for s in analysis.STATUS_ORDER if s != "unreachable"]  # a detailed-mode status
+    assert list(dict.fromkeys(table["status"])) == in_hand
+    live = table[table["status"] == "live"].set_index(["section", "value"])
+    assert live["rows"].to_dict() == {
+        ("rows", "all"): 2,
+        ("network", "T-Mobile (DE)"): 1,
+        ("network", "T-Mobile (NL)"): 1,
+        ("country", "DE"): 1,
+        ("country", "NL"): 1,
+    }
+    assert set(live["of"]) == {10, 2}
+    assert "status" not in set(table["section"]) and "source" not in set(table["section"])
+    invalid = table[table["status"] == "invalid"]
+    assert list(invalid["section"]) == ["rows"]  # never answered: no network or country
+
+
+def test_summary_by_rejects_an_unknown_dimension() -> None:
+    with pytest.raises(ValueError, match=r"by='carrier'.*\['country', 'status'\]"):
+        _frame(HAND).hlr.summary(by="carrier")
+
+
+def test_summary_by_country_of_the_sandbox_run(out_detailed: pd.DataFrame) -> None:
+    table = out_detailed.hlr.summary(by="country")
+    regions = out_detailed["hlr_region"].fillna(analysis.UNKNOWN).value_counts()
+    size = table[table["section"] == "rows"].set_index("country")["rows"]
+    assert size.to_dict() == regions.to_dict()
+    for country, group in table.groupby("country"):
+        status = group[group["section"] == "status"]
+        assert status["rows"].sum() == regions[country]
+        networks = group[group["section"] == "network"]
+        if country != analysis.UNKNOWN:
+            assert all(v.endswith(f"({country})") for v in networks["value"])
+
+
+ROW = st.one_of(
+    st.builds(
+        _ans,
+        st.sampled_from(["T-Mobile", "Vodafone", "Orange", "", None]),
+        st.sampled_from(["DE", "NL", "GB", None]),
+        st.sampled_from(["live", "dead", "out_of_network", None]),
+        st.sampled_from(["api", "cache"]),
+    ),
+    st.builds(
+        lambda source, region: {"hlr_source": source, "hlr_region": region},
+        st.sampled_from(["invalid", "ambiguous", "missing", "skipped", "error"]),
+        st.sampled_from(["GB", None]),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(ROW, max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+    by=st.sampled_from([None, "country", "status"]),
+    top=st.integers(1, 4),
+)
+def test_summary_from_counts_of_any_split_equals_the_summary(
+    rows: list[dict[str, Any]], cuts: list[int], by: str | None, top: int
+) -> None:
+    frame = _frame(rows)
+    bounds = [0, *sorted(min(c, len(rows)) for c in cuts), len(rows)]
+    parts = [frame.iloc[a:b] for a, b in itertools.pairwise(bounds)]
+    counts = pd.concat([analysis.summary_counts(p, "", by=by) for p in parts])
+    whole = frame.hlr.summary(by=by, top=top)
+    pd.testing.assert_frame_equal(analysis.summary_from_counts(counts, top=top), whole)
+    status = whole[whole["section"] == "status"]
+    assert status["rows"].sum() == (len(rows) if by != "status" else 0)
+
+
+@pytest.mark.parametrize("by", [None, "country", "status"])
+def test_zero_rows(out_detailed: pd.DataFrame, by: str | None) -> None:
+    empty = out_detailed.iloc[:0]
+    table = empty.hlr.summary(by=by)
+    assert len(table) == 0
+    assert list(table.columns) == ([by] if by else []) + ["section", "value", "rows", "of", "share"]
+    assert str(table).startswith("HLR summary") and str(table).endswith(": 0 rows")
+    assert "0 rows" in table._repr_html_()
+    meta = analysis.summary_counts(empty, "", by=by)  # what the Dask face builds its meta from
+    assert len(meta) == 0 and str(meta["rows"].dtype) == "int64"
+    pd.testing.assert_frame_equal(analysis.summary_from_counts(meta), table)
+    fig = empty.hlr.plot()
+    assert [[t.get_text() for t in ax.texts] for ax in fig.axes] == [["no rows"], ["no rows"]]
+    assert len(empty.hlr.status()) == 0 and len(empty.hlr.live()) == 0
+
+
+def test_ambiguous_is_a_status_of_its_own() -> None:
+    frame = _frame(HAND)
+    status = frame.hlr.status()
+    assert status.tolist()[5:8] == ["invalid", "ambiguous", "missing"]
+    assert len(analysis.filter_status(frame, "ambiguous")) == 1
+    assert set(analysis.STATUS_COLORS) == set(analysis.STATUS_ORDER)
+    fig = frame.hlr.plot()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()][::-1]
+    assert labels == [s for s in analysis.STATUS_ORDER if s != "unreachable"]
+    colours = [b.get_facecolor() for b in fig.axes[0].patches[::-1]]
+    from matplotlib.colors import to_rgba
+
+    assert colours[labels.index("ambiguous")] == to_rgba(analysis.STATUS_COLORS["ambiguous"])
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -303,6 +674,7 @@ def test_plot_of_junk_only_and_no_backend_switch(client: Any) -> None:
     )
     fig = frame.hlr.plot(top=3)
     assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[1].texts] == ["no rows"]  # nothing was answered
     assert matplotlib.get_backend() == backend
 
 
@@ -399,107 +771,3 @@ def test_hlr_to_parquet_without_run_info(tmp_path: Path) -> None:
     info = json.loads(pq.read_schema(path).metadata[b"pd_hlr"])
     assert set(info) == {"written_at", "pd_hlr_version"}
     pd.testing.assert_frame_equal(pd.read_parquet(path), frame)
-
-
-# --- estimate and budget ------------------------------------------------------------------------
-def test_estimate_counts_and_sends_nothing(sb: Any, client_for: Any, tmp_path: Path) -> None:
-    client = client_for(sb)
-    frame = _contacts()
-    est = frame.hlr.estimate("phone", default_region="GB", client=client, cache=tmp_path)
-    assert sb.stats().requests == 0
-    assert est.rows == len(frame)
-    assert est.missing == 3 and est.invalid == 3 and est.skipped == 0
-    distinct = 14  # 15 phones to send, one of them twice
-    assert est.distinct == distinct
-    assert est.cached == 0 and est.to_look_up == distinct
-    assert est.price == Decimal("0.006")
-    assert est.cost == Decimal("0.006") * distinct
-    assert est.to_dict()["cost"] == est.cost
-    assert f"{distinct:,} to look up" in str(est)
-
-    pricey = frame.hlr.estimate(
-        "phone", default_region="GB", client=client, cache=tmp_path, price="0.01"
-    )
-    assert pricey.cost == Decimal("0.01") * distinct
-
-    frame.hlr.validate(
-        "phone",
-        default_region="GB",
-        client=client,
-        cache=tmp_path,
-        progress=False,
-        retry_temporary=False,
-    )
-    sent = sb.stats().requests
-    assert sent == distinct
-    again = frame.hlr.estimate(
-        "phone", default_region="GB", client=client, cache=tmp_path, retry_temporary=False
-    )
-    assert sb.stats().requests == sent
-    assert again.cached == distinct and again.to_look_up == 0 and again.cost == 0
-    # By default temporary outcomes (absent subscriber, overload, …) are looked up again.
-    retry = frame.hlr.estimate("phone", default_region="GB", client=client, cache=tmp_path)
-    assert retry.to_look_up == 2 and retry.cached == distinct - 2
-    # Different options are a different cache key: nothing cached for detailed mode.
-    detailed = frame.hlr.estimate(
-        "phone", default_region="GB", detailed=True, client=client, cache=tmp_path
-    )
-    assert detailed.cached == 0 and detailed.to_look_up == distinct
-    only_mobile = frame.hlr.estimate(
-        "phone",
-        default_region="GB",
-        only_mobile=True,
-        client=client,
-        cache=tmp_path,
-        progress=True,
-    )
-    assert only_mobile.skipped >= 1  # the London landline
-    assert sb.stats().requests == sent
-
-
-def test_series_estimate(sb: Any, client_for: Any) -> None:
-    est = _contacts()["phone"].hlr.estimate(default_region="GB", client=client_for(sb), cache=False)
-    assert est.distinct == 14 and est.cached == 0
-    assert sb.stats().requests == 0
-
-
-def test_budget_refuses_before_sending(sb: Any, client_for: Any, tmp_path: Path) -> None:
-    client = client_for(sb)
-    frame = _contacts()
-    with pytest.raises(BudgetExceededError, match="budget") as info:
-        frame.hlr.validate(
-            "phone",
-            default_region="GB",
-            client=client,
-            cache=tmp_path,
-            budget=13,
-            progress=False,
-        )
-    assert sb.stats().requests == 0
-    est = info.value.estimate
-    assert est.to_look_up == 14 and est.distinct == 14 and est.cached == 0
-    assert est.rows == len(frame) and est.missing == 3 and est.invalid == 3
-    assert est.cost == Decimal("0.006") * 14
-
-    out = frame.hlr.validate(
-        "phone",
-        default_region="GB",
-        client=client,
-        cache=tmp_path,
-        budget=14,
-        progress=False,
-        retry_temporary=False,
-    )
-    assert sb.stats().requests == 14
-    # Everything cached now: budget=0 is enough and nothing more is sent.
-    again = frame.hlr.validate(
-        "phone",
-        default_region="GB",
-        client=client,
-        cache=tmp_path,
-        budget=0,
-        progress=False,
-        retry_temporary=False,
-    )
-    assert sb.stats().requests == 14
-    assert (again["hlr_source"] == "cache").sum() == (out["hlr_source"] == "api").sum()

@@ -235,8 +235,69 @@ def test_bad_column_is_the_pandas_error(dask_client, dataset):
     ddf = _read(dataset)
     with pytest.raises(KeyError, match="no column 'phon'"):
         ddf.hlr.validate("phon")
-    with pytest.raises(TypeError, match="column must be the name"):
+    with pytest.raises(KeyError, match="no column 3"):
         ddf.hlr.estimate(3)
+    with pytest.raises(TypeError, match="column must be a column label"):
+        ddf.hlr.estimate(["phone"])
+    with pytest.raises(TypeError, match="did you mean 'detailed'"):
+        ddf.hlr.validate("phone", detaild=True)
+
+
+def test_report_matches_the_ledger_and_stopped_runs_carry_it(
+    dataset, make_sandbox, client_for, tmp_path
+):
+    ddf = _read(dataset)
+    distinct = _distinct(ddf)
+    server = make_sandbox(balance=10)
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(pd_hlr.InsufficientBalanceError) as info:
+            ddf.hlr.validate("phone", **GB_OPTS, client=client_for(server), cache=tmp_path / "c")
+        exc = info.value
+        assert isinstance(exc.partial, dd.DataFrame)
+        assert exc.partial.hlr.report() == exc.report
+        assert (exc.report.looked_up, exc.report.stopped) == (10, "InsufficientBalanceError")
+        assert exc.looked_up == 10 and exc.remaining == len(distinct) - 10
+        server.configure(balance=None)
+        server.reset_stats()
+        out = ddf.hlr.validate("phone", **GB_OPTS, client=client_for(server), cache=tmp_path / "c")
+        report = out.hlr.report()  # known before anything is computed
+        assert (report.cached, report.looked_up) == (10, len(distinct) - 10)
+        assert report.rows == 115 and report.distinct == len(distinct)
+        assert report.requests == server.stats().requests
+        assert report.sandbox and report.stopped is None
+        got = out.compute()
+    assert got.attrs["pd_hlr"]["report"] == report.to_dict()
+    assert "pd-hlr accessor on a Dask DataFrame" in repr(ddf.hlr)
+
+
+def test_dask_columns_are_never_overwritten(dataset, sb, client_for):
+    ddf = _read(dataset).assign(status="theirs")
+    with pytest.raises(pd_hlr.ColumnConflictError, match="prefix"):
+        ddf.hlr.validate("phone", **GB_OPTS, client=client_for(sb), cache=False)
+    assert sb.stats().requests == 0
+    with dask.config.set(scheduler="sync"):
+        out = ddf.hlr.validate("phone", **GB_OPTS, client=client_for(sb), cache=False, prefix="r_")
+        assert (out["status"].compute() == "theirs").all()
+        with pytest.warns(UserWarning, match="replacing existing result columns") as caught:
+            again = out.hlr.validate(
+                "phone", **GB_OPTS, client=client_for(sb), cache=False, prefix="r_"
+            )
+        assert caught[0].filename == __file__
+        assert list(again.columns) == list(out.columns)
+        assert list(again.compute().columns) == list(out.columns)
+
+
+def test_dask_any_hashable_label_and_series_face(sb, client_for):
+    pdf = pd.DataFrame({0: ["+44 7400 123456", "junk", None], 1: ["a", "b", "c"]})
+    ddf = dd.from_pandas(pdf, npartitions=2)
+    with dask.config.set(scheduler="sync"):
+        out = ddf.hlr.validate(0, client=client_for(sb), cache=False).compute()
+        res = ddf[0].hlr.validate(client=client_for(sb), cache=False)
+        assert res.hlr.report().rows == 3
+        got = res.compute()
+    assert out["hlr_source"].tolist() == ["api", "invalid", "missing"]
+    assert list(got.columns) == schema.output_columns(False)
+    assert got.attrs["pd_hlr"]["column"] == 0
 
 
 def test_import_pd_hlr_does_not_import_dask_and_missing_dask_names_the_extra():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 TIMEOUT = 120  # seconds per cell; the whole notebook takes ~10 s
 CHECK_CELL_ID = "pd-hlr-test-kernel-check"
+#: The only stderr a cell may print: the progress bar's text form (tqdm without widgets, or a
+#: saved bar's final line). A warning, a log line or a traceback on stderr fails the test.
+PROGRESS_BAR = re.compile(r"HLR lookups\b")
 
 
 @pytest.fixture
@@ -71,6 +75,23 @@ def _text(cell: nbformat.NotebookNode) -> str:
     return "".join(parts)
 
 
+def _stderr_other_than_the_bar(nb: nbformat.NotebookNode) -> list[str]:
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream" and out.name == "stderr":
+                lines = [ln.strip() for ln in re.split(r"[\r\n]+", out.text) if ln.strip()]
+                found += [f"cell {i}: {ln}" for ln in lines if not PROGRESS_BAR.match(ln)]
+    return found
+
+
+def test_notebook_hides_no_warning() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for hiding in ("filterwarnings", "simplefilter", "catch_warnings", "logging.disable"):
+        assert hiding not in code
+
+
 def test_notebook_executes_top_to_bottom(venv_kernel: str) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     check = nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")
@@ -89,6 +110,9 @@ def test_notebook_executes_top_to_bottom(venv_kernel: str) -> None:
     assert "new requests to the sandbox: 0" in joined
     assert "HLR lookups" in joined  # the progress bar was drawn
     assert "IProgress" not in joined
+    assert _stderr_other_than_the_bar(executed) == []
+    assert "share of the 2,749 answered rows" in joined  # the summary says its denominators
+    assert 'HLR summary by country' in joined
 
     if os.environ.get("PD_HLR_UPDATE_NOTEBOOK"):
         executed.cells = [c for c in executed.cells if c.get("id") != CHECK_CELL_ID]
@@ -107,6 +131,7 @@ def test_committed_notebook_has_outputs() -> None:
     counts = [c.execution_count for c in code]
     assert counts == list(range(1, len(code) + 1)), "executed top to bottom, once"
     assert _errors(nb) == []
+    assert _stderr_other_than_the_bar(nb) == []
     with_output = [c for c in code if c.outputs]
     assert len(with_output) >= len(code) - 3  # imports / setup / clean-up may print nothing
     images = [
@@ -120,3 +145,16 @@ def test_committed_notebook_has_outputs() -> None:
     assert all(c.get("id") != CHECK_CELL_ID for c in nb.cells)
     size = NOTEBOOK.stat().st_size
     assert size < 400_000, f"outputs should stay readable (no giant frames): {size:,} bytes"
+
+
+def test_committed_notebook_renders_readably() -> None:
+    """What a code host or ``jupyter nbconvert --to html`` shows: the summaries as tables with
+    percentages and stated denominators, the plot as an image, no error."""
+    from nbconvert import HTMLExporter
+
+    page, _ = HTMLExporter().from_notebook_node(nbformat.read(NOTEBOOK, as_version=4))
+    assert page.count('class="pd-hlr-summary"') == 2  # summary() and summary(by="country")
+    assert "share of the 2,749 answered rows" in page and "share of all 3,000 rows" in page
+    assert re.search(r">\d+\.\d %</td>", page)
+    assert 'src="data:image/png;base64,' in page
+    assert "Traceback" not in page

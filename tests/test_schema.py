@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,6 +63,22 @@ summary_results = st.fixed_dictionaries(
 )
 
 
+# The API's booleans as the spec shows them (true/false), and the spellings a lenient reading
+# accepts: 0/1 and the words below. Written out here, not taken from schema.py.
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _expected_bool(raw) -> bool | None:
+    """The flag a raw value means, or None when it means none (kept in hlr_extra instead)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str):
+        return _BOOL_WORDS.get(raw.strip().lower())
+    return None
+
+
 def _raw(result: dict, field: schema.Field):
     value = result
     for key in field.path:
@@ -95,7 +112,8 @@ def _check_frame(frame: pd.DataFrame, results: list[dict], detailed: bool) -> No
             elif f.kind == "int":
                 assert int(got) == int(raw) and not isinstance(raw, bool)
             else:
-                assert bool(got) in (True, False)
+                expected = _expected_bool(raw)
+                assert expected is not None and bool(got) is expected, (f.column, raw)
         # unknown fields are kept
         for key in result:
             if key not in {f.path[0] for f in api}:
@@ -137,11 +155,45 @@ def test_booleans_and_ids_sent_as_strings_are_read():
     assert schema.is_temporary(frame).tolist() == [True]
 
 
-def test_empty_frame_and_arrow_schema_agree():
-    for detailed in (False, True):
-        empty = schema.empty_frame(detailed)
-        assert list(empty.columns) == schema.output_columns(detailed)
-        arrow = schema.arrow_schema(detailed)
-        assert arrow.names == schema.output_columns(detailed)
-        table = __import__("pyarrow").Table.from_pandas(empty, preserve_index=False)
-        assert table.schema.types == arrow.types
+# The spec's response-field table, transcribed by hand: (column, arrow type) in output order.
+_STRING, _BOOL, _INT = pa.large_string(), pa.bool_(), pa.int64()
+_NETWORK = ["name", "prefix", "country_name", "country_prefix", "id"]
+_META = [
+    ("hlr_number", _STRING), ("hlr_region", _STRING), ("hlr_number_type", _STRING),
+    ("hlr_source", _STRING), ("hlr_error", _STRING), ("hlr_note", _STRING),
+    ("hlr_checked_at", pa.timestamp("us", tz="UTC")), ("hlr_extra", _STRING),
+]
+SPEC_SUMMARY = pa.schema(
+    [
+        ("to", _STRING), ("status", _STRING), ("live", _BOOL), ("dead", _BOOL),
+        ("out_of_network", _BOOL), ("current_network", _STRING), ("original_network", _STRING),
+        *_META,
+    ]
+)
+SPEC_DETAILED = pa.schema(
+    [
+        ("to", _STRING), ("mcc_mnc", _STRING), ("imsi", _STRING),
+        *[(f"original_network_{p}", _STRING) for p in _NETWORK],
+        ("ported", _BOOL),
+        *[(f"ported_network_{p}", _STRING) for p in _NETWORK],
+        ("roaming", _BOOL),
+        *[(f"roaming_network_{p}", _STRING) for p in _NETWORK],
+        ("status_group_id", _INT), ("status_group_name", _STRING), ("status_id", _INT),
+        ("status_name", _STRING), ("status_description", _STRING),
+        ("error_group_id", _INT), ("error_group_name", _STRING), ("error_id", _INT),
+        ("error_name", _STRING), ("error_description", _STRING), ("error_permanent", _BOOL),
+        *_META,
+    ]
+)
+
+
+@pytest.mark.parametrize(("detailed", "expected"), [(False, SPEC_SUMMARY), (True, SPEC_DETAILED)])
+def test_schema_is_the_spec_field_table(detailed, expected):
+    assert schema.arrow_schema(detailed).equals(expected)
+    # and an (empty or filled) pandas result converts to exactly that arrow schema
+    empty = pa.Schema.from_pandas(schema.empty_frame(detailed), preserve_index=False)
+    assert empty.remove_metadata().equals(expected)
+    answers = [sandbox.answer("+447400123456", detailed=detailed, roaming=True, route="detailed")]
+    flat = schema.flatten(answers, detailed)
+    for name in flat.columns:
+        assert pa.array(flat[name]).type == expected.field(name).type, name

@@ -1,0 +1,921 @@
+"""The sandbox's HTTP server: accounting (balance, charges per number), rate limit, latency and
+the fault knobs, on a real stdlib HTTP/1.1 server (keep-alive, daemon threads) bound to a
+loopback address only.
+
+Example:
+    >>> import requests
+    >>> from pd_hlr.sandbox import answer
+    >>> r = requests.post(sb.endpoint, json={"phone": "+447400123456"},
+    ...                   headers={"Authorization": f"Bearer {sb.token}"}, timeout=5)
+    >>> r.json()["results"][0] == answer("+447400123456")
+    True
+
+Decisions on the spec's gaps (the client must not rely on anything else):
+
+- Order of checks: body read → latency → path (404) / method (405) → auth (401
+  ``{"message": "Unauthenticated."}``) → rate limit (429) → injected drop / 500 / 503 / 429 /
+  HTML 200 → JSON (400 ``requestError``) → validation (422) → injected quota (200, not charged)
+  → balance (402) → answer (200, charged; the answer and delivery faults apply here).
+- Validation answers 422. Length is ``len(phone)`` as sent ("+" and spaces count); a missing,
+  null, empty or blank phone is "required". Extra sandbox-only 422 messages, same shape:
+  ``"The phone field must be a string."``, ``"The <field> field must be true or false."``,
+  ``"The route field must be a string."``. An empty body is ``{}`` (so "required").
+- 429s (rate limit and injected) carry ``{"message": "Too Many Attempts."}``; 500 / 503 carry a
+  ``requestError.serviceException`` body with ``code`` "500" / "503".
+- Charges follow what the real service would bill: everything that reached the API and got an
+  answer computed for it (also when that answer is broken on its way back: truncated, trickled,
+  endless, huge, badly encoded, or for the wrong number) is charged; transport faults, 4xx/5xx,
+  quota answers and an intermediary's HTML page are not.
+- Stats: dropped requests are logged with status 0 (and counted under 0 in ``status_counts``);
+  the rate limiter's refusals count as fault ``"rate_limit"``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import email.utils
+import gzip
+import ipaddress
+import json
+import logging
+import math
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any, NamedTuple
+
+from pd_hlr import _spec
+from pd_hlr.sandbox.answers import build, parse_bool, route_is_detailed
+
+__all__ = ["Faults", "RequestRecord", "Sandbox", "SandboxStats", "serve"]
+
+log = logging.getLogger("pd_hlr.sandbox")
+
+#: Sizes of the delivery faults.
+HUGE_BYTES = 100_000_000
+BOMB_BYTES = 1 << 30
+TRICKLE_SECONDS = 1.0
+DEEP_NESTING = 100_000
+_BAD_UTF8_NAME = b"Telef\xf3nica"  # Latin-1, as a misconfigured upstream sends it
+_SURROGATE = "\ud83d"  # the first half of an emoji, cut upstream; json.dumps escapes it
+
+
+def _p(help: str) -> Any:
+    """A fault probability field (float in [0, 1]); ``help`` is what the CLI shows."""
+    return field(default=0.0, metadata={"help": help, "probability": True})
+
+
+def _param(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help, "probability": False})
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The sandbox's fault knobs.
+
+    Each probability field (a float in [0, 1]) is drawn per request from the sandbox's seeded
+    RNG; the other fields are parameters. Every field's ``metadata["help"]`` says what it does
+    and whether the real service would charge for it (the CLI shows it as ``--fault-<name>``).
+
+    Not charged (no answer was computed): ``drop``, ``error_500``, ``error_503``, ``rate_429``,
+    ``html_200``, ``quota``. Charged (the API answered, the answer is broken on its way back):
+    ``temporary``, ``wrong_to``, ``errors_beside_results``, ``bom``, ``bad_utf8``,
+    ``surrogate``, ``deep_nesting``, ``truncated``, ``slow``, ``trickle``, ``endless``,
+    ``gzip_bomb``, ``huge``. ``unreachable`` closes the listening socket: connections are
+    refused (nothing reaches the API) until it is cleared with :meth:`Sandbox.configure`.
+
+    Example:
+        >>> Faults(error_503=0.1, retry_after=2.0).error_503
+        0.1
+        >>> [f.name for f in dataclasses.fields(Faults)][:3]
+        ['error_500', 'error_503', 'rate_429']
+    """
+
+    # Before the API (never charged).
+    error_500: float = _p("answer 500 with a requestError body (not charged)")
+    error_503: float = _p("answer 503 with a requestError body (not charged)")
+    rate_429: float = _p("answer 429 with a Retry-After of retry_after seconds (not charged)")
+    drop: float = _p("close the connection without an answer (not charged)")
+    html_200: float = _p("answer 200 with an HTML page, as a proxy or portal does (not charged)")
+    quota: float = _p("answer 200 with a TRAFFIC_QUOTA_EXCEEDED result (not charged)")
+    # The answer (charged).
+    temporary: float = _p("a temporary HLR error instead of the number's answer (charged)")
+    wrong_to: float = _p("the answer of another number: 'to' differs (charged)")
+    errors_beside_results: float = _p('results plus an empty top-level "errors": {} (charged)')
+    bom: float = _p("the body starts with a UTF-8 byte-order mark (charged)")
+    bad_utf8: float = _p(r"a network name in Latin-1 bytes, Telef\xf3nica (charged)")
+    surrogate: float = _p(r"a network name ending in a lone surrogate escape \ud83d (charged)")
+    deep_nesting: float = _p(f"an extra field nested {DEEP_NESTING:,} levels deep (charged)")
+    truncated: float = _p("the JSON body cut in half (charged)")
+    # Its delivery (charged).
+    slow: float = _p("answer after slow_seconds (charged)")
+    trickle: float = _p(f"send the body one byte every {TRICKLE_SECONDS:g} s (charged)")
+    endless: float = _p("an endless chunked body (charged)")
+    gzip_bomb: float = _p(f"a gzip body that inflates to {BOMB_BYTES >> 30} GiB (charged)")
+    huge: float = _p(f"a {HUGE_BYTES // 1_000_000} MB body (charged)")
+    # Parameters.
+    retry_after: float = _param(1.0, "seconds in rate_429's Retry-After (86400: a day)")
+    retry_after_http_date: bool = _param(False, "send rate_429's Retry-After as an HTTP-date")
+    slow_seconds: float = _param(2.0, "delay of a slow answer, seconds")
+    unreachable: bool = _param(False, "refuse connections: the listening socket is closed")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["probability"] and not 0.0 <= value <= 1.0:
+                raise ValueError(f"Faults.{f.name} must be a probability in [0, 1], got {value!r}")
+        if self.retry_after < 0 or self.slow_seconds < 0:
+            raise ValueError("Faults.retry_after and Faults.slow_seconds must be >= 0")
+
+    @property
+    def active(self) -> tuple[tuple[str, float], ...]:
+        """(name, probability) of the knobs that can fire, in precedence order (the order the
+        RNG is drawn in: a seed gives the same faults as it always did).
+
+        Example:
+            >>> Faults(huge=0.1, drop=0.5).active
+            (('drop', 0.5), ('huge', 0.1))
+        """
+        return tuple((n, getattr(self, n)) for n in _ORDER if getattr(self, n) > 0)
+
+
+#: Every probability knob in precedence order: what is drawn first wins.
+_ORDER = (
+    "drop",
+    "error_500",
+    "error_503",
+    "rate_429",
+    "html_200",
+    "quota",
+    "temporary",
+    "wrong_to",
+    "errors_beside_results",
+    "bom",
+    "bad_utf8",
+    "surrogate",
+    "deep_nesting",
+    "truncated",
+    "slow",
+    "trickle",
+    "endless",
+    "gzip_bomb",
+    "huge",
+)
+#: Faults that replace the answer before the API is reached, in precedence order.
+_EARLY = ("drop", "error_500", "error_503", "rate_429", "html_200")
+#: Delivery faults, in precedence order (at most one applies; ``slow`` adds a delay to any).
+_DELIVERY = ("endless", "gzip_bomb", "huge", "trickle")
+
+
+class RequestRecord(NamedTuple):
+    """One request as the sandbox saw it (status 0: dropped without an answer).
+
+    ``fault`` is the first fault that shaped the answer; ``faults`` all of them (several answer
+    faults can shape one answer: a byte-order mark before a lone surrogate, say).
+
+    Example:
+        >>> RequestRecord(0.0, "+447400123456", 200, None, True).charged
+        True
+    """
+
+    t: float
+    phone: str | None
+    status: int
+    fault: str | None
+    charged: bool
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, repr=False)
+class SandboxStats:
+    """A snapshot of the sandbox's counters; its repr is a one-line summary.
+
+    ``received`` counts every request naming the phone, whatever its outcome (401s too);
+    ``charged`` only the answers that were paid for (the charge ledger).
+
+    Example:
+        >>> s = SandboxStats(2, {"+447400123456": 2}, {"+447400123456": 2}, {200: 2}, {}, None)
+        >>> s.total_charged
+        2
+        >>> s
+        SandboxStats(requests=2, charged=2 for 1 numbers (1 twice or more), statuses={200: 2}, faults={}, balance=None)
+    """  # noqa: E501
+
+    requests: int
+    charged: dict[str, int]
+    received: dict[str, int]
+    status_counts: dict[int, int]
+    fault_counts: dict[str, int]
+    balance: int | None
+
+    @property
+    def total_charged(self) -> int:
+        """Lookups paid for, repeats included."""
+        return sum(self.charged.values())
+
+    def __repr__(self) -> str:
+        again = sum(1 for n in self.charged.values() if n > 1)
+        return (
+            f"SandboxStats(requests={self.requests}, charged={self.total_charged} for "
+            f"{len(self.charged)} numbers ({again} twice or more), "
+            f"statuses={dict(sorted(self.status_counts.items()))}, "
+            f"faults={dict(sorted(self.fault_counts.items()))}, balance={self.balance})"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
+        printer.text(repr(self))
+
+
+_UNSET: Any = object()
+
+
+class _State:
+    """Everything mutable, guarded by one lock."""
+
+    def __init__(
+        self,
+        token: str,
+        latency: float,
+        balance: int | None,
+        rate_limit: float | None,
+        faults: Faults | None,
+        seed: int,
+        price: Decimal,
+        log_limit: int | None,
+    ) -> None:
+        self.lock = threading.Lock()
+        #: Monotonic seconds (the rate window, the log); replace in tests.
+        self.clock: Callable[[], float] = time.monotonic
+        #: Wait ``seconds`` (latency, slow and trickled answers); True when the sandbox is
+        #: closing. The Sandbox sets it to its closing event's ``wait``; replace in tests.
+        self.pause: Callable[[float], bool] = threading.Event().wait
+        self.auth = ("Bearer " + token) if token else None
+        self.price = price
+        self.rng = random.Random(seed)
+        self.window: collections.deque[float] = collections.deque()
+        self.log_limit = log_limit
+        self.set_knobs(latency, balance, rate_limit, faults)
+        self.reset()
+
+    def set_knobs(
+        self,
+        latency: float = _UNSET,
+        balance: int | None = _UNSET,
+        rate_limit: float | None = _UNSET,
+        faults: Faults | None = _UNSET,
+    ) -> None:
+        if latency is not _UNSET:
+            if latency < 0:
+                raise ValueError("latency must be >= 0")
+            self.latency = float(latency)
+        if balance is not _UNSET:
+            if balance is not None and balance < 0:
+                raise ValueError("balance must be >= 0 or None")
+            self.balance = balance
+        if rate_limit is not _UNSET:
+            if rate_limit is not None and rate_limit <= 0:
+                raise ValueError("rate_limit must be > 0 or None")
+            self.rate_limit = rate_limit
+        if faults is not _UNSET:
+            self.faults = faults or Faults()
+            self.active_faults = self.faults.active
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.charged: dict[str, int] = {}
+        self.received: dict[str, int] = {}
+        self.status_counts: dict[int, int] = {}
+        self.fault_counts: dict[str, int] = {}
+        self.log: collections.deque[RequestRecord] = collections.deque(maxlen=self.log_limit)
+
+    def record(
+        self,
+        phone: str | None,
+        status: int,
+        fault: str | None,
+        charged: bool,
+        also: tuple[str, ...] = (),
+    ) -> None:
+        """Call with the lock held. ``also``: further faults that fired on this request."""
+        faults = (fault, *also) if fault is not None else also
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        for name in faults:
+            self.fault_counts[name] = self.fault_counts.get(name, 0) + 1
+        if charged and phone is not None:
+            self.charged[phone] = self.charged.get(phone, 0) + 1
+        self.log.append(RequestRecord(self.clock(), phone, status, fault, charged, faults))
+
+
+# ------------------------------------------------------------------------------------------------
+# Bodies
+# ------------------------------------------------------------------------------------------------
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+_MAX_BODY = 1 << 20
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _request_error(message: str, code: int) -> bytes:
+    return _dumps({"requestError": {"serviceException": {"messageId": message, "code": str(code)}}})
+
+
+def _validation(message: str, field: str = "phone") -> bytes:
+    return _dumps({"message": message, "errors": {field: [message]}})
+
+
+_BODY_401 = _dumps({"message": _spec.UNAUTHENTICATED_MESSAGE})
+_BODY_404 = _dumps({"message": "Not Found."})
+_BODY_405 = _dumps({"message": "Method Not Allowed."})
+_BODY_429 = _dumps({"message": "Too Many Attempts."})
+_BODY_500 = _request_error("Internal server error.", 500)
+_BODY_503 = _request_error("Service temporarily unavailable.", 503)
+_BODY_HTML = (
+    b"<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+    b"<body><h1>Please sign in</h1><p>This network requires you to log in.</p></body></html>"
+)
+_MARKER = "@@pd-hlr-sandbox-name@@"
+
+
+def _other_number(phone: str) -> str:
+    """Another number of the same length: the last digit changed."""
+    last = phone[-1]
+    return phone[:-1] + (str((int(last) + 1) % 10) if last.isdigit() else "0")
+
+
+def _rename_network(result: dict[str, Any], name: str) -> None:
+    """Put ``name`` in the original network's name (summary or detailed shape)."""
+    original = result.get("originalNetwork")
+    if isinstance(original, dict):
+        original["networkName"] = name
+    else:
+        result["originalNetwork"] = name
+
+
+def _answer_body(args: tuple[Any, ...], fired: set[str]) -> bytes:
+    """The 200 body of a charged answer, shaped by the answer faults that fired."""
+    force = "temporary" if "temporary" in fired else None
+    phone = args[0]
+    if "wrong_to" in fired:
+        result = build(_other_number(phone), *args[1:], force=force)
+    else:
+        result = build(*args, force=force)
+    if "surrogate" in fired:
+        _rename_network(result, "Vodafone " + _SURROGATE)
+    if "bad_utf8" in fired:
+        _rename_network(result, _MARKER)
+    payload: dict[str, Any] = {"results": [result]}
+    if "errors_beside_results" in fired:
+        payload["errors"] = {}
+    body = _dumps(payload)
+    if "deep_nesting" in fired:
+        nested = b"[" * DEEP_NESTING + b"]" * DEEP_NESTING
+        body = body[:-3] + b',"trace":' + nested + b"}]}"  # inside the result object
+    if "bad_utf8" in fired:
+        body = body.replace(_MARKER.encode(), _BAD_UTF8_NAME)
+    if "bom" in fired:
+        body = b"\xef\xbb\xbf" + body
+    if "truncated" in fired:
+        body = body[: len(body) // 2]
+    return body
+
+
+@cache
+def _bomb_tail() -> bytes:
+    """gzip members inflating to BOMB_BYTES spaces (JSON whitespace), about 1 MB on the wire."""
+    member = gzip.compress(b" " * (16 << 20), compresslevel=9, mtime=0)
+    return member * (BOMB_BYTES // (16 << 20))
+
+
+# ------------------------------------------------------------------------------------------------
+# HTTP
+# ------------------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "provero-sandbox"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def do_POST(self) -> None:
+        self._handle(True)
+
+    def do_GET(self) -> None:
+        self._handle(False)
+
+    do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _head(self, code: int, extra: str = "", length: int | None = None) -> bytes:
+        head = f"HTTP/1.1 {code} {_REASONS[code]}\r\nContent-Type: application/json\r\n"
+        if length is not None:
+            head += f"Content-Length: {length}\r\n"
+        head += extra
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        return head.encode("latin-1") + b"\r\n"
+
+    def _send(self, code: int, body: bytes, extra: str = "") -> None:
+        self.wfile.write(self._head(code, extra, len(body)) + body)
+
+    def _refuse_body(self, code: int, message: str) -> int:
+        """Count and log a request whose body cannot be read, then answer it (stats first, so
+        a client that has its answer also sees it counted)."""
+        st: _State = self.server.state
+        with st.lock:
+            st.requests += 1
+            st.record(None, code, None, False)
+        self.close_connection = True
+        self._send(code, _request_error(message, code))
+        return code
+
+    def _read_body(self) -> bytes | int:
+        """The request body, or the status code of the error already counted and sent."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._refuse_body(411, "Content-Length required.")
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if n < 0 or n > _MAX_BODY:
+            return self._refuse_body(413 if n > 0 else 400, "Bad Content-Length.")
+        return self.rfile.read(n) if n else b""
+
+    def _handle(self, is_post: bool) -> None:
+        st: _State = self.server.state
+        raw = self._read_body()
+        if isinstance(raw, int):
+            return
+        try:
+            data: Any = json.loads(raw) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            data = _UNSET
+        phone = data.get("phone") if isinstance(data, dict) else None
+        key = phone if isinstance(phone, str) else None
+        arrived = st.clock()  # the rate window counts arrivals, not latency-delayed stamps
+        with st.lock:
+            st.requests += 1
+            if key is not None:
+                st.received[key] = st.received.get(key, 0) + 1
+            latency = st.latency
+        if latency:
+            st.pause(latency)
+
+        if self.path.split("?", 1)[0] != _spec.ENDPOINT_PATH:
+            return self._finish(404, _BODY_404, key)
+        if not is_post:
+            return self._finish(405, _BODY_405, key, extra="Allow: POST\r\n")
+        if st.auth is None or self.headers.get("Authorization") != st.auth:
+            extra = 'WWW-Authenticate: Bearer realm="provero"\r\n'
+            return self._finish(401, _BODY_401, key, extra=extra)
+
+        fired: set[str] = set()
+        wait = 0
+        with st.lock:
+            if st.rate_limit is not None:
+                now = arrived
+                window = st.window
+                while window and window[0] <= now - 1.0:
+                    window.popleft()
+                if len(window) >= st.rate_limit:
+                    wait = max(1, math.ceil(window[0] + 1.0 - now))
+                    st.record(key, 429, "rate_limit", False)
+                else:
+                    window.append(now)
+            faults = st.faults
+            if not wait:
+                for name, p in st.active_faults:
+                    if st.rng.random() < p:
+                        fired.add(name)
+        if wait:
+            self._send(429, _BODY_429, f"Retry-After: {wait}\r\n")
+            return None
+
+        early = next((name for name in _EARLY if name in fired), None)
+        if early == "drop":
+            with st.lock:
+                st.record(key, 0, "drop", False)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return None
+        if early == "error_500":
+            return self._finish(500, _BODY_500, key, fault="error_500")
+        if early == "error_503":
+            return self._finish(503, _BODY_503, key, fault="error_503")
+        if early == "rate_429":
+            if faults.retry_after_http_date:
+                ts = math.ceil(time.time() + faults.retry_after)
+                value = email.utils.formatdate(ts, usegmt=True)
+            else:
+                value = f"{faults.retry_after:g}"
+            return self._finish(
+                429, _BODY_429, key, fault="rate_429", extra=f"Retry-After: {value}\r\n"
+            )
+        if early == "html_200":
+            with st.lock:
+                st.record(key, 200, "html_200", False)
+            head = self._head(200, length=len(_BODY_HTML))
+            self.wfile.write(head.replace(b"application/json", b"text/html") + _BODY_HTML)
+            return None
+
+        if data is _UNSET:
+            return self._finish(400, _request_error("Malformed JSON body.", 400), key)
+        if not isinstance(data, dict):
+            body = _request_error("The request body must be a JSON object.", 400)
+            return self._finish(400, body, key)
+        if phone is None or (isinstance(phone, str) and not phone.strip()):
+            return self._finish(422, _validation(_spec.MSG_PHONE_REQUIRED), key)
+        if not isinstance(phone, str):
+            return self._finish(422, _validation("The phone field must be a string."), key)
+        if len(phone) > _spec.PHONE_MAX_LEN:
+            return self._finish(422, _validation(_spec.MSG_PHONE_TOO_LONG), key)
+        if len(phone) < _spec.PHONE_MIN_LEN:
+            return self._finish(422, _validation(_spec.MSG_PHONE_TOO_SHORT), key)
+        opts: dict[str, bool] = {}
+        for name, default in (("detailed", False), ("roaming", False), ("msisdn", True)):
+            value = data.get(name)
+            parsed = default if value is None else parse_bool(value)
+            if parsed is None:
+                msg = f"The {name} field must be true or false."
+                return self._finish(422, _validation(msg, name), key)
+            opts[name] = parsed
+        route = data.get("route")
+        if route is not None and not isinstance(route, str):
+            msg = "The route field must be a string."
+            return self._finish(422, _validation(msg, "route"), key)
+        args = (phone, opts["detailed"], opts["roaming"], route_is_detailed(route), opts["msisdn"])
+
+        if "quota" in fired:
+            body = _dumps({"results": [build(*args, force="quota")]})
+            return self._finish(200, body, key, fault="quota")
+
+        applied = tuple(n for n in _ORDER if n in fired and n not in _EARLY and n != "quota")
+        delivery = next((n for n in _DELIVERY if n in fired), None)
+        if delivery is not None:  # one delivery form: the others are not applied nor counted
+            applied = tuple(n for n in applied if n not in _DELIVERY or n == delivery)
+        with st.lock:
+            if st.balance is not None and st.balance <= 0:
+                places = _spec.MONEY_PLACES
+                st.record(key, 402, None, False)
+                payload = {
+                    "message": _spec.INSUFFICIENT_BALANCE_MESSAGE,
+                    "service": _spec.INSUFFICIENT_BALANCE_SERVICE,
+                    "required_amount": f"{st.price:.{places}f}",
+                    "current_balance": f"{st.price * max(st.balance, 0):.{places}f}",
+                }
+                charged = False
+            else:
+                if st.balance is not None:
+                    st.balance -= 1
+                first = applied[0] if applied else None
+                st.record(key, 200, first, True, also=applied[1:])
+                charged = True
+        if not charged:
+            self._send(402, _dumps(payload))
+            return None
+        body = _answer_body(args, fired)
+        if "slow" in fired:
+            st.pause(faults.slow_seconds)
+        if delivery is None:
+            self._send(200, body)
+        else:
+            self._deliver(delivery, body)
+        return None
+
+    def _deliver(self, how: str, body: bytes) -> None:
+        """Send a 200 body the hostile way ``how``; stop when the client gives up."""
+        self.close_connection = True
+        stopping = self.server.stopping
+        with contextlib.suppress(OSError):
+            if how == "trickle":
+                self.wfile.write(self._head(200, length=len(body)))
+                for i in range(len(body)):
+                    if i and self.server.state.pause(TRICKLE_SECONDS):
+                        return
+                    self.wfile.write(body[i : i + 1])
+            elif how == "endless":
+                self.wfile.write(self._head(200, "Transfer-Encoding: chunked\r\n"))
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body) - 1, body[:-1]))
+                chunk = b" " * 65536
+                frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+                while not stopping.is_set():
+                    self.wfile.write(frame)
+            elif how == "gzip_bomb":
+                wire = gzip.compress(body[:-1], mtime=0) + _bomb_tail() + gzip.compress(b"}")
+                head = self._head(200, "Content-Encoding: gzip\r\n", len(wire))
+                self.wfile.write(head + wire)
+            elif how == "huge":
+                pad = HUGE_BYTES - len(body)  # spaces between the answer and its last "}"
+                self.wfile.write(self._head(200, length=HUGE_BYTES) + body[:-1])
+                chunk = b" " * (1 << 20)
+                while pad > 0 and not stopping.is_set():
+                    n = min(pad, len(chunk))
+                    self.wfile.write(chunk[:n])
+                    pad -= n
+                self.wfile.write(b"}")
+
+    def _finish(
+        self,
+        code: int,
+        body: bytes,
+        phone: str | None,
+        fault: str | None = None,
+        extra: str = "",
+    ) -> None:
+        st: _State = self.server.state
+        with st.lock:
+            st.record(phone, code, fault, False)
+        self._send(code, body, extra)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self, address: tuple[str, int], state: _State, stopping: threading.Event
+    ) -> None:
+        self.state = state
+        self.stopping = stopping
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would call socket.getfqdn (a DNS lookup): skip it.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def track(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.discard(conn)
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # client went away (e.g. gave up on a slow answer)
+            return
+        log.exception("sandbox: error while handling a request from %s", client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def _loopback(host: str) -> str:
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"sandbox binds to loopback addresses only, not {host!r}") from None
+    if not ip.is_loopback:
+        raise ValueError(f"sandbox binds to loopback addresses only, not {host!r}")
+    return str(ip)
+
+
+class Sandbox:
+    """A running sandbox server (returned by :func:`serve`); a context manager.
+
+    Example:
+        >>> with serve(token="t", balance=10) as box:
+        ...     box.url.startswith("http://127.0.0.1:"), box.stats().balance
+        (True, 10)
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        host: str,
+        port: int,
+        latency: float,
+        balance: int | None,
+        rate_limit: float | None,
+        faults: Faults | None,
+        seed: int,
+        price: str | Decimal,
+        log_limit: int | None,
+    ) -> None:
+        host = _loopback(host)
+        self.token = token
+        self._state = _State(
+            token, latency, balance, rate_limit, faults, seed, Decimal(str(price)), log_limit
+        )
+        self._stopping = threading.Event()
+        self._state.pause = self._stopping.wait
+        self._cls = _Server6 if ":" in host else _Server
+        self._lock = threading.Lock()
+        self._closed = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.host = host
+        self.port: int = port
+        self._listen()
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}"
+        self._apply_reachability()
+
+    def _listen(self) -> None:
+        """Bind and serve (on the same port after the first time). Call with ``_lock`` held or
+        from ``__init__``."""
+        server = self._cls((self.host, self.port), self._state, self._stopping)
+        self.port = server.server_address[1]
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"pd-hlr-sandbox-{self.port}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+
+    def _unlisten(self) -> None:
+        """Stop serving and close the listening socket and every open connection."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _apply_reachability(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            unreachable = self._state.faults.unreachable
+            listening = self._server is not None and self._server.socket.fileno() != -1
+            if unreachable and listening:
+                self._unlisten()
+            elif not unreachable and not listening:
+                self._listen()
+
+    @property
+    def endpoint(self) -> str:
+        """The full URL of ``POST /api/validate/phone``.
+
+        Example:
+            >>> sb.endpoint.endswith("/api/validate/phone")
+            True
+        """
+        return self.url + _spec.ENDPOINT_PATH
+
+    def stats(self) -> SandboxStats:
+        """A consistent snapshot of the counters.
+
+        Example:
+            >>> sb.stats().requests >= 0
+            True
+        """
+        st = self._state
+        with st.lock:
+            return SandboxStats(
+                st.requests,
+                dict(st.charged),
+                dict(st.received),
+                dict(st.status_counts),
+                dict(st.fault_counts),
+                st.balance,
+            )
+
+    def log(self) -> list[RequestRecord]:
+        """A copy of the request log (oldest first; the newest ``log_limit`` entries)."""
+        with self._state.lock:
+            return list(self._state.log)
+
+    def configure(
+        self,
+        *,
+        balance: int | None = _UNSET,
+        latency: float = _UNSET,
+        rate_limit: float | None = _UNSET,
+        faults: Faults | None = _UNSET,
+    ) -> None:
+        """Change knobs live; only the ones given change (``balance=None``: unlimited).
+
+        ``faults=Faults(unreachable=True)`` closes the listening socket (connections are
+        refused); a later ``configure(faults=...)`` without it listens again on the same port.
+
+        Example:
+            >>> with serve(token="t") as box:
+            ...     box.configure(balance=3, faults=Faults(error_503=0.5))
+            ...     box.stats().balance
+            3
+        """
+        with self._state.lock:
+            self._state.set_knobs(latency, balance, rate_limit, faults)
+        if faults is not _UNSET:
+            self._apply_reachability()
+
+    def reset_stats(self) -> None:
+        """Zero the counters and the log (the balance stays)."""
+        with self._state.lock:
+            self._state.reset()
+            self._state.window.clear()
+
+    def close(self) -> None:
+        """Stop serving, close the socket and every open connection, join the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping.set()
+            self._unlisten()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Sandbox {self.url}>"
+
+
+def serve(
+    token: str = "test-token",
+    port: int = 0,
+    latency: float = 0.0,
+    balance: int | None = None,
+    rate_limit: float | None = None,
+    faults: Faults | None = None,
+    seed: int = 0,
+    price: str | Decimal = _spec.PRICE_PER_LOOKUP,
+    *,
+    host: str = "127.0.0.1",
+    log_limit: int | None = 100_000,
+) -> Sandbox:
+    """Start a sandbox in a background thread; use it as a context manager (or call ``close``).
+
+    ``port=0`` picks a free port. ``host`` must be a loopback address (else ``ValueError``).
+    ``price`` is what the 402 body quotes per lookup (the vendor's example by default).
+
+    Example:
+        >>> with serve(token="t", port=0) as box:
+        ...     box.token
+        't'
+    """
+    return Sandbox(
+        token=token,
+        host=host,
+        port=port,
+        latency=latency,
+        balance=balance,
+        rate_limit=rate_limit,
+        faults=faults,
+        seed=seed,
+        price=price,
+        log_limit=log_limit,
+    )
