@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -935,3 +936,27 @@ def test_property_any_cell_gets_a_row_in_order(
     for cell, row in zip(cells[:3], rows[:3], strict=False):
         alone = one(cell, default_region=region, msisdn=msisdn, ambiguous=ambiguous)
         assert alone == row, (cell, alone, row)
+
+
+def test_booleans_stay_apart_from_ones_and_zeros() -> None:
+    # True == 1 for hashing: factorizing must not merge them
+    s = pd.Series([True, 1, 447911123456, False, 0.0, 447911123456.0], dtype=object)
+    out = normalize(s)
+    assert out["hlr_error"].tolist()[:2] == [
+        "not a phone number (boolean)",
+        "digits without '+' and no default_region: too short",
+    ]
+    assert out["hlr_error"].iloc[3] == "not a phone number (boolean)"
+    assert out["hlr_error"].iloc[4] == "not a phone number (not a positive integer)"
+    assert out["hlr_number"].tolist()[2::3] == ["+447911123456", "+447911123456"]
+
+
+def test_other_containers_of_cells() -> None:
+    idx = pd.Index(["+44 7911 123456", "07911 123456"])
+    assert normalize(idx, default_region="GB")["hlr_number"].tolist() == ["+447911123456"] * 2
+    cats = pd.Series(pd.Categorical([447911123456, None, 447911123456]))
+    assert normalize(cats)["hlr_source"].tolist() == [pd.NA, "missing", pd.NA]
+    arrow = pd.Series(["+44 7911 123456", None], dtype=pd.ArrowDtype(pa.string()))
+    assert normalize(arrow)["hlr_number"].tolist() == ["+447911123456", pd.NA]
+    ints = pd.Series([447911123456, None], dtype=pd.ArrowDtype(pa.int64()))
+    assert normalize(ints)["hlr_number"].tolist() == ["+447911123456", pd.NA]
