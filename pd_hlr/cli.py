@@ -34,7 +34,14 @@ from typing import Any
 
 from ._io import InputError
 from ._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, ROUTES
-from .settings import BASE_URL_ENV, CACHE_ENV, OPTIONS, RUN_OBJECTS, TOKEN_ENV
+from .settings import (
+    AMBIGUOUS_CHOICES,
+    BASE_URL_ENV,
+    CACHE_ENV,
+    OPTIONS,
+    RUN_OBJECTS,
+    TOKEN_ENV,
+)
 
 __all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
 
@@ -237,6 +244,9 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
     sent.add_argument(
         "--only-mobile", action="store_true", help=_doc("only_mobile")
+    )
+    sent.add_argument(
+        "--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")
     )
     cache = p.add_argument_group("the cache")
     where = cache.add_mutually_exclusive_group()

@@ -47,6 +47,7 @@ from phonenumbers import ValidationResult
 
 from . import _numbering as nb
 from ._spec import PHONE_MAX_LEN, PHONE_MIN_LEN
+from .settings import AMBIGUOUS_CHOICES as _AMBIGUOUS_CHOICES
 
 __all__ = [
     "AMBIGUOUS_CHOICES",
@@ -74,7 +75,7 @@ NORMALIZED_COLUMNS: tuple[str, ...] = (
 LOCAL_VERDICTS: tuple[str, ...] = ("missing", "invalid", "ambiguous", "skipped")
 
 #: Values of ``normalize(..., ambiguous=)``: leave ambiguous cells unsent, or take one reading.
-AMBIGUOUS_CHOICES: tuple[str, ...] = ("skip", "international", "national")
+AMBIGUOUS_CHOICES = _AMBIGUOUS_CHOICES  # the option's choices, defined with the options
 
 #: The API's length limits for the phone field, "+" included (the spec's, from ``_spec``).
 API_MIN_LEN = PHONE_MIN_LEN

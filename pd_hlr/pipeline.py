@@ -50,7 +50,7 @@ from ._warnings import warn
 from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError
-from .normalize import normalize
+from .normalize import LOCAL_VERDICTS, normalize
 from .progress import Progress, progress_enabled
 from .report import Estimate, RunReport, is_loopback_host, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings
@@ -71,6 +71,7 @@ def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFr
         msisdn=settings.options.msisdn,
         strict=settings.strict,
         only_mobile=settings.only_mobile,
+        ambiguous=settings.ambiguous,
     )
 
 
@@ -138,9 +139,9 @@ def client_for(client: HLRClient | None, settings: ValidateSettings) -> Iterator
 
 # --- the run around the steps ---------------------------------------------------------------
 def count_sources(normalized: pd.DataFrame) -> dict[str, int]:
-    """Rows never sent, by local verdict: ``missing``, ``invalid``, ``skipped``."""
+    """Rows never sent, by local verdict (:data:`pd_hlr.normalize.LOCAL_VERDICTS`)."""
     counts = normalized["hlr_source"].value_counts(dropna=True)
-    return {k: int(counts.get(k, 0)) for k in ("missing", "invalid", "skipped")}
+    return {k: int(counts.get(k, 0)) for k in LOCAL_VERDICTS}
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Run:
             missing=int(self.sources.get("missing", 0)),
             invalid=int(self.sources.get("invalid", 0)),
             skipped=int(self.sources.get("skipped", 0)),
+            ambiguous=int(self.sources.get("ambiguous", 0)),
             price=settings.price,
             duration=round(time.monotonic() - self.started, 3),
             api_host=api,
@@ -189,6 +191,7 @@ def make_estimate(
         cached=cached,
         to_look_up=distinct - cached,
         price=settings.price,
+        ambiguous=int(run.sources.get("ambiguous", 0)),
     )
 
 

@@ -1367,3 +1367,22 @@ def test_numbers_that_failed_after_retries_exit_6_with_the_output_written(
     frame = pd.read_parquet(out)
     assert frame["hlr_source"].tolist() == ["error", "error"]
     assert sb.stats().total_charged == 0
+
+
+def test_ambiguous_option_chooses_the_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "bare.csv"
+    pd.DataFrame({"phone": ["2015550123"]}).to_csv(src, index=False)
+    common = [str(src), "-c", "phone", "--sandbox", "--no-cache", "--no-progress", "--force"]
+    out = tmp_path / "out.parquet"
+    assert cli.main(["validate", *common, "--out", str(out)]) == 0
+    assert pd.read_parquet(out)["hlr_source"].tolist() == ["ambiguous"]
+    assert "1 ambiguous" in capsys.readouterr().out
+    args = ["validate", *common, "--out", str(out), "--ambiguous", "national"]
+    assert cli.main([*args, "--default-region", "US"]) == 0
+    assert pd.read_parquet(out)["hlr_number"].tolist() == ["+12015550123"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["validate", *common, "--ambiguous", "guess"])
+    assert "invalid choice: 'guess'" in capsys.readouterr().err
