@@ -34,7 +34,14 @@ from typing import Any
 
 from ._io import InputError
 from ._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, ROUTES
-from .settings import BASE_URL_ENV, CACHE_ENV, OPTIONS, RUN_OBJECTS, TOKEN_ENV
+from .settings import (
+    AMBIGUOUS_CHOICES,
+    BASE_URL_ENV,
+    CACHE_ENV,
+    OPTIONS,
+    RUN_OBJECTS,
+    TOKEN_ENV,
+)
 
 __all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
 
@@ -62,7 +69,9 @@ EXIT_CODES: dict[int, str] = {
     EXIT_BUDGET: "budget exceeded (`--budget`); nothing was sent",
     EXIT_API: (
         "the API or the network failed after retries, or the API is unavailable (too many "
-        "failures in a row, or a `Retry-After` too long); everything answered is in the cache"
+        "failures in a row, or a `Retry-After` too long); everything answered is in the cache. "
+        "Also when a run finished but some numbers failed after retries: the output is written "
+        "(their rows have `hlr_source` error) and a re-run looks up only those"
     ),
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); everything already answered is in the cache",
     EXIT_PIPE: (
@@ -236,6 +245,9 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
     sent.add_argument(
         "--only-mobile", action="store_true", help=_doc("only_mobile")
+    )
+    sent.add_argument(
+        "--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")
     )
     cache = p.add_argument_group("the cache")
     where = cache.add_mutually_exclusive_group()
@@ -642,6 +654,18 @@ def _read(args: argparse.Namespace) -> Any:
     return frame
 
 
+def _finished(report: Any) -> int:
+    """Exit code of a run that completed: 0, or :data:`EXIT_API` when some numbers failed
+    after retries (their rows are in the output as errors; they were not cached)."""
+    if not report.failed:
+        return EXIT_OK
+    _note(
+        f"{report.failed:,} numbers failed after retries and have no answer (rows with "
+        "hlr_source 'error'); they are not cached: re-run later to look up only those"
+    )
+    return EXIT_API
+
+
 def _add_json_option(group: Any) -> None:
     group.add_argument(
         "--json",
@@ -685,8 +709,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
     _io.write_table(out, out_path)
     print(f"wrote {len(out):,} rows to {out_path}", file=sys.stderr)
-    _print_result(args, out.hlr.summary(), out.hlr.report(), out_path)
-    return EXIT_OK
+    report = out.hlr.report()
+    _print_result(args, out.hlr.summary(), report, out_path)
+    return _finished(report)
 
 
 def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
@@ -721,8 +746,9 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
     rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
     print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
-    _print_result(args, analysis.summary_from_counts(counts), report_of(out._meta), out_path)
-    return EXIT_OK
+    report = report_of(out._meta)
+    _print_result(args, analysis.summary_from_counts(counts), report, out_path)
+    return _finished(report)
 
 
 def _validate_polars(args: argparse.Namespace, out_path: str) -> int:

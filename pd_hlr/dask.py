@@ -80,6 +80,7 @@ import pandas as pd
 
 from . import analysis, pipeline, schema
 from .cache import HLRCache
+from .normalize import LOCAL_VERDICTS
 from .settings import ValidateSettings, split_options, takes_options
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def _scan(values: dd.Series, settings: ValidateSettings) -> tuple[list[str], dic
     sources = normalized["hlr_source"].value_counts(dropna=True, split_out=1)
     rows = normalized.shape[0]
     keys, sources, rows = dask.compute(keys, sources, rows)
-    counts = {k: int(sources.get(k, 0)) for k in ("missing", "invalid", "skipped")}
+    counts = {k: int(sources.get(k, 0)) for k in LOCAL_VERDICTS}
     # Already non-null and distinct: one list of str, without pipeline.distinct_numbers'
     # second unique() pass and its temporary copy (this list is per distinct number, the
     # largest object the calling process holds besides the per-number table).

@@ -1,94 +1,67 @@
 """Phone cells → lookup keys, local verdicts and offline facts (pure: no I/O).
 
-`normalize` turns one column of phone numbers, in whatever shape a spreadsheet or CSV
-left them, into the E.164 keys the Provero API wants, decides locally which rows must not
-be looked up (missing, invalid, skipped) and adds the offline facts libphonenumber knows
-(region, number type).
+`normalize` turns one column of phone cells, in whatever shape a spreadsheet, CRM export or
+CSV left them, into the E.164 keys sent to the Provero API; decides locally which rows are not
+sent (`LOCAL_VERDICTS`); and adds what libphonenumber knows offline (region, number type).
+Every key is a paid lookup, so **a cell gets a key only when one reading of it is clearly
+right**. When the reading depends on a guess (``2015550123``: a US number, or +20 Egypt?) the
+row is ``ambiguous``, never sent, and ``hlr_error`` names the readings; the ``ambiguous=``
+option makes the guess instead. `DECISION_TABLE` lists every cell shape and what it gets; the
+README shows it, rendered by `decision_table_markdown` (a test keeps the two in sync).
 
-Speed: the raw cells are factorized first, all work happens once per *distinct* raw value,
-and the answers are taken back to the rows at the end. Cells already in E.164 shape (also
-after stripping separators and turning a leading ``00`` into ``+``) never go through
-``phonenumbers.parse``: the country code is found with a vectorised prefix lookup, and the
-region / number type / possible-length verdicts are computed with the libphonenumber metadata
-patterns applied as vectorised RE2 regexes (pyarrow), one pass per (country, pattern). This
-mirrors ``phonenumbers.region_code_for_number`` / ``number_type`` / ``is_possible_number``
-exactly (the tests compare both on generated numbers); small country groups fall back to the
-phonenumbers functions themselves, where compiling the patterns would cost more than it saves.
+The work happens once per *distinct* raw value (the cells are factorized first), vectorised:
 
-Rules (documented here once):
-
-* **Missing**: None, NaN, pd.NA, empty or blank strings, strings made only of separators
-  (``"-"``, ``"()"``), and the stringified nulls ``nan``, ``none``, ``null``, ``na``, ``n/a``,
-  ``<na>``, ``nat`` (any case), which ``astype(str)`` leaves behind.
-* **Extensions** (``ext. 123``, ``extension 123``, ``x123``, ``#123``, ``;ext=123``) at the
-  end of a cell are dropped and noted. A leading ``tel:`` is dropped.
-* **Letters**: any other letter makes the cell ``invalid`` ("contains letters"); vanity
-  numbers such as ``1-800-FLOWERS`` are not converted.
-* **Separators** removed: white space, dashes, dots, brackets, ``/`` and ``~`` (Unicode
-  variants too). Any other ASCII symbol (``*``, ``@``, ``,``, a ``+`` not at the start ...)
-  makes the cell invalid ("not a phone number").
-* **International prefixes**: ``+``; ``00`` always; ``011`` only when ``default_region`` is a
-  NANPA region (US, CA, ...). Other regions' prefixes (e.g. AU ``0011``) are understood by
-  ``phonenumbers.parse`` through ``default_region``.
-* **National format** (leading ``0`` or other non-international digits) needs
-  ``default_region``; the note says "national format read as GB".
-* **Bare digits** (ints, whole floats such as ``4.41302778473e11`` from a CSV, and digit-only
-  strings not starting with 0): without ``default_region`` they are read as international
-  digits (``+`` prepended; note "digits without '+' read as international"). With
-  ``default_region`` both readings are tried and the first that holds wins, in this order:
-  valid national, valid international, possible national, possible international. So
-  ``2015550123`` with ``US`` is +12015550123 (not the also-valid Egyptian +2015550123),
-  ``441302778473`` with ``US`` is +441302778473, and ``1302778473`` with ``GB`` (a national
-  number whose leading 0 a CSV reader dropped) is +441302778473.
-* **Verdicts** (``msisdn=True``): not possible (unknown country code, wrong length for the
-  country, or a local-only length) → ``invalid``, never sent. Possible but not valid per the
-  metadata → sent with a note (libphonenumber's range data can lag behind real allocations);
-  ``strict=True`` withholds them as ``invalid``. A key outside the API's 10–15 character
-  limit (``+`` counts) is ``invalid`` too: the API would refuse it.
-* **only_mobile**: numbers whose type is certainly not mobile (`NOT_MOBILE_TYPES`: fixed_line,
-  toll_free, premium_rate, shared_cost, uan, voicemail, pager) are ``skipped``. Kept:
-  mobile, fixed_line_or_mobile, voip, personal_number (often routed to mobiles) and unknown
-  (libphonenumber does not know, so it is not *certainly* not mobile).
-* **msisdn=False**: no libphonenumber verdicts; the key is the cleaned string (separators
-  removed, leading ``00`` → ``+``, a leading ``+`` kept, duplicated country codes kept).
-  Region / type are filled only for keys in E.164 shape (vectorised, no parsing).
-* ``hlr_region`` is <NA> for non-geographic numbers (+800, +882, ...; libphonenumber's "001")
-  and for numbers of a shared country code (+1, +7, +44, ...) that match no region's ranges.
+1. **Objects**: str, bytes, int, float, Decimal and their numpy / pandas kinds are read; any
+   other object (a list, a dict, ``Decimal('sNaN')``, a string with a lone surrogate) is
+   ``invalid`` with its type in the reason. No cell can raise.
+2. **Text**: Unicode NFKC, every Unicode decimal digit to ASCII, Unicode spaces and dashes to
+   separators; then wrappers come off (spreadsheet apostrophe, quotes, ``="..."``, trailing
+   punctuation, a doubled ``+``), as do leading labels (``Tel:``, ``Mobile``, ``Тел.`` ...) and
+   extensions (``ext. 12``, ``x12``, ``доб. 12`` ...), each noted in ``hlr_note``. Floats
+   written as text (``447400123456.0``, ``4.47400123456e11``) are read as their digits; a
+   scientific rendering that lost digits (``4.47911E+11``) is invalid, never filled with zeros.
+3. **Readings** (`pd_hlr._numbering`, a vectorised mirror of libphonenumber's metadata): the
+   international reading (after ``+``, the default region's own international prefix, ``00``,
+   or of the bare digits) and the national reading in ``default_region``.
+4. **Decision** between them, by the table; then the verdicts: not a possible number →
+   ``invalid``; possible but not valid → sent with a note (``strict=True`` withholds it); a key
+   outside the API's 10–15 characters → ``invalid``.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
-from phonenumbers import (
-    COUNTRY_CODE_TO_REGION_CODE,
-    NumberParseException,
-    PhoneNumber,
-    PhoneNumberType,
-    ValidationResult,
-)
-from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers import ValidationResult
 
+from . import _numbering as nb
 from ._spec import PHONE_MAX_LEN, PHONE_MIN_LEN
+from .settings import AMBIGUOUS_CHOICES as _AMBIGUOUS_CHOICES
 
 __all__ = [
+    "AMBIGUOUS_CHOICES",
     "API_MAX_LEN",
     "API_MIN_LEN",
+    "DECISION_TABLE",
+    "LOCAL_VERDICTS",
     "NORMALIZED_COLUMNS",
     "NOT_MOBILE_TYPES",
-    "STRING_DTYPE",
+    "decision_table_markdown",
     "normalize",
 ]
 
-#: The columns `normalize` returns, in this order.
+#: The columns `normalize` returns, in this order (all ``pd.StringDtype("pyarrow")``).
 NORMALIZED_COLUMNS: tuple[str, ...] = (
     "hlr_number",
     "hlr_source",
@@ -98,12 +71,14 @@ NORMALIZED_COLUMNS: tuple[str, ...] = (
     "hlr_number_type",
 )
 
-#: Dtype of every column `normalize` returns.
-STRING_DTYPE = pd.StringDtype("pyarrow")
+#: ``hlr_source`` values normalize sets; rows with one of them are never sent.
+LOCAL_VERDICTS: tuple[str, ...] = ("missing", "invalid", "ambiguous", "skipped")
 
-#: The API's length limits for the phone field, "+" included (same values as
-#: ``pd_hlr._spec.PHONE_MIN_LEN`` / ``PHONE_MAX_LEN``; kept here so normalise stays pure).
-API_MIN_LEN = PHONE_MIN_LEN  # the spec's limits on the phone field ("+" counts)
+#: Values of ``normalize(..., ambiguous=)``: leave ambiguous cells unsent, or take one reading.
+AMBIGUOUS_CHOICES = _AMBIGUOUS_CHOICES  # the option's choices, defined with the options
+
+#: The API's length limits for the phone field, "+" included (the spec's, from ``_spec``).
+API_MIN_LEN = PHONE_MIN_LEN
 API_MAX_LEN = PHONE_MAX_LEN
 
 #: Number types that are certainly not mobile: ``only_mobile=True`` skips them.
@@ -111,68 +86,177 @@ NOT_MOBILE_TYPES: frozenset[str] = frozenset(
     {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "pager"}
 )
 
-#: Country groups smaller than this are classified with the phonenumbers functions row by row;
-#: bigger ones with vectorised regexes (compiling a big pattern costs about as much as ~10 rows).
-_VECTOR_MIN_GROUP = 64
+#: Cells longer than this are not read (libphonenumber's own limit on input).
+MAX_CELL_LENGTH = 250
 
 NOTE_NOT_VALID = (
     "not a valid number per libphonenumber metadata; sent anyway (use strict=True to withhold)"
 )
+NOTE_FLOAT_TEXT = "written as a float (e.g. 4.47e11) in the source; read as its digits"
+NOTE_INTL_DIGITS = "digits without '+' read as international"
 ERR_NOT_VALID = "not a valid number per libphonenumber metadata"
 ERR_LETTERS = "contains letters"
+ERR_VANITY = "letters in the number: vanity numbers such as 1-800-FLOWERS are not converted"
 ERR_MISSING = "no phone number in the cell"
-NOTE_FLOAT_TEXT = "written as a float (e.g. 4.47e11) in the source; read as its digits"
 ERR_NOT_A_NUMBER = "not a phone number"
 ERR_UNKNOWN_CC = "unknown country calling code"
-ERR_NO_REGION = "no country code and no default_region"
-NOTE_INTL_DIGITS = "digits without '+' read as international"
+ERR_NO_REGION = "national format (leading 0) and no default_region"
+ERR_NO_REGION_BRACKETS = "national format (brackets) and no default_region"
+ERR_CONTROL = "not a phone number (control characters)"
+ERR_API_LENGTH = "the API accepts {lo} to {hi} characters"
 
-_TYPE_NAMES: dict[int, str] = {
-    PhoneNumberType.FIXED_LINE: "fixed_line",
-    PhoneNumberType.MOBILE: "mobile",
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
-    PhoneNumberType.TOLL_FREE: "toll_free",
-    PhoneNumberType.PREMIUM_RATE: "premium_rate",
-    PhoneNumberType.SHARED_COST: "shared_cost",
-    PhoneNumberType.VOIP: "voip",
-    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
-    PhoneNumberType.PAGER: "pager",
-    PhoneNumberType.UAN: "uan",
-    PhoneNumberType.VOICEMAIL: "voicemail",
-    PhoneNumberType.UNKNOWN: "unknown",
+_NULL_WORDS = ["nan", "none", "null", "na", "n/a", "<na>", "nat", "#n/a", "n.a."]
+_PARSE_REASONS = {
+    nb.ParseError.INVALID_COUNTRY_CODE: ERR_UNKNOWN_CC,
+    nb.ParseError.TOO_SHORT_AFTER_IDD: "too short",
+    nb.ParseError.TOO_SHORT_NSN: "too short",
+    nb.ParseError.TOO_LONG: "too long",
+    nb.ParseError.NOT_A_NUMBER: "too short",
 }
-_UNKNOWN = PhoneNumberType.UNKNOWN
-_IS_POSSIBLE = ValidationResult.IS_POSSIBLE
 _LENGTH_WORDS = {
     ValidationResult.TOO_SHORT: "too short",
     ValidationResult.TOO_LONG: "too long",
     ValidationResult.INVALID_LENGTH: "invalid length",
     ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "local number only, area code missing",
 }
-_NULL_WORDS = ["nan", "none", "null", "na", "n/a", "<na>", "nat"]
-_NANPA = frozenset(COUNTRY_CODE_TO_REGION_CODE[1])
+LARGE = nb.LARGE
 
-# Vectorised (RE2) patterns over the distinct raw strings.
-_RE_TEL = r"(?i)^tel:\s*"
-_RE_EXT = (
-    r"(?i)^(?P<body>.*?)[\s,]*(?:;\s*ext\s*=\s*|(?:ext(?:ension)?\.?|x|#)\s*)"
+# --------------------------------------------------------------------------------------------
+# Text rules (RE2 patterns, applied to whole arrays)
+# --------------------------------------------------------------------------------------------
+
+# fmt: off
+#: Words that label a number: "Tel:", "Mobile", "Mob.", "Тел.", "Handy" ... (any case).
+LABEL_WORDS: tuple[str, ...] = (
+    # English
+    "tel", "tele", "telephone", "phone", "ph", "mobile", "mob", "cell", "cellphone", "cel",
+    "gsm", "fax", "home", "work", "office", "direct", "dir", "main", "whatsapp", "sms",
+    "landline", "contact", "number", "no", "nr", "num",
+    # German, Dutch, Nordic, Polish, Turkish
+    "telefon", "handy", "mobil", "mobiltelefon", "rufnummer", "festnetz", "telefoon", "mobiel",
+    "tlf", "kom", "komórka", "cep",
+    # French, Spanish, Portuguese, Italian
+    "tél", "téléphone", "portable", "port", "fixe", "teléfono", "telefono", "telefone",
+    "móvil", "movil", "celular", "tlm", "telemóvel", "telemovel", "fijo", "cellulare",
+    # Russian, Ukrainian; Chinese, Japanese, Korean, Arabic
+    "тел", "телефон", "моб", "мобильный", "мобільний", "сот", "сотовый",
+    "电话", "手机", "電話", "手機", "携帯", "전화", "휴대폰", "هاتف", "جوال",
+)
+#: Words that introduce an extension at the end: "ext. 12", "x12", "доб. 12", "poste 12" ...
+EXTENSION_WORDS: tuple[str, ...] = (
+    "ext", "extn", "extension", "ex", "x", "#", "xtn", "p", "poste", "anexo", "ramal", "int",
+    "interno", "durchwahl", "dw", "nebenstelle", "wew", "toestel", "tst", "kl", "lok",
+    "доб", "добавочный", "вн", "внутр", "分机", "内線", "内线",
+)
+# fmt: on
+_LABEL = "|".join(sorted((re.escape(w) for w in LABEL_WORDS), key=len, reverse=True))
+_EXT = "|".join(sorted((re.escape(w) for w in EXTENSION_WORDS), key=len, reverse=True))
+_LABEL_ONE = (
+    rf"(?:(?:{_LABEL})\.?(?:\s*[/&,]\s*(?:{_LABEL})\.?)*(?:\s+(?:number|no|nr|num)\.?)?"
+    r"\s*[:#=\-]?|[a-zа-я]\s*:)"
+)
+_RE_LABEL = rf"(?i)^(?P<label>(?:{_LABEL_ONE}\s*)+?)(?P<rest>[+(\d].*)$"
+_RE_TRAILING_LABEL = rf"(?i)^(?P<rest>.*[\d)])\s*[(\[]\s*(?P<label>{_LABEL})\s*[)\]]$"
+_RE_EXTENSION = (
+    rf"(?i)^(?P<rest>.*?\d[)\s]*?)\s*[,;]?\s*(?:;\s*ext\s*=|(?:{_EXT})\.?\s*[:=.#]?)\s*"
     r"(?P<ext>\d{1,10})\s*#?$"
 )
+_RE_WRAPPED = r"""^(?P<lead>[\s"'`]*)(?P<rest>.*?[\d)])(?P<trail>[\s"'`;,:.]*)$"""
+_RE_FORMULA = r'^=\s*"(?P<rest>.*)"$'
+_RE_DOUBLE_PLUS = r"^\+[\s+]*\+"
+_RE_SIMPLE = r"^\+?[\d \-.()/]*\d[\d \-.()/]*$"  # ASCII digits and separators
+_RE_SEPARATORS = r"[\s\-.()\[\]/]+"
+_RE_CONTROL = r"[\x{00}-\x{08}\x{0E}-\x{1F}\x{7F}-\x{9F}]"
+_RE_NON_ASCII = r"[^\x{00}-\x{7F}]"
 _RE_LETTER = r"\pL"
-_RE_SEPARATORS = (
-    r"[\s\p{Z}\p{Pd}\p{Ps}\p{Pe}.\x{FF0E}/\x{FF0F}~\x{FF5E}\x{00AD}\x{200B}\x{2060}\x{FEFF}]+"
-)
-_RE_E164 = r"^\+[1-9]\d{7,14}$"
-_RE_DIGITS = r"^[1-9]\d*$"
-_RE_NATIONAL = r"^0\d*$"
-_RE_ASCII_ONLY = r"^[\x{00}-\x{7F}]*$"
-_RE_PLUS_DIGITS = r"^\+?\d+$"
+_RE_VANITY = r"^\+?[\d\s\-.()/]*(?:[A-Za-z][\d\s\-.()/]*){2,}$"  # + ≥ 3 digits, below
+_RE_FLOAT_WHOLE = r"^[1-9]\d{5,}\.0{1,2}$"  # "447400123456.0", as pandas / Python write floats
+_RE_FLOAT_SCI = r"^[+]?\d(?:[.,]\d+)?[eE][+-]?\d{1,3}$"  # "4.47400123456e11", "4.47911E+11"
+_RE_BRACKET_CLUE = r"^\(\s*\d"
+_RE_TRUNK_IN_BRACKETS = r"^\+\s*(\d{1,3})[\s\-.]*\(\s*0\s*\)"  # "+44 (0) 1302 ...": a trunk 0
 
-# Country-code lookup table for the vectorised split of "+<digits>".
-_CC_VALID = np.zeros(1000, dtype=bool)
-for _cc in COUNTRY_CODE_TO_REGION_CODE:
-    if 0 < _cc < 1000:
-        _CC_VALID[_cc] = True
+
+# --------------------------------------------------------------------------------------------
+# The decision table (documented once: the README renders it with decision_table_markdown)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """One row of the decision table: a cell shape, an example cell and the region of the
+    table's "with default_region" column."""
+
+    shape: str
+    cell: object
+    region: str
+
+
+#: Cell shapes and what each gets, without and with ``default_region`` (the outcomes are
+#: computed by running each example cell through `normalize`).
+DECISION_TABLE: tuple[DecisionRow, ...] = (
+    DecisionRow("E.164", "+447911123456", "GB"),
+    DecisionRow("international, any separators, a trunk (0)", "+44 (0)7911 123-456", "GB"),
+    DecisionRow("`00` international prefix", "0044 7911 123456", "GB"),
+    DecisionRow("the region's own international prefix", "011 44 7911 123456", "US"),
+    DecisionRow("`00` where the region dials abroad with another prefix", "0044 7911 123456", "US"),
+    DecisionRow("`00…` that is a national number there", "0066-33-123456", "JP"),
+    DecisionRow("`00` + too few digits", "0049 7484", "AU"),
+    DecisionRow("national format: trunk 0", "07911 123456", "GB"),
+    DecisionRow("national format: brackets", "(201) 555-0123", "US"),
+    DecisionRow("national format: brackets, not a valid number", "(358)956-9256", "US"),
+    DecisionRow("bare digits with a country code (CRM export)", "447911123456", "GB"),
+    DecisionRow("bare digits that also read as a national number", "2015550123", "US"),
+    DecisionRow("bare digits: a national number elsewhere", "15526018159", "CN"),
+    DecisionRow("bare digits: national length of the region", "5977443142", "US"),
+    DecisionRow("bare digits: the region's own code", "491701234567", "DE"),
+    DecisionRow("a whole number that lost its trunk 0", 1302778473, "GB"),
+    DecisionRow("a float from a CSV", 447911123456.0, "GB"),
+    DecisionRow("float text", "4.47911123456e11", "GB"),
+    DecisionRow("scientific text that lost digits", "4.47911E+11", "DE"),
+    DecisionRow("national, a dot in it", "0207946.0000", "GB"),
+    DecisionRow("full-width digits", "００６１４１２３４６５８６", "AU"),
+    DecisionRow("Arabic-Indic digits", "+٤٤ ٧٩١١ ١٢٣٤٥٦", "GB"),
+    DecisionRow("spreadsheet apostrophe", "'+44 7911 123456", "GB"),
+    DecisionRow("quotes, trailing punctuation", '"+44 7911 123456";', "GB"),
+    DecisionRow("doubled +", "++44 7911 123456", "GB"),
+    DecisionRow("label and extension", "Mobile: +44 7911 123456 ext. 12", "GB"),
+    DecisionRow("extension in another language", "+7 912 345-67-89 доб. 12", "RU"),
+    DecisionRow("vanity letters", "1-800-FLOWERS", "US"),
+    DecisionRow("unknown country code", "+999 1234 5678", "GB"),
+    DecisionRow("not a possible number", "+44 7911 1234", "GB"),
+    DecisionRow("possible, not valid (unassigned range)", "+1 200 555 0123", "US"),
+    DecisionRow("valid, but shorter than the API accepts", "+683 4002", "NU"),
+    DecisionRow("blank or a null word", "n/a", "GB"),
+    DecisionRow("not a phone number at all (a list)", ["+44 7911 123456"], "GB"),
+)
+
+
+def _outcome_text(row: dict[str, Any]) -> str:
+    if row["hlr_number"] is not None:
+        text = f"`{row['hlr_number']}`"
+        return f"{text} ({row['hlr_note']})" if row["hlr_note"] else text
+    error = (row["hlr_error"] or "").replace("|", "\\|")
+    if row["hlr_source"] == "ambiguous" or not error:
+        return error or str(row["hlr_source"])
+    return f"{row['hlr_source']}: {error}"
+
+
+def decision_table_markdown() -> str:
+    """The decision table as a markdown table, each outcome computed by `normalize`."""
+    lines = [
+        "| cell shape | example | without `default_region` | with `default_region` |",
+        "|---|---|---|---|",
+    ]
+    for case in DECISION_TABLE:
+        outcomes = []
+        for region in (None, case.region):
+            out = normalize(pd.Series([case.cell], dtype=object), default_region=region)
+            row = {k: (None if v is pd.NA else v) for k, v in out.iloc[0].items()}
+            outcomes.append(_outcome_text(row))
+        cell = repr(case.cell) if not isinstance(case.cell, str) else case.cell
+        cell = cell.replace("|", "\\|").replace("`", "'")
+        lines.append(f"| {case.shape} | `{cell}` | {outcomes[0]} | {case.region}: {outcomes[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,14 +271,22 @@ def normalize(
     msisdn: bool = True,
     strict: bool = False,
     only_mobile: bool = False,
+    ambiguous: Literal["skip", "international", "national"] = "skip",
 ) -> pd.DataFrame:
     """Normalise phone cells into lookup keys, local verdicts and offline facts.
 
-    Returns a new frame on ``values.index`` with the columns `NORMALIZED_COLUMNS`, all
-    ``pd.StringDtype("pyarrow")``. The input is never modified. See the module docstring
-    for the rules (integers, extensions, letters, only_mobile, msisdn=False).
+    Returns a new frame on ``values.index`` (one row per input row, in order) with the columns
+    `NORMALIZED_COLUMNS`, all ``pd.StringDtype("pyarrow")``. The input is never modified and no
+    cell raises: each gets a key or a verdict (`LOCAL_VERDICTS`).
 
-    >>> import pandas as pd
+    ``default_region`` reads national numbers (and decides bare digits, see the module doc);
+    ``strict=True`` withholds numbers libphonenumber does not know as valid;
+    ``only_mobile=True`` skips numbers that are certainly not mobile (`NOT_MOBILE_TYPES`);
+    ``msisdn=False`` keeps the content of cells that are not a possible number as written
+    (for the API's non-canonical mode), while every possible number still gets its E.164 key;
+    ``ambiguous`` decides cells with two readings: ``"skip"`` (not sent), ``"international"``
+    or ``"national"`` (needs ``default_region``).
+
     >>> out = normalize(pd.Series(["+44 7400 123456", "01302 778473", None, "abc"]),
     ...                 default_region="GB")
     >>> out["hlr_number"].tolist()
@@ -203,24 +295,29 @@ def normalize(
     [<NA>, <NA>, 'missing', 'invalid']
     >>> out["hlr_number_type"].tolist()
     ['mobile', 'fixed_line', <NA>, <NA>]
+    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]
+    'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
     """
     series = _as_series(values)
     region = _check_region(default_region)
+    if ambiguous not in AMBIGUOUS_CHOICES:
+        raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, got {ambiguous!r}")
+    if ambiguous == "national" and region is None:
+        raise ValueError("ambiguous='national' needs a default_region to read national numbers")
     codes, uniq = _factorize(series)
     state = _State(len(uniq))
     texts, numeric = _uniques_to_text(uniq, state)
-    texts = _float_text_to_digits(texts, numeric, state)
-    if msisdn:
-        _process_msisdn(texts, numeric, state, region, strict)
-    else:
-        _process_raw(texts, numeric, state)
+    cells = _read_text(texts, numeric, state)
+    _decide(cells, state, region, ambiguous, strict)
+    if not msisdn:
+        _as_written(cells, state)
     if only_mobile:
         _apply_only_mobile(state)
     return _assemble(series.index, codes, state)
 
 
 # --------------------------------------------------------------------------------------------
-# Input handling
+# Input handling: any column, any object
 # --------------------------------------------------------------------------------------------
 
 
@@ -233,7 +330,9 @@ def _as_series(values: Any) -> pd.Series:
         return pd.Series([values], dtype=object)
     if isinstance(values, pd.Index):
         return pd.Series(values, index=pd.RangeIndex(len(values)))
-    return pd.Series(list(values) if not isinstance(values, np.ndarray) else values)
+    if isinstance(values, np.ndarray):
+        return pd.Series(values)
+    return pd.Series(list(values), dtype=object)
 
 
 def _check_region(default_region: str | None) -> str | None:
@@ -250,17 +349,66 @@ def _check_region(default_region: str | None) -> str | None:
     return region
 
 
+_IS_BOOL = np.frompyfunc(lambda v: isinstance(v, bool | np.bool_), 1, 1)
+
+
+class _Opaque:
+    """Stands in for an unhashable cell (a list, a dict, ``Decimal('sNaN')``) while factorizing:
+    all cells of one type share one verdict."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Opaque) and other.type_name == self.type_name
+
+    def __hash__(self) -> int:
+        return hash(("_Opaque", self.type_name))
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+    except Exception:
+        if isinstance(v, Decimal) and v.is_snan():
+            return _Opaque("Decimal('sNaN')")
+        return _Opaque(type(v).__name__)
+    return v
+
+
 def _factorize(series: pd.Series) -> tuple[np.ndarray, Any]:
     """Codes per row (-1 = null) and the distinct raw values (categories for categoricals)."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = np.asarray(series.cat.codes, dtype=np.intp)
         return codes, series.cat.categories
-    codes, uniq = pd.factorize(series, use_na_sentinel=True)
+    try:
+        codes, uniq = pd.factorize(series, use_na_sentinel=True)
+    except Exception:  # unhashable cells: factorize stand-ins for them
+        codes, uniq = _factorize_objects(np.asarray(series, dtype=object), unhashable=True)
+    else:
+        # True == 1 and False == 0 for hashing: if a 0 / 1 / boolean is among the values, do
+        # it again with the booleans apart from the numbers
+        if series.dtype == object and len(uniq) and pd.Index(uniq).isin([0, 1]).any():
+            codes, uniq = _factorize_objects(np.asarray(series, dtype=object), unhashable=False)
     return np.asarray(codes, dtype=np.intp), uniq
 
 
+def _factorize_objects(objs: np.ndarray, unhashable: bool) -> tuple[np.ndarray, Any]:
+    """Factorize an object array with booleans (and, if asked, unhashable cells) replaced by
+    stand-ins."""
+    keys = objs.copy()
+    if objs.size:
+        is_bool = _IS_BOOL(objs).astype(bool)
+        keys[is_bool] = _Opaque("boolean")
+    if unhashable:
+        keys[:] = [_hashable(v) for v in keys]
+    return pd.factorize(keys, use_na_sentinel=True)
+
+
 class _State:
-    """Per distinct raw value: the six output columns plus the working flags."""
+    """Per distinct raw value: the six output columns."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -270,96 +418,166 @@ class _State:
         self.note = np.full(n, None, dtype=object)
         self.region = np.full(n, None, dtype=object)
         self.ntype = np.full(n, None, dtype=object)
+        #: invalid because of what the digits read as (not the text): msisdn=False sends those
+        self.reading_invalid = np.zeros(n, dtype=bool)
 
-    def mark(self, idx: np.ndarray, source: str, error: str | None) -> None:
+    def open(self) -> np.ndarray:
+        return self.source == None  # noqa: E711 (element-wise on an object array)
+
+    def mark(self, idx: Any, source: str, error: str | np.ndarray | None) -> None:
         self.source[idx] = source
         self.error[idx] = error
         self.number[idx] = None
 
-    def add_note(self, idx: Iterable[int], text: str) -> None:
-        for i in idx:
+    def add_note(self, idx: Iterable[int], text: str | Iterable[str]) -> None:
+        texts = [text] * len(np.atleast_1d(idx)) if isinstance(text, str) else list(text)
+        for i, t in zip(np.atleast_1d(idx), texts, strict=True):
             old = self.note[i]
-            self.note[i] = text if old is None else f"{old}; {text}"
+            self.note[i] = t if old is None else f"{old}; {t}"
 
 
 def _uniques_to_text(uniq: Any, state: _State) -> tuple[pa.Array, np.ndarray]:
-    """Turn the distinct raw values into strings (null = already decided) + a numeric flag."""
+    """The distinct raw values as strings (null = already decided) and a numeric flag (the value
+    was a number, so it carries no '+', no brackets and may have lost a leading 0)."""
     n = state.n
     numeric = np.zeros(n, dtype=bool)
-    dtype = getattr(uniq, "dtype", None)
     if n == 0:
-        return pa.array([], type=pa.large_string()), numeric
-    if dtype is not None and pd.api.types.is_string_dtype(dtype) and dtype is not np.dtype(object):
-        arr = pa.array(uniq)
-        return arr.cast(pa.large_string()), numeric
-    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
-        state.mark(np.arange(n), "invalid", f"{ERR_NOT_A_NUMBER} (boolean)")
-        return pa.nulls(n, type=pa.large_string()), numeric
-    if dtype is not None and pd.api.types.is_integer_dtype(dtype):
-        ints = np.asarray(uniq, dtype=np.int64)
-        return _ints_to_text(ints, np.arange(n), state, numeric), numeric
-    if dtype is not None and pd.api.types.is_float_dtype(dtype):
-        floats = np.asarray(uniq, dtype=np.float64)
-        return _floats_to_text(floats, np.arange(n), state, numeric), numeric
-    # object / mixed: sort by Python type
-    objs = np.asarray(uniq, dtype=object)
-    out: list[str | None] = [None] * n
-    int_pos: list[int] = []
-    int_val: list[int] = []
-    float_pos: list[int] = []
-    float_val: list[float] = []
-    for i, v in enumerate(objs):
-        if isinstance(v, str):
-            out[i] = v
-        elif isinstance(v, bool | np.bool_):
-            state.mark(np.array([i]), "invalid", f"{ERR_NOT_A_NUMBER} (boolean)")
-        elif isinstance(v, int | np.integer):
-            if abs(int(v)) < 10**18:
-                int_pos.append(i)
-                int_val.append(int(v))
-            else:
-                state.mark(np.array([i]), "invalid", "too long")
-        elif isinstance(v, float | np.floating):
-            float_pos.append(i)
-            float_val.append(float(v))
-        elif isinstance(v, bytes):
-            out[i] = v.decode("utf-8", errors="replace")
-        elif v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            state.mark(np.array([i]), "missing", ERR_MISSING)
-        else:
+        return pa.array([], type=LARGE), numeric
+    dtype = getattr(uniq, "dtype", None)
+    if dtype is not None and dtype != np.dtype(object):
+        if pd.api.types.is_bool_dtype(dtype):
+            state.mark(np.arange(n), "invalid", f"{ERR_NOT_A_NUMBER} (boolean)")
+            return pa.nulls(n, type=LARGE), numeric
+        if pd.api.types.is_integer_dtype(dtype):
+            return _ints_to_text(_as_int_objects(uniq), np.arange(n), state, numeric), numeric
+        if pd.api.types.is_float_dtype(dtype):
+            floats = np.asarray(uniq, dtype=np.float64)
+            return _floats_to_text(floats, np.arange(n), state, numeric), numeric
+        if pd.api.types.is_string_dtype(dtype):
             try:
-                as_float = float(v)  # Decimal, numpy scalars, ...
-            except (TypeError, ValueError):
-                out[i] = str(v)
+                return pa.array(uniq).cast(LARGE), numeric
+            except (pa.ArrowException, TypeError, ValueError):
+                pass
+    objs = np.asarray(uniq, dtype=object)
+    if pd.api.types.infer_dtype(objs, skipna=False) == "string":
+        try:
+            return pa.array(objs.tolist(), type=LARGE), numeric
+        except (pa.ArrowException, UnicodeError):
+            pass  # a lone surrogate: sorted out one by one below
+    return _objects_to_text(objs, state, numeric), numeric
+
+
+def _as_int_objects(uniq: Any) -> list[int]:
+    return [int(v) for v in np.asarray(uniq, dtype=object)]
+
+
+_KIND_CODES: dict[type, int] = {str: 1, float: 2, int: 3}  # the common kinds, exactly
+
+
+def _objects_to_text(objs: np.ndarray, state: _State, numeric: np.ndarray) -> pa.Array:
+    """Mixed Python objects: strings, numbers and bytes are read; anything else is invalid."""
+    n = objs.size
+    kinds = np.fromiter((_KIND_CODES.get(type(v), 0) for v in objs), dtype=np.int8, count=n)
+    is_str, is_float, is_int = kinds == 1, kinds == 2, kinds == 3
+    texts = pa.nulls(n, type=LARGE)
+    if is_str.any():
+        pos = np.flatnonzero(is_str)
+        texts = nb.scatter(texts, pos, _strings(objs[is_str], pos, state))
+    ints: list[tuple[int, int]] = [(int(i), int(objs[i])) for i in np.flatnonzero(is_int)]
+    floats = np.flatnonzero(is_float)
+    if floats.size:
+        vals = objs[floats].astype(np.float64)
+        texts = nb.scatter(texts, floats, _floats_to_text(vals, floats, state, numeric))
+    others: list[str | None] = []
+    other_pos = np.flatnonzero(~(is_str | is_float | is_int))
+    for i in other_pos:
+        others.append(_other_cell(int(i), objs[i], state, ints))
+    if other_pos.size:
+        texts = nb.scatter(texts, other_pos, pa.array(others, type=LARGE))
+    if ints:
+        pos = np.array([i for i, _ in ints])
+        texts = nb.scatter(texts, pos, _ints_to_text([v for _, v in ints], pos, state, numeric))
+    return texts
+
+
+def _strings(values: np.ndarray, pos: np.ndarray, state: _State) -> pa.Array:
+    """Python strings as an Arrow array; one that cannot be UTF-8 (a lone surrogate) is
+    invalid."""
+    try:
+        return pa.array(values.tolist(), type=LARGE)
+    except (pa.ArrowException, UnicodeError):
+        out: list[str | None] = []
+        for i, v in zip(pos, values, strict=True):
+            if _encodable(v):
+                out.append(v)
             else:
-                float_pos.append(i)
-                float_val.append(as_float)
-    texts = pa.array(out, type=pa.large_string())
-    if int_pos:
-        pos = np.array(int_pos)
-        part = _ints_to_text(np.array(int_val, dtype=np.int64), pos, state, numeric)
-        texts = _scatter(texts, pos, part)
-    if float_pos:
-        pos = np.array(float_pos)
-        part = _floats_to_text(np.array(float_val, dtype=np.float64), pos, state, numeric)
-        texts = _scatter(texts, pos, part)
-    return texts, numeric
+                state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (text that is not valid Unicode)")
+                out.append(None)
+        return pa.array(out, type=LARGE)
 
 
-def _scatter(base: pa.Array, pos: np.ndarray, part: pa.Array) -> pa.Array:
-    merged = np.asarray(base.to_pylist(), dtype=object)
-    merged[pos] = np.asarray(part.to_pylist(), dtype=object)
-    return pa.array(merged, type=pa.large_string())
+def _other_cell(i: int, v: Any, state: _State, ints: list[tuple[int, int]]) -> str | None:
+    """One cell of a less common kind: its text, or None (decided here, or an int for later)."""
+    if isinstance(v, str):
+        return _strings(np.array([v], dtype=object), np.array([i]), state)[0].as_py()
+    if isinstance(v, bool | np.bool_):
+        state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (boolean)")
+    elif isinstance(v, int | np.integer):
+        ints.append((i, int(v)))
+    elif isinstance(v, float | np.floating):
+        if math.isnan(v):
+            state.mark(i, "missing", ERR_MISSING)
+        elif math.isfinite(v) and v == math.floor(v):
+            ints.append((i, int(v)))
+        else:
+            state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (not a whole number)")
+    elif isinstance(v, bytes):
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (bytes that are not UTF-8)")
+    elif isinstance(v, Decimal):
+        _decimal_cell(i, v, state, ints)
+    elif v is None or v is pd.NA or v is pd.NaT:
+        state.mark(i, "missing", ERR_MISSING)
+    else:
+        name = v.type_name if isinstance(v, _Opaque) else type(v).__name__
+        state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} ({name})")
+    return None
 
 
-def _ints_to_text(
-    ints: np.ndarray, pos: np.ndarray, state: _State, numeric: np.ndarray
-) -> pa.Array:
-    ok = ints > 0
-    state.mark(pos[~ok], "invalid", f"{ERR_NOT_A_NUMBER} (not a positive integer)")
-    numeric[pos[ok]] = True
-    text = pa.array(ints).cast(pa.large_string())
-    return pc.if_else(pa.array(ok), text, pa.scalar(None, pa.large_string()))
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _decimal_cell(i: int, v: Decimal, state: _State, ints: list[tuple[int, int]]) -> None:
+    if v.is_snan():
+        state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (Decimal('sNaN'))")
+    elif v.is_nan():
+        state.mark(i, "missing", ERR_MISSING)
+    elif v.is_infinite() or v != v.to_integral_value():
+        state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (not a whole number)")
+    else:
+        ints.append((i, int(v)))
+
+
+def _ints_to_text(ints: list[int], pos: np.ndarray, state: _State, numeric: np.ndarray) -> pa.Array:
+    out: list[str | None] = []
+    for i, v in zip(pos, ints, strict=True):
+        if v <= 0:
+            state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} (not a positive integer)")
+            out.append(None)
+        elif v >= 10**17:
+            state.mark(i, "invalid", "too long")
+            out.append(None)
+        else:
+            numeric[i] = True
+            out.append(str(v))
+    return pa.array(out, type=LARGE)
 
 
 def _floats_to_text(
@@ -368,638 +586,783 @@ def _floats_to_text(
     nan = np.isnan(floats)
     state.mark(pos[nan], "missing", ERR_MISSING)
     finite = np.isfinite(floats)
-    whole = finite & (np.floor(np.where(finite, floats, 0.0)) == floats)
-    fraction = finite & ~whole | (~finite & ~nan)
-    state.mark(pos[fraction], "invalid", f"{ERR_NOT_A_NUMBER} (not a whole number)")
-    huge = whole & (np.abs(np.where(whole, floats, 0.0)) >= 1e17)
-    state.mark(pos[huge], "invalid", "too long")
-    good = whole & ~huge
-    ints = np.where(good, floats, 1.0).astype(np.int64)
-    text = _ints_to_text(ints, pos, state, numeric)
-    text = pc.if_else(pa.array(good), text, pa.scalar(None, pa.large_string()))
-    numeric[pos[~good]] = False
+    safe = np.where(finite, floats, 0.0)
+    whole = finite & (np.floor(safe) == safe)
+    state.mark(pos[~nan & ~whole], "invalid", f"{ERR_NOT_A_NUMBER} (not a whole number)")
+    positive = whole & (safe > 0) & (safe < 1e17)
+    state.mark(pos[whole & (safe <= 0)], "invalid", f"{ERR_NOT_A_NUMBER} (not a positive integer)")
+    state.mark(pos[whole & (safe >= 1e17)], "invalid", "too long")
+    numeric[pos[positive]] = True
+    text = pa.array(np.where(positive, safe, 1.0).astype(np.int64)).cast(LARGE)
+    return pc.if_else(pa.array(positive), text, pa.scalar(None, LARGE))
+
+
+# --------------------------------------------------------------------------------------------
+# Text: normalise, unwrap, judge the characters
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cells:
+    """The distinct values still open after the text rules, as digits plus how they were
+    written."""
+
+    uid: np.ndarray  # positions in the state
+    digits: pa.Array  # ASCII digits, no "+"
+    plus: np.ndarray  # written with a leading "+"
+    clue: np.ndarray  # national formatting: starts with a bracketed group
+    numeric: np.ndarray  # a number cell (int, float, float text)
+
+
+def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
+    """Decide what the text rules can (missing, letters, symbols ...); return the digits of the
+    rest. Cells made only of digits, separators and a leading "+" (most of a column) skip the
+    Unicode, unwrapping and letter rules."""
+    live = nb._bools(texts.is_valid()) & state.open()
+    too_long = live & (nb.lengths(texts) > MAX_CELL_LENGTH)
+    state.mark(
+        np.flatnonzero(too_long), "invalid",
+        f"{ERR_NOT_A_NUMBER} (more than {MAX_CELL_LENGTH} characters)",
+    )
+    live &= ~too_long
+    idx = np.flatnonzero(live)
+    text = pc.utf8_trim_whitespace(nb.take(texts, idx))
+    text, idx, is_num = _float_text(text, idx, numeric[idx], state)
+    simple = nb.search(text, _RE_SIMPLE)
+    if not simple.all():
+        sub = np.flatnonzero(~simple)
+        done, cleaned = _read_complex(nb.take(text, sub), idx[sub], state)
+        text = nb.scatter(text, sub, cleaned)
+        keep = np.ones(idx.size, dtype=bool)
+        keep[sub[done]] = False
+        idx, text, is_num = idx[keep], text.filter(pa.array(keep)), is_num[keep]
+    text = pc.replace_substring_regex(text, _RE_TRUNK_IN_BRACKETS, r"+\1 ")
+    clue = nb.search(text, _RE_BRACKET_CLUE)
+    cleaned = pc.replace_substring_regex(text, _RE_SEPARATORS, "").cast(LARGE)
+    empty = nb.lengths(cleaned) == 0
+    state.mark(idx[empty & ~nb.search(text, r"\d")], "missing", ERR_MISSING)
+    shaped = nb.search(cleaned, r"^\+?\d+$")
+    bad = ~shaped & ~empty
+    for i, s in zip(idx[bad], cleaned.filter(pa.array(bad)).to_pylist(), strict=True):
+        odd = re.sub(r"^\+|\d", "", s)[:1] or "+"
+        state.mark(i, "invalid", f"{ERR_NOT_A_NUMBER} ({odd!r} in it)")
+    # survivors: a note-carrying extension with nothing else ("x12") ends here too
+    keep = shaped & state.open()[idx]
+    idx, cleaned = idx[keep], cleaned.filter(pa.array(keep))
+    clue, is_num = clue[keep], is_num[keep]
+    plus = nb.startmatch(cleaned, r"\+")
+    digits = pc.if_else(pa.array(plus), pc.utf8_slice_codeunits(cleaned, 1), cleaned)
+    return _Cells(idx, digits.cast(LARGE), plus, clue & ~plus, is_num)
+
+
+def _read_complex(text: pa.Array, uid: np.ndarray, state: _State) -> tuple[np.ndarray, pa.Array]:
+    """The cells that are more than digits and separators: control characters, Unicode, null
+    words, wrappers, labels, extensions, letters. Returns which were decided and the text of
+    the others."""
+    done = nb.search(text, _RE_CONTROL)
+    state.mark(uid[done], "invalid", ERR_CONTROL)
+    text = pc.utf8_trim_whitespace(_fold_unicode(text))
+    nullish = ~done & nb._bools(
+        pc.is_in(pc.utf8_lower(text), value_set=pa.array(_NULL_WORDS, LARGE))
+    )
+    state.mark(uid[nullish], "missing", ERR_MISSING)
+    done |= nullish
+    text = _unwrap(text, uid, state)
+    letters = ~done & nb.search(text, _RE_LETTER)
+    vanity = letters & nb.search(text, _RE_VANITY) & nb.search(text, r"(?:\d\D*){3}")
+    state.mark(uid[vanity], "invalid", ERR_VANITY)
+    state.mark(uid[letters & ~vanity], "invalid", ERR_LETTERS)
+    return done | letters, text
+
+
+_FOLD_CACHE: dict[str, str] = {}
+_QUOTE_CHARS = "\u2018\u2019\u201a\u201b\u2032\u00b4\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"
+
+
+def _fold_char(ch: str) -> str:
+    """One non-ASCII character (after NFKC) as the ASCII rules see it."""
+    known = _FOLD_CACHE.get(ch)
+    if known is not None:
+        return known
+    cat = unicodedata.category(ch)
+    if cat == "Nd":
+        out = str(unicodedata.decimal(ch))
+    elif cat in ("Zs", "Zl", "Zp"):
+        out = " "
+    elif cat == "Pd" or ch in "\u2212\u2796\ufe63\uff0d\u2043":
+        out = "-"
+    elif cat == "Cf":
+        out = ""  # zero-width spaces, bidi marks, soft hyphens, BOM
+    elif ch in _QUOTE_CHARS:
+        out = '"'
+    else:
+        out = ch
+    _FOLD_CACHE[ch] = out
+    return out
+
+
+def _fold_unicode(text: pa.Array) -> pa.Array:
+    """NFKC, Unicode decimal digits → ASCII, Unicode spaces / dashes → ' ' / '-', format
+    characters dropped. Only the (rare) non-ASCII strings take this path."""
+    hit = np.flatnonzero(nb.search(text, _RE_NON_ASCII))
+    if not hit.size:
+        return text
+    folded = [
+        "".join(_fold_char(c) if c >= "\x80" else c for c in unicodedata.normalize("NFKC", s))
+        for s in nb.take(text, hit).to_pylist()
+    ]
+    return nb.scatter(text, hit, pa.array(folded, LARGE))
+
+
+def _extract(text: pa.Array, pattern: str) -> tuple[np.ndarray, Any]:
+    m = pc.extract_regex(text, pattern)
+    return nb._bools(m.is_valid()), m
+
+
+def _unwrap(text: pa.Array, uid: np.ndarray, state: _State) -> pa.Array:
+    """Take wrappers, labels and extensions off cells that are more than digits and
+    separators; note what came off."""
+    notes: list[list[str]] = [[] for _ in range(len(text))]
+
+    def apply(quick: str, pattern: str, note: Any) -> None:
+        """Take off what ``pattern`` finds (a cheap ``quick`` search picks the candidates)."""
+        nonlocal text
+        cand = np.flatnonzero(nb.search(text, quick))
+        if not cand.size:
+            return
+        hit, m = _extract(nb.take(text, cand), pattern)
+        if not hit.any():
+            return
+        rows = np.flatnonzero(hit)
+        names = [m.type.field(k).name for k in range(m.type.num_fields)]
+        fields = {name: nb.take(pc.struct_field(m, name), rows).to_pylist() for name in names}
+        for k, j in enumerate(cand[rows]):
+            said = note({name: values[k] for name, values in fields.items()})
+            if said:
+                notes[j].append(said)
+        rest = pc.utf8_trim_whitespace(pc.struct_field(m, "rest").filter(pa.array(hit)))
+        text = nb.scatter(text, cand[rows], rest)
+
+    def wrapped(f: dict[str, str]) -> str | None:
+        lead, trail = f["lead"].strip(), f["trail"].strip()
+        said = []
+        quotes = lead + re.sub(r"[;,:.]", "", trail)
+        if quotes and quotes != "'":  # a lone leading apostrophe is Excel's text marker
+            said.append("quotes removed")
+        punct = re.sub(r"[\"'`]", "", trail)
+        if punct:
+            said.append(f"trailing {punct!r} removed")
+        return "; ".join(said) or None
+
+    for _ in range(2):
+        apply(r"^=", _RE_FORMULA, lambda f: "quotes removed")
+        apply(r"""^["'`]|["'`;,:.]$""", _RE_WRAPPED, wrapped)
+        apply(r"^[^+(\d]", _RE_LABEL, lambda f: f"label {f['label'].strip()!r} dropped")
+        apply(r"[)\]]$", _RE_TRAILING_LABEL, lambda f: f"label {f['label']!r} dropped")
+        apply(r"[^\d\s+().\-/]", _RE_EXTENSION, lambda f: f"extension {f['ext']} dropped")
+    hit = nb.search(text, _RE_DOUBLE_PLUS)
+    if hit.any():
+        text = pc.replace_substring_regex(text, _RE_DOUBLE_PLUS, "+").cast(LARGE)
+        for j in np.flatnonzero(hit):
+            notes[j].append("doubled '+' read as one")
+    for j in np.flatnonzero([bool(x) for x in notes]):
+        state.add_note([uid[j]], "; ".join(dict.fromkeys(notes[j])))
     return text
 
 
-#: A spreadsheet's rendering of a number stored as float: "447400123456.0", "4.474001234e11".
-_RE_FLOAT_TEXT = r"^\s*(?:\d+\.0+|\d(?:\.\d+)?[eE]\+?\d{1,2})\s*$"
-
-
-def _float_text_to_digits(texts: pa.Array, numeric: np.ndarray, state: _State) -> pa.Array:
-    """Cells that are a float's text ("61202884844.0", "4.47106708886e11") become the whole
-    number's digits, read like a float cell (the same rule, marked numeric). A rendering that is
-    not a whole number (``4.4e-3``, ``1.5e2`` is whole: 150) is decided by the rule for floats."""
-    hit = _flag(texts, _RE_FLOAT_TEXT)
-    if not hit.any():
-        return texts
-    pos = np.flatnonzero(hit)
-    raw = texts.take(pa.array(pos)).to_pylist()
+def _float_text(
+    text: pa.Array, idx: np.ndarray, is_num: np.ndarray, state: _State
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Floats written as text become their digits ("447400123456.0", "4.47400123456e11"); a
+    scientific rendering that lost digits or is not whole is invalid."""
+    whole = nb.search(text, _RE_FLOAT_WHOLE)
+    sci = nb.search(text, _RE_FLOAT_SCI)
+    hit = np.flatnonzero(whole | sci)
+    if not hit.size:
+        return text, idx, is_num
     out: list[str | None] = []
-    for i, cell in zip(pos, raw, strict=True):
-        value = Decimal(cell.strip())
-        if value != value.to_integral_value() or value <= 0 or value >= Decimal(10) ** 17:
-            state.mark(np.array([i]), "invalid", f"{ERR_NOT_A_NUMBER} (not a whole number)")
+    keep = np.ones(len(text), dtype=bool)
+    for j, cell in zip(hit, nb.take(text, hit).to_pylist(), strict=True):
+        digits, error = _float_digits(cell)
+        if error:
+            state.mark(idx[j], "invalid", error)
+            keep[j] = False
             out.append(None)
             continue
-        out.append(str(int(value)))
-        numeric[i] = True
-        state.add_note([i], NOTE_FLOAT_TEXT)
-    return _scatter(texts, pos, pa.array(out, type=pa.large_string()))
+        out.append(digits)
+        is_num[j] = True
+        state.add_note([idx[j]], NOTE_FLOAT_TEXT)
+    text = nb.scatter(text, hit, pa.array(out, LARGE))
+    return text.filter(pa.array(keep)), idx[keep], is_num[keep]
+
+
+def _float_digits(cell: str) -> tuple[str | None, str | None]:
+    """(digits, None) for a float's text that is an exact whole number, else (None, why)."""
+    if "e" not in cell.lower():
+        return cell.split(".")[0], None
+    mantissa, _, exp = cell.lower().lstrip("+").partition("e")
+    head, _, frac = mantissa.replace(",", ".").partition(".")
+    exponent = int(exp)
+    if exponent < 0 or (frac[exponent:] and frac[exponent:].strip("0")):
+        return None, f"{ERR_NOT_A_NUMBER} (not a whole number)"
+    kept = len(head + frac[:exponent])
+    total = exponent + 1
+    if kept < total:
+        return None, (
+            f"digits lost in scientific notation ({cell!r} keeps {kept} of {total} digits)"
+        )
+    return (head + frac)[:total], None
 
 
 # --------------------------------------------------------------------------------------------
-# Shared string cleaning
+# Readings and the decision between them
 # --------------------------------------------------------------------------------------------
 
-
-def _flag(arr: pa.Array, pattern: str) -> np.ndarray:
-    """Bool numpy array: regex search hit (nulls → False)."""
-    if len(arr) == 0:
-        return np.zeros(0, dtype=bool)
-    hit = pc.match_substring_regex(arr, pattern)
-    return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _clean(texts: pa.Array, numeric: np.ndarray, state: _State) -> tuple[pa.Array, pa.Array]:
-    """Decide missing / letters / bad symbols; return (cleaned, body) for the rest (null = done).
-
-    ``cleaned`` has separators removed; ``body`` is the trimmed cell without extension (what
-    phonenumbers.parse gets when the cleaned string has an unusual shape).
-    """
-    todo = np.asarray(texts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    todo &= state.source == None  # noqa: E711 (element-wise on an object array)
-    body = pc.utf8_trim_whitespace(texts)
-    body = pc.replace_substring_regex(body, _RE_TEL, "")
-    lowered = pc.utf8_lower(body)
-    nullish = np.asarray(
-        pc.is_in(lowered, value_set=pa.array(_NULL_WORDS, pa.large_string()))
-        .fill_null(False)
-        .to_numpy(zero_copy_only=False),
-        dtype=bool,
-    )
-    # extensions
-    ext = pc.extract_regex(body, _RE_EXT)
-    has_ext = np.asarray(ext.is_valid().to_numpy(zero_copy_only=False), dtype=bool) & todo
-    if has_ext.any():
-        ext_body = pc.struct_field(ext, "body")
-        ext_num = pc.struct_field(ext, "ext")
-        body = pc.if_else(pa.array(has_ext), ext_body, body)
-        body = pc.utf8_trim_whitespace(body)
-        nums = ext_num.to_pylist()
-        for i in np.flatnonzero(has_ext):
-            state.add_note([i], f"extension {nums[i]} dropped")
-    cleaned = pc.replace_substring_regex(body, _RE_SEPARATORS, "")
-    empty = np.asarray(
-        pc.equal(pc.utf8_length(cleaned), 0).fill_null(False).to_numpy(zero_copy_only=False),
-        dtype=bool,
-    )
-    missing = todo & (empty | nullish) & ~has_ext
-    state.mark(np.flatnonzero(missing), "missing", ERR_MISSING)
-    state.note[missing] = None
-    todo &= ~missing
-    letters = todo & _flag(body, _RE_LETTER)
-    state.mark(np.flatnonzero(letters), "invalid", ERR_LETTERS)
-    todo &= ~letters
-    no_digits = todo & empty  # e.g. "x12" body empty after the extension
-    state.mark(np.flatnonzero(no_digits), "invalid", ERR_NOT_A_NUMBER)
-    todo &= ~no_digits
-    # ASCII symbols other than digits and a leading "+" → not a phone number
-    ascii_only = _flag(cleaned, _RE_ASCII_ONLY)
-    bad = todo & ascii_only & ~_flag(cleaned, _RE_PLUS_DIGITS)
-    state.mark(np.flatnonzero(bad), "invalid", ERR_NOT_A_NUMBER)
-    todo &= ~bad
-    numeric_bad = todo & numeric & ~_flag(cleaned, _RE_DIGITS)
-    state.mark(np.flatnonzero(numeric_bad), "invalid", ERR_NOT_A_NUMBER)
-    todo &= ~numeric_bad
-    mask = pa.array(todo)
-    null = pa.scalar(None, pa.large_string())
-    return pc.if_else(mask, cleaned, null), pc.if_else(mask, body, null)
+# how a cell is written
+_PLUS, _IDD, _ZZ, _ZERO, _CLUE, _BARE, _PLUS_BAD = 1, 2, 3, 4, 5, 6, 7
+# a reading's standing
+_NONE, _IMPOSSIBLE, _POSSIBLE, _VALID = 0, 1, 2, 3
+# the reading chosen: none, international, national, international after plain "00", ambiguous
+_CHOSE_NONE, _CHOSE_I, _CHOSE_N, _CHOSE_I00, _CHOSE_AMBIGUOUS = 0, 1, 2, 3, 4
 
 
-# --------------------------------------------------------------------------------------------
-# msisdn=True: libphonenumber verdicts
-# --------------------------------------------------------------------------------------------
+@dataclass
+class _Reading:
+    """One reading per cell (country code + national number), and how it stands."""
 
+    cc: np.ndarray
+    nsn: pa.Array
+    error: np.ndarray  # nb.ParseError
+    region: np.ndarray
+    ntype: np.ndarray
+    poss: np.ndarray
+    status: np.ndarray  # _NONE (no reading) .. _VALID
 
-class _Cands:
-    """Candidate readings (unique id, country code, national significant number)."""
+    @classmethod
+    def classify(cls, r: nb.Readings) -> _Reading:
+        region, ntype, poss = nb.classify(r.cc, r.nsn)
+        status = np.where(
+            nb.is_valid(region, ntype),
+            _VALID,
+            np.where(poss == ValidationResult.IS_POSSIBLE, _POSSIBLE, _IMPOSSIBLE),
+        )
+        status = np.where(r.error != nb.ParseError.OK, _NONE, status).astype(np.int8)
+        return cls(r.cc, r.nsn.cast(LARGE), r.error, region, ntype, poss, status)
 
-    def __init__(self) -> None:
-        self.uid: list[np.ndarray] = []
-        self.cc: list[np.ndarray] = []
-        self.nsn: list[pa.Array] = []
-        self.alt: list[np.ndarray] = []  # True = the international reading of bare digits
-
-    def add(self, uid: np.ndarray, cc: np.ndarray, nsn: pa.Array, alt: bool) -> None:
-        if len(uid):
-            self.uid.append(np.asarray(uid, dtype=np.int64))
-            self.cc.append(np.asarray(cc, dtype=np.int64))
-            self.nsn.append(nsn.cast(pa.large_string()))
-            self.alt.append(np.full(len(uid), alt, dtype=bool))
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, pa.Array, np.ndarray]:
-        if not self.uid:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, pa.array([], pa.large_string()), np.zeros(0, dtype=bool)
-        nsn = pa.concat_arrays(self.nsn) if len(self.nsn) > 1 else self.nsn[0]
-        return (
-            np.concatenate(self.uid),
-            np.concatenate(self.cc),
-            nsn,
-            np.concatenate(self.alt),
+    def pick(self, rows: np.ndarray) -> _Reading:
+        return _Reading(
+            self.cc[rows],
+            nb.take(self.nsn, rows),
+            self.error[rows],
+            self.region[rows],
+            self.ntype[rows],
+            self.poss[rows],
+            self.status[rows],
         )
 
+    def e164(self) -> np.ndarray:
+        keys = np.asarray(nb.e164(self.cc, self.nsn).to_pylist(), dtype=object)
+        keys[self.status == _NONE] = None
+        return keys
 
-def _process_msisdn(
-    texts: pa.Array, numeric: np.ndarray, state: _State, region: str | None, strict: bool
-) -> None:
-    cleaned, body = _clean(texts, numeric, state)
-    intl = _international_prefix_to_plus(cleaned, region)
-    live = np.asarray(cleaned.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    e164 = live & _flag(intl, _RE_E164)
-    digits = live & ~e164 & _flag(cleaned, _RE_DIGITS)
-    national = live & ~e164 & ~digits & _flag(cleaned, _RE_NATIONAL)
-    other = live & ~e164 & ~digits & ~national
+    def label(self, rows: np.ndarray, how: str | list[str]) -> list[str]:
+        """ "+1 201-555-0123 (national US)", "+20 15 550123 (international)" ..."""
+        text = nb.format_international(self.cc[rows], nb.take(self.nsn, rows)).to_pylist()
+        hows = [how] * len(text) if isinstance(how, str) else how
+        return [f"{t} ({h})" for t, h in zip(text, hows, strict=True)]
 
-    cands = _Cands()
-    parse_uid: list[int] = []  # slow path: (uid, text, region, note)
-    parse_text: list[str] = []
-    parse_region: list[str | None] = []
-    parse_alt: list[bool] = []
-    fail: dict[tuple[int, bool], str] = {}
 
-    # 1. E.164 shape: vectorised split, national-prefix lookalikes go to parse
-    idx = np.flatnonzero(e164)
-    if idx.size:
-        stripped = pc.utf8_slice_codeunits(intl.filter(pa.array(e164)), 1)
-        _add_intl_digits(idx, stripped, cands, fail, parse_uid, parse_text, parse_region, alt=False)
-        parse_alt.extend([False] * (len(parse_uid) - len(parse_alt)))
-
-    # 2. bare digits: international reading (vectorised) + national reading (parse)
-    idx = np.flatnonzero(digits)
-    if idx.size:
-        dig = cleaned.filter(pa.array(digits))
-        n_dig = np.asarray(pc.utf8_length(dig).to_numpy(zero_copy_only=False))
-        shaped = (n_dig >= 8) & (n_dig <= 15)
-        _add_intl_digits(
-            idx[shaped],
-            dig.filter(pa.array(shaped)),
-            cands,
-            fail,
-            parse_uid,
-            parse_text,
-            parse_region,
-            alt=region is not None,
+def _read_all(n: int, parts: list[tuple[np.ndarray, nb.Readings]]) -> list[_Reading]:
+    """Classify several kinds of readings of the n cells in one pass: one _Reading per part,
+    each of length n (status _NONE where the part has no reading of a cell)."""
+    used = [k for k, (idx, _) in enumerate(parts) if len(idx)]
+    m = max(len(used), 1)
+    cc = np.zeros(n * m, dtype=np.int64)
+    error = np.full(n * m, nb.ParseError.INVALID_COUNTRY_CODE, dtype=np.int8)
+    pieces = []
+    for j, k in enumerate(used):
+        idx, r = parts[k]
+        pos = j * n + np.asarray(idx, dtype=np.int64)
+        cc[pos] = r.cc
+        error[pos] = r.error
+        pieces.append((pos, r.nsn))
+    nsn = nb.scatter_many(pa.array([""] * (n * m), LARGE), pieces)
+    whole = _Reading.classify(nb.Readings(cc, nsn, error))
+    blocks = [whole.pick(np.arange(j * n, (j + 1) * n)) for j in range(len(used))]
+    nothing = whole.pick(np.arange(n)) if not used else None
+    if nothing is None and len(used) < len(parts):
+        nothing = _Reading.classify(
+            nb.Readings(np.zeros(n, np.int64), pa.array([""] * n, LARGE),
+                        np.full(n, nb.ParseError.INVALID_COUNTRY_CODE, np.int8))
         )
-        parse_alt.extend([region is not None] * (len(parse_uid) - len(parse_alt)))
-        for i, s in zip(idx[~shaped], n_dig[~shaped], strict=True):
-            fail[(int(i), region is not None)] = "too short" if s < 8 else "too long"
-        if region is not None:
-            parse_uid.extend(int(i) for i in idx)
-            parse_text.extend(dig.to_pylist())
-            parse_region.extend([region] * idx.size)
-            parse_alt.extend([False] * idx.size)
-
-    # 3. national (leading 0) and 4. other shapes: phonenumbers.parse
-    for mask, src in ((national, cleaned), (other, body)):
-        idx = np.flatnonzero(mask)
-        if not idx.size:
-            continue
-        if mask is national and region is None:
-            state.mark(idx, "invalid", ERR_NO_REGION)
-            continue
-        parse_uid.extend(int(i) for i in idx)
-        parse_text.extend(src.filter(pa.array(mask)).to_pylist())
-        parse_region.extend([region] * idx.size)
-        parse_alt.extend([False] * idx.size)
-
-    _parse_slow(parse_uid, parse_text, parse_region, parse_alt, cands, fail, state)
-
-    uid, cc, nsn, alt = cands.arrays()
-    reg, ntype, poss = _classify(cc, nsn)
-    valid = (reg != None) & (ntype != _UNKNOWN)  # noqa: E711
-    # choose one reading per unique: valid national > valid intl > possible national > ...
-    score = valid.astype(np.int8) * 2 + (poss == _IS_POSSIBLE).astype(np.int8)
-    order = np.lexsort((alt, -score, uid))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = uid[order][1:] != uid[order][:-1]
-    pick = order[first]
-    chosen_uid = uid[pick]
-
-    # failures without any candidate reading
-    has_cand = np.zeros(state.n, dtype=bool)
-    has_cand[chosen_uid] = True
-    for (i, is_alt), reason in fail.items():
-        if not has_cand[i] and state.source[i] is None:
-            if is_alt and (i, False) in fail:
-                continue  # the national reading's reason wins
-            state.mark(np.array([i]), "invalid", reason)
-
-    _verdicts(
-        state,
-        chosen_uid,
-        cc[pick],
-        nsn.take(pa.array(pick)),
-        reg[pick],
-        ntype[pick],
-        poss[pick],
-        valid[pick],
-        strict,
-    )
-    # notes on how digits were read (only bare digits and national shapes need one)
-    read = digits[chosen_uid] | national[chosen_uid]
-    if read.any():
-        home_cc = phonenumbers.country_code_for_region(region) if region else 0
-        rows = np.flatnonzero(read)
-        texts_of = cleaned.take(pa.array(chosen_uid[rows])).to_pylist()
-        nsn_of = nsn.take(pa.array(pick[rows])).to_pylist()
-        for j, text, national_part in zip(rows, texts_of, nsn_of, strict=True):
-            i, c = chosen_uid[j], int(cc[pick[j]])
-            if digits[i] and (region is None or alt[pick[j]] or text == f"{c}{national_part}"):
-                state.add_note([i], NOTE_INTL_DIGITS)
-            elif c == home_cc:
-                state.add_note([i], f"national format read as {region}")
+    return [blocks[used.index(k)] if k in used else nothing for k in range(len(parts))]
 
 
-def _international_prefix_to_plus(cleaned: pa.Array, region: str | None) -> pa.Array:
-    """Leading ``00`` (and ``011`` for NANPA regions) → ``+``.
+@dataclass
+class _Written:
+    """How each cell is written, and where its international reading starts."""
 
-    When ``default_region`` dials abroad with another prefix that starts with 00 (AU ``0011``),
-    cells starting with that prefix are left to phonenumbers.parse, which knows it.
-    """
-    plus = pc.replace_substring_regex(cleaned, r"^00([1-9])", r"+\1")
+    kind: np.ndarray
+    intl: pa.Array  # the digits after "+" / the international prefix (or all of them)
+    alt: np.ndarray  # the region's prefix is "00" + more digits: also read after plain "00"
+    after_plus: np.ndarray  # "+00 44 ...": a "+" before an international prefix
+
+
+def _kinds(cells: _Cells, region: str | None) -> _Written:
+    d = cells.digits
+    n = len(d)
+    zero = nb.startmatch(d, "0")
+    kind = np.full(n, _BARE, dtype=np.int8)
+    kind[zero] = _ZERO
+    kind[~zero & cells.clue] = _CLUE
+    kind[cells.plus & ~zero] = _PLUS
+    kind[cells.plus & zero] = _PLUS_BAD
+    open_ = ~cells.plus | zero  # "+0..." is read again without its "+", as phonenumbers does
+    intl = d
+    alt = np.zeros(n, dtype=bool)
+    idd = np.zeros(n, dtype=bool)
+    zz_start = nb.startmatch(d, "00[1-9]")
+    if region is not None:
+        idd, after = nb.strip_idd(d, region)
+        idd &= open_
+        kind[idd] = _IDD
+        intl = pc.if_else(pa.array(idd), after, intl)
+        alt = idd & zz_start & (nb.lengths(d) - nb.lengths(after) > 2)
+    zz = open_ & ~idd & zz_start
+    kind[zz] = _ZZ
+    intl = pc.if_else(pa.array(zz), pc.utf8_slice_codeunits(d, 2), intl).cast(LARGE)
+    return _Written(kind, intl, alt, cells.plus & (idd | zz))
+
+
+def _decide(cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool) -> None:
+    """Read each cell's digits every way its writing allows, choose, and give verdicts."""
+    n = len(cells.uid)
+    if not n:
+        return
+    w = _kinds(cells, region)
+    d = cells.digits
+    i_idx = np.flatnonzero(np.isin(w.kind, [_PLUS, _IDD, _ZZ, _BARE, _CLUE]))
+    a_idx = np.flatnonzero(w.alt)
+    parts = [
+        (i_idx, nb.read_international(nb.take(w.intl, i_idx))),
+        (a_idx, nb.read_international(pc.utf8_slice_codeunits(nb.take(d, a_idx), 2))),
+    ]
+    if region is not None:
+        n_idx = np.flatnonzero(np.isin(w.kind, [_ZZ, _ZERO, _CLUE, _BARE]))
+        parts.append((n_idx, nb.read_national(nb.take(d, n_idx), region)))
+    else:
+        parts.append((np.zeros(0, np.int64), nb.Readings.empty(0)))
+    ri, ri00, rn = _read_all(n, parts)
+    chosen = np.full(n, _CHOSE_NONE, dtype=np.int8)
+    pairs: dict[int, str] = {}  # ambiguous cell -> its two readings, for hlr_error
+    _choose_marked(cells, w, ri, ri00, rn, region, chosen, pairs, state)
     if region is None:
-        return plus
-    if region in _NANPA:
-        return pc.replace_substring_regex(plus, r"^011([1-9])", r"+\1")
-    idd = PhoneMetadata.metadata_for_region(region).international_prefix
-    if not idd or idd == "00":
-        return plus
-    own_prefix = pa.array(_flag(cleaned, f"^(?:{idd})"))
-    return pc.if_else(own_prefix, cleaned, plus)
+        _choose_bare_without_region(cells, w, ri, chosen, pairs, state)
+    else:
+        _choose_bare_with_region(cells, w, ri, rn, region, chosen, pairs)
+    _resolve_ambiguous(cells, w, chosen, pairs, ambiguous, state)
+    _verdicts(cells, w, chosen, (ri, ri00, rn), region, strict, state)
+    if region is None:  # say how bare digits were read when that reading fails
+        bare = cells.uid[(w.kind == _BARE) & (chosen == _CHOSE_I)]
+        failed = bare[state.source[bare] == "invalid"]
+        state.error[failed] = [
+            f"digits without '+' and no default_region: {e}" for e in state.error[failed]
+        ]
 
 
-def _add_intl_digits(
-    idx: np.ndarray,
-    digits: pa.Array,
-    cands: _Cands,
-    fail: dict[tuple[int, bool], str],
-    parse_uid: list[int],
-    parse_text: list[str],
-    parse_region: list[str | None],
-    *,
-    alt: bool,
-) -> None:
-    """Split "<cc><nsn>" digit strings (8-15 digits, first 1-9) into candidates, vectorised.
-
-    Strings whose national part matches the country's national prefix (``+44 0...``) are
-    handed to phonenumbers.parse, which may strip it: the fast path never guesses.
-    """
-    if not idx.size:
-        return
-    cc, cclen = _split_cc(digits)
-    bad = cc == 0
-    for i in idx[bad]:
-        fail[(int(i), alt)] = ERR_UNKNOWN_CC
-    for length in (1, 2, 3):
-        sel = np.flatnonzero(cclen == length)
-        if not sel.size:
-            continue
-        sub_cc = cc[sel]
-        nsn = pc.utf8_slice_codeunits(digits.take(pa.array(sel)), length)
-        to_parse = np.zeros(sel.size, dtype=bool)
-        for c, members in _groups(sub_cc):
-            npfp = _national_prefix_pattern(c)
-            if npfp is not None:
-                hit = _flag(nsn.take(pa.array(members)), npfp)
-                to_parse[members[hit]] = True
-        keep = ~to_parse
-        cands.add(idx[sel[keep]], sub_cc[keep], nsn.filter(pa.array(keep)), alt)
-        if to_parse.any():
-            full = digits.take(pa.array(sel[to_parse])).to_pylist()
-            parse_uid.extend(int(i) for i in idx[sel[to_parse]])
-            parse_text.extend("+" + d for d in full)
-            parse_region.extend([None] * len(full))
-
-
-def _split_cc(digits: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Country code and its length for digit strings of >= 3 digits (0 = unknown)."""
-    p3 = np.asarray(
-        pc.cast(pc.utf8_slice_codeunits(digits, 0, 3), pa.int64()).to_numpy(zero_copy_only=False),
-        dtype=np.int64,
-    )
-    p2, p1 = p3 // 10, p3 // 100
-    v1, v2, v3 = _CC_VALID[p1], _CC_VALID[p2], _CC_VALID[p3]
-    cc = np.where(v1, p1, np.where(v2, p2, np.where(v3, p3, 0)))
-    cclen = np.where(v1, 1, np.where(v2, 2, np.where(v3, 3, 0)))
-    return cc, cclen
-
-
-def _groups(keys: np.ndarray) -> Iterable[tuple[int, np.ndarray]]:
-    """(key, positions) for each distinct key."""
-    if not keys.size:
-        return
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-    ends = np.r_[starts[1:], sk.size]
-    for s, e in zip(starts, ends, strict=True):
-        yield int(sk[s]), order[s:e]
-
-
-@cache
-def _national_prefix_pattern(cc: int) -> str | None:
-    md = _main_metadata(cc)
-    if md is None or not md.national_prefix_for_parsing:
-        return None
-    return f"^(?:{md.national_prefix_for_parsing})"
-
-
-@cache
-def _main_metadata(cc: int) -> PhoneMetadata | None:
-    regions = COUNTRY_CODE_TO_REGION_CODE.get(cc)
-    if not regions:
-        return None
-    return PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
-
-
-_PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE: ERR_UNKNOWN_CC,
-    NumberParseException.NOT_A_NUMBER: ERR_NOT_A_NUMBER,
-    NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
-    NumberParseException.TOO_SHORT_NSN: "too short",
-    NumberParseException.TOO_LONG: "too long",
-}
-
-
-def _parse_slow(
-    uids: list[int],
-    texts: list[str],
-    regions: list[str | None],
-    alts: list[bool],
-    cands: _Cands,
-    fail: dict[tuple[int, bool], str],
+def _choose_marked(
+    cells: _Cells,
+    w: _Written,
+    ri: _Reading,
+    ri00: _Reading,
+    rn: _Reading,
+    region: str | None,
+    chosen: np.ndarray,
+    pairs: dict[int, str],
     state: _State,
 ) -> None:
-    """phonenumbers.parse, once per distinct string that the fast path could not take."""
-    ok_uid: list[int] = []
-    ok_cc: list[int] = []
-    ok_nsn: list[str] = []
-    ok_alt: list[bool] = []
-    parse = phonenumbers.parse
-    nsn_of = phonenumbers.national_significant_number
-    for uid, text, region, alt in zip(uids, texts, regions, alts, strict=True):
-        try:
-            num = parse(text, region)
-        except NumberParseException as exc:
-            reason = _PARSE_REASONS.get(exc.error_type, ERR_NOT_A_NUMBER)
-            if reason == ERR_UNKNOWN_CC and region is None and not text.lstrip().startswith("+"):
-                reason = ERR_NO_REGION
-            fail[(uid, alt)] = reason
-            continue
-        if num.extension:
-            state.add_note([uid], f"extension {num.extension} dropped")
-        ok_uid.append(uid)
-        ok_cc.append(num.country_code)
-        ok_nsn.append(nsn_of(num))
-        ok_alt.append(alt)
-    if ok_uid:
-        alts_arr = np.array(ok_alt, dtype=bool)
-        uid_arr = np.array(ok_uid, dtype=np.int64)
-        cc_arr = np.array(ok_cc, dtype=np.int64)
-        nsn_arr = pa.array(ok_nsn, pa.large_string())
-        for flag in (False, True):
-            m = alts_arr == flag
-            if m.any():
-                cands.add(uid_arr[m], cc_arr[m], nsn_arr.filter(pa.array(m)), flag)
+    """Cells with a "+", an international prefix or a trunk 0."""
+    kind = w.kind
+    chosen[kind == _PLUS] = _CHOSE_I
+    bad = kind == _PLUS_BAD
+    state.mark(cells.uid[bad], "invalid", f"{ERR_UNKNOWN_CC} ('+' followed by 0)")
+    state.reading_invalid[cells.uid[bad]] = True
+    idd = kind == _IDD
+    chosen[idd] = _CHOSE_I
+    if w.alt.any():  # "0055 11 ...": BR's prefix 0055, or 00 then +55?
+        a = np.flatnonzero(w.alt)
+        pick = _better(ri.status[a], ri00.status[a], _CHOSE_I, _CHOSE_I00)
+        pick[_same(ri, ri00, a)] = _CHOSE_I
+        chosen[a] = pick
+        amb = a[pick == _CHOSE_AMBIGUOUS]
+        label = nb.region_facts(region).idd_label if region else ""
+        how = f"after {region}'s international prefix {label}"
+        for j, text in zip(amb, _pair_texts(ri, ri00, amb, how, "after 00"), strict=True):
+            pairs[int(j)] = text
+    zz = kind == _ZZ
+    zero = kind == _ZERO
+    if region is None:
+        # "00" is the international prefix of most of the world, not all: only a valid number
+        # after it is clearly meant
+        ok = zz & (ri.status == _VALID)
+        chosen[ok] = _CHOSE_I
+        weak = np.flatnonzero(zz & (ri.status != _VALID))
+        keys = ri.pick(weak).e164()
+        state.mark(
+            cells.uid[weak],
+            "invalid",
+            np.array([_weak_00_reason(k) for k in keys], dtype=object),
+        )
+        state.reading_invalid[cells.uid[weak]] = True
+        for k, err in ((zero, ERR_NO_REGION), (kind == _CLUE, ERR_NO_REGION_BRACKETS)):
+            state.mark(cells.uid[k], "invalid", err)
+            state.reading_invalid[cells.uid[k]] = True
+        return
+    # "00" where the region dials abroad with another prefix: national when that is a valid
+    # number there (JP 0066...), else international
+    chosen[zz] = np.where(rn.status[zz] == _VALID, _CHOSE_N, _CHOSE_I)
+    chosen[zero] = _CHOSE_N
 
 
-# --------------------------------------------------------------------------------------------
-# Classification: region, type, possible length (vectorised mirror of libphonenumber)
-# --------------------------------------------------------------------------------------------
+def _weak_00_reason(key: str | None) -> str:
+    what = f"{key} is not a valid number" if key else "no number follows"
+    return f"'00' and no default_region: {what} (set default_region to read the prefix)"
 
 
-def _classify(cc: np.ndarray, nsn: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Region (str/None), PhoneNumberType and ValidationResult (possible length) per reading.
-
-    Equals ``region_code_for_number``, ``number_type`` and
-    ``is_possible_number_with_reason`` of the PhoneNumber (cc, nsn).
-    """
-    n = cc.size
-    region = np.full(n, None, dtype=object)
-    ntype = np.full(n, _UNKNOWN, dtype=np.int8)
-    poss = np.full(n, ValidationResult.INVALID_COUNTRY_CODE, dtype=np.int8)
-    if not n:
-        return region, ntype, poss
-    lens = np.asarray(pc.utf8_length(nsn).to_numpy(zero_copy_only=False), dtype=np.int64)
-    for c, idx in _groups(cc):
-        regions = COUNTRY_CODE_TO_REGION_CODE.get(c)
-        if not regions:
-            continue
-        poss[idx] = _possible_table(c)[np.minimum(lens[idx], 19)]
-        if idx.size < _VECTOR_MIN_GROUP:
-            for i, s in zip(idx, nsn.take(pa.array(idx)).to_pylist(), strict=True):
-                num = _numobj(c, s)
-                region[i] = phonenumbers.region_code_for_number(num)
-                ntype[i] = phonenumbers.number_type(num)
-            continue
-        sub = nsn.take(pa.array(idx))
-        sub_lens = lens[idx]
-        if len(regions) == 1:
-            md = _main_metadata(c)
-            region[idx] = regions[0]
-            if md is not None:
-                ntype[idx] = _type_vec(sub, sub_lens, md)
-            continue
-        rem = np.arange(idx.size)
-        for r in regions:
-            if not rem.size:
-                break
-            md = PhoneMetadata.metadata_for_region(r, None)
-            if md is None:
-                continue
-            rem_nsn = sub.take(pa.array(rem))
-            if md.leading_digits is not None:
-                m = _flag(rem_nsn, f"^(?:{md.leading_digits})")
-                hit = rem[m]
-                if hit.size:
-                    ntype[idx[hit]] = _type_vec(sub.take(pa.array(hit)), sub_lens[hit], md)
-            else:
-                t = _type_vec(rem_nsn, sub_lens[rem], md)
-                m = t != _UNKNOWN
-                hit = rem[m]
-                ntype[idx[hit]] = t[m]
-            region[idx[hit]] = r
-            rem = rem[~m]
-    return region, ntype, poss
+def _better(s1: np.ndarray, s2: np.ndarray, one: int, two: int) -> np.ndarray:
+    """One reading against another: the valid one, else the possible one; a tie between
+    readings that stand is ambiguous, and when neither stands the first gives its reason."""
+    pick = np.where(s1 >= s2, one, two).astype(np.int8)
+    pick[(s1 == s2) & (s1 >= _POSSIBLE)] = _CHOSE_AMBIGUOUS
+    return pick
 
 
-def _numobj(cc: int, nsn: str) -> PhoneNumber:
-    """The PhoneNumber phonenumbers.parse would build for this country code and NSN."""
-    num = PhoneNumber(country_code=cc, national_number=int(nsn))
-    if len(nsn) > 1 and nsn[0] == "0":
-        num.italian_leading_zero = True
-        zeros = len(nsn) - len(nsn.lstrip("0"))
-        zeros = min(zeros, len(nsn) - 1)
-        if zeros != 1:
-            num.number_of_leading_zeros = zeros
-    return num
+def _same(r1: _Reading, r2: _Reading, rows: np.ndarray) -> np.ndarray:
+    """Both readings stand and are the same number."""
+    ok = (r1.status[rows] != _NONE) & (r2.status[rows] != _NONE) & (r1.cc[rows] == r2.cc[rows])
+    return ok & nb._bools(pc.equal(nb.take(r1.nsn, rows), nb.take(r2.nsn, rows)))
 
 
-@cache
-def _possible_table(cc: int) -> np.ndarray:
-    """ValidationResult by NSN length (0..19) for a country code: it only depends on length."""
-    table = np.full(20, ValidationResult.TOO_SHORT, dtype=np.int8)
-    for length in range(1, 20):
-        num = PhoneNumber(country_code=cc, national_number=int("1" * length))
-        table[length] = phonenumbers.is_possible_number_with_reason(num)
-    return table
+def _pair_texts(
+    r1: _Reading, r2: _Reading, rows: np.ndarray, how1: str | list[str], how2: str
+) -> list[str]:
+    return [f"{a} or {b}" for a, b in zip(r1.label(rows, how1), r2.label(rows, how2), strict=True)]
 
 
-def _desc_match(desc: Any, sub: pa.Array, lens: np.ndarray) -> np.ndarray:
-    """libphonenumber's _is_number_matching_desc, vectorised."""
-    out = np.zeros(lens.size, dtype=bool)
-    if desc is None or not desc.national_number_pattern or not lens.size:
-        return out
-    ok = np.isin(lens, desc.possible_length) if len(desc.possible_length) else ~out
-    cand = np.flatnonzero(ok)
-    if not cand.size:
-        return out
-    arr = sub if cand.size == lens.size else sub.take(pa.array(cand))
-    out[cand[_flag(arr, f"^(?:{desc.national_number_pattern})$")]] = True
-    return out
-
-
-def _type_vec(sub: pa.Array, lens: np.ndarray, md: PhoneMetadata) -> np.ndarray:
-    """libphonenumber's _number_type_helper, vectorised over one region's numbers."""
-    out = np.full(lens.size, _UNKNOWN, dtype=np.int8)
-    rem = np.flatnonzero(_desc_match(md.general_desc, sub, lens))
-
-    def match(desc: Any, rows: np.ndarray) -> np.ndarray:
-        if not rows.size:
-            return np.zeros(0, dtype=bool)
-        return _desc_match(desc, sub.take(pa.array(rows)), lens[rows])
-
-    for desc, code in (
-        (md.premium_rate, PhoneNumberType.PREMIUM_RATE),
-        (md.toll_free, PhoneNumberType.TOLL_FREE),
-        (md.shared_cost, PhoneNumberType.SHARED_COST),
-        (md.voip, PhoneNumberType.VOIP),
-        (md.personal_number, PhoneNumberType.PERSONAL_NUMBER),
-        (md.pager, PhoneNumberType.PAGER),
-        (md.uan, PhoneNumberType.UAN),
-        (md.voicemail, PhoneNumberType.VOICEMAIL),
+def _choose_bare_with_region(
+    cells: _Cells,
+    w: _Written,
+    ri: _Reading,
+    rn: _Reading,
+    region: str,
+    chosen: np.ndarray,
+    pairs: dict[int, str],
+) -> None:
+    """Digits with no "+", prefix or trunk 0, in a list with a default region: its national
+    number, or international digits? (`_bare_rule`)"""
+    sel = np.flatnonzero(np.isin(w.kind, [_BARE, _CLUE]))
+    if not sel.size:
+        return
+    own = ri.cc[sel] == nb.region_facts(region).country_code
+    s_i = ri.status[sel].copy()
+    s_i[(w.kind[sel] == _CLUE) & ~own] = _NONE  # brackets: national (or our own code)
+    s_n = rn.status[sel]
+    natural = np.zeros(sel.size, dtype=bool)
+    need = np.flatnonzero((s_n >= _POSSIBLE) & (s_i >= _POSSIBLE))
+    if need.size:
+        rows = sel[need]
+        written = nb.national_digits(rn.cc[rows], nb.take(rn.nsn, rows))
+        natural[need] = nb._bools(pc.equal(written, nb.take(cells.digits, rows)))
+    pick = _bare_rule(s_i, s_n, own, natural)
+    pick[_same(ri, rn, sel)] = _CHOSE_N
+    chosen[sel] = pick
+    amb = sel[pick == _CHOSE_AMBIGUOUS]
+    for j, text in zip(
+        amb, _pair_texts(rn, ri, amb, f"national {region}", "international"), strict=True
     ):
-        if not rem.size:
-            return out
-        m = match(desc, rem)
-        out[rem[m]] = code
-        rem = rem[~m]
-    m = match(md.fixed_line, rem)
-    fixed = rem[m]
-    rem = rem[~m]
-    if md.same_mobile_and_fixed_line_pattern:
-        out[fixed] = PhoneNumberType.FIXED_LINE_OR_MOBILE
+        pairs[int(j)] = text
+
+
+def _bare_rule(
+    s_i: np.ndarray, s_n: np.ndarray, own: np.ndarray, natural: np.ndarray
+) -> np.ndarray:
+    """The rule for bare digits with a default region, from the standing of the international
+    reading (s_i), the national one (s_n), whether the international reading has the region's
+    own country code, and whether the digits are how the region writes the national number."""
+    pick = np.full(s_i.size, _CHOSE_N, dtype=np.int8)  # N, or N's reason when neither stands
+    pick[(s_i >= _POSSIBLE) & (s_n < _POSSIBLE)] = _CHOSE_I
+    both = (s_i >= _POSSIBLE) & (s_n >= _POSSIBLE)
+    v_i, v_n = s_i == _VALID, s_n == _VALID
+    amb = _CHOSE_AMBIGUOUS
+    # the region's own country code: both readings are numbers of the region
+    rule_own = np.select(
+        [v_n & v_i & natural, v_n & v_i, v_n, v_i],
+        [amb, _CHOSE_I, _CHOSE_N, _CHOSE_I],
+        default=amb,
+    )
+    # a foreign code: the region's national writing wins; otherwise valid beats possible
+    rule_foreign = np.select(
+        [natural, v_n & v_i, v_n, v_i],
+        [_CHOSE_N, amb, _CHOSE_N, _CHOSE_I],
+        default=amb,
+    )
+    pick[both] = np.where(own, rule_own, rule_foreign)[both]
+    return pick
+
+
+def _choose_bare_without_region(
+    cells: _Cells,
+    w: _Written,
+    ri: _Reading,
+    chosen: np.ndarray,
+    pairs: dict[int, str],
+    state: _State,
+) -> None:
+    """Bare digits without a default region: international, unless the digits are also how
+    some country writes a valid number of its own (then ambiguous)."""
+    bare = np.flatnonzero(w.kind == _BARE)
+    if not bare.size:
+        return
+    rows, cc, nsn = nb.natural_national_readings(nb.take(cells.digits, bare))
+    region, ntype, _ = nb.classify(cc, nsn)
+    closed = nb.fixed_length_range(region, ntype)
+    rows, cc, nsn = rows[closed], cc[closed], nsn.filter(pa.array(closed))
+    intl_keys = ri.pick(bare).e164()
+    keys = nb.e164(cc, nsn).to_pylist()
+    first: dict[int, int] = {}
+    for j, (r, key) in enumerate(zip(rows, keys, strict=True)):
+        if key != intl_keys[r]:
+            first.setdefault(int(r), j)
+    national: dict[int, str] = {}
+    if first:
+        js = np.array(list(first.values()))
+        found = _Reading.classify(nb.Readings(cc[js], nb.take(nsn, js), np.zeros(js.size, np.int8)))
+        hows = [f"national {r}" for r in found.region]
+        for r, text in zip(first, found.label(np.arange(js.size), hows), strict=True):
+            national[int(bare[r])] = text
+    s_i = ri.status[bare]
+    conflict = np.array([int(b) in national for b in bare], dtype=bool)
+    chosen[bare[~conflict & (s_i != _POSSIBLE)]] = _CHOSE_I  # when invalid: its own reason
+    weak = bare[~conflict & (s_i == _POSSIBLE)]
+    keys = ri.pick(weak).e164()
+    state.mark(
+        cells.uid[weak],
+        "invalid",
+        np.array(
+            [f"digits without '+' and no default_region: {k} is not a valid number" for k in keys],
+            dtype=object,
+        ),
+    )
+    state.reading_invalid[cells.uid[weak]] = True
+    amb = bare[(s_i >= _POSSIBLE) & conflict]
+    chosen[amb] = _CHOSE_AMBIGUOUS
+    for j, text in zip(amb, ri.label(amb, "international"), strict=True):
+        pairs[int(j)] = f"{national[int(j)]} or {text}"
+    only_national = bare[(s_i < _POSSIBLE) & conflict]
+    state.mark(
+        cells.uid[only_national],
+        "invalid",
+        np.array(
+            [
+                f"a national number ({national[int(b)]}) and no default_region"
+                for b in only_national
+            ],
+            dtype=object,
+        ),
+    )
+    state.reading_invalid[cells.uid[only_national]] = True
+
+
+def _resolve_ambiguous(
+    cells: _Cells,
+    w: _Written,
+    chosen: np.ndarray,
+    pairs: dict[int, str],
+    ambiguous: str,
+    state: _State,
+) -> None:
+    amb = np.flatnonzero(chosen == _CHOSE_AMBIGUOUS)
+    if not amb.size:
+        return
+    texts = [pairs[int(j)] for j in amb]
+    if ambiguous == "skip":
+        state.mark(
+            cells.uid[amb],
+            "ambiguous",
+            np.array([f"ambiguous: {t}" for t in texts], dtype=object),
+        )
+        return
+    prefix_case = w.alt[amb]  # international after the region's prefix, or after "00"
+    if ambiguous == "international":
+        chosen[amb] = np.where(prefix_case, _CHOSE_I00, _CHOSE_I)
     else:
-        mob = match(md.mobile, fixed)
-        out[fixed[mob]] = PhoneNumberType.FIXED_LINE_OR_MOBILE
-        out[fixed[~mob]] = PhoneNumberType.FIXED_LINE
-        out[rem[match(md.mobile, rem)]] = PhoneNumberType.MOBILE
-    return out
+        chosen[amb] = np.where(prefix_case, _CHOSE_I, _CHOSE_N)
+    state.add_note(
+        cells.uid[amb],
+        [f"ambiguous ({t}): read as ambiguous={ambiguous!r} says" for t in texts],
+    )
+
+
+def _verdicts(
+    cells: _Cells,
+    w: _Written,
+    chosen: np.ndarray,
+    readings: tuple[_Reading, _Reading, _Reading],
+    region: str | None,
+    strict: bool,
+    state: _State,
+) -> None:
+    """Keys, verdicts, facts and notes for the chosen readings."""
+    ri, ri00, rn = readings
+    open_ = state.open()[cells.uid]
+    rows = np.flatnonzero(open_ & np.isin(chosen, [_CHOSE_I, _CHOSE_N, _CHOSE_I00]))
+    if not rows.size:
+        return
+    which = chosen[rows]
+    parts = {_CHOSE_I: ri.pick(rows), _CHOSE_N: rn.pick(rows), _CHOSE_I00: ri00.pick(rows)}
+
+    def sel(attr: str) -> np.ndarray:
+        return np.select([which == c for c in parts], [getattr(p, attr) for p in parts.values()])
+
+    nsn = parts[_CHOSE_I].nsn
+    for c in (_CHOSE_N, _CHOSE_I00):
+        nsn = pc.if_else(pa.array(which == c), parts[c].nsn, nsn)
+    r = _Reading(
+        sel("cc"),
+        nsn.cast(LARGE),
+        sel("error"),
+        sel("region"),
+        sel("ntype"),
+        sel("poss"),
+        sel("status"),
+    )
+    uid = cells.uid[rows]
+    _notes(cells, w, rows, which, ri, rn, region, state)
+    failed = r.error != nb.ParseError.OK
+    for code, reason in _PARSE_REASONS.items():
+        state.mark(uid[failed & (r.error == code)], "invalid", reason)
+    known = ~failed
+    state.region[uid[known]] = np.where(r.region[known] == "001", None, r.region[known])
+    state.ntype[uid[known]] = _type_names(r.ntype[known])
+    send = known & ((r.status == _VALID) | ((r.status == _POSSIBLE) & (not strict)))
+    key_list = np.asarray(nb.e164(r.cc, r.nsn).to_pylist(), dtype=object)
+    state.number[uid[send]] = key_list[send]
+    _api_length_check(state, uid[send], key_list[send])
+    still = send & (state.number[uid] != None)  # noqa: E711 (element-wise)
+    state.add_note(uid[still & (r.status == _POSSIBLE)], NOTE_NOT_VALID)
+    state.mark(uid[known & (r.status == _POSSIBLE) & strict], "invalid", ERR_NOT_VALID)
+    impossible = known & (r.status == _IMPOSSIBLE)
+    for i, c, p in zip(uid[impossible], r.cc[impossible], r.poss[impossible], strict=True):
+        why = _LENGTH_WORDS.get(int(p), "invalid length")
+        state.mark(i, "invalid", f"not a possible number for {_where_label(int(c))} ({why})")
+    state.reading_invalid[uid[~still]] = True
+
+
+def _notes(
+    cells: _Cells,
+    w: _Written,
+    rows: np.ndarray,
+    which: np.ndarray,
+    ri: _Reading,
+    rn: _Reading,
+    region: str | None,
+    state: _State,
+) -> None:
+    """How the digits were read, where that is not plain from the cell."""
+    uid = cells.uid[rows]
+    k = w.kind[rows]
+    pick_i = which != _CHOSE_N
+    bare = np.isin(k, [_BARE, _CLUE])
+    state.add_note(uid[w.after_plus[rows]], "'+' before an international prefix ignored")
+    if region is None:
+        state.add_note(uid[pick_i & bare & (ri.status[rows] != _NONE)], NOTE_INTL_DIGITS)
+        state.add_note(uid[k == _ZZ], "'00' read as the international prefix")
+        return
+    same = _same(ri, rn, rows)
+    state.add_note(uid[pick_i & bare & ~same], NOTE_INTL_DIGITS)
+    state.add_note(uid[~pick_i], f"national format read as {region}")
+    facts = nb.region_facts(region)
+    state.add_note(
+        uid[pick_i & (k == _ZZ)],
+        f"'00' read as the international prefix ({region} dials {facts.idd_label})",
+    )
+    # a valid reading passed over (not when the region's own national writing won)
+    alt_i = ~pick_i & bare & ~same & (ri.status[rows] == _VALID) & (rn.status[rows] != _VALID)
+    alt_n = pick_i & bare & ~same & (rn.status[rows] == _VALID)
+    for mask, reading, how in ((alt_i, ri, "international"), (alt_n, rn, f"national {region}")):
+        sel = rows[mask]
+        if sel.size:
+            texts = reading.label(sel, how)
+            state.add_note(cells.uid[sel], [f"also reads as {t}" for t in texts])
+
+
+_TYPE_NAME_BY_CODE = np.full(128, None, dtype=object)
+for _code, _name in nb.TYPE_NAMES.items():
+    _TYPE_NAME_BY_CODE[_code] = _name
+
+
+def _type_names(codes: np.ndarray) -> np.ndarray:
+    return _TYPE_NAME_BY_CODE[codes.astype(np.int64)]
 
 
 def _where_label(cc: int) -> str:
-    regions = COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
     if regions and regions[0] != "001":
         return regions[0]  # possible lengths are judged with the main region's metadata
     return f"+{cc}"
 
 
-def _verdicts(
-    state: _State,
-    uid: np.ndarray,
-    cc: np.ndarray,
-    nsn: pa.Array,
-    reg: np.ndarray,
-    ntype: np.ndarray,
-    poss: np.ndarray,
-    valid: np.ndarray,
-    strict: bool,
-) -> None:
-    """Write number / source / error / note / region / type for the chosen readings."""
-    if not uid.size:
+def _api_length_check(state: _State, uid: np.ndarray, keys: np.ndarray) -> None:
+    """Keys outside the API's 10-15 characters ("+" counts) are invalid: the API refuses them."""
+    if not keys.size:
         return
-    cc_str = pa.array(cc).cast(pa.large_string())
-    plus = pa.scalar("+", pa.large_string())
-    e164 = pc.binary_join_element_wise(plus, cc_str, nsn, pa.scalar("", pa.large_string()))
-    e164_list = np.asarray(e164.to_pylist(), dtype=object)
-    lengths = np.asarray(pc.utf8_length(e164).to_numpy(zero_copy_only=False))
-    state.region[uid] = np.where(reg == "001", None, reg)
-    state.ntype[uid] = np.array([_TYPE_NAMES[int(t)] for t in ntype], dtype=object)
-    known = poss != ValidationResult.INVALID_COUNTRY_CODE
-    possible = poss == _IS_POSSIBLE
-    send = valid | (possible & (not strict))
-    state.number[uid[send]] = e164_list[send]
-    state.source[uid[send]] = None
-    state.error[uid[send]] = None
-    state.add_note(uid[send & ~valid], NOTE_NOT_VALID)
-
-    bad_cc = ~known
-    state.mark(uid[bad_cc], "invalid", ERR_UNKNOWN_CC)
-    state.region[uid[bad_cc]] = None
-    state.ntype[uid[bad_cc]] = None
-    not_possible = known & ~send & ~possible
-    for i, c, p in zip(uid[not_possible], cc[not_possible], poss[not_possible], strict=True):
-        why = _LENGTH_WORDS.get(int(p), "invalid length")
-        state.mark(np.array([i]), "invalid", f"not a possible number for {_where_label(c)} ({why})")
-    state.mark(uid[known & ~send & possible], "invalid", ERR_NOT_VALID)
-    _api_length_check(state, uid[send], lengths[send], e164_list[send])
-
-
-def _api_length_check(
-    state: _State, uid: np.ndarray, lengths: np.ndarray, keys: np.ndarray
-) -> None:
+    lengths = nb.lengths(pa.array(keys.tolist(), LARGE))
     out = (lengths < API_MIN_LEN) | (lengths > API_MAX_LEN)
+    rule = ERR_API_LENGTH.format(lo=API_MIN_LEN, hi=API_MAX_LEN)
     for i, n, key in zip(uid[out], lengths[out], keys[out], strict=True):
-        state.mark(
-            np.array([i]),
-            "invalid",
-            f"{key} has {n} characters; the API accepts {API_MIN_LEN} to {API_MAX_LEN}",
-        )
+        state.mark(i, "invalid", f"{key} has {n} characters; {rule}")
 
 
 # --------------------------------------------------------------------------------------------
-# msisdn=False: cleaned strings, no verdicts
+# msisdn=False: what is not a possible number is sent as written
 # --------------------------------------------------------------------------------------------
 
 
-def _process_raw(texts: pa.Array, numeric: np.ndarray, state: _State) -> None:
-    cleaned, _body = _clean(texts, numeric, state)
-    key = pc.replace_substring_regex(cleaned, r"^00([1-9])", r"+\1")
-    live = np.asarray(key.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    plus_digits = live & _flag(key, _RE_PLUS_DIGITS)
-    state.mark(np.flatnonzero(live & ~plus_digits), "invalid", ERR_NOT_A_NUMBER)
-    idx = np.flatnonzero(plus_digits)
-    if not idx.size:
+def _as_written(cells: _Cells, state: _State) -> None:
+    """For the API's non-canonical mode: a cell whose digits are not a possible number (a
+    duplicated country code, an unknown range) is sent as written, cleaned of separators, with
+    ``+`` for an international prefix; every possible number keeps its E.164 key."""
+    redo = state.reading_invalid[cells.uid] & (state.source[cells.uid] == "invalid")
+    rows = np.flatnonzero(redo)
+    if not rows.size:
         return
-    keys = np.asarray(key.filter(pa.array(plus_digits)).to_pylist(), dtype=object)
-    state.number[idx] = keys
-    lengths = np.array([len(k) for k in keys], dtype=np.int64)
-    # offline facts only for keys in E.164 shape (no parsing)
-    shaped = _flag(key.filter(pa.array(plus_digits)), _RE_E164)
+    uid = cells.uid[rows]
+    intl_digits = _kinds(cells, None).intl
+    marked = cells.plus[rows] | nb.startmatch(nb.take(cells.digits, rows), "00[1-9]")
+    written = pc.if_else(
+        pa.array(marked),
+        nb._join(["+", nb.take(intl_digits, rows)], rows.size),
+        nb.take(cells.digits, rows),
+    )
+    keys = np.asarray(written.to_pylist(), dtype=object)
+    reasons = state.error[uid].copy()
+    state.source[uid] = None
+    state.error[uid] = None
+    state.number[uid] = keys
+    state.add_note(uid, [f"sent as written (msisdn=False): {why}" for why in reasons])
+    shaped = np.array([k.startswith("+") for k in keys], dtype=bool)
     if shaped.any():
-        digits = pc.utf8_slice_codeunits(pa.array(keys[shaped], pa.large_string()), 1)
-        cc, cclen = _split_cc(digits)
-        for length in (1, 2, 3):
-            sel = np.flatnonzero(cclen == length)
-            if not sel.size:
-                continue
-            nsn = pc.utf8_slice_codeunits(digits.take(pa.array(sel)), length)
-            reg, ntype, _poss = _classify(cc[sel], nsn)
-            rows = idx[np.flatnonzero(shaped)[sel]]
-            state.region[rows] = np.where(reg == "001", None, reg)
-            state.ntype[rows] = np.array([_TYPE_NAMES[int(t)] for t in ntype], dtype=object)
-    _api_length_check(state, idx, lengths, keys)
+        digits = pa.array([k[1:] for k in keys[shaped]], LARGE)
+        cc, cclen = nb.split_country_code(digits)
+        nsn = nb._after_country_code(digits, cclen)
+        reg, ntype, _ = nb.classify(cc, nsn)
+        sel = uid[shaped]
+        known = cc != 0
+        state.region[sel[known]] = np.where(reg[known] == "001", None, reg[known])
+        state.ntype[sel[known]] = _type_names(ntype[known])
+        state.region[sel[~known]] = None
+        state.ntype[sel[~known]] = None
+    _api_length_check(state, uid, keys)
 
 
 def _apply_only_mobile(state: _State) -> None:
@@ -1007,7 +1370,7 @@ def _apply_only_mobile(state: _State) -> None:
     for i in np.flatnonzero(sent):
         t = state.ntype[i]
         if t in NOT_MOBILE_TYPES:
-            state.mark(np.array([i]), "skipped", f"not a mobile number ({t})")
+            state.mark(i, "skipped", f"not a mobile number ({t})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1029,6 +1392,6 @@ def _assemble(index: pd.Index, codes: np.ndarray, state: _State) -> pd.DataFrame
         full = np.empty(n + 1, dtype=object)
         full[:n] = arr
         full[n] = missing_row.get(name)
-        pa_full = pa.array(full, type=pa.large_string(), from_pandas=True)
+        pa_full = pa.array(full.tolist(), type=LARGE)
         columns[name] = pd.arrays.ArrowStringArray(pa.chunked_array([pa_full.take(take)]))
     return pd.DataFrame(columns, index=index, copy=False)

@@ -50,7 +50,7 @@ from ._warnings import warn
 from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError
-from .normalize import normalize
+from .normalize import LOCAL_VERDICTS, normalize
 from .progress import Progress, progress_enabled
 from .report import Estimate, RunReport, is_loopback_host, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings
@@ -71,6 +71,7 @@ def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFr
         msisdn=settings.options.msisdn,
         strict=settings.strict,
         only_mobile=settings.only_mobile,
+        ambiguous=settings.ambiguous,
     )
 
 
@@ -138,14 +139,14 @@ def client_for(client: HLRClient | None, settings: ValidateSettings) -> Iterator
 
 # --- the run around the steps ---------------------------------------------------------------
 def count_sources(normalized: pd.DataFrame, weights: Any = None) -> dict[str, int]:
-    """Rows never sent, by local verdict: ``missing``, ``invalid``, ``skipped`` (``weights``:
+    """Rows never sent, by local verdict (:data:`pd_hlr.normalize.LOCAL_VERDICTS`; ``weights``:
     the rows each line of ``normalized`` stands for, when its lines are distinct cells)."""
     source = normalized["hlr_source"]
     if weights is None:
         counts = source.value_counts(dropna=True)
     else:
         counts = pd.Series(np.asarray(weights), index=source.index).groupby(source).sum()
-    return {k: int(counts.get(k, 0)) for k in ("missing", "invalid", "skipped")}
+    return {k: int(counts.get(k, 0)) for k in LOCAL_VERDICTS}
 
 
 @dataclass
@@ -166,6 +167,7 @@ class Run:
             missing=int(self.sources.get("missing", 0)),
             invalid=int(self.sources.get("invalid", 0)),
             skipped=int(self.sources.get("skipped", 0)),
+            ambiguous=int(self.sources.get("ambiguous", 0)),
             price=settings.price,
             duration=round(time.monotonic() - self.started, 3),
             api_host=api,
@@ -194,6 +196,7 @@ def make_estimate(
         cached=cached,
         to_look_up=distinct - cached,
         price=settings.price,
+        ambiguous=int(run.sources.get("ambiguous", 0)),
     )
 
 

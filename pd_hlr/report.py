@@ -50,6 +50,11 @@ def is_loopback_host(host: str) -> bool:
     return host.lower() == "localhost"
 
 
+def _ambiguous_text(n: int) -> str:
+    """", N ambiguous" in the one-line texts, only when there are any (the usual case is 0)."""
+    return f"{n:,} ambiguous, " if n else ""
+
+
 def _html_table(title: str, rows: list[tuple[str, str]], note: str = "") -> str:
     body = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
@@ -83,6 +88,7 @@ class Estimate:
     cached: int
     to_look_up: int
     price: Decimal
+    ambiguous: int = 0
 
     @property
     def cost(self) -> Decimal:
@@ -107,6 +113,7 @@ class Estimate:
     def __str__(self) -> str:
         return (
             f"{self.rows:,} rows: {self.missing:,} missing, {self.invalid:,} invalid, "
+            f"{_ambiguous_text(self.ambiguous)}"
             f"{self.skipped:,} skipped; {self.distinct:,} distinct numbers, {self.cached:,} "
             f"cached, {self.to_look_up:,} to look up ≈ {money(self.cost)} at {self.price} each"
         )
@@ -119,6 +126,7 @@ class Estimate:
             ("rows", f"{self.rows:,}"),
             ("missing (empty cells)", f"{self.missing:,}"),
             ("invalid (never sent)", f"{self.invalid:,}"),
+            ("ambiguous (never sent; see the ambiguous option)", f"{self.ambiguous:,}"),
             ("skipped (only_mobile)", f"{self.skipped:,}"),
             ("distinct numbers", f"{self.distinct:,}"),
             ("served from the cache", f"{self.cached:,}"),
@@ -158,7 +166,8 @@ class RunReport:
     in the ``b"pd_hlr"`` metadata of ``out.hlr.to_parquet`` files, and as ``.report`` on an
     error that stopped the run.
 
-    * ``rows``: input rows, of which ``missing``, ``invalid`` and ``skipped`` were never sent;
+    * ``rows``: input rows, of which ``missing``, ``invalid``, ``ambiguous`` and ``skipped``
+      were never sent;
     * ``distinct``: distinct numbers to answer: ``cached`` from the cache, ``looked_up`` answered
       by the API in this run (paid), ``failed`` without an answer after retries, and
       ``not_looked_up`` never sent because the run stopped (``stopped`` names the error);
@@ -184,6 +193,7 @@ class RunReport:
     missing: int = 0
     invalid: int = 0
     skipped: int = 0
+    ambiguous: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     possibly_charged: int = 0
     requests: int = 0
@@ -256,7 +266,8 @@ class RunReport:
     def __str__(self) -> str:
         lines = [
             f"pd-hlr run: {self.rows:,} rows ({self.missing:,} missing, {self.invalid:,} "
-            f"invalid, {self.skipped:,} skipped), {self.distinct:,} distinct numbers: "
+            f"invalid, {_ambiguous_text(self.ambiguous)}{self.skipped:,} skipped), "
+            f"{self.distinct:,} distinct numbers: "
             f"{self.cached:,} cached, {self.looked_up:,} looked up, {self._failed_text()}",
             f"{self._spend_text()}; {self.requests:,} requests, {self.retries:,} retries, "
             f"{self.throttled:,} throttled; {self.duration:,.1f} s; {self._where_text()}",
@@ -273,8 +284,8 @@ class RunReport:
     def _repr_html_(self) -> str:
         rows = [
             ("rows", f"{self.rows:,}"),
-            ("never sent: missing / invalid / skipped",
-             f"{self.missing:,} / {self.invalid:,} / {self.skipped:,}"),
+            ("never sent: missing / invalid / ambiguous / skipped",
+             f"{self.missing:,} / {self.invalid:,} / {self.ambiguous:,} / {self.skipped:,}"),
             ("distinct numbers", f"{self.distinct:,}"),
             ("served from the cache", f"{self.cached:,}"),
             ("looked up (paid)", f"{self.looked_up:,}"),

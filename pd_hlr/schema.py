@@ -123,7 +123,8 @@ META_FIELDS: tuple[Field, ...] = (
         "hlr_source",
         (),
         "string",
-        "where the row's answer came from: api, cache, invalid, missing, skipped, error",
+        "where the row's answer came from: api, cache; or why it has none: missing, invalid, "
+        "ambiguous, skipped (never sent), error",
     ),
     Field("hlr_error", (), "string", "why the row has no result (<NA> when it has one)"),
     Field("hlr_note", (), "string", "remarks that did not stop the lookup (extension dropped, …)"),

@@ -63,6 +63,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
     Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
+    Option(
+        "ambiguous",
+        "skip",
+        'Literal["skip", "international", "national"]',
+        'cells with two plausible readings (e.g. bare "2015550123"): "skip" them (verdict '
+        '"ambiguous", never sent), or read them as "international" / "national"',
+    ),
     Option("workers", None, "int | None", "concurrent requests (client made here)"),
     Option("rate_limit", None, "float | None", "requests per second (client made here)"),
     Option("progress", None, "bool | None", "a progress bar; None: in a terminal or notebook"),
@@ -80,6 +87,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("price", DEFAULT_PRICE, "Decimal | float | str", "price per lookup, for the estimates"),
     Option("prefix", "", "str", "put every result column under this prefix"),
 )
+
+#: The choices of the ``ambiguous`` option (:func:`pd_hlr.normalize.normalize` takes them too).
+AMBIGUOUS_CHOICES: tuple[str, ...] = ("skip", "international", "national")
 
 #: Options that are objects, not settings (faces pass them to the pipeline as they are).
 RUN_OBJECTS = ("client", "cache")
@@ -269,6 +279,7 @@ class ValidateSettings:
     default_region: str | None = None
     strict: bool = False
     only_mobile: bool = False
+    ambiguous: str = "skip"
     workers: int | None = None
     rate_limit: float | None = None
     progress: bool | None = None
@@ -317,6 +328,14 @@ class ValidateSettings:
             raise ValueError(f"budget must be a non-negative number of lookups, not {budget!r}")
         if not isinstance(v["prefix"], str):
             raise TypeError(f"prefix must be a string, not {type(v['prefix']).__name__}")
+        ambiguous = v["ambiguous"]
+        if ambiguous not in AMBIGUOUS_CHOICES:
+            raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, not {ambiguous!r}")
+        if ambiguous == "national" and region is None:
+            raise ValueError(
+                'ambiguous="national" reads a cell as a national number of default_region: '
+                "set default_region too (e.g. default_region=\"US\")"
+            )
         progress = v["progress"]
         return cls(
             options=LookupOptions(
@@ -328,6 +347,7 @@ class ValidateSettings:
             default_region=region,
             strict=_flag("strict", v["strict"]),
             only_mobile=_flag("only_mobile", v["only_mobile"]),
+            ambiguous=ambiguous,
             workers=None if workers is None else int(workers),
             rate_limit=None if rate is None else float(rate),
             progress=None if progress is None else _flag("progress", progress),

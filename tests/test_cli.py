@@ -1348,3 +1348,41 @@ def test_validate_and_estimate_json_is_one_object_on_stdout(
     assert (report["looked_up"], report["cached"], report["sandbox"]) == (DISTINCT, 0, True)
     rows = {(r["section"], r["value"]): r["rows"] for r in payload["summary"]}
     assert sum(n for (section, _), n in rows.items() if section == "status") == len(PHONES)
+
+
+def test_numbers_that_failed_after_retries_exit_6_with_the_output_written(
+    real_api: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pd_hlr import sandbox
+
+    sb = real_api(faults=sandbox.Faults(error_500=1.0))
+    src = tmp_path / "two.csv"
+    pd.DataFrame({"phone": PHONES[:2]}).to_csv(src, index=False)
+    out = tmp_path / "out.parquet"
+    args = ["validate", str(src), "-c", "phone", "--default-region", "GB", "--no-progress"]
+    code = cli.main([*args, "--cache", str(tmp_path / "cache"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_API
+    assert "2 numbers failed after retries" in err and "Traceback" not in err
+    frame = pd.read_parquet(out)
+    assert frame["hlr_source"].tolist() == ["error", "error"]
+    assert sb.stats().total_charged == 0
+
+
+def test_ambiguous_option_chooses_the_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "bare.csv"
+    pd.DataFrame({"phone": ["2015550123"]}).to_csv(src, index=False)
+    common = [str(src), "-c", "phone", "--sandbox", "--no-cache", "--no-progress", "--force"]
+    out = tmp_path / "out.parquet"
+    assert cli.main(["validate", *common, "--out", str(out)]) == 0
+    assert pd.read_parquet(out)["hlr_source"].tolist() == ["ambiguous"]
+    assert "1 ambiguous" in capsys.readouterr().out
+    args = ["validate", *common, "--out", str(out), "--ambiguous", "national"]
+    assert cli.main([*args, "--default-region", "US"]) == 0
+    assert pd.read_parquet(out)["hlr_number"].tolist() == ["+12015550123"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["validate", *common, "--ambiguous", "guess"])
+    assert "invalid choice: 'guess'" in capsys.readouterr().err

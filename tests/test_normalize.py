@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
-import contextlib
+import os
 import re
-from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from pd_hlr import normalize as nz
-from pd_hlr.normalize import NORMALIZED_COLUMNS, NOTE_NOT_VALID, normalize
+from pd_hlr.normalize import LOCAL_VERDICTS, NORMALIZED_COLUMNS, NOTE_NOT_VALID, normalize
+
+from .test_numbering import vector_threshold
 
 E164_SHAPE = re.compile(r"^\+[1-9]\d{7,14}$")
+TYPE_NAMES = {
+    getattr(PhoneNumberType, name): name.lower()
+    for name in (
+        "FIXED_LINE",
+        "MOBILE",
+        "FIXED_LINE_OR_MOBILE",
+        "TOLL_FREE",
+        "PREMIUM_RATE",
+        "SHARED_COST",
+        "VOIP",
+        "PERSONAL_NUMBER",
+        "PAGER",
+        "UAN",
+        "VOICEMAIL",
+        "UNKNOWN",
+    )
+}
 STRING = pd.StringDtype("pyarrow")
 
 
@@ -25,17 +46,6 @@ def one(value: object, **kwargs: object) -> dict[str, object]:
     """Normalise one cell and return its row as a dict (<NA> → None)."""
     out = normalize(pd.Series([value], dtype=object), **kwargs)
     return {k: (None if v is pd.NA else v) for k, v in out.iloc[0].items()}
-
-
-@contextlib.contextmanager
-def vector_threshold(value: int) -> Iterator[None]:
-    """Force the vectorised (0) or the per-row phonenumbers (huge) classification."""
-    old = nz._VECTOR_MIN_GROUP
-    nz._VECTOR_MIN_GROUP = value
-    try:
-        yield
-    finally:
-        nz._VECTOR_MIN_GROUP = old
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,8 +130,13 @@ def test_national_format_is_noted() -> None:
 def test_national_without_region_is_invalid() -> None:
     row = one("01302 778473")
     assert row["hlr_source"] == "invalid"
-    assert row["hlr_error"] == "no country code and no default_region"
+    assert row["hlr_error"] == "national format (leading 0) and no default_region"
     assert row["hlr_number"] is None
+    row = one("(479) 555-0123")
+    assert (row["hlr_source"], row["hlr_error"]) == (
+        "invalid",
+        "national format (brackets) and no default_region",
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,11 +162,11 @@ def test_extensions_dropped_and_noted(cell: str, ext: str) -> None:
     ("cell", "error"),
     [
         ("abc", "contains letters"),
-        ("1-800-FLOWERS", "contains letters"),  # vanity letters are not converted
+        ("1-800-FLOWERS", nz.ERR_VANITY),  # vanity letters are not converted
         ("+44 7400 12345O", "contains letters"),  # letter O for zero
         ("call me", "contains letters"),
-        ("*123#", "not a phone number"),
-        ("+44 7400 123456, +44 7400 654321", "not a phone number"),
+        ("*123#", "not a phone number ('*' in it)"),
+        ("+44 7400 123456, +44 7400 654321", "not a phone number (',' in it)"),
         ("+999 1234 5678", "unknown country calling code"),
         ("+44 130", "not a possible number for GB (too short)"),
         ("+44 1302 7784", "not a possible number for GB (local number only, area code missing)"),
@@ -255,11 +270,19 @@ def test_int_series() -> None:
     assert with_region["hlr_note"].iloc[3] == "national format read as GB"
 
 
-def test_int_rule_prefers_national_when_valid() -> None:
+def test_bare_digits_that_also_read_as_a_national_number_are_ambiguous() -> None:
     s = pd.Series([2015550123, 441302778473])
-    assert normalize(s)["hlr_number"].tolist() == ["+2015550123", "+441302778473"]  # EG
-    us = normalize(s, default_region="US")
+    out = normalize(s)  # +1 201-555-0123 written the US way, or +20 (Egypt)?
+    assert out["hlr_source"].tolist() == ["ambiguous", pd.NA]
+    assert out["hlr_error"].iloc[0] == (
+        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+    )
+    assert out["hlr_number"].tolist() == [pd.NA, "+441302778473"]
+    us = normalize(s, default_region="US")  # a US list: its own national writing wins
     assert us["hlr_number"].tolist() == ["+12015550123", "+441302778473"]
+    guess = normalize(s, ambiguous="international")
+    assert guess["hlr_number"].tolist() == ["+2015550123", "+441302778473"]
+    assert "read as ambiguous='international' says" in guess["hlr_note"].iloc[0]
 
 
 def test_nullable_int() -> None:
@@ -372,6 +395,9 @@ def test_msisdn_false_keeps_cleaned_string() -> None:
 def test_msisdn_false_length_and_only_mobile() -> None:
     out = normalize(pd.Series(["+441302", "+441302778473"]), msisdn=False, only_mobile=True)
     assert out["hlr_source"].tolist() == ["invalid", "skipped"]
+    assert out["hlr_error"].iloc[0] == (
+        "+441302 has 7 characters; the API accepts 10 to 15 characters"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +428,7 @@ def _reference(cell: str) -> tuple[object, object, object]:
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
     region = phonenumbers.region_code_for_number(num)
     region = None if region in (None, "001") else region
-    ntype = nz._TYPE_NAMES[phonenumbers.number_type(num)]
+    ntype = TYPE_NAMES[phonenumbers.number_type(num)]
     valid = phonenumbers.is_valid_number(num)
     possible = phonenumbers.is_possible_number_with_reason(num) == 0
     sent = (valid or possible) and 10 <= len(e164) <= 15
@@ -517,7 +543,7 @@ def _check_row_invariants(row: dict[str, object]) -> None:
         assert row["hlr_error"] is None
     else:
         assert row["hlr_number"] is None
-        assert row["hlr_source"] in ("missing", "invalid", "skipped")
+        assert row["hlr_source"] in LOCAL_VERDICTS
         assert (row["hlr_source"] == "missing") or isinstance(row["hlr_error"], str)
 
 
@@ -601,3 +627,336 @@ def test_float_text_from_spreadsheets_is_read_as_its_digits(cell: str, expected:
 def test_float_text_that_is_not_whole_is_invalid() -> None:
     out = normalize(pd.Series(["4.47106708886123e2"]), default_region="GB")
     assert out["hlr_source"].tolist() == ["invalid"]
+
+
+# --------------------------------------------------------------------------------------------
+# The decision table: README, DECISION_TABLE and the issue's cases
+# --------------------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TABLE_RE = re.compile(
+    r"(<!-- normalize-table:start -->\n)(.*?)(<!-- normalize-table:end -->)", re.S
+)
+
+
+def test_readme_decision_table_is_generated_from_the_code() -> None:
+    """The README's table is `decision_table_markdown()`, whose outcomes normalize computes.
+    ``PD_HLR_UPDATE_README=1`` rewrites it."""
+    text = README.read_text()
+    match = TABLE_RE.search(text)
+    assert match, "normalize-table markers missing from README.md"
+    table = nz.decision_table_markdown()
+    if os.environ.get("PD_HLR_UPDATE_README") == "1":
+        README.write_text(text[: match.start(2)] + table + text[match.end(2) :])
+        return
+    assert match.group(2) == table
+
+
+def test_decision_table_examples_run_and_cover_the_shapes() -> None:
+    table = nz.decision_table_markdown()
+    assert table.count("\n") == len(nz.DECISION_TABLE) + 2
+    shapes = " ".join(case.shape for case in nz.DECISION_TABLE)
+    for word in (
+        "E.164",
+        "00",
+        "brackets",
+        "trunk 0",
+        "bare digits",
+        "float",
+        "scientific",
+        "full-width",
+        "Arabic-Indic",
+        "label",
+        "extension",
+        "quotes",
+        "vanity",
+    ):
+        assert word in shapes
+
+
+# The issue's table: cell, default_region, the key (or the verdict) it must get.
+ISSUE_CASES = [
+    ("4.47911E+11", None, "invalid"),
+    ("4.47911E+11", "DE", "invalid"),
+    ("(479) 555-0123", None, "invalid"),
+    ("447911123456", None, "+447911123456"),
+    ("2015550123", None, "ambiguous"),
+    ("15526018159", None, "ambiguous"),
+    ("5977443142", "US", "+15977443142"),
+    ("(358)956-9256", "US", "+13589569256"),
+    ("491701234567", "DE", "+491701234567"),
+    ("'+44 7911 123456", None, "+447911123456"),
+    ("+44 7911 123456;", None, "+447911123456"),
+    ('"+44 7911 123456"', None, "+447911123456"),
+    ("++44 7911 123456", None, "+447911123456"),
+    ("Mobile: +44 7911 123456", None, "+447911123456"),
+    ("+44 7911 123456 ext: 12", None, "+447911123456"),
+    ("+44 7911 123456 доб. 12", None, "+447911123456"),
+    ("００６１４１２３４６５８６", "AU", "+61412346586"),
+    ("0066-33-123456", "JP", "+81006633123456"),
+    ("0049 7484", "AU", "invalid"),
+    ("0207946.0000", "GB", "+442079460000"),
+    (["+44 7911 123456"], None, "invalid"),
+    ({"phone": "+44 7911 123456"}, "GB", "invalid"),
+    ({1, 2}, None, "invalid"),
+    (bytearray(b"+447911123456"), None, "invalid"),
+    (Decimal("sNaN"), None, "invalid"),
+    ("+44\ud800", None, "invalid"),
+]
+
+
+@pytest.mark.parametrize(("cell", "region", "want"), ISSUE_CASES)
+def test_issue_table(cell: object, region: str | None, want: str) -> None:
+    row = one(cell, default_region=region)
+    if want.startswith("+"):
+        assert (row["hlr_number"], row["hlr_source"]) == (want, None), row
+    else:
+        assert (row["hlr_number"], row["hlr_source"]) == (None, want), row
+        assert row["hlr_error"]
+
+
+def test_notes_say_what_came_off() -> None:
+    assert one("+44 7911 123456;")["hlr_note"] == "trailing ';' removed"
+    assert one('"+44 7911 123456"')["hlr_note"] == "quotes removed"
+    assert one("++44 7911 123456")["hlr_note"] == "doubled '+' read as one"
+    assert one("'+44 7911 123456")["hlr_note"] is None  # Excel's text marker
+    assert one("Mobile: +44 7911 123456")["hlr_note"] == "label 'Mobile:' dropped"
+    assert one("+44 7911 123456 доб. 12")["hlr_note"] == "extension 12 dropped"
+    assert one('="+44 7911 123456"')["hlr_number"] == "+447911123456"
+    assert one("Tel./Fax: 01302 778473", default_region="GB")["hlr_number"] == "+441302778473"
+    assert one("+44 7911 123456 (mobile)")["hlr_note"] == "label 'mobile' dropped"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "+44 7911 123456",
+        "+٤٤ ٧٩١١ ١٢٣٤٥٦",  # Arabic-Indic
+        "+۴۴ ۷۹۱۱ ۱۲۳۴۵۶",  # Extended Arabic-Indic (Persian)
+        "+४४ ७९११ १२३४५६",  # Devanagari
+        "＋４４ ７９１１ １２３４５６",  # full-width
+        "+44\u20097911\u2009123456",  # thin spaces
+        "+44\u20117911\u2012123456",  # non-breaking hyphen, figure dash
+        "+44\u200b7911\u200e123456",  # zero-width space, left-to-right mark
+        "\u202a+44 7911 123456\u202c",  # bidi embedding
+    ],
+)
+def test_every_script_reads_like_ascii(cell: str) -> None:
+    row = one(cell)
+    assert (row["hlr_number"], row["hlr_source"]) == ("+447911123456", None)
+
+
+def test_scientific_text() -> None:
+    lost = one("4.47911E+11")
+    assert lost["hlr_error"] == (
+        "digits lost in scientific notation ('4.47911E+11' keeps 6 of 12 digits)"
+    )
+    assert one("4,47911123456E+11")["hlr_number"] == "+447911123456"  # decimal comma
+    assert one("4.4791112345600e11")["hlr_number"] == "+447911123456"  # trailing zeros
+    assert one("4.47e-3")["hlr_source"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ([1, 2], "not a phone number (list)"),
+        ({"a": 1}, "not a phone number (dict)"),
+        ({1, 2}, "not a phone number (set)"),
+        (frozenset({1}), "not a phone number (frozenset)"),
+        (bytearray(b"12"), "not a phone number (bytearray)"),
+        (Decimal("sNaN"), "not a phone number (Decimal('sNaN'))"),
+        (Decimal("Infinity"), "not a phone number (not a whole number)"),
+        (np.array([1, 2]), "not a phone number (ndarray)"),
+        (pd.Timestamp("2024-01-01"), "not a phone number (Timestamp)"),
+        (1 + 2j, "not a phone number (complex)"),
+        (object(), "not a phone number (object)"),
+        ("+44\ud800", "not a phone number (text that is not valid Unicode)"),
+        (b"\xff\xfe", "not a phone number (bytes that are not UTF-8)"),
+        ("+44 7911\x00123456", "not a phone number (control characters)"),
+        ("+44" + "1" * 10_000_000, "not a phone number (more than 250 characters)"),
+        (True, "not a phone number (boolean)"),
+    ],
+)
+def test_any_object_gets_a_verdict(cell: object, reason: str) -> None:
+    s = pd.Series([cell, "+44 7911 123456", cell], dtype=object, index=[7, 3, 7])
+    out = normalize(s)
+    assert out.index.equals(s.index)
+    assert out["hlr_source"].tolist() == ["invalid", pd.NA, "invalid"]
+    assert out["hlr_error"].iloc[0] == reason
+
+
+def test_decimals_and_bytes_are_read() -> None:
+    out = normalize(pd.Series([Decimal("447911123456"), b"+44 7911 123456", Decimal("NaN")]))
+    assert out["hlr_number"].tolist() == ["+447911123456", "+447911123456", pd.NA]
+    assert out["hlr_source"].tolist() == [pd.NA, pd.NA, "missing"]
+
+
+def test_local_verdicts_and_options() -> None:
+    assert nz.LOCAL_VERDICTS == ("missing", "invalid", "ambiguous", "skipped")
+    with pytest.raises(ValueError, match="ambiguous must be one of"):
+        normalize(pd.Series(["1"]), ambiguous="guess")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a default_region"):
+        normalize(pd.Series(["1"]), ambiguous="national")
+
+
+def test_ambiguous_choices() -> None:
+    cells = pd.Series(["2015550123", "15526018159"])
+    skip = normalize(cells)
+    assert skip["hlr_source"].tolist() == ["ambiguous", "ambiguous"]
+    intl = normalize(cells, ambiguous="international")
+    assert intl["hlr_number"].tolist() == ["+2015550123", "+15526018159"]
+    assert intl["hlr_source"].isna().all()
+    # BR's own international prefix is 00 + a carrier: 0055 is that, or 00 then +55
+    br = normalize(pd.Series(["0055 11 96123 4567"]), default_region="BR")
+    assert br["hlr_number"].tolist() == ["+5511961234567"]  # the only valid reading
+
+
+def test_region_prefixes_from_metadata() -> None:
+    # the region's own international prefix, not "00 always"
+    assert one("0011 44 7911 123456", default_region="AU")["hlr_number"] == "+447911123456"
+    assert one("010 44 7911 123456", default_region="JP")["hlr_number"] == "+447911123456"
+    assert one("810 44 7911 123456", default_region="RU")["hlr_number"] == "+447911123456"
+    # RU's trunk prefix is 8
+    assert one("8 (912) 345-67-89", default_region="RU")["hlr_number"] == "+79123456789"
+    # 00 where the region dials abroad otherwise: noted
+    row = one("0044 7911 123456", default_region="US")
+    assert row["hlr_note"] == "'00' read as the international prefix (US dials 011)"
+
+
+def test_msisdn_false_one_key_per_number() -> None:
+    cells = pd.Series(
+        [
+            "+971 50 123 4523",
+            "971501234523.0",
+            "+971 (0)50 123 4523",
+            "00971501234523",
+            971501234523,
+            "+971 50 123 4523 ext. 9",
+        ]
+    )
+    out = normalize(cells, msisdn=False)
+    assert set(out["hlr_number"]) == {"+971501234523"}
+    dup = normalize(pd.Series(["+44 44 1302 778473"]), msisdn=False)
+    assert dup["hlr_number"].tolist() == ["+44441302778473"]  # duplicated code: as written
+    assert dup["hlr_note"].iloc[0].startswith("sent as written (msisdn=False)")
+
+
+# --------------------------------------------------------------------------------------------
+# More property tests: formats, never raising, one row per row in order
+# --------------------------------------------------------------------------------------------
+
+WRAPPERS = [
+    "{}",
+    "'{}",
+    '"{}"',
+    "{};",
+    "Tel: {}",
+    "Mobile: {}",
+    "{} ext. 12",
+    "{} доб. 7",
+    " {} ",
+    "({})",
+    "[{}]",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    valid_numbers(),
+    st.sampled_from(["E164", "INTERNATIONAL", "NATIONAL", "RFC3966"]),
+    st.sampled_from(WRAPPERS),
+    st.sampled_from(["", "fullwidth", "arabic"]),
+)
+def test_property_any_format_gives_the_e164_key(
+    case: tuple[phonenumbers.PhoneNumber, str], fmt: str, wrapper: str, script: str
+) -> None:
+    num, region = case
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    assume(10 <= len(e164) <= 15)
+    text = phonenumbers.format_number(num, getattr(PhoneNumberFormat, fmt))
+    assume(not re.search(r"[^\d\s+\-.()]", text.removeprefix("tel:")))
+    if fmt in ("NATIONAL", "RFC3966") and wrapper in ("({})", "[{}]"):
+        wrapper = "{}"  # brackets round a national number or a URI are not a format
+    if script == "fullwidth":
+        text = text.translate(str.maketrans("0123456789+", "０１２３４５６７８９＋"))
+    elif script == "arabic":
+        text = text.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    cell = wrapper.format(text)
+    default_region = region if fmt == "NATIONAL" else None
+    try:  # only claim what libphonenumber itself reads back
+        back = phonenumbers.parse(
+            phonenumbers.format_number(num, getattr(PhoneNumberFormat, fmt)), default_region
+        )
+    except phonenumbers.NumberParseException:
+        assume(False)
+    assume(phonenumbers.format_number(back, PhoneNumberFormat.E164) == e164)
+    row = one(cell, default_region=default_region)
+    assert row["hlr_number"] == e164, (cell, row)
+
+
+ANY_CELL = st.one_of(
+    st.none(),
+    st.text(st.characters(exclude_categories=[]), max_size=30),  # surrogates included
+    st.from_regex(r"[+(]{0,2}[0-9 \-().]{0,20}(ext\.? ?[0-9]{1,4})?[;\"']?", fullmatch=True),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.binary(max_size=12),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.sets(st.integers(), max_size=2),
+    st.builds(bytearray, st.binary(max_size=4)),
+    st.just(pd.NA),
+    st.just(pd.NaT),
+    st.just(Decimal("sNaN")),
+    st.just(float("nan")),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(ANY_CELL, max_size=25),
+    st.sampled_from([None, "GB", "US", "DE", "JP", "BR"]),
+    st.booleans(),
+    st.sampled_from(["skip", "international"]),
+)
+def test_property_any_cell_gets_a_row_in_order(
+    cells: list[object], region: str | None, msisdn: bool, ambiguous: str
+) -> None:
+    s = pd.Series(cells, dtype=object, index=range(100, 100 + len(cells)))
+    out = normalize(s, default_region=region, msisdn=msisdn, ambiguous=ambiguous)  # type: ignore[arg-type]
+    assert out.index.equals(s.index)
+    assert tuple(out.columns) == NORMALIZED_COLUMNS
+    rows = out.astype(object).where(out.notna(), None).to_dict("records")
+    if msisdn:
+        for row in rows:
+            _check_row_invariants(row)
+    # each row's answer is the answer for its cell alone: nothing leaks between rows
+    for cell, row in zip(cells[:3], rows[:3], strict=False):
+        alone = one(cell, default_region=region, msisdn=msisdn, ambiguous=ambiguous)
+        assert alone == row, (cell, alone, row)
+
+
+def test_booleans_stay_apart_from_ones_and_zeros() -> None:
+    # True == 1 for hashing: factorizing must not merge them
+    s = pd.Series([True, 1, 447911123456, False, 0.0, 447911123456.0], dtype=object)
+    out = normalize(s)
+    assert out["hlr_error"].tolist()[:2] == [
+        "not a phone number (boolean)",
+        "digits without '+' and no default_region: too short",
+    ]
+    assert out["hlr_error"].iloc[3] == "not a phone number (boolean)"
+    assert out["hlr_error"].iloc[4] == "not a phone number (not a positive integer)"
+    assert out["hlr_number"].tolist()[2::3] == ["+447911123456", "+447911123456"]
+
+
+def test_other_containers_of_cells() -> None:
+    idx = pd.Index(["+44 7911 123456", "07911 123456"])
+    assert normalize(idx, default_region="GB")["hlr_number"].tolist() == ["+447911123456"] * 2
+    cats = pd.Series(pd.Categorical([447911123456, None, 447911123456]))
+    assert normalize(cats)["hlr_source"].tolist() == [pd.NA, "missing", pd.NA]
+    arrow = pd.Series(["+44 7911 123456", None], dtype=pd.ArrowDtype(pa.string()))
+    assert normalize(arrow)["hlr_number"].tolist() == ["+447911123456", pd.NA]
+    ints = pd.Series([447911123456, None], dtype=pd.ArrowDtype(pa.int64()))
+    assert normalize(ints)["hlr_number"].tolist() == ["+447911123456", pd.NA]

@@ -300,3 +300,28 @@ def test_warnings_point_at_the_callers_line(sb: Any, client_for: Any) -> None:
             "phone", client=client_for(sb), cache=False, rate_limit=5
         )
     assert [w.filename for w in caught] == [__file__]
+
+
+def test_ambiguous_cells_are_counted_never_sent_unless_the_user_chooses(
+    sb: Any, client_for: Any, tmp_path: Path
+) -> None:
+    """Bare "2015550123" without a region reads as +1 201-555-0123 (US) or +20 15 550123 (EG):
+    skipped by default (its own verdict, counted, never paid for); the option picks a reading."""
+    frame = pd.DataFrame({"phone": ["2015550123", "2015550123", "+447400123456"]})
+    client, cache = client_for(sb), tmp_path / "c"
+    est = frame.hlr.estimate("phone", client=client, cache=cache)
+    assert (est.ambiguous, est.distinct) == (2, 1)
+    out = frame.hlr.validate("phone", client=client, cache=cache)
+    assert out["hlr_source"].tolist()[:2] == ["ambiguous", "ambiguous"]
+    assert out["hlr_error"][0] == (
+        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+    )
+    assert out.hlr.report().ambiguous == 2 and "2 ambiguous" in str(out.hlr.report())
+    assert set(sb.stats().received) == {"+447400123456"}
+    intl = frame.hlr.validate("phone", client=client, cache=cache, ambiguous="international")
+    assert intl["hlr_number"].tolist()[:2] == ["+2015550123", "+2015550123"]
+    national = frame.hlr.validate(
+        "phone", client=client, cache=cache, ambiguous="national", default_region="US"
+    )
+    assert national["hlr_number"].tolist()[:2] == ["+12015550123", "+12015550123"]
+    assert sb.stats().charged == {"+447400123456": 1, "+2015550123": 1, "+12015550123": 1}

@@ -59,7 +59,8 @@ def test_every_option_reaches_the_settings() -> None:
     """A non-default value for each option changes the settings built from it."""
     changed = {
         "detailed": True, "roaming": True, "route": "detailed", "msisdn": False,
-        "default_region": "gb", "strict": True, "only_mobile": True, "workers": 3,
+        "default_region": "gb", "strict": True, "only_mobile": True, "ambiguous": "national",
+        "workers": 3,
         "rate_limit": 7.5, "progress": True, "max_age": "12h", "refresh": True,
         "retry_temporary": False, "budget": 10, "price": "0.01", "prefix": "x_",
     }
@@ -67,6 +68,7 @@ def test_every_option_reaches_the_settings() -> None:
     got = ValidateSettings.from_kwargs(**changed)
     assert got.options == pd_hlr.LookupOptions(True, True, "detailed", False)
     assert (got.default_region, got.strict, got.only_mobile) == ("GB", True, True)
+    assert got.ambiguous == "national"
     assert (got.workers, got.rate_limit, got.progress) == (3, 7.5, True)
     assert (got.max_age, got.refresh, got.retry_temporary) == (pd.Timedelta(hours=12), True, False)
     assert (got.budget, got.price, got.prefix) == (10, Decimal("0.01"), "x_")
@@ -79,6 +81,14 @@ def test_the_default_price_is_the_vendors_402_figure(make_sandbox: Any, client_f
         client_for(server).lookup("+447400123456")
     assert info.value.required_amount == DEFAULT_PRICE
     assert ValidateSettings().price == DEFAULT_PRICE
+
+
+def test_ambiguous_takes_its_choices_and_national_needs_a_region() -> None:
+    assert ValidateSettings.from_kwargs(ambiguous="international").ambiguous == "international"
+    with pytest.raises(ValueError, match="ambiguous must be one of"):
+        ValidateSettings.from_kwargs(ambiguous="guess")
+    with pytest.raises(ValueError, match="set default_region too"):
+        ValidateSettings.from_kwargs(ambiguous="national")
 
 
 def test_unknown_option_names_the_close_one() -> None:

@@ -1,0 +1,334 @@
+"""Differential test: `normalize` against libphonenumber, on every region's numbers.
+
+For every region libphonenumber knows, its example number of every type
+(``phonenumbers.example_number_for_type``) and generated neighbours (the last digits changed)
+are written in the messy forms real columns hold (spaced, dashed, ``00``, the region's own
+international prefix, national format, E.164 digits without ``+``, ints, floats, float text,
+scientific text, full-width and Arabic-Indic digits, labels, extensions, quotes ...), each read
+with and without the matching ``default_region``. The truth of each row is the number it was
+written from, so the test counts, independently of normalize's code:
+
+* **wrong keys**: a key that is not the number written (``wrong_silent``: sent as a valid number
+  without a note; the target is zero);
+* **missed**: a valid number written with an international marker, or read with its own
+  region, that is not sent with its key (the target is zero, except cells that are
+  ambiguous by the decision table: both readings valid and written as such);
+* rows by verdict (``ambiguous`` counted apart).
+
+Where libphonenumber itself defines the reading (an international marker, a national format
+read with its region), the key must be exactly what ``phonenumbers.parse`` + ``format_number``
+give, with normalize's send rule (possible or valid, 10-15 characters).
+
+``PD_HLR_DIFFERENTIAL=full`` runs the large version (more neighbours, plus a third, unrelated
+region per number); ``python tests/test_normalize_differential.py [--full]`` prints the report.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from pd_hlr.normalize import normalize
+
+FULL = os.environ.get("PD_HLR_DIFFERENTIAL", "") == "full"
+TYPES = [t for t in range(11) if t != PhoneNumberType.UNKNOWN]
+FULLWIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+# forms whose cell carries an international marker ("+", "00" with no region) or that are
+# read with the number's own region: a valid number written so must be sent
+MARKED = {
+    "e164",
+    "international",
+    "dashes",
+    "nbsp_endash",
+    "rfc3966",
+    "fullwidth",
+    "arabic_indic",
+    "label",
+    "label_ru",
+    "extension",
+    "extension_ru",
+    "quoted",
+    "apostrophe",
+    "semicolon",
+    "double_plus",
+    "trunk_in_brackets",
+    "float_text_plus",
+}
+NATIONAL = {"national", "national_digits", "national_fullwidth"}
+BARE = {"e164_digits", "int", "float", "float_text", "sci_exact"}
+
+
+@dataclass
+class Case:
+    cell: object
+    region: str | None
+    truth: str  # E.164 of the number written
+    home: str  # the number's region
+    form: str
+    valid: bool
+    sendable: bool  # valid or possible, and 10-15 characters: what normalize sends
+    expected: str | None = None  # phonenumbers' own reading, where it defines one
+
+
+@dataclass
+class Report:
+    rows: int = 0
+    sent: int = 0
+    right: int = 0
+    wrong: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
+    wrong_silent: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
+    missed: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
+    disagree: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
+    sources: Counter[str] = field(default_factory=Counter)
+    by_form: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        return (
+            f"rows {self.rows:,}; sent {self.sent:,} ({self.right:,} right); "
+            f"wrong keys {len(self.wrong)} (as a valid number without a note: "
+            f"{len(self.wrong_silent)}); valid numbers not sent {len(self.missed)}; "
+            f"disagreements with phonenumbers {len(self.disagree)}; verdicts "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(self.sources.items()))
+        )
+
+
+def _numbers(neighbours: int, seed: int = 12) -> list[phonenumbers.PhoneNumber]:
+    rng = random.Random(seed)
+    out: dict[str, phonenumbers.PhoneNumber] = {}
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for t in TYPES:
+            ex = phonenumbers.example_number_for_type(region, t)
+            if ex is None:
+                continue
+            nsn = phonenumbers.national_significant_number(ex)
+            variants = [nsn]
+            for _ in range(neighbours):
+                k = rng.randint(1, min(3, len(nsn) - 1))
+                variants.append(nsn[:-k] + "".join(rng.choice("0123456789") for _ in range(k)))
+            for v in variants:
+                e164 = f"+{ex.country_code}{v}"
+                try:
+                    num = phonenumbers.parse(e164)
+                except phonenumbers.NumberParseException:
+                    continue
+                if phonenumbers.format_number(num, PhoneNumberFormat.E164) == e164:
+                    out.setdefault(e164, num)
+    return list(out.values())
+
+
+def _sendable(num: phonenumbers.PhoneNumber) -> bool:
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    ok = phonenumbers.is_valid_number(num) or phonenumbers.is_possible_number_with_reason(num) == 0
+    return ok and 10 <= len(e164) <= 15
+
+
+def _forms(num: phonenumbers.PhoneNumber, home: str) -> dict[str, object]:
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    nat = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
+    digits = e164[1:]
+    nsn = phonenumbers.national_significant_number(num)
+    forms: dict[str, object] = {
+        "e164": e164,
+        "international": intl,
+        "dashes": intl.replace(" ", "-"),
+        "nbsp_endash": intl.replace(" ", "\u00a0", 1).replace(" ", "\u2013"),
+        "rfc3966": phonenumbers.format_number(num, PhoneNumberFormat.RFC3966),
+        "idd00": "00" + intl[1:],
+        "national": nat,
+        "national_digits": re.sub(r"\D", "", nat),
+        "national_fullwidth": nat.translate(FULLWIDTH),
+        "e164_digits": digits,
+        "int": int(digits),
+        "float": float(digits),
+        "float_text": digits + ".0",
+        "float_text_plus": "+" + digits,
+        "sci_exact": f"{digits[0]}.{digits[1:]}e{len(digits) - 1}",
+        "fullwidth": e164.translate(FULLWIDTH),
+        "arabic_indic": intl.translate(ARABIC_INDIC),
+        "label": f"Tel: {intl}",
+        "label_ru": f"Моб. {e164}",
+        "extension": f"{intl} ext. 12",
+        "extension_ru": f"{intl} доб. 12",
+        "quoted": f'"{intl}"',
+        "apostrophe": f"'{intl}",
+        "semicolon": f"{intl};",
+        "double_plus": "+" + intl,
+    }
+    if len(digits) > 7:
+        forms["sci_lost"] = f"{digits[0]}.{digits[1:6]}E+{len(digits) - 1}"
+    md = phonenumbers.PhoneMetadata.metadata_for_region(home, None)
+    if md is not None and md.national_prefix == "0":
+        forms["trunk_in_brackets"] = f"+{num.country_code} (0){nsn}"
+    idd = md.preferred_international_prefix or md.international_prefix if md else None
+    if idd and re.fullmatch(r"\d+", idd):
+        forms["region_idd"] = f"{idd} {intl[1:]}"
+    return forms
+
+
+def build_cases(neighbours: int, other_region: bool) -> list[Case]:
+    rng = random.Random(5)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    cases: list[Case] = []
+    for num in _numbers(neighbours):
+        home = phonenumbers.region_code_for_number(
+            num
+        ) or phonenumbers.region_code_for_country_code(num.country_code)
+        if home == "001":
+            home = None
+        truth = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+        valid = phonenumbers.is_valid_number(num)
+        sendable = _sendable(num)
+        for form, cell in _forms(num, home or "ZZ").items():
+            reads = [None] if home is None else [None, home]
+            if other_region:
+                reads.append(rng.choice(regions))
+            for region in reads:
+                cases.append(Case(cell, region, truth, home or "001", form, valid, sendable))
+    for case in cases:
+        case.expected = _reference(case)
+    return cases
+
+
+def _clean(cell: object) -> str:
+    text = str(cell).translate(
+        str.maketrans("０１２３４５６７８９＋٠١٢٣٤٥٦٧٨٩", "0123456789+0123456789")
+    )
+    text = re.sub(r"^(Tel:|Моб\.)\s*|\s*(ext\. 12|доб\. 12)$|^['\"+]+(?=\+)|[\"';]", "", text)
+    text = re.sub(r"^(\+\d{1,3}) \(0\)", r"\1 ", text)  # the table: "(0)" is a trunk 0
+    return text.replace("\u00a0", " ").replace("\u2013", "-")
+
+
+@functools.cache
+def _read(text: str, region: str | None) -> tuple[int, str | None]:
+    """phonenumbers' reading of a text: its rank (0 not a number, 1 not possible, 2 possible,
+    3 valid) and the key normalize's send rule gives it."""
+    try:
+        num = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return 0, None
+    if phonenumbers.is_valid_number(num):
+        rank = 3
+    else:
+        rank = 2 if phonenumbers.is_possible_number_with_reason(num) == 0 else 1
+    key = phonenumbers.format_number(num, PhoneNumberFormat.E164) if _sendable(num) else None
+    return rank, key
+
+
+def _reference(case: Case) -> str | None:
+    """phonenumbers' reading of the cell, with the decision table's rules for prefixes: an
+    international marker (libphonenumber's reading), a national format read with the number's
+    region (libphonenumber's reading), and a cell starting with 00 or the region's own
+    international prefix (the table: region prefix, or 00 + valid national, or 00 + cc)."""
+    own = case.region == case.home
+    text = _clean(case.cell)
+    if case.form in MARKED or (case.form == "national" and own):
+        return _read(text, case.region)[1]
+    if case.form not in {"idd00", "region_idd"} or (case.region is not None and not own):
+        return None
+    digits = re.sub(r"\D", "", text)
+    after00 = _read("+" + digits[2:], None) if digits.startswith("00") else (0, None)
+    if case.region is None:
+        return after00[1] if after00[0] == 3 else None
+    md = phonenumbers.PhoneMetadata.metadata_for_region(case.region, None)
+    m = re.match(md.international_prefix or "NonMatch", digits)
+    if m and not digits[m.end() :].startswith("0"):
+        by_region = _read(text, case.region)  # libphonenumber: after the region's prefix
+        if m.end() <= 2 or not digits.startswith("00"):
+            return by_region[1]
+        if by_region[0] == after00[0] >= 2 and by_region[1] != after00[1]:
+            return None  # ambiguous by the table
+        return (by_region if by_region[0] >= after00[0] else after00)[1]
+    national = _read(text, case.region)
+    return national[1] if national[0] == 3 else after00[1]
+
+
+def run(cases: list[Case]) -> Report:
+    report = Report()
+    by_region: dict[str | None, list[int]] = {}
+    for i, case in enumerate(cases):
+        by_region.setdefault(case.region, []).append(i)
+    rows: list[dict[str, object] | None] = [None] * len(cases)
+    report.by_form = Counter()
+    for region, idx in by_region.items():
+        cells = pd.Series([cases[i].cell for i in idx], dtype=object)
+        out = normalize(cells, default_region=region)
+        assert len(out) == len(idx) and out.index.equals(cells.index)
+        records = out.astype(object).where(out.notna(), None).to_dict("records")
+        for i, rec in zip(idx, records, strict=True):
+            rows[i] = rec
+    for case, row in zip(cases, rows, strict=True):
+        assert row is not None
+        report.rows += 1
+        report.sources[row["hlr_source"] or "sent"] += 1
+        how = (
+            "no region"
+            if case.region is None
+            else ("own region" if case.region == case.home else "other region")
+        )
+        report.by_form[(case.form, how, str(row["hlr_source"] or "sent"))] += 1
+        key = row["hlr_number"]
+        if key is not None:
+            report.sent += 1
+            if key == case.truth:
+                report.right += 1
+            else:
+                report.wrong.append((case, row))
+                if row["hlr_note"] is None and row["hlr_number_type"] != "unknown":
+                    report.wrong_silent.append((case, row))
+        must_send = (
+            case.valid
+            and case.sendable
+            and case.form != "sci_lost"
+            and (
+                case.form in MARKED
+                or (case.form == "idd00" and case.region is None)
+                or case.region == case.home
+            )
+        )
+        if must_send and key != case.truth and row["hlr_source"] != "ambiguous":
+            report.missed.append((case, row))
+        if case.expected is not None and key != case.expected:
+            report.disagree.append((case, row))
+    return report
+
+
+def test_differential_every_region() -> None:
+    cases = build_cases(neighbours=3 if FULL else 1, other_region=FULL)
+    report = run(cases)
+    print(report.summary())
+    assert not report.wrong_silent, report.wrong_silent[:5]
+    assert not report.missed, report.missed[:5]
+    assert not report.disagree, report.disagree[:5]
+    # scientific text that lost digits is never sent
+    assert all(r["hlr_number"] is None for c, r in report.wrong if c.form == "sci_lost")
+
+
+if __name__ == "__main__":
+    FULL = FULL or "--full" in sys.argv
+    built = build_cases(neighbours=3 if FULL else 1, other_region=FULL)
+    result = run(built)
+    print(result.summary())
+    for (form, how, source), count in sorted(result.by_form.items()):
+        if source in ("ambiguous", "invalid"):
+            print(f"  {form:20} {how:12} {source:10} {count:6,}")
+    for name in ("wrong_silent", "missed", "disagree", "wrong"):
+        items = getattr(result, name)
+        print(f"\n{name}: {len(items)}; by form: {Counter(c.form for c, _ in items).most_common()}")
+        for c, r in items[:15]:
+            print(
+                f"  {c.cell!r} region={c.region} truth={c.truth} expected={c.expected} "
+                f"form={c.form} -> {r['hlr_number']} {r['hlr_source']} {r['hlr_error']!r} "
+                f"note={r['hlr_note']!r}"
+            )
