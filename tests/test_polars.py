@@ -555,3 +555,25 @@ def test_caller_columns_named_like_the_faces_own_work_columns_are_kept(client: A
         got = out.collect() if isinstance(out, pl.LazyFrame) else out
         assert got.select(frame.columns).equals(frame)
         assert got["hlr_source"].to_list() == ["api", "missing"]
+
+
+@pytest.mark.parametrize("ambiguous", ["skip", "international"])
+def test_ambiguous_cells_count_per_row_as_in_pandas(
+    sb: Any, client: Any, ambiguous: str
+) -> None:
+    """Bare 2015550123 reads as +1 201-555-0123 or +20 15 550123: the option decides, and the
+    report counts rows (three here, one distinct cell per type), as the pandas face does."""
+    for cells in (["2015550123", "2015550123", GB[0], "2015550123"], [2015550123] * 3 + [None]):
+        frame = pl.DataFrame({"phone": cells})
+        for obj in (frame, frame.lazy()):
+            out = obj.hlr.validate("phone", client=client, cache=False, ambiguous=ambiguous)
+            ref = frame.to_pandas().hlr.validate(
+                "phone", client=client, cache=False, ambiguous=ambiguous
+            )
+            _assert_same(out, ref, VERDICT)
+            assert out.hlr.report().ambiguous == ref.hlr.report().ambiguous
+            est = obj.hlr.estimate("phone", client=client, cache=False, ambiguous=ambiguous)
+            assert est == frame.to_pandas().hlr.estimate(
+                "phone", client=client, cache=False, ambiguous=ambiguous
+            )
+    assert out.hlr.report().ambiguous == (3 if ambiguous == "skip" else 0)
