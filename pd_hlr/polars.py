@@ -20,7 +20,8 @@ It is a thin face over the same steps as the pandas and Dask faces (:mod:`pd_hlr
    LazyFrame, so the frame is never held in memory; a null cell is one more value).
 2. **Normalise, cache, look up** (at once, in the calling process): the distinct values are
    normalised with the pandas face's code (:func:`pd_hlr.pipeline.normalize_column`, on
-   ``Series.to_pandas()`` of the non-null values, so ints stay ints), and the numbers go
+   ``Series.to_pandas()`` of the non-null values, so ints stay ints; in batches, on Polars'
+   number of threads), and the numbers go
    through :func:`pd_hlr.pipeline.resolve`: cache hits, one budget check, one progress bar,
    every paid answer journalled as it arrives.
 3. **Join** (lazy for a LazyFrame): :func:`pd_hlr.pipeline.join_results` gives one row of result
@@ -49,6 +50,7 @@ import json
 import os
 import weakref
 from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,6 +187,22 @@ class _Scan:
     numbers: list[str]
 
 
+def _normalize_batches(cells: pl.Series, settings: ValidateSettings) -> list[pd.DataFrame]:
+    """:func:`pd_hlr.pipeline.normalize_column` of ``cells``, ``_BATCH_ROWS`` at a time (its
+    working memory stays that of a batch), on as many threads as Polars uses: normalising is
+    pure, and its vectorised (Arrow) parts release the GIL."""
+
+    def batch(start: int) -> pd.DataFrame:
+        return pipeline.normalize_column(cells.slice(start, _BATCH_ROWS).to_pandas(), settings)
+
+    starts = range(0, max(len(cells), 1), _BATCH_ROWS)
+    workers = min(len(starts), pl.thread_pool_size())
+    if workers < 2:
+        return [batch(start) for start in starts]
+    with ThreadPoolExecutor(workers, thread_name_prefix="pd-hlr-normalize") as pool:
+        return list(pool.map(batch, starts))
+
+
 def _scan(lf: pl.LazyFrame, key: pl.Expr, settings: ValidateSettings, streaming: bool) -> _Scan:
     counts = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
     counts = counts.collect(engine="streaming" if streaming else "auto")
@@ -193,10 +211,7 @@ def _scan(lf: pl.LazyFrame, key: pl.Expr, settings: ValidateSettings, streaming:
     counts = pl.concat([counts.filter(~nulls), counts.filter(nulls)])
     keys = counts.get_column(_KEY)
     present = keys.slice(0, len(keys) - keys.null_count())
-    parts = [  # in batches: normalize's working memory stays that of one batch
-        pipeline.normalize_column(present.slice(start, _BATCH_ROWS).to_pandas(), settings)
-        for start in range(0, max(len(present), 1), _BATCH_ROWS)
-    ]
+    parts = _normalize_batches(present, settings)
     if keys.null_count():
         parts.append(pipeline.normalize_column(pd.Series([None], dtype=object), settings))
     normalized = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
