@@ -319,6 +319,9 @@ def _validate(
 
     def finish(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
         table = _result_table(scan, resolved, settings)
+        # Arrow's allocator keeps what the pandas steps freed; give it back before the rows
+        # stream through (Polars allocates apart), so the two peaks do not stack.
+        pa.default_memory_pool().release_unused()
         out: pl.DataFrame | pl.LazyFrame = _joined(lf, key, scan.keys, table, caller, settings)
         if not lazy:
             out = out.collect()
