@@ -1,0 +1,618 @@
+"""The cache as a whole: :class:`HLRCache` (reading, maintenance) and :class:`CacheWriter`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._warnings import warn
+from ..settings import CACHE_ENV
+from . import compaction
+from .claims import Claims
+from .entry import BadEntry, Entry
+from .folder import (
+    CLAIMS_GLOB,
+    COMPACTION_LOCK,
+    PART_GLOB,
+    Sequence as WriteSequence,
+    ensure_dir,
+    locked,
+    not_writable,
+    part_info,
+    quarantine_lines,
+    read_sequence,
+)
+from .journal import Journal, drop_orphan, journals, orphans, read_journal, take_orphan
+from .parts import (
+    ANSWER_COLUMNS,
+    CACHE_SCHEMA,
+    LEAN_COLUMNS,
+    entries_to_table,
+    newest,
+    read_part,
+    scan,
+    to_pandas_types,
+    write_part,
+)
+
+logger = logging.getLogger("pd_hlr.cache")
+
+#: How many times a read lists the parts again when a compaction removed one meanwhile.
+_RELIST = 8
+
+
+def default_cache_path() -> Path:
+    """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pd_hlr"
+
+
+def _wanted_array(numbers: Any) -> pa.Array:
+    """The wanted numbers as one Arrow array (built once per read)."""
+    if isinstance(numbers, pa.ChunkedArray):
+        numbers = numbers.combine_chunks()
+    if isinstance(numbers, pa.Array):
+        return numbers.cast(pa.large_string())
+    if isinstance(numbers, pd.Index | pd.Series):
+        return pa.array(numbers.array, from_pandas=True).cast(pa.large_string())
+    return pa.array(list(numbers), pa.large_string())
+
+
+def _filter(table: pa.Table, mask: Any) -> pa.Table:
+    """``table.filter(mask)``, without copying when the mask keeps every row."""
+    if mask.null_count == 0 and (pc.sum(mask).as_py() or 0) == table.num_rows:
+        return table
+    return table.filter(mask)
+
+
+class _PartMemo:
+    """Process-wide memo of part columns (never ``raw``). Parts are immutable, so (path, size,
+    mtime) is a key; columns are read the first time a lookup needs them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[tuple[str, int, int], pa.Table] = {}
+
+    def get(self, path: Path, columns: Sequence[str]) -> pa.Table:
+        st = path.stat()  # FileNotFoundError: merged away, the caller lists again
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            table = self._tables.get(key)
+        missing = [c for c in columns if table is None or c not in table.column_names]
+        if missing:
+            more = read_part(path, missing)
+            if table is not None:
+                for name in more.column_names:
+                    table = table.append_column(name, more[name])
+            else:
+                table = more
+            with self._lock:
+                self._tables[key] = table
+        assert table is not None
+        return table.select(list(columns))
+
+    def forget(self, paths: Iterable[Path]) -> None:
+        names = {str(p) for p in paths}
+        with self._lock:
+            for key in [k for k in self._tables if k[0] in names]:
+                del self._tables[key]
+
+
+_MEMO = _PartMemo()
+
+
+class HLRCache:
+    """A folder of parquet parts + journals holding every paid answer.
+
+    >>> cache = HLRCache(cache_dir)
+    >>> out = df.hlr.validate("phone", cache=cache, client=client, default_region="GB",
+    ...                       progress=False)
+    >>> cache.stats()["entries"], cache.stats()["parts"]
+    (2, 1)
+
+    ``memo=True`` (the default) keeps the part columns a lookup read in a process-wide memo,
+    so re-runs in one process (a notebook) read each part from disk once, at the cost of
+    holding them for the life of the process. ``memo=False`` streams the parts through one
+    scan and keeps only the entries asked for (the Dask path uses it to keep the calling
+    process small).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        flush_every: int = 1000,
+        flush_seconds: float = 10.0,
+        fsync: bool = False,
+        memo: bool = True,
+        compact: bool = True,
+    ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"cache path must be a str or os.PathLike, not {type(path).__name__}")
+        self.path = Path(path).expanduser()
+        self.flush_every = int(flush_every)
+        self.flush_seconds = float(flush_seconds)
+        self.fsync = bool(fsync)
+        self.memo = bool(memo)
+        #: Merge parts size-tiered when a writer closes (see ``pd_hlr.cache.compaction``).
+        self.auto_compact = bool(compact)
+
+    def __repr__(self) -> str:
+        return f"HLRCache({str(self.path)!r})"
+
+    # -- files ----------------------------------------------------------------------------
+    def _parts(self) -> list[Path]:
+        return sorted(self.path.glob(PART_GLOB)) if self.path.is_dir() else []
+
+    def sequence(self) -> int:
+        """The folder's write sequence now: every entry written later has a higher ``seq``."""
+        return read_sequence(self.path)
+
+    def _max_part_seq(self) -> int:
+        return max((part_info(p)[0] for p in self._parts()), default=0)
+
+    # -- reading --------------------------------------------------------------------------
+    def _journal_table(self) -> pa.Table | None:
+        entries: list[Entry] = []
+        for j in journals(self.path):
+            entries.extend(read_journal(j).entries)
+        if not entries:
+            return None
+        table, _bad = entries_to_table(entries)  # bad ones are quarantined when folded
+        return table
+
+    def _read_parts_one_by_one(
+        self, parts: Sequence[Path], columns: Sequence[str], options: str | None, api: str | None
+    ) -> list[pa.Table]:
+        """Each part alone: a part that cannot be read is skipped with a warning naming it."""
+        out = []
+        for p in parts:
+            try:
+                t = _MEMO.get(p, columns) if self.memo and "raw" not in columns else None
+                if t is None:
+                    t = read_part(p, columns)
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                warn(
+                    f"pd_hlr cache: skipping unreadable part {p} ({type(exc).__name__}: {exc})",
+                    RuntimeWarning,
+                )
+                continue
+            mask = None
+            if options is not None:
+                mask = pc.equal(t["options"], options)
+            if api is not None:
+                m = pc.equal(t["api"], api)
+                mask = m if mask is None else pc.and_(mask, m)
+            out.append(t if mask is None else _filter(t, mask))
+        return out
+
+    def _stored(
+        self,
+        columns: Sequence[str],
+        *,
+        options: str | None = None,
+        api: str | None = None,
+        keep: Callable[[pa.Table], pa.Table] | None = None,
+        since: int | None = None,
+    ) -> pa.Table:
+        """Every stored row (journals, then parts) of ``options``/``api``, with ``columns``,
+        filtered by ``keep``: not yet deduplicated. ``since`` reads only what was written after
+        that sequence value (parts whose highest ``seq`` is below it are not opened)."""
+        cols = list(dict.fromkeys(columns))
+        filter_cols = [c for c in ("options", "api") if c not in cols]
+        keep = keep or (lambda t: t)
+        for _ in range(_RELIST):
+            tables: list[pa.Table] = []
+            # Journals before parts: a journal folded meanwhile had its part written first.
+            jt = self._journal_table()
+            if jt is not None:
+                mask = None
+                if options is not None:
+                    mask = pc.equal(jt["options"], options)
+                if api is not None:
+                    m = pc.equal(jt["api"], api)
+                    mask = m if mask is None else pc.and_(mask, m)
+                jt = jt if mask is None else _filter(jt, mask)
+                tables.append(keep(jt.select(cols)))
+            parts = self._parts()
+            if since is not None:
+                parts = [p for p in parts if part_info(p)[0] > since]
+            try:
+                tables.extend(self._read_parts(parts, cols, filter_cols, options, api, keep))
+            except FileNotFoundError:
+                continue  # a compaction replaced parts meanwhile: list them again
+            break
+        else:  # pragma: no cover - eight compactions during one read
+            raise RuntimeError(f"the parts of {self.path} kept changing while being read")
+        if not tables:
+            empty = CACHE_SCHEMA.empty_table().select(cols)
+            return keep(empty)
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _read_parts(
+        self,
+        parts: Sequence[Path],
+        cols: list[str],
+        filter_cols: list[str],
+        options: str | None,
+        api: str | None,
+        keep: Callable[[pa.Table], pa.Table],
+    ) -> list[pa.Table]:
+        if not parts:
+            return []
+        if self.memo and "raw" not in cols:
+            tables = self._read_parts_one_by_one(parts, [*cols, *filter_cols], options, api)
+            if not tables:
+                return []
+            whole = pa.concat_tables([t.select(cols) for t in tables])
+            return [keep(whole)]
+        try:
+            # one scan (no per-part Python work), filtered chunk by chunk: bounded memory
+            return [keep(chunk) for chunk in scan(parts, cols, options, api)]
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, pa.ArrowException):
+            # one part is unreadable: read them one by one to skip only that one
+            tables = self._read_parts_one_by_one(parts, [*cols, *filter_cols], options, api)
+            return [keep(t.select(cols)) for t in tables]
+
+    def get(
+        self,
+        numbers: Iterable[str],
+        options: str,
+        api: str,
+        *,
+        max_age: str | pd.Timedelta | None = None,
+        include_temporary: bool = False,
+        now: datetime | None = None,
+        columns: Iterable[str] | None = None,
+        since: int | None = None,
+    ) -> pd.DataFrame:
+        """Servable cached answers for ``numbers`` under ``options``/``api``.
+
+        Returns a frame indexed by number with ``hlr_checked_at``, the API columns of both
+        modes (or only ``columns``) and ``hlr_extra``. Entries older than ``max_age`` and
+        (unless ``include_temporary``) temporary outcomes are left out, so the caller looks them
+        up again. ``since`` (a :meth:`sequence` value) serves only answers written after it,
+        temporary ones included: what another process paid for while this one waited.
+
+        >>> HLRCache(cache_dir).get(["+447400123456"], "detailed=0", "api.provero.io").shape
+        (0, 38)
+        """
+        wanted = _wanted_array(numbers)
+        answer_cols = ANSWER_COLUMNS
+        if columns is not None:
+            asked = set(columns)
+            answer_cols = [c for c in ANSWER_COLUMNS if c in asked or c == "hlr_extra"]
+        cols = ["number", "seq", "checked_at", "temporary", *answer_cols]
+
+        def keep(t: pa.Table) -> pa.Table:
+            mask = pc.is_in(t["number"], value_set=wanted)
+            if since is not None:
+                mask = pc.and_(mask, pc.greater(t["seq"], since))
+            return _filter(t, mask)
+
+        if len(wanted) and self.path.is_dir():
+            table = self._stored(cols, options=options, api=api, keep=keep, since=since)
+        else:
+            table = CACHE_SCHEMA.empty_table().select(cols)
+        if table.num_rows and pc.count_distinct(table["number"]).as_py() != table.num_rows:
+            table = newest(table, keys=("number",))
+        mask = None
+        if since is None and not include_temporary and table.num_rows:
+            mask = pc.invert(pc.fill_null(table["temporary"], False))
+        if since is None and max_age is not None and table.num_rows:
+            cutoff = (now or datetime.now(UTC)) - pd.Timedelta(max_age).to_pytimedelta()
+            fresh = pc.greater_equal(table["checked_at"], pa.scalar(cutoff))
+            mask = fresh if mask is None else pc.and_(mask, fresh)
+        if mask is not None:
+            table = _filter(table, mask)
+        table = table.drop_columns(["temporary", "seq"])
+        frame = table.to_pandas(types_mapper=to_pandas_types, self_destruct=True)
+        del table
+        frame = frame.rename(columns={"checked_at": "hlr_checked_at"}).set_index("number")
+        frame.index.name = None
+        return frame
+
+    def to_frame(self, *, raw: bool = True) -> pd.DataFrame:
+        """Every key's newest entry as a DataFrame (with the raw JSON unless ``raw=False``)."""
+        cols = [f.name for f in CACHE_SCHEMA] if raw else LEAN_COLUMNS
+        table = newest(self._stored(cols))
+        return table.to_pandas(types_mapper=to_pandas_types)
+
+    def stats(self) -> dict[str, Any]:
+        """Entries (newest per key), stored rows, temporary entries, parts, journals, bytes,
+        oldest and newest answer, the last compaction, quarantined files."""
+        table = self._stored(["number", "options", "api", "checked_at", "temporary", "seq"])
+        latest = newest(table)
+        parts = self._parts()
+        files = [*parts, *journals(self.path)]
+        checked = latest["checked_at"]
+        last = compaction.last(self.path)
+        quarantined = sorted(self.path.glob("quarantine-*")) if self.path.is_dir() else []
+        sizes = 0
+        for f in files:
+            with contextlib.suppress(OSError):
+                sizes += f.stat().st_size
+        return {
+            "path": str(self.path),
+            "entries": latest.num_rows,
+            "stored_rows": table.num_rows,
+            "temporary": int(pc.sum(pc.fill_null(latest["temporary"], False)).as_py() or 0),
+            "parts": len(parts),
+            "journals": len(files) - len(parts),
+            "bytes": sizes,
+            "oldest": pc.min(checked).as_py() if latest.num_rows else None,
+            "newest": pc.max(checked).as_py() if latest.num_rows else None,
+            "last_compaction": last.get("at") if last else None,
+            "quarantined": len(quarantined),
+        }
+
+    # -- maintenance ----------------------------------------------------------------------
+    def fold_orphans(self) -> int:
+        """Fold journals whose writer is gone (no lock held) into a part; lines that are not
+        entries are moved aside (see :func:`~pd_hlr.cache.folder.quarantine_lines`). Returns
+        the number of entries folded."""
+        folded = 0
+        for j in orphans(self.path):
+            taken = take_orphan(j)
+            if taken is None:
+                continue
+            fd, contents = taken
+            try:
+                if contents.entries:
+                    table, bad = entries_to_table(contents.entries)
+                    write_part(self.path, table, fsync=self.fsync)
+                    folded += table.num_rows
+                    if bad:
+                        quarantine_lines(
+                            self.path, [e.to_line() for e, _ in bad], j.name, bad[0][1]
+                        )
+                if contents.bad:
+                    quarantine_lines(self.path, contents.bad, j.name, contents.reasons[0])
+                if contents.torn:
+                    quarantine_lines(self.path, [contents.torn], j.name, "cut short", loud=False)
+            except BaseException:
+                os.close(fd)
+                raise
+            drop_orphan(j, fd)
+        return folded
+
+    def compact(self) -> dict[str, int]:
+        """Fold orphan journals and merge all parts into one (newest per key), atomically.
+        Only parts read in full are removed; one that cannot be read now stays."""
+        t0 = time.perf_counter()
+        with locked(self.path / COMPACTION_LOCK) if self.path.is_dir() else contextlib.nullcontext():
+            self.fold_orphans()
+            parts = self._parts()
+            result = compaction.merge(self.path, parts, fsync=self.fsync) if parts else {}
+            _MEMO.forget(parts)
+        out = {
+            "parts_before": len(parts),
+            "entries": result.get("entries", 0),
+            "unreadable": result.get("unreadable", 0),
+        }
+        if parts:
+            compaction.record(self.path, "manual", {**out}, time.perf_counter() - t0)
+        return out
+
+    def auto_compact_now(self) -> dict[str, int] | None:
+        """Size-tiered compaction (what a writer does when it closes); skipped while another
+        process compacts this folder."""
+        if not self.path.is_dir():
+            return None
+        with locked(self.path / COMPACTION_LOCK, block=False) as got:
+            if not got:
+                return None
+            before = self._parts()
+            result = compaction.tiered(self.path, self._parts, fsync=self.fsync)
+            _MEMO.forget(set(before) - set(self._parts()))
+            return result
+
+    def clear(self) -> int:
+        """Delete every part and journal of this cache. Returns the number of files removed."""
+        files = self._parts() + journals(self.path)
+        for f in files:
+            f.unlink(missing_ok=True)
+        _MEMO.forget(files)
+        return len(files)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[CacheWriter]:
+        """A writer for one run; folded into a part on exit, whatever the exit.
+
+        Opening it proves the folder takes writes: :class:`~pd_hlr.errors.CacheNotWritableError`
+        otherwise (before any request is sent)."""
+        w = CacheWriter(self)
+        try:
+            yield w
+        finally:
+            w.close()
+
+    def claimed(self, options: str, api: str, *, since: int | None) -> ClaimedLookups:
+        """The cross-process lookup loop for one run (see :class:`ClaimedLookups`)."""
+        return ClaimedLookups(self, options, api, since=since)
+
+
+class CacheWriter:
+    """Journals answers as they arrive and folds them into parts. Thread-safe.
+
+    ``add`` returns only once the answer is in the journal (in the OS's hands), so the caller
+    may count it as progress. Each answer takes the folder's next write sequence value under
+    the sequence lock, in the same step as its journal write: newest means last written.
+    """
+
+    def __init__(self, cache: HLRCache) -> None:
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._pending: list[Entry] = []
+        self._last_fold = time.monotonic()
+        self.written = 0
+        try:
+            ensure_dir(cache.path)
+            self._journal: Journal | None = Journal(cache.path, fsync=cache.fsync)
+            self._seq = WriteSequence(cache.path)
+        except OSError as exc:
+            raise not_writable(cache.path, exc) from exc
+        self._seq.raise_to(cache._max_part_seq())
+        cache.fold_orphans()
+
+    def add(self, entry: Entry) -> None:
+        """Make one answer durable now; fold into a part every N answers / T seconds."""
+        try:
+            entry = entry.checked()
+        except BadEntry as exc:
+            line = repr(entry).encode("ascii", "backslashreplace")
+            quarantine_lines(self.cache.path, [line], "a paid answer", str(exc))
+            return
+        with self._lock:
+            if self._journal is None:
+                self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
+            with self._seq.advance() as seq:
+                entry = replace(entry, seq=seq)
+                self._journal.write(entry.to_line())
+            self._pending.append(entry)
+            self.written += 1
+            due = len(self._pending) >= self.cache.flush_every or (
+                time.monotonic() - self._last_fold >= self.cache.flush_seconds
+            )
+            if due:
+                self._fold_locked()
+
+    def _fold_locked(self) -> None:
+        self._last_fold = time.monotonic()
+        if not self._pending:
+            return
+        table, bad = entries_to_table(self._pending)
+        write_part(self.cache.path, table, fsync=self.cache.fsync)
+        if bad:
+            quarantine_lines(self.cache.path, [e.to_line() for e, _ in bad], "a run", bad[0][1])
+        self._pending = []
+        # The part holds every line of the journal: retire it; the next add opens a new one.
+        if self._journal is not None:
+            self._journal.retire()
+            self._journal = None
+
+    def flush(self) -> None:
+        """Fold pending answers into a part now."""
+        with self._lock:
+            self._fold_locked()
+
+    def close(self) -> None:
+        """Fold what is pending (if that fails, the journal stays for the next reader), then
+        merge parts size-tiered (see ``pd_hlr.cache.compaction``)."""
+        with self._lock:
+            try:
+                self._fold_locked()
+                if self._journal is not None:  # nothing pending: every line is in a part
+                    self._journal.retire()
+                    self._journal = None
+            finally:
+                if self._journal is not None:
+                    self._journal.close()
+                    self._journal = None
+                self._seq.close()
+        if self.cache.auto_compact and self.written:
+            try:
+                self.cache.auto_compact_now()
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                warn(f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
+                     RuntimeWarning)  # fmt: skip
+
+
+class ClaimedLookups:
+    """One run's lookups, paid once across every process sharing the cache folder.
+
+    ``run(numbers, lookup)``: claim what no live process holds and look those up (each answer
+    is journalled as it arrives); wait for the numbers others hold, serving their answers from
+    the cache as they land; claim what they gave back unanswered; repeat until nothing is left.
+    ``served`` is what other processes paid for during this run (a ``get`` frame).
+    """
+
+    def __init__(
+        self,
+        cache: HLRCache,
+        options: str,
+        api: str,
+        *,
+        since: int | None,
+        poll: float = 0.05,
+        max_poll: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cache = cache
+        self.options = options
+        self.api = api
+        self.since = cache.sequence() if since is None else since
+        self.poll = poll
+        self.max_poll = max_poll
+        self.sleep = sleep
+        self._served: list[pd.DataFrame] = []
+        self.served_numbers: set[str] = set()
+
+    def _serve(self, numbers: list[str], on_served: Callable[[int], None] | None) -> list[str]:
+        """Serve what others answered since this run began; return the rest."""
+        if not numbers:
+            return numbers
+        fresh = self.cache.get(numbers, self.options, self.api, since=self.since)
+        if not len(fresh):
+            return numbers
+        self._served.append(fresh)
+        got = set(fresh.index)
+        self.served_numbers |= got
+        if on_served is not None:
+            on_served(len(got))
+        return [n for n in numbers if n not in got]
+
+    def run(
+        self,
+        numbers: Sequence[str],
+        lookup: Callable[[list[str]], Any],
+        on_served: Callable[[int], None] | None = None,
+    ) -> None:
+        pending = list(numbers)
+        with Claims(self.cache.path, self.options, self.api) as claims:
+            while pending:
+                mine, others = claims.claim(pending)
+                try:
+                    mine = self._serve(mine, on_served)  # answered between our read and claim
+                    if mine:
+                        lookup(mine)
+                finally:
+                    claims.release()
+                pending = others
+                delay = self.poll
+                while pending:
+                    pending = self._serve(pending, on_served)
+                    if not pending:
+                        break
+                    if len(claims.held(pending)) < len(pending):
+                        break  # some were given back unanswered: claim them
+                    self.sleep(delay)
+                    delay = min(delay * 1.5, self.max_poll)
+
+    def served(self) -> pd.DataFrame | None:
+        """What other processes answered for this run (None when nothing)."""
+        if not self._served:
+            return None
+        return pd.concat(self._served) if len(self._served) > 1 else self._served[0]
+
+
+__all__ = ["CLAIMS_GLOB", "CacheWriter", "ClaimedLookups", "HLRCache", "default_cache_path"]
