@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .folder import CLAIMS_GLOB, CLAIMS_LOCK, locked, unique
+from .folder import CLAIMS_GLOB, CLAIMS_LOCK, ensure_dir, locked, unique
 
 
 class Claims:
@@ -29,6 +29,7 @@ class Claims:
         self.folder = folder
         self._header = f"{api}\t{options}\n".encode()
         self.path = folder / unique("claims", ".txt")
+        ensure_dir(folder)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, self._header)

@@ -293,8 +293,12 @@ class HLRCache:
         up again. ``since`` (a :meth:`sequence` value) serves only answers written after it,
         temporary ones included: what another process paid for while this one waited.
 
-        >>> HLRCache(cache_dir).get(["+447400123456"], "detailed=0", "api.provero.io").shape
-        (0, 38)
+        >>> cache = HLRCache(cache_dir)
+        >>> _ = df.hlr.validate("phone", cache=cache, client=client, progress=False)
+        >>> hits = cache.get(["+447400123456", "+447400999999"], "detailed=0,roaming=0,route=,"
+        ...                  "msisdn=1", "127.0.0.1", columns=["live"])
+        >>> hits.index.tolist(), list(hits.columns)
+        (['+447400123456'], ['hlr_checked_at', 'live', 'hlr_extra'])
         """
         wanted = _wanted_array(numbers)
         answer_cols = ANSWER_COLUMNS
