@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -316,29 +318,39 @@ UNPRIVILEGED = textwrap.dedent(
         more.hlr.validate("phone", client=client, cache=folder, progress=False)
     except pd_hlr.CacheNotWritableError as exc:
         print("refused", exc.path, str(exc).replace(chr(10), " "), flush=True)
+    try:  # a folder this user may not even read
+        df.hlr.validate("phone", client=client, cache=sys.argv[4], progress=False)
+    except pd_hlr.CacheNotWritableError as exc:
+        print("unreadable", exc.path, str(exc).replace(chr(10), " "), flush=True)
     """
 )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops privileges from root to nobody")
 def test_a_read_only_folder_serves_warm_runs_and_refuses_misses_before_paying(sb, tmp_path):
-    folder = tmp_path / "shared"
-    run(pd.DataFrame({"phone": ["+447400000001", "+447400000002"]}), sb, folder)
-    os.chmod(tmp_path, 0o755)
-    os.chmod(folder, 0o755)  # readable by everyone, writable by its owner (root) only
-    for f in folder.iterdir():
-        os.chmod(f, 0o644)
-    before = sb.stats().total_charged
-    proc = subprocess.run(
-        [sys.executable, "-c", UNPRIVILEGED, sb.url, str(folder), str(tmp_path / "scratch")],
-        capture_output=True,
-        text=True,
-        timeout=HANG,
-        env={**os.environ, "T": TOKEN},
-    )
+    shared = Path(tempfile.mkdtemp(prefix="pd-hlr-ro-"))  # under /tmp: others may traverse it
+    try:
+        folder = shared / "cache"
+        run(pd.DataFrame({"phone": ["+447400000001", "+447400000002"]}), sb, folder)
+        os.chmod(shared, 0o755)
+        os.chmod(folder, 0o755)  # readable by everyone, writable by its owner (root) only
+        for f in folder.iterdir():
+            os.chmod(f, 0o644)
+        before = sb.stats().total_charged
+        proc = subprocess.run(
+            [sys.executable, "-c", UNPRIVILEGED, sb.url, str(folder), str(tmp_path / "scratch"),
+             str(tmp_path / "scratch")],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=HANG,
+            env={**os.environ, "T": TOKEN},
+        )
+    finally:
+        shutil.rmtree(shared)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "warm {'cache': 2}"
     assert lines[1].startswith(f"refused {folder} ") and "--no-cache" in lines[1]
+    assert lines[2].startswith(f"unreadable {tmp_path / 'scratch'} ") and "be read" in lines[2]
     # the scratch warm-up paid for the two numbers again (another folder); nothing else
     assert sb.stats().total_charged == before + 2

@@ -66,11 +66,12 @@ def ensure_dir(path: Path) -> None:
         os.chmod(path, 0o700)
 
 
-def not_writable(path: Path, exc: OSError) -> CacheNotWritableError:
-    """The error for a cache folder that cannot be written (raised before any request)."""
+def not_writable(path: Path, exc: OSError, verb: str = "written") -> CacheNotWritableError:
+    """The error for a cache folder that cannot be written (or read), raised before any
+    request is sent."""
     reason = exc.strerror or type(exc).__name__
     err = CacheNotWritableError(
-        f"the cache folder {path} cannot be written ({reason}); nothing was looked up. "
+        f"the cache folder {path} cannot be {verb} ({reason}); nothing was looked up. "
         "Choose a writable folder with cache=... (CLI: --cache DIR), or turn the cache off "
         "with cache=False (CLI: --no-cache).",
         path=str(path),

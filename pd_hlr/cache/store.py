@@ -215,6 +215,20 @@ class HLRCache:
         """Every stored row (journals, then parts) of ``options``/``api``, with ``columns``,
         filtered by ``keep``: not yet deduplicated. ``since`` reads only what was written after
         that sequence value (parts whose highest ``seq`` is below it are not opened)."""
+        try:
+            return self._stored_rows(columns, options=options, api=api, keep=keep, since=since)
+        except PermissionError as exc:
+            raise not_writable(self.path, exc, "read") from exc
+
+    def _stored_rows(
+        self,
+        columns: Sequence[str],
+        *,
+        options: str | None,
+        api: str | None,
+        keep: Callable[[pa.Table], pa.Table] | None,
+        since: int | None,
+    ) -> pa.Table:
         cols = list(dict.fromkeys(columns))
         filter_cols = [c for c in ("options", "api") if c not in cols]
         keep = keep or (lambda t: t)
@@ -313,7 +327,7 @@ class HLRCache:
                 mask = pc.and_(mask, pc.greater(t["seq"], since))
             return _filter(t, mask)
 
-        if len(wanted) and self.path.is_dir():
+        if len(wanted):
             table = self._stored(cols, options=options, api=api, keep=keep, since=since)
         else:
             table = CACHE_SCHEMA.empty_table().select(cols)
