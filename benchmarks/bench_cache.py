@@ -82,7 +82,9 @@ def distinct_numbers(n: int, seed: int = 15) -> np.ndarray:
 def rows_of(numbers: np.ndarray, rows: int, seed: int = 16) -> pd.DataFrame:
     """``rows`` cells: every number once, the rest drawn uniformly, shuffled."""
     rng = np.random.default_rng(seed)
-    picks = np.concatenate([np.arange(len(numbers)), rng.integers(0, len(numbers), rows - len(numbers))])
+    picks = np.concatenate(
+        [np.arange(len(numbers)), rng.integers(0, len(numbers), rows - len(numbers))]
+    )
     rng.shuffle(picks)
     return pd.DataFrame({"phone": pd.array(numbers[picks], dtype="str")})
 
@@ -146,7 +148,9 @@ def child(kind: str, input_path: str, source: str) -> None:
             out = df.hlr.validate("phone", cache=source, client=client, **WARM)
             elapsed = time.perf_counter() - t0
             requests = client.stats.requests
-        assert requests == 0 and out["hlr_source"].eq("cache").all(), out["hlr_source"].value_counts()
+        assert requests == 0 and out["hlr_source"].eq("cache").all(), out[
+            "hlr_source"
+        ].value_counts()
     else:
         t0 = time.perf_counter()
         answers = pd.read_parquet(source)
@@ -181,8 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--md", type=Path, help="also write the tables as markdown here")
-    parser.add_argument("--history", default=f"{HISTORY_RUNS}x{HISTORY_NUMBERS}",
-                        help="RUNSxNUMBERS of the history test")  # fmt: skip
+    parser.add_argument(
+        "--history",
+        default=f"{HISTORY_RUNS}x{HISTORY_NUMBERS}",
+        help="RUNSxNUMBERS of the history test",
+    )
     parser.add_argument("--out", type=Path, default=Path(OUT), help="where the seeded caches live")
     parser.add_argument("--seed-only", action="store_true", help="seed the caches and stop")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -220,8 +227,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"{ours['peak'] / floor['peak']:.2f}x",
             ]
         )
-    headers = ["warm run, all cached", "pd-hlr", "merge floor", "time ratio", "pd-hlr peak",
-               "floor peak", "peak ratio"]  # fmt: skip
+    headers = [
+        "warm run, all cached",
+        "pd-hlr",
+        "merge floor",
+        "time ratio",
+        "pd-hlr peak",
+        "floor peak",
+        "peak ratio",
+    ]
     warm_table = table(rows_out, headers)
     print()
     print(warm_table)
@@ -236,21 +250,43 @@ def main(argv: list[str] | None = None) -> None:
     h1 = measure("warm", inp, OUT / "history-after-1", args.reps)
     h20 = measure("warm", inp, OUT / "history", args.reps)
     hist_rows = [
-        ["after run 1", f"{before['entries']:,}", before["parts"], f"{h1['t'] * 1000:.0f} ms",
-         mib(h1["peak"])],
-        ["after run 20", f"{after['entries']:,}", after["parts"], f"{h20['t'] * 1000:.0f} ms",
-         mib(h20["peak"])],
+        [
+            "after run 1",
+            f"{before['entries']:,}",
+            before["parts"],
+            f"{h1['t'] * 1000:.0f} ms",
+            mib(h1["peak"]),
+        ],
+        [
+            "after run 20",
+            f"{after['entries']:,}",
+            after["parts"],
+            f"{h20['t'] * 1000:.0f} ms",
+            mib(h20["peak"]),
+        ],
         ["ratio", "", "", f"{h20['t'] / h1['t']:.2f}x", f"{h20['peak'] / h1['peak']:.2f}x"],
-    ]  # fmt: skip
-    hist_table = table(hist_rows, [f"history: run 1's {HISTORY_NUMBERS:,} rows", "entries", "parts", "time",
-                                   "peak RSS"])  # fmt: skip
+    ]
+    hist_table = table(
+        hist_rows,
+        [f"history: run 1's {HISTORY_NUMBERS:,} rows", "entries", "parts", "time", "peak RSS"],
+    )
     print()
     print(hist_table)
     for rows, (ours, floor) in figures.items():
-        summary("15 warm vs merge floor", f"{rows:,} rows", f"{ours['t']:.2f}s",
-                f"{floor['t']:.2f}s", f"{ours['t'] / floor['t']:.2f}x")  # fmt: skip
-    summary("15 history", "run 20 vs run 1 lookup", f"{h20['t'] * 1000:.0f} ms",
-            f"{h1['t'] * 1000:.0f} ms", f"{h20['t'] / h1['t']:.2f}x")  # fmt: skip
+        summary(
+            "15 warm vs merge floor",
+            f"{rows:,} rows",
+            f"{ours['t']:.2f}s",
+            f"{floor['t']:.2f}s",
+            f"{ours['t'] / floor['t']:.2f}x",
+        )
+    summary(
+        "15 history",
+        "run 20 vs run 1 lookup",
+        f"{h20['t'] * 1000:.0f} ms",
+        f"{h1['t'] * 1000:.0f} ms",
+        f"{h20['t'] / h1['t']:.2f}x",
+    )
     if args.md:
         md = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         md += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows_out]

@@ -453,7 +453,7 @@ def resolve(
         resolved = _concat_resolved(
             [
                 hits,
-                _shape_resolved(served, detailed, source="cache") if served is not None else hits[:0],
+                hits[:0] if served is None else _shape_resolved(served, detailed, source="cache"),
                 _api_frame(collector, detailed),
                 _error_frame(errors, detailed),
             ],
@@ -498,9 +498,8 @@ def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: boo
     out: dict[str, Any] = {}
     for f in schema.fields(detailed):
         col = f.column
-        if col in ("hlr_number", "hlr_region", "hlr_number_type", "hlr_note"):
-            out[col] = normalized[col].astype(dtypes[col]).array
-        elif nowhere and col in ("hlr_source", "hlr_error"):
+        local_only = nowhere and col in ("hlr_source", "hlr_error")
+        if local_only or col in ("hlr_number", "hlr_region", "hlr_number_type", "hlr_note"):
             out[col] = normalized[col].astype(dtypes[col]).array
         elif nowhere:
             out[col] = pd.array([None] * n, dtype=dtypes[col])

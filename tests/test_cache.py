@@ -20,8 +20,7 @@ import pytest
 
 import pd_hlr
 from pd_hlr import sandbox, schema
-from pd_hlr.cache import CACHE_SCHEMA, CacheWriter, Entry, HLRCache
-from pd_hlr.cache import compaction
+from pd_hlr.cache import CACHE_SCHEMA, CacheWriter, Entry, HLRCache, compaction
 
 from .conftest import TOKEN
 

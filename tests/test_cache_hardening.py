@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import pd_hlr
 from pd_hlr import sandbox
-from pd_hlr.cache import BadEntry, CacheWriter, ClaimedLookups, Entry, HLRCache
+from pd_hlr.cache import BadEntry, ClaimedLookups, Entry, HLRCache
 from pd_hlr.cache.claims import Claims
 
 from .test_cache_processes import killed_writer
@@ -64,12 +64,18 @@ wrong_shape = json_values.map(lambda v: json.dumps(v).encode()) | st.builds(
     st.sampled_from(["n", "o", "a", "t", "r"]),
     json_values.filter(lambda v: not isinstance(v, dict)),
 )
-hostile = wrong_shape | st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b) | (
-    st.just(b"[" * 5000 + b"]" * 5000)  # nested deeper than the parser's stack
+hostile = (
+    wrong_shape
+    | st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b)
+    | (
+        st.just(b"[" * 5000 + b"]" * 5000)  # nested deeper than the parser's stack
+    )
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(bad=st.lists(hostile, min_size=1, max_size=4), where=st.integers(0, 20))
 def test_hostile_journal_lines_are_quarantined_and_never_block_the_rest(
     orphan, tmp_path_factory, bad, where
@@ -112,10 +118,24 @@ def _is_entry(line: bytes) -> bool:
 def test_a_lone_surrogate_answer_is_stored_repaired_and_the_folder_stays_readable(tmp_path):
     cache = HLRCache(tmp_path / "c")
     with cache.writer() as w:
-        w.add(Entry("+447400000001", OPTS, API, {"to": "+447400000001", "live": True,
-                                                 "currentNetwork": "O2 \ud83d"}, datetime.now(UTC)))  # fmt: skip
-        w.add(Entry("+447400000002", OPTS, API, {"to": "+447400000002", "live": True,
-                                                 "x\udc80": "\ud83d"}, datetime.now(UTC)))  # fmt: skip
+        w.add(
+            Entry(
+                "+447400000001",
+                OPTS,
+                API,
+                {"to": "+447400000001", "live": True, "currentNetwork": "O2 \ud83d"},
+                datetime.now(UTC),
+            )
+        )
+        w.add(
+            Entry(
+                "+447400000002",
+                OPTS,
+                API,
+                {"to": "+447400000002", "live": True, "x\udc80": "\ud83d"},
+                datetime.now(UTC),
+            )
+        )
     hits = cache.get(["+447400000001", "+447400000002"], OPTS, API).sort_index()
     assert hits["current_network"].tolist()[0] == "O2 \ufffd"
     assert json.loads(hits["hlr_extra"].iloc[1]) == {"x\ufffd": "\ufffd"}
@@ -140,8 +160,13 @@ def test_an_entry_that_cannot_be_stored_is_quarantined_not_raised(tmp_path, resu
     nested = {"to": "x"}
     for _ in range(100):
         nested = {"n": nested}
-    bad = Entry("+447400000004", OPTS, API, result if result != {"deep": [[[[[]]]]]} else nested,
-                datetime.now(UTC))  # fmt: skip
+    bad = Entry(
+        "+447400000004",
+        OPTS,
+        API,
+        result if result != {"deep": [[[[[]]]]]} else nested,
+        datetime.now(UTC),
+    )
     with cache.writer() as w:
         w.add(Entry("+447400000005", OPTS, API, {"to": "ok", "live": True}, datetime.now(UTC)))
         if isinstance(result, dict) and "deep" in result:
@@ -226,7 +251,11 @@ def test_a_number_another_run_holds_is_waited_for_and_served_temporary_or_not(tm
         assert release_a.wait(60)
         with cache.writer() as w:
             for n in batch:
-                w.add(Entry(n, OPTS, API, temporary if n.endswith("7") else {"to": n}, datetime.now(UTC)))  # fmt: skip
+                w.add(
+                    Entry(
+                        n, OPTS, API, temporary if n.endswith("7") else {"to": n}, datetime.now(UTC)
+                    )
+                )
 
     since = cache.sequence()
     a = ClaimedLookups(cache, OPTS, API, since=since)

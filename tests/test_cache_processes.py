@@ -250,8 +250,7 @@ def test_journals_are_never_folded_before_their_writer_holds_them(tmp_path):
         """
     )
     folders = [
-        subprocess.Popen([sys.executable, "-c", folder_loop, str(folder), "60"])
-        for _ in range(2)
+        subprocess.Popen([sys.executable, "-c", folder_loop, str(folder), "60"]) for _ in range(2)
     ]
     journalled: list[str] = []
     try:
@@ -338,8 +337,15 @@ def test_a_read_only_folder_serves_warm_runs_and_refuses_misses_before_paying(sb
             os.chmod(f, 0o644)
         before = sb.stats().total_charged
         proc = subprocess.run(
-            [sys.executable, "-c", UNPRIVILEGED, sb.url, str(folder), str(tmp_path / "scratch"),
-             str(tmp_path / "scratch")],  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                UNPRIVILEGED,
+                sb.url,
+                str(folder),
+                str(tmp_path / "scratch"),
+                str(tmp_path / "scratch"),
+            ],
             capture_output=True,
             text=True,
             timeout=HANG,

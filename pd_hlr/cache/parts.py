@@ -65,7 +65,16 @@ CACHE_SCHEMA = pa.schema(
 )
 
 #: Columns that are bookkeeping, not API answer columns.
-META_COLUMNS = ("number", "options", "api", "checked_at", "schema_version", "temporary", "raw", "seq")
+META_COLUMNS = (
+    "number",
+    "options",
+    "api",
+    "checked_at",
+    "schema_version",
+    "temporary",
+    "raw",
+    "seq",
+)
 #: The answer columns (both modes) and ``hlr_extra``.
 ANSWER_COLUMNS = [f.name for f in CACHE_SCHEMA if f.name not in META_COLUMNS]
 #: Every column but the raw JSON (the bulk of a part, needed only by to_frame and compaction).
@@ -131,8 +140,15 @@ def entries_to_table(entries: Sequence[Entry]) -> tuple[pa.Table, list[tuple[Ent
     the others)."""
     try:
         return _table(entries), []
-    except (BadEntry, ValueError, TypeError, KeyError, AttributeError, OverflowError,
-            pa.ArrowException) as exc:  # fmt: skip
+    except (
+        BadEntry,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        pa.ArrowException,
+    ) as exc:
         if len(entries) <= 1:
             return _table([]), [(e, f"{type(exc).__name__}: {exc}") for e in entries]
     good: list[pa.Table] = []
@@ -192,8 +208,9 @@ def read_part(path: Path, columns: Iterable[str] | None = None) -> pa.Table:
     return fill_legacy_seq(table) if "seq" in table.column_names else table
 
 
-def scan(paths: Sequence[Path], columns: Sequence[str], options: str | None, api: str | None
-         ) -> Iterator[pa.Table]:  # fmt: skip
+def scan(
+    paths: Sequence[Path], columns: Sequence[str], options: str | None, api: str | None
+) -> Iterator[pa.Table]:
     """One scan over ``paths`` (a pyarrow dataset: no per-part Python work), keeping the rows
     of ``options``/``api`` (row-group statistics prune the rest), in chunks of about
     ``CHUNK_ROWS`` rows (so the caller holds one chunk at a time)."""

@@ -26,13 +26,15 @@ from .folder import (
     CLAIMS_GLOB,
     COMPACTION_LOCK,
     PART_GLOB,
-    Sequence as WriteSequence,
     ensure_dir,
     locked,
     not_writable,
     part_info,
     quarantine_lines,
     read_sequence,
+)
+from .folder import (
+    Sequence as WriteSequence,
 )
 from .journal import Journal, drop_orphan, journals, orphans, read_journal, take_orphan
 from .parts import (
@@ -80,40 +82,40 @@ def _filter(table: pa.Table, mask: Any) -> pa.Table:
     return table.filter(mask)
 
 
-class _PartMemo:
-    """Process-wide memo of part columns (never ``raw``). Parts are immutable, so (path, size,
-    mtime) is a key; columns are read the first time a lookup needs them."""
+class _ScanMemo:
+    """Process-wide memo of the last scan per (folder, options, API host, columns): the rows
+    of that key, never ``raw``. Parts are immutable, so the (name, size, mtime) of every part
+    identifies a scan's input: a re-run in one process (a notebook) reads the parts once, and
+    a new part (the next run's answers) makes the next read scan again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tables: dict[tuple[str, int, int], pa.Table] = {}
+        self._scans: dict[tuple[Any, ...], tuple[tuple[Any, ...], pa.Table]] = {}
 
-    def get(self, path: Path, columns: Sequence[str]) -> pa.Table:
-        st = path.stat()  # FileNotFoundError: merged away, the caller lists again
-        key = (str(path), st.st_size, st.st_mtime_ns)
+    @staticmethod
+    def signature(parts: Sequence[Path]) -> tuple[Any, ...]:
+        out = []
+        for p in parts:
+            st = p.stat()  # FileNotFoundError: merged away; the caller lists again
+            out.append((p.name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def get(self, key: tuple[Any, ...], signature: tuple[Any, ...]) -> pa.Table | None:
         with self._lock:
-            table = self._tables.get(key)
-        missing = [c for c in columns if table is None or c not in table.column_names]
-        if missing:
-            more = read_part(path, missing)
-            if table is not None:
-                for name in more.column_names:
-                    table = table.append_column(name, more[name])
-            else:
-                table = more
-            with self._lock:
-                self._tables[key] = table
-        assert table is not None
-        return table.select(list(columns))
+            hit = self._scans.get(key)
+        return hit[1] if hit is not None and hit[0] == signature else None
 
-    def forget(self, paths: Iterable[Path]) -> None:
-        names = {str(p) for p in paths}
+    def put(self, key: tuple[Any, ...], signature: tuple[Any, ...], table: pa.Table) -> None:
         with self._lock:
-            for key in [k for k in self._tables if k[0] in names]:
-                del self._tables[key]
+            self._scans[key] = (signature, table)
+
+    def forget(self, folder: Path) -> None:
+        with self._lock:
+            for key in [k for k in self._scans if k[0] == str(folder)]:
+                del self._scans[key]
 
 
-_MEMO = _PartMemo()
+_MEMO = _ScanMemo()
 
 
 class HLRCache:
@@ -183,9 +185,7 @@ class HLRCache:
         out = []
         for p in parts:
             try:
-                t = _MEMO.get(p, columns) if self.memo and "raw" not in columns else None
-                if t is None:
-                    t = read_part(p, columns)
+                t = read_part(p, columns)
             except FileNotFoundError:
                 raise
             except (OSError, ValueError, pa.ArrowException) as exc:
@@ -271,15 +271,22 @@ class HLRCache:
     ) -> list[pa.Table]:
         if not parts:
             return []
-        if self.memo and "raw" not in cols:
-            tables = self._read_parts_one_by_one(parts, [*cols, *filter_cols], options, api)
-            if not tables:
-                return []
-            whole = pa.concat_tables([t.select(cols) for t in tables])
-            return [keep(whole)]
+        memo = self.memo and "raw" not in cols
+        if memo:
+            key = (str(self.path), options, api, tuple(cols))
+            signature = _MEMO.signature(parts)
+            table = _MEMO.get(key, signature)
+            if table is not None:
+                return [keep(table)]
         try:
             # one scan (no per-part Python work), filtered chunk by chunk: bounded memory
-            return [keep(chunk) for chunk in scan(parts, cols, options, api)]
+            chunks = scan(parts, cols, options, api)
+            if not memo:
+                return [keep(chunk) for chunk in chunks]
+            whole = [*chunks]
+            table = pa.concat_tables(whole) if whole else CACHE_SCHEMA.empty_table().select(cols)
+            _MEMO.put(key, signature, table)
+            return [keep(table)]
         except FileNotFoundError:
             raise
         except (OSError, ValueError, pa.ArrowException):
@@ -417,11 +424,13 @@ class HLRCache:
         """Fold orphan journals and merge all parts into one (newest per key), atomically.
         Only parts read in full are removed; one that cannot be read now stays."""
         t0 = time.perf_counter()
-        with locked(self.path / COMPACTION_LOCK) if self.path.is_dir() else contextlib.nullcontext():
+        with (
+            locked(self.path / COMPACTION_LOCK) if self.path.is_dir() else contextlib.nullcontext()
+        ):
             self.fold_orphans()
             parts = self._parts()
             result = compaction.merge(self.path, parts, fsync=self.fsync) if parts else {}
-            _MEMO.forget(parts)
+            _MEMO.forget(self.path)
         out = {
             "parts_before": len(parts),
             "entries": result.get("entries", 0),
@@ -439,9 +448,9 @@ class HLRCache:
         with locked(self.path / COMPACTION_LOCK, block=False) as got:
             if not got:
                 return None
-            before = self._parts()
             result = compaction.tiered(self.path, self._parts, fsync=self.fsync)
-            _MEMO.forget(set(before) - set(self._parts()))
+            if result is not None:
+                _MEMO.forget(self.path)
             return result
 
     def clear(self) -> int:
@@ -449,7 +458,7 @@ class HLRCache:
         files = self._parts() + journals(self.path)
         for f in files:
             f.unlink(missing_ok=True)
-        _MEMO.forget(files)
+        _MEMO.forget(self.path)
         return len(files)
 
     @contextlib.contextmanager
@@ -551,8 +560,10 @@ class CacheWriter:
             try:
                 self.cache.auto_compact_now()
             except (OSError, ValueError, pa.ArrowException) as exc:
-                warn(f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
-                     RuntimeWarning)  # fmt: skip
+                warn(
+                    f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
+                    RuntimeWarning,
+                )
 
 
 class ClaimedLookups:
