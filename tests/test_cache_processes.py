@@ -23,10 +23,10 @@ import pandas as pd
 import pytest
 
 import pd_hlr
-from pd_hlr import sandbox, schema
 from pd_hlr.cache import HLRCache
 
 from .conftest import TOKEN
+from .test_cache import numbers, run, temporary
 
 OPTS = pd_hlr.LookupOptions().key()
 HANG = 120  # seconds: only a hang takes this long
@@ -72,23 +72,6 @@ WRITER = textwrap.dedent(
     w.close()
     """
 )
-
-
-def numbers(n: int, start: int = 0) -> list[str]:
-    return [f"+4474{i:08d}" for i in range(start, start + n)]
-
-
-def temporary(nums: list[str]) -> set[str]:
-    flat = schema.flatten([sandbox.answer(n) for n in nums], False)
-    return {n for n, t in zip(nums, schema.is_temporary(flat), strict=True) if t}
-
-
-def run(df, server, cache, **kw):
-    client = pd_hlr.HLRClient(token=TOKEN, base_url=server.url, workers=kw.pop("workers", 8))
-    try:
-        return df.hlr.validate("phone", client=client, cache=cache, progress=False, **kw)
-    finally:
-        client.close()
 
 
 def _child(

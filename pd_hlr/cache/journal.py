@@ -9,9 +9,11 @@ that the name still points at the file it opened.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,11 +99,25 @@ class Journal:
             self.fd = -1
 
 
+#: A journal still under its creation name this long after it was made belongs to a process
+#: that died between creating and publishing it (a window of microseconds).
+STALE_NEW_SECONDS = 60.0
+
+
 def orphans(folder: Path) -> list[Path]:
-    """Journals and half-created journals, whether or not their writer is alive."""
+    """Published journals, whether or not their writer is alive. Journals being created
+    (``.journal-*.new``) are never folded: their writer may not hold their lock yet. One left
+    behind by a process that died in that window (it holds no entry) is removed once stale."""
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(JOURNAL_GLOB)) + sorted(folder.glob(NEW_JOURNAL_GLOB))
+    now = time.time()
+    for new in folder.glob(NEW_JOURNAL_GLOB):
+        with contextlib.suppress(OSError):
+            if now - new.stat().st_mtime > STALE_NEW_SECONDS:
+                taken = take_orphan(new)
+                if taken is not None:
+                    drop_orphan(new, taken[0])
+    return sorted(folder.glob(JOURNAL_GLOB))
 
 
 def take_orphan(path: Path) -> tuple[int, JournalContents] | None:

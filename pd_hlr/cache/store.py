@@ -82,6 +82,17 @@ def _filter(table: pa.Table, mask: Any) -> pa.Table:
     return table.filter(mask)
 
 
+def _of_key(table: pa.Table, options: str | None, api: str | None) -> pa.Table:
+    """The rows of ``options`` / ``api`` (None: any)."""
+    mask = None
+    if options is not None:
+        mask = pc.equal(table["options"], options)
+    if api is not None:
+        m = pc.equal(table["api"], api)
+        mask = m if mask is None else pc.and_(mask, m)
+    return table if mask is None else _filter(table, mask)
+
+
 class _ScanMemo:
     """Process-wide memo of the last scan per (folder, options, API host, columns): the rows
     of that key, never ``raw``. Parts are immutable, so the (name, size, mtime) of every part
@@ -194,13 +205,7 @@ class HLRCache:
                     RuntimeWarning,
                 )
                 continue
-            mask = None
-            if options is not None:
-                mask = pc.equal(t["options"], options)
-            if api is not None:
-                m = pc.equal(t["api"], api)
-                mask = m if mask is None else pc.and_(mask, m)
-            out.append(t if mask is None else _filter(t, mask))
+            out.append(_of_key(t, options, api))
         return out
 
     def _stored(
@@ -237,14 +242,7 @@ class HLRCache:
             # Journals before parts: a journal folded meanwhile had its part written first.
             jt = self._journal_table()
             if jt is not None:
-                mask = None
-                if options is not None:
-                    mask = pc.equal(jt["options"], options)
-                if api is not None:
-                    m = pc.equal(jt["api"], api)
-                    mask = m if mask is None else pc.and_(mask, m)
-                jt = jt if mask is None else _filter(jt, mask)
-                tables.append(keep(jt.select(cols)))
+                tables.append(keep(_of_key(jt, options, api).select(cols)))
             parts = self._parts()
             if since is not None:
                 parts = [p for p in parts if part_info(p)[0] > since]
