@@ -1,9 +1,10 @@
 """Parquet parts: the one storage schema, entries → table, writing and reading parts.
 
-Every part is written with :data:`CACHE_SCHEMA`, sorted by key (API host, options, number) so a
-row group's statistics prune other namespaces, and read through the same schema, so an older
-part with fewer columns still loads (missing columns read as null; a missing ``seq`` ranks the
-row below every sequenced one, by ``checked_at``).
+Every part is written with :data:`CACHE_SCHEMA`, its rows in write order (the numbers of one
+run sit together, and a row group's statistics of ``options`` / ``api`` prune the other keys),
+and read through the same schema, so an older part with fewer columns still loads (missing
+columns read as null; a missing ``seq`` ranks the row below every sequenced one, by
+``checked_at``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ logger = logging.getLogger("pd_hlr.cache")
 CACHE_SCHEMA_VERSION = 2
 
 KEY_COLUMNS = ("api", "options", "number")
+#: Rows per row group of a part: a lookup reads only the row groups that hold a hit.
+ROW_GROUP_ROWS = 16384
 #: Rows a scan hands over at once (a memo-less read holds one such chunk at a time).
 CHUNK_ROWS = 1 << 20
 
@@ -173,20 +176,21 @@ def fill_legacy_seq(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("seq"), "seq", filled)
 
 
-def sort_by_key(table: pa.Table) -> pa.Table:
-    return table.sort_by([*((k, "ascending") for k in KEY_COLUMNS), ("seq", "descending")])
+def in_write_order(table: pa.Table) -> pa.Table:
+    """Rows by write sequence: the numbers of one run sit together in a few row groups."""
+    return table.sort_by([("seq", "ascending")])
 
 
 def write_part(folder: Path, table: pa.Table, *, fsync: bool = False) -> Path | None:
-    """Write ``table`` (sorted by key) as a new part, atomically. Returns its path."""
+    """Write ``table`` (in write order) as a new part, atomically. Returns its path."""
     if table.num_rows == 0:
         return None
-    table = sort_by_key(table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA))
+    table = in_write_order(table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA))
     max_seq = pc.max(table["seq"]).as_py()
     name = part_name(max_seq if max_seq is not None else 0, table.num_rows)
     tmp = folder / f".{name}.tmp"
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=65536)
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         os.chmod(tmp, 0o600)
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)

@@ -37,6 +37,7 @@ from .folder import (
     Sequence as WriteSequence,
 )
 from .journal import Journal, drop_orphan, journals, orphans, read_journal, take_orphan
+from .lookup import MEMO, lookup
 from .parts import (
     ANSWER_COLUMNS,
     CACHE_SCHEMA,
@@ -93,42 +94,6 @@ def _of_key(table: pa.Table, options: str | None, api: str | None) -> pa.Table:
     return table if mask is None else _filter(table, mask)
 
 
-class _ScanMemo:
-    """Process-wide memo of the last scan per (folder, options, API host, columns): the rows
-    of that key, never ``raw``. Parts are immutable, so the (name, size, mtime) of every part
-    identifies a scan's input: a re-run in one process (a notebook) reads the parts once, and
-    a new part (the next run's answers) makes the next read scan again."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._scans: dict[tuple[Any, ...], tuple[tuple[Any, ...], pa.Table]] = {}
-
-    @staticmethod
-    def signature(parts: Sequence[Path]) -> tuple[Any, ...]:
-        out = []
-        for p in parts:
-            st = p.stat()  # FileNotFoundError: merged away; the caller lists again
-            out.append((p.name, st.st_size, st.st_mtime_ns))
-        return tuple(out)
-
-    def get(self, key: tuple[Any, ...], signature: tuple[Any, ...]) -> pa.Table | None:
-        with self._lock:
-            hit = self._scans.get(key)
-        return hit[1] if hit is not None and hit[0] == signature else None
-
-    def put(self, key: tuple[Any, ...], signature: tuple[Any, ...], table: pa.Table) -> None:
-        with self._lock:
-            self._scans[key] = (signature, table)
-
-    def forget(self, folder: Path) -> None:
-        with self._lock:
-            for key in [k for k in self._scans if k[0] == str(folder)]:
-                del self._scans[key]
-
-
-_MEMO = _ScanMemo()
-
-
 class HLRCache:
     """A folder of parquet parts + journals holding every paid answer.
 
@@ -138,11 +103,11 @@ class HLRCache:
     >>> cache.stats()["entries"], cache.stats()["parts"]
     (2, 1)
 
-    ``memo=True`` (the default) keeps the part columns a lookup read in a process-wide memo,
-    so re-runs in one process (a notebook) read each part from disk once, at the cost of
-    holding them for the life of the process. ``memo=False`` streams the parts through one
-    scan and keeps only the entries asked for (the Dask path uses it to keep the calling
-    process small).
+    A lookup reads the key columns of every part, joins them once with the numbers asked, and
+    then only the row groups holding a hit (``pd_hlr.cache.lookup``). ``memo=True`` (the
+    default) keeps those key columns (``number``, ``seq``, ``checked_at``: about 30 bytes an
+    entry) in a process-wide memo, so a notebook's re-runs read only the row groups they need;
+    ``memo=False`` keeps nothing after the call (the Dask path uses it).
     """
 
     def __init__(
@@ -190,107 +155,99 @@ class HLRCache:
         return table
 
     def _read_parts_one_by_one(
-        self, parts: Sequence[Path], columns: Sequence[str], options: str | None, api: str | None
+        self, parts: Sequence[Path], columns: Sequence[str]
     ) -> list[pa.Table]:
         """Each part alone: a part that cannot be read is skipped with a warning naming it."""
         out = []
         for p in parts:
             try:
-                t = read_part(p, columns)
+                out.append(read_part(p, columns))
             except FileNotFoundError:
                 raise
             except (OSError, ValueError, pa.ArrowException) as exc:
-                warn(
-                    f"pd_hlr cache: skipping unreadable part {p} ({type(exc).__name__}: {exc})",
-                    RuntimeWarning,
-                )
-                continue
-            out.append(_of_key(t, options, api))
+                self._skip_part(p, exc)
         return out
 
-    def _stored(
-        self,
-        columns: Sequence[str],
-        *,
-        options: str | None = None,
-        api: str | None = None,
-        keep: Callable[[pa.Table], pa.Table] | None = None,
-        since: int | None = None,
-    ) -> pa.Table:
-        """Every stored row (journals, then parts) of ``options``/``api``, with ``columns``,
-        filtered by ``keep``: not yet deduplicated. ``since`` reads only what was written after
-        that sequence value (parts whose highest ``seq`` is below it are not opened)."""
+    def _stored(self, columns: Sequence[str]) -> pa.Table:
+        """Every stored row (journals, then parts) with ``columns``, not yet deduplicated."""
+        cols = list(dict.fromkeys(columns))
         try:
-            return self._stored_rows(columns, options=options, api=api, keep=keep, since=since)
+            for _ in range(_RELIST):
+                tables: list[pa.Table] = []
+                # Journals before parts: a journal folded meanwhile had its part written first.
+                jt = self._journal_table()
+                if jt is not None:
+                    tables.append(jt.select(cols))
+                try:
+                    tables.extend(self._read_parts(self._parts(), cols))
+                except FileNotFoundError:
+                    continue  # a compaction replaced parts meanwhile: list them again
+                break
+            else:  # pragma: no cover - eight compactions during one read
+                raise RuntimeError(f"the parts of {self.path} kept changing while being read")
         except PermissionError as exc:
             raise not_writable(self.path, exc, "read") from exc
-
-    def _stored_rows(
-        self,
-        columns: Sequence[str],
-        *,
-        options: str | None,
-        api: str | None,
-        keep: Callable[[pa.Table], pa.Table] | None,
-        since: int | None,
-    ) -> pa.Table:
-        cols = list(dict.fromkeys(columns))
-        filter_cols = [c for c in ("options", "api") if c not in cols]
-        keep = keep or (lambda t: t)
-        for _ in range(_RELIST):
-            tables: list[pa.Table] = []
-            # Journals before parts: a journal folded meanwhile had its part written first.
-            jt = self._journal_table()
-            if jt is not None:
-                tables.append(keep(_of_key(jt, options, api).select(cols)))
-            parts = self._parts()
-            if since is not None:
-                parts = [p for p in parts if part_info(p)[0] > since]
-            try:
-                tables.extend(self._read_parts(parts, cols, filter_cols, options, api, keep))
-            except FileNotFoundError:
-                continue  # a compaction replaced parts meanwhile: list them again
-            break
-        else:  # pragma: no cover - eight compactions during one read
-            raise RuntimeError(f"the parts of {self.path} kept changing while being read")
         if not tables:
-            empty = CACHE_SCHEMA.empty_table().select(cols)
-            return keep(empty)
+            return CACHE_SCHEMA.empty_table().select(cols)
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
-    def _read_parts(
-        self,
-        parts: Sequence[Path],
-        cols: list[str],
-        filter_cols: list[str],
-        options: str | None,
-        api: str | None,
-        keep: Callable[[pa.Table], pa.Table],
-    ) -> list[pa.Table]:
+    def _read_parts(self, parts: Sequence[Path], cols: list[str]) -> list[pa.Table]:
         if not parts:
             return []
-        memo = self.memo and "raw" not in cols
-        if memo:
-            key = (str(self.path), options, api, tuple(cols))
-            signature = _MEMO.signature(parts)
-            table = _MEMO.get(key, signature)
-            if table is not None:
-                return [keep(table)]
         try:
-            # one scan (no per-part Python work), filtered chunk by chunk: bounded memory
-            chunks = scan(parts, cols, options, api)
-            if not memo:
-                return [keep(chunk) for chunk in chunks]
-            whole = [*chunks]
-            table = pa.concat_tables(whole) if whole else CACHE_SCHEMA.empty_table().select(cols)
-            _MEMO.put(key, signature, table)
-            return [keep(table)]
+            return list(scan(parts, cols, None, None))  # one scan: no per-part Python work
         except FileNotFoundError:
             raise
         except (OSError, ValueError, pa.ArrowException):
             # one part is unreadable: read them one by one to skip only that one
-            tables = self._read_parts_one_by_one(parts, [*cols, *filter_cols], options, api)
-            return [keep(t.select(cols)) for t in tables]
+            return self._read_parts_one_by_one(parts, cols)
+
+    def _skip_part(self, path: Path, exc: BaseException) -> None:
+        warn(
+            f"pd_hlr cache: skipping unreadable part {path} ({type(exc).__name__}: {exc})",
+            RuntimeWarning,
+        )
+
+    def _lookup(
+        self, wanted: pa.Array, cols: list[str], options: str, api: str, since: int | None
+    ) -> pa.Table:
+        """The stored rows of the wanted numbers (journals + parts), not yet deduplicated."""
+        try:
+            for _ in range(_RELIST):
+                tables: list[pa.Table] = []
+                jt = self._journal_table()  # journals before parts (see _stored)
+                if jt is not None:
+                    jt = _of_key(jt, options, api)
+                    mask = pc.is_in(jt["number"], value_set=wanted)
+                    if since is not None:
+                        mask = pc.and_(mask, pc.greater(jt["seq"], since))
+                    tables.append(jt.filter(mask).select(cols))
+                parts = self._parts()
+                if since is not None:  # only parts holding something written after ``since``
+                    parts = [p for p in parts if part_info(p)[0] > since]
+                try:
+                    found = lookup(
+                        parts,
+                        wanted,
+                        cols,
+                        options,
+                        api,
+                        since=since,
+                        memo=self.memo,
+                        on_unreadable=self._skip_part,
+                    )
+                except FileNotFoundError:
+                    continue  # a compaction replaced parts meanwhile: list them again
+                if found is not None:
+                    tables.append(found.select(cols))
+                break
+            else:  # pragma: no cover - eight compactions during one read
+                raise RuntimeError(f"the parts of {self.path} kept changing while being read")
+        except PermissionError as exc:
+            raise not_writable(self.path, exc, "read") from exc
+        if not tables:
+            return CACHE_SCHEMA.empty_table().select(cols)
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def get(
         self,
@@ -326,14 +283,8 @@ class HLRCache:
             answer_cols = [c for c in ANSWER_COLUMNS if c in asked or c == "hlr_extra"]
         cols = ["number", "seq", "checked_at", "temporary", *answer_cols]
 
-        def keep(t: pa.Table) -> pa.Table:
-            mask = pc.is_in(t["number"], value_set=wanted)
-            if since is not None:
-                mask = pc.and_(mask, pc.greater(t["seq"], since))
-            return _filter(t, mask)
-
         if len(wanted):
-            table = self._stored(cols, options=options, api=api, keep=keep, since=since)
+            table = self._lookup(wanted, cols, options, api, since)
         else:
             table = CACHE_SCHEMA.empty_table().select(cols)
         if table.num_rows and pc.count_distinct(table["number"]).as_py() != table.num_rows:
@@ -428,7 +379,7 @@ class HLRCache:
             self.fold_orphans()
             parts = self._parts()
             result = compaction.merge(self.path, parts, fsync=self.fsync) if parts else {}
-            _MEMO.forget(self.path)
+            MEMO.forget(self.path)
         out = {
             "parts_before": len(parts),
             "entries": result.get("entries", 0),
@@ -448,7 +399,7 @@ class HLRCache:
                 return None
             result = compaction.tiered(self.path, self._parts, fsync=self.fsync)
             if result is not None:
-                _MEMO.forget(self.path)
+                MEMO.forget(self.path)
             return result
 
     def clear(self) -> int:
@@ -456,7 +407,7 @@ class HLRCache:
         files = self._parts() + journals(self.path)
         for f in files:
             f.unlink(missing_ok=True)
-        _MEMO.forget(self.path)
+        MEMO.forget(self.path)
         return len(files)
 
     @contextlib.contextmanager

@@ -1,0 +1,204 @@
+"""The warm read: the stored rows of the numbers asked, at a cost set by the keys asked and
+the cache's size, never by how many runs wrote it.
+
+Two phases over the (few, compacted) parts:
+
+1. **Keys.** The ``number`` and ``seq`` columns of every part (row groups whose statistics
+   rule out the options / API host asked are skipped), concatenated, then **one** hash join
+   against the wanted numbers (the wanted set is hashed once, whatever the number of parts).
+2. **Values.** Only the row groups that hold a hit are read, and only the columns asked.
+
+Parts keep rows in write order (``seq``), so the numbers of one run sit together: a re-run of an
+old list reads a few row groups of a big cache, and a run over everything reads everything
+once. With ``memo=True`` phase 1's key columns stay in a process-wide memo (parts are
+immutable), so a notebook's re-run reads only the row groups it needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .parts import CACHE_SCHEMA, fill_legacy_seq
+
+_KEY_COLUMNS = ["number", "seq", "checked_at"]
+
+
+class KeyMemo:
+    """Process-wide memo of phase 1 (the key columns of one part and one key)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[Any, ...], pa.Table] = {}
+
+    def get(self, key: tuple[Any, ...]) -> pa.Table | None:
+        with self._lock:
+            return self._keys.get(key)
+
+    def put(self, key: tuple[Any, ...], table: pa.Table) -> None:
+        with self._lock:
+            self._keys[key] = table
+
+    def forget(self, folder: Path) -> None:
+        with self._lock:
+            for key in [k for k in self._keys if Path(k[0]).parent == folder]:
+                del self._keys[key]
+
+
+MEMO = KeyMemo()
+
+
+def _stat_is(stats: Any, value: str) -> bool | None:
+    """True: every row is ``value``; False: none is; None: cannot tell."""
+    if stats is None or not stats.has_min_max:
+        return None
+    if stats.min == stats.max == value:
+        return True
+    if value < stats.min or value > stats.max:
+        return False
+    return None
+
+
+class _Part:
+    """One part's phase 1: its key rows (of the options / API host asked) and row groups."""
+
+    def __init__(self, path: Path, options: str, api: str, memo: bool) -> None:
+        self.path = path
+        self.file = pq.ParquetFile(path)
+        md = self.file.metadata
+        self.starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
+        names = self.file.schema_arrow.names
+        col = {name: i for i, name in enumerate(names)}
+        keep_rg: list[int] = []
+        exact = True
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            self.starts[i + 1] = self.starts[i] + rg.num_rows
+            verdicts = [
+                _stat_is(rg.column(col[c]).statistics, v) if c in col else None
+                for c, v in (("options", options), ("api", api))
+            ]
+            if False in verdicts:
+                continue
+            keep_rg.append(i)
+            exact = exact and verdicts == [True, True]
+        self.names = set(names)
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns, options, api)
+        table = MEMO.get(key) if memo else None
+        if table is None:
+            table = self._read_keys(keep_rg, exact, options, api)
+            if memo:
+                MEMO.put(key, table)
+        self.keys = table  # number, seq, checked_at, row (position in the part)
+
+    def _read_keys(self, rgs: list[int], exact: bool, options: str, api: str) -> pa.Table:
+        if not rgs:
+            return pa.table(
+                {
+                    "number": pa.array([], pa.large_string()),
+                    "seq": pa.array([], pa.int64()),
+                    "checked_at": pa.array([], CACHE_SCHEMA.field("checked_at").type),
+                    "row": pa.array([], pa.int64()),
+                }
+            )
+        wanted = [c for c in _KEY_COLUMNS if c in self.names]
+        if not exact:
+            wanted += [c for c in ("options", "api") if c in self.names]
+        t = self.file.read_row_groups(rgs, columns=wanted, use_threads=True)
+        rows = np.concatenate([np.arange(self.starts[i], self.starts[i + 1]) for i in rgs])
+        t = t.append_column("row", pa.array(rows))
+        if not exact:
+            mask = None
+            for c, v in (("options", options), ("api", api)):
+                if c in t.column_names:
+                    m = pc.equal(t[c], v)
+                    mask = m if mask is None else pc.and_(mask, m)
+            if mask is not None:
+                t = t.filter(mask)
+        out = {}
+        for c in _KEY_COLUMNS:
+            f = CACHE_SCHEMA.field(c)
+            out[c] = t[c].cast(f.type) if c in t.column_names else pa.nulls(len(t), f.type)
+        out["row"] = t["row"]
+        return fill_legacy_seq(pa.table(out))
+
+    def values(self, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+        """Phase 2: ``columns`` of the rows at ``rows`` (sorted positions in the part)."""
+        rg_of = np.searchsorted(self.starts, rows, side="right") - 1
+        rgs = np.unique(rg_of)
+        present = [c for c in columns if c in self.names]
+        t = self.file.read_row_groups(rgs.tolist(), columns=present, use_threads=True)
+        sizes = self.starts[rgs + 1] - self.starts[rgs]
+        new_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        local = rows - self.starts[rg_of] + new_start[np.searchsorted(rgs, rg_of)]
+        t = t.take(pa.array(local))
+        out = {}
+        for c in columns:
+            f = CACHE_SCHEMA.field(c)
+            out[c] = t[c].cast(f.type) if c in present else pa.nulls(len(local), f.type)
+        return pa.table(out)
+
+
+def lookup(
+    parts: Sequence[Path],
+    wanted: pa.Array,
+    columns: Sequence[str],
+    options: str,
+    api: str,
+    *,
+    since: int | None,
+    memo: bool,
+    on_unreadable: Callable[[Path, BaseException], None],
+) -> pa.Table | None:
+    """The stored rows (``number``, ``seq``, ``checked_at`` + ``columns``) of the wanted
+    numbers under ``options`` / ``api`` in ``parts`` (not deduplicated). None when none."""
+    opened: list[_Part] = []
+    for p in parts:
+        try:
+            opened.append(_Part(p, options, api, memo))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            on_unreadable(p, exc)
+    opened = [p for p in opened if p.keys.num_rows]
+    if not opened:
+        return None
+    keys = pa.concat_tables([p.keys.select(["number", "seq"]) for p in opened])
+    mask = pc.is_in(keys["number"], value_set=wanted)  # one hash of the wanted numbers
+    if since is not None:
+        mask = pc.and_(mask, pc.greater(keys["seq"], since))
+    hits = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    if not len(hits):
+        return None
+    bounds = np.cumsum([0] + [p.keys.num_rows for p in opened])
+    tables = []
+    value_cols = [c for c in columns if c not in _KEY_COLUMNS]
+    for i, part in enumerate(opened):
+        lo, hi = np.searchsorted(hits, [bounds[i], bounds[i + 1]])
+        if lo == hi:
+            continue
+        local = hits[lo:hi] - bounds[i]
+        key_rows = part.keys.take(pa.array(local))
+        rows = key_rows["row"].to_numpy()
+        order = np.argsort(rows, kind="stable")
+        key_rows = key_rows.take(pa.array(order))
+        try:
+            values = part.values(rows[order], value_cols)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            on_unreadable(part.path, exc)
+            continue
+        t = key_rows.select(["number", "seq", "checked_at"])
+        for c in value_cols:
+            t = t.append_column(c, values[c])
+        tables.append(t)
+    return pa.concat_tables(tables) if tables else None
