@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import tempfile
 import threading
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 import pd_hlr
 from pd_hlr import sandbox
 from pd_hlr.cache import BadEntry, ClaimedLookups, Entry, HLRCache
+from pd_hlr.cache import parts as parts_module
 from pd_hlr.cache.claims import Claims
 
 from .test_cache_processes import killed_writer
@@ -304,3 +306,51 @@ def test_an_entry_survives_its_journal_line(number, result, seq):
     back = Entry.from_line(e.to_line())
     assert back == e
     assert e.to_line().isascii() and e.to_line().count(b"\n") == 1
+
+
+DETAILED = pd_hlr.LookupOptions(detailed=True).key()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    runs=st.lists(
+        st.lists(st.tuples(st.integers(0, 30), st.sampled_from([OPTS, DETAILED])), max_size=25),
+        min_size=1,
+        max_size=5,
+    ),
+    asked=st.sets(st.integers(0, 35), min_size=1),
+    memo=st.booleans(),
+    compact=st.booleans(),
+)
+def test_a_lookup_serves_the_last_written_answer_of_each_number(runs, asked, memo, compact):
+    """Whatever the history (runs, parts, tiny row groups, mixed options in one part, a
+    compaction or not), a lookup serves exactly the last answer written per number and key."""
+    truth: dict[tuple[str, str], str] = {}
+
+    def num(i: int) -> str:  # E.164 keys, and keys sent as cleaned text (msisdn=False)
+        return f"+4474000{i:05d}" if i < 25 else f"04474000{i:05d}"
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parts_module, "ROW_GROUP_ROWS", 3)
+        cache = HLRCache(Path(tmp) / "c", flush_every=4, compact=compact, memo=memo)
+        k = 0
+        for ops in runs:
+            with cache.writer() as w:
+                for i, options in ops:
+                    k += 1
+                    number = num(i)
+                    w.add(
+                        Entry(
+                            number,
+                            options,
+                            API,
+                            {"to": f"v{k}", "live": True},
+                            datetime(2024, 1, 1, tzinfo=UTC),
+                        )
+                    )
+                    truth[(number, options)] = f"v{k}"
+            cache.get([num(i) for i in asked], OPTS, API)  # the memo, mid-history
+        wanted = [num(i) for i in sorted(asked)]
+        for options in (OPTS, DETAILED):
+            got = cache.get(wanted, options, API)["to"].to_dict()
+            assert got == {n: truth[(n, options)] for n in wanted if (n, options) in truth}

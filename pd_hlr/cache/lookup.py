@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .parts import CACHE_SCHEMA, fill_legacy_seq
+from .parts import CACHE_SCHEMA, fill_legacy_seq, key64
 
-_KEY_COLUMNS = ["number", "seq", "checked_at"]
+_KEY_COLUMNS = ["number", "key", "seq", "checked_at"]
 
 
 class KeyMemo:
@@ -46,10 +46,13 @@ class KeyMemo:
         with self._lock:
             self._keys[key] = table
 
-    def forget(self, folder: Path) -> None:
+    def forget(self, folder: Path, keep: Sequence[Path] = ()) -> None:
+        """Drop the folder's entries (but those of the parts in ``keep``)."""
+        kept = {str(p) for p in keep}
         with self._lock:
             for key in [k for k in self._keys if Path(k[0]).parent == folder]:
-                del self._keys[key]
+                if key[0] not in kept:
+                    del self._keys[key]
 
 
 MEMO = KeyMemo()
@@ -90,6 +93,12 @@ class _Part:
             keep_rg.append(i)
             exact = exact and verdicts == [True, True]
         self.names = set(names)
+        # Every row has an int64 key (all E.164): join on it, never decoding a string.
+        self.by_key = "key" in col and all(
+            (st_ := md.row_group(i).column(col["key"]).statistics) is not None
+            and st_.null_count == 0
+            for i in range(md.num_row_groups)
+        )
         st = path.stat()
         key = (str(path), st.st_size, st.st_mtime_ns, options, api)
         table = MEMO.get(key) if memo else None
@@ -100,16 +109,13 @@ class _Part:
         self.keys = table  # number, seq, checked_at, row (position in the part)
 
     def _read_keys(self, rgs: list[int], exact: bool, options: str, api: str) -> pa.Table:
+        key_columns = self.key_columns
         if not rgs:
             return pa.table(
-                {
-                    "number": pa.array([], pa.large_string()),
-                    "seq": pa.array([], pa.int64()),
-                    "checked_at": pa.array([], CACHE_SCHEMA.field("checked_at").type),
-                    "row": pa.array([], pa.int64()),
-                }
+                {c: pa.array([], CACHE_SCHEMA.field(c).type) for c in key_columns}
+                | {"row": pa.array([], pa.int64())}
             )
-        wanted = [c for c in _KEY_COLUMNS if c in self.names]
+        wanted = [c for c in key_columns if c in self.names]
         if not exact:
             wanted += [c for c in ("options", "api") if c in self.names]
         t = self.file.read_row_groups(rgs, columns=wanted, use_threads=True)
@@ -124,11 +130,15 @@ class _Part:
             if mask is not None:
                 t = t.filter(mask)
         out = {}
-        for c in _KEY_COLUMNS:
+        for c in key_columns:
             f = CACHE_SCHEMA.field(c)
             out[c] = t[c].cast(f.type) if c in t.column_names else pa.nulls(len(t), f.type)
         out["row"] = t["row"]
         return fill_legacy_seq(pa.table(out))
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [("key" if self.by_key else "number"), "seq", "checked_at"]
 
     def values(self, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """Phase 2: ``columns`` of the rows at ``rows`` (sorted positions in the part)."""
@@ -171,25 +181,39 @@ def lookup(
     opened = [p for p in opened if p.keys.num_rows]
     if not opened:
         return None
-    keys = pa.concat_tables([p.keys.select(["number", "seq"]) for p in opened])
-    mask = pc.is_in(keys["number"], value_set=wanted)  # one hash of the wanted numbers
-    if since is not None:
-        mask = pc.and_(mask, pc.greater(keys["seq"], since))
-    hits = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-    if not len(hits):
-        return None
-    bounds = np.cumsum([0] + [p.keys.num_rows for p in opened])
-    tables = []
-    value_cols = [c for c in columns if c not in _KEY_COLUMNS]
-    for i, part in enumerate(opened):
-        lo, hi = np.searchsorted(hits, [bounds[i], bounds[i + 1]])
-        if lo == hi:
+    # one hash join per kind of key column: the wanted set is hashed once, not once per part
+    local_hits: dict[int, np.ndarray] = {}
+    for by_key in (True, False):
+        group = [i for i, p in enumerate(opened) if p.by_key == by_key]
+        if not group:
             continue
-        local = hits[lo:hi] - bounds[i]
-        key_rows = part.keys.take(pa.array(local))
+        col = "key" if by_key else "number"
+        values = key64(wanted).drop_null() if by_key else wanted
+        keys = pa.chunked_array(
+            [c for i in group for c in opened[i].keys[col].chunks],
+            type=CACHE_SCHEMA.field(col).type,
+        )
+        mask = pc.is_in(keys, value_set=values)
+        if since is not None:
+            seqs = pa.chunked_array([c for i in group for c in opened[i].keys["seq"].chunks])
+            mask = pc.and_(mask, pc.greater(seqs, since))
+        hits = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        bounds = np.cumsum([0] + [opened[i].keys.num_rows for i in group])
+        for j, i in enumerate(group):
+            lo, hi = np.searchsorted(hits, [bounds[j], bounds[j + 1]])
+            if lo < hi:
+                local_hits[i] = hits[lo:hi] - bounds[j]
+    tables = []
+    for i, part in enumerate(opened):
+        if i not in local_hits:
+            continue
+        key_rows = part.keys.take(pa.array(local_hits[i]))
         rows = key_rows["row"].to_numpy()
         order = np.argsort(rows, kind="stable")
         key_rows = key_rows.take(pa.array(order))
+        value_cols = [c for c in columns if c not in ("seq", "checked_at", "key")]
+        if not part.by_key:
+            value_cols = [c for c in value_cols if c != "number"]
         try:
             values = part.values(rows[order], value_cols)
         except FileNotFoundError:
@@ -197,8 +221,19 @@ def lookup(
         except (OSError, ValueError, pa.ArrowException) as exc:
             on_unreadable(part.path, exc)
             continue
-        t = key_rows.select(["number", "seq", "checked_at"])
+        t = key_rows.select(
+            [c for c in ("number", "seq", "checked_at") if c in key_rows.column_names]
+        )
         for c in value_cols:
             t = t.append_column(c, values[c])
-        tables.append(t)
+        tables.append(
+            t.select(
+                [
+                    "number",
+                    "seq",
+                    "checked_at",
+                    *(c for c in columns if c not in ("number", "seq", "checked_at")),
+                ]
+            )
+        )
     return pa.concat_tables(tables) if tables else None

@@ -64,6 +64,7 @@ CACHE_SCHEMA = pa.schema(
         *(pa.field(f.column, schema.ARROW_TYPES[f.kind]) for f in API_FIELDS),
         pa.field("hlr_extra", pa.large_string()),
         pa.field("seq", pa.int64()),
+        pa.field("key", pa.int64()),
     ]
 )
 
@@ -77,6 +78,7 @@ META_COLUMNS = (
     "temporary",
     "raw",
     "seq",
+    "key",
 )
 #: The answer columns (both modes) and ``hlr_extra``.
 ANSWER_COLUMNS = [f.name for f in CACHE_SCHEMA if f.name not in META_COLUMNS]
@@ -90,6 +92,19 @@ def options_detailed(options: str) -> bool:
     from ..settings import LookupOptions
 
     return LookupOptions.from_key(options).detailed
+
+
+def key64(numbers: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The number as an int64 (its digits) when it is an E.164 key ("+", then 1 to 18 digits
+    without a leading zero), else null. Distinct keys give distinct integers, so lookups join
+    on this fixed-width column instead of decoding strings.
+
+    >>> key64(pa.array(["+447400123456", "07400123456", "+0"])).to_pylist()
+    [447400123456, None, None]
+    """
+    ok = pc.match_substring_regex(numbers, r"^\+[1-9][0-9]{0,17}$")
+    digits = pc.if_else(ok, pc.utf8_slice_codeunits(numbers, 1), pa.scalar(None, numbers.type))
+    return pc.cast(digits, pa.int64())
 
 
 def _flatten(entries: Sequence[Entry]) -> dict[str, pa.Array]:
@@ -129,6 +144,7 @@ def _table(entries: Sequence[Entry]) -> pa.Table:
         ),
         "seq": pa.array([e.seq for e in entries], pa.int64()),
     }
+    cols["key"] = key64(cols["number"])
     if n:
         cols.update(_flatten(entries))
     table = pa.table(
@@ -186,6 +202,9 @@ def write_part(folder: Path, table: pa.Table, *, fsync: bool = False) -> Path | 
     if table.num_rows == 0:
         return None
     table = in_write_order(table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA))
+    if table["key"].null_count:  # rows from older parts: derive their key column
+        key = pc.coalesce(table["key"], key64(table["number"]))
+        table = table.set_column(table.schema.get_field_index("key"), "key", key)
     max_seq = pc.max(table["seq"]).as_py()
     name = part_name(max_seq if max_seq is not None else 0, table.num_rows)
     tmp = folder / f".{name}.tmp"

@@ -223,6 +223,8 @@ class HLRCache:
                         mask = pc.and_(mask, pc.greater(jt["seq"], since))
                     tables.append(jt.filter(mask).select(cols))
                 parts = self._parts()
+                if self.memo and since is None:
+                    MEMO.forget(self.path, keep=parts)  # parts merged away by any process
                 if since is not None:  # only parts holding something written after ``since``
                     parts = [p for p in parts if part_info(p)[0] > since]
                 try:
