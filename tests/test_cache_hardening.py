@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import pd_hlr
 from pd_hlr import sandbox
 from pd_hlr.cache import BadEntry, ClaimedLookups, Entry, HLRCache
+from pd_hlr.cache import lookup as lookup_module
 from pd_hlr.cache import parts as parts_module
 from pd_hlr.cache.claims import Claims
 
@@ -332,6 +333,7 @@ def test_a_lookup_serves_the_last_written_answer_of_each_number(runs, asked, mem
 
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
         mp.setattr(parts_module, "ROW_GROUP_ROWS", 3)
+        mp.setattr(lookup_module, "_GROUPS_PER_READ", 2)
         cache = HLRCache(Path(tmp) / "c", flush_every=4, compact=compact, memo=memo)
         k = 0
         for ops in runs:
