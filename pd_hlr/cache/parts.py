@@ -279,6 +279,24 @@ def newest(table: pa.Table, keys: Sequence[str] = KEY_COLUMNS) -> pa.Table:
     return table.take(order.filter(first))
 
 
+def newest_per_number(table: pa.Table) -> pa.Table:
+    """The highest-``seq`` row of each number (the table as it is when no number repeats).
+
+    One integer sort and one hash grouping; the table itself is copied only when some number
+    repeats (a temporary answer looked up again, an older version of an answer)."""
+    if table.num_rows < 2:
+        return table
+    order = pc.sort_indices(table["seq"], sort_keys=[("seq", "descending")])
+    firsts = (
+        pa.table({"number": table["number"].take(order), "i": order})
+        .group_by("number", use_threads=False)
+        .aggregate([("i", "first")])
+    )
+    if firsts.num_rows == table.num_rows:
+        return table
+    return table.take(firsts["i_first"])
+
+
 def to_pandas_types(t: pa.DataType) -> Any:
     if pa.types.is_large_string(t) or pa.types.is_string(t):
         return schema.PANDAS_DTYPES["string"]

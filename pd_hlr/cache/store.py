@@ -44,6 +44,7 @@ from .parts import (
     LEAN_COLUMNS,
     entries_to_table,
     newest,
+    newest_per_number,
     read_part,
     scan,
     to_pandas_types,
@@ -289,8 +290,7 @@ class HLRCache:
             table = self._lookup(wanted, cols, options, api, since)
         else:
             table = CACHE_SCHEMA.empty_table().select(cols)
-        if table.num_rows and pc.count_distinct(table["number"]).as_py() != table.num_rows:
-            table = newest(table, keys=("number",))
+        table = newest_per_number(table)
         mask = None
         if since is None and not include_temporary and table.num_rows:
             mask = pc.invert(pc.fill_null(table["temporary"], False))
