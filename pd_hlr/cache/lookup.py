@@ -156,7 +156,8 @@ class _Part:
             new_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
             sel = rg_of[lo:hi]
             local = rows[lo:hi] - self.starts[sel] + new_start[np.searchsorted(rgs, sel)]
-            pieces.append(t.take(pa.array(local)))
+            whole = len(local) == t.num_rows  # sorted distinct rows: every row is a hit
+            pieces.append(t if whole else t.take(pa.array(local)))
             del t
         t = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
         out = {}
@@ -231,17 +232,20 @@ def lookup(
             on_unreadable(part.path, exc)
             continue
         t = key_rows.select(
-            [c for c in ("number", "seq", "checked_at") if c in key_rows.column_names]
+            [c for c in ("number", "key", "seq", "checked_at") if c in key_rows.column_names]
         )
         for c in value_cols:
             t = t.append_column(c, values[c])
+        if "key" not in t.column_names:
+            t = t.append_column("key", key64(t["number"]))
         tables.append(
             t.select(
                 [
                     "number",
+                    "key",
                     "seq",
                     "checked_at",
-                    *(c for c in columns if c not in ("number", "seq", "checked_at")),
+                    *(c for c in columns if c not in ("number", "key", "seq", "checked_at")),
                 ]
             )
         )

@@ -282,19 +282,19 @@ def newest(table: pa.Table, keys: Sequence[str] = KEY_COLUMNS) -> pa.Table:
 def newest_per_number(table: pa.Table) -> pa.Table:
     """The highest-``seq`` row of each number (the table as it is when no number repeats).
 
-    One integer sort and one hash grouping; the table itself is copied only when some number
-    repeats (a temporary answer looked up again, an older version of an answer)."""
+    One hash count of the numbers; only the rows of numbers that repeat (a temporary answer
+    looked up again, an older version of an answer) are sorted."""
     if table.num_rows < 2:
         return table
-    order = pc.sort_indices(table["seq"], sort_keys=[("seq", "descending")])
-    firsts = (
-        pa.table({"number": table["number"].take(order), "i": order})
-        .group_by("number", use_threads=False)
-        .aggregate([("i", "first")])
-    )
-    if firsts.num_rows == table.num_rows:
+    # the int64 key when every row has one (E.164 numbers): hashing integers, not strings
+    by = "key" if "key" in table.column_names and table["key"].null_count == 0 else "number"
+    counts = pc.value_counts(table[by])
+    if len(counts) == table.num_rows:
         return table
-    return table.take(firsts["i_first"])
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    dup = pc.is_in(table[by], value_set=repeated)
+    once = table.filter(pc.invert(dup))
+    return pa.concat_tables([once, newest(table.filter(dup), keys=("number",))])
 
 
 def to_pandas_types(t: pa.DataType) -> Any:

@@ -284,7 +284,7 @@ class HLRCache:
         if columns is not None:
             asked = set(columns)
             answer_cols = [c for c in ANSWER_COLUMNS if c in asked or c == "hlr_extra"]
-        cols = ["number", "seq", "checked_at", "temporary", *answer_cols]
+        cols = ["number", "key", "seq", "checked_at", "temporary", *answer_cols]
 
         if len(wanted):
             table = self._lookup(wanted, cols, options, api, since)
@@ -300,7 +300,7 @@ class HLRCache:
             mask = fresh if mask is None else pc.and_(mask, fresh)
         if mask is not None:
             table = _filter(table, mask)
-        table = table.drop_columns(["temporary", "seq"])
+        table = table.drop_columns(["temporary", "seq", "key"])
         frame = table.to_pandas(types_mapper=to_pandas_types, self_destruct=True)
         del table
         frame = frame.rename(columns={"checked_at": "hlr_checked_at"}).set_index("number")
