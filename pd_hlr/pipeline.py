@@ -483,18 +483,34 @@ def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: boo
     def arrow(values: Any) -> pa.Array:  # strings as one Arrow array (zero-copy when Arrow)
         arr = values.__arrow_array__() if hasattr(values, "__arrow_array__") else values
         arr = pa.array(arr, from_pandas=True) if not isinstance(arr, pa.ChunkedArray) else arr
-        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-        return arr.cast(pa.large_string())
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
     if len(resolved):  # one hash join: each row's position in ``resolved`` (null: none)
-        positions = pc.index_in(
-            arrow(normalized["hlr_number"].array), value_set=arrow(resolved.index.array)
-        )
+        keys = arrow(normalized["hlr_number"].array)
+        keys = keys if pa.types.is_string(keys.type) else keys.cast(pa.large_string())
+        positions = pc.index_in(keys, value_set=arrow(resolved.index.array).cast(keys.type))
         indexer = positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
     else:
         indexer = np.full(n, -1, dtype=np.intp)
     found = indexer >= 0
     everywhere, nowhere = bool(found.all()), not found.any()
+    where = pa.array(indexer, mask=~found)  # positions in ``resolved``, null where none
+
+    def take(col: str) -> Any:
+        """``resolved[col]`` for each row. Strings with few distinct values (status, network
+        names) are gathered from their dictionary: the same strings, without random reads
+        across the per-number table."""
+        values = resolved[col].array
+        if dtypes[col] != schema.PANDAS_DTYPES["string"]:
+            return values.take(indexer, allow_fill=True)
+        arr = arrow(values)
+        if arr.null_count == len(arr):
+            return pd.array(pa.nulls(n, arr.type), dtype=dtypes[col])
+        enc = pc.dictionary_encode(arr)
+        if len(enc.dictionary) * 8 > len(arr):
+            return values.take(indexer, allow_fill=True)
+        return pd.array(enc.dictionary.take(enc.indices.take(where)), dtype=dtypes[col])
+
     out: dict[str, Any] = {}
     for f in schema.fields(detailed):
         col = f.column
@@ -504,11 +520,11 @@ def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: boo
         elif nowhere:
             out[col] = pd.array([None] * n, dtype=dtypes[col])
         elif col in ("hlr_source", "hlr_error") and not everywhere:
-            remote = arrow(resolved[col].array).take(pa.array(indexer, mask=~found))
             local = arrow(normalized[col].astype(dtypes[col]).array)
+            remote = arrow(take(col)).cast(local.type)
             out[col] = pd.array(pc.if_else(pa.array(found), remote, local), dtype=dtypes[col])
         else:
-            out[col] = resolved[col].array.take(indexer, allow_fill=True)
+            out[col] = take(col)
     result = pd.DataFrame(out, index=normalized.index, copy=False)
     # A row to look up that got no outcome at all is a bug; say so rather than show nothing.
     lost = normalized["hlr_number"].notna().to_numpy() & ~found
