@@ -102,41 +102,46 @@ def cold_run(url: str, folder: Path, numbers: np.ndarray) -> float:
 
 
 def seed(sizes: list[int], reseed: bool) -> None:
+    """Seed what is missing (``--reseed``: everything) through cold runs."""
+    if reseed and OUT.exists():
+        shutil.rmtree(OUT)
     OUT.mkdir(parents=True, exist_ok=True)
-    done = OUT / "seeded.txt"
-    wanted = ",".join(map(str, sizes)) + f";history={HISTORY_RUNS}x{HISTORY_NUMBERS}"
-    if not reseed and done.exists() and done.read_text() == wanted:
+    history = OUT / "history"
+    todo_history = not (OUT / "input-history.parquet").exists()
+    todo_sizes = [r for r in sorted(sizes) if not (OUT / f"floor-{r}.parquet").exists()]
+    if not todo_history and not todo_sizes:
         print(f"reusing the seeded caches in {OUT}")
         return
-    for p in OUT.iterdir():
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
     biggest = distinct_numbers(max(sizes) // 5)
     with sandbox_process(latency=0.0) as sb:
-        history = OUT / "history"
-        runs = distinct_numbers(HISTORY_RUNS * HISTORY_NUMBERS, seed=20)
-        for i in range(HISTORY_RUNS):
-            batch = runs[i * HISTORY_NUMBERS : (i + 1) * HISTORY_NUMBERS]
-            cold_run(sb.url, history, batch)
-            if i == 0:
-                pd.DataFrame({"phone": pd.array(batch, dtype="str")}).to_parquet(
-                    OUT / "input-history.parquet"
-                )
-                shutil.copytree(history, OUT / "history-after-1")
-        print(f"seeded history: {HISTORY_RUNS} cold runs of {HISTORY_NUMBERS:,} new numbers")
+        if todo_history:
+            for p in (history, OUT / "history-after-1"):
+                shutil.rmtree(p, ignore_errors=True)
+            runs = distinct_numbers(HISTORY_RUNS * HISTORY_NUMBERS, seed=20)
+            for i in range(HISTORY_RUNS):
+                batch = runs[i * HISTORY_NUMBERS : (i + 1) * HISTORY_NUMBERS]
+                cold_run(sb.url, history, batch)
+                if i == 0:
+                    shutil.copytree(history, OUT / "history-after-1")
+            pd.DataFrame({"phone": pd.array(runs[:HISTORY_NUMBERS], dtype="str")}).to_parquet(
+                OUT / "input-history.parquet"
+            )
+            print(f"seeded history: {HISTORY_RUNS} cold runs of {HISTORY_NUMBERS:,} new numbers")
         previous: Path | None = None
         for rows in sorted(sizes):
             folder = OUT / f"cache-{rows}"
-            if previous is not None:
-                shutil.copytree(previous, folder)
-            numbers = biggest[: rows // 5]
-            t = cold_run(sb.url, folder, numbers)
-            print(f"seeded {folder.name}: {len(numbers):,} numbers by a cold run ({t:.0f}s)")
-            rows_of(numbers, rows).to_parquet(OUT / f"input-{rows}.parquet")
-            floor = HLRCache(folder).to_frame(raw=False)[FLOOR_COLUMNS]
-            floor.to_parquet(OUT / f"floor-{rows}.parquet", index=False)
+            if rows in todo_sizes:
+                shutil.rmtree(folder, ignore_errors=True)
+                if previous is not None:  # nested: this cache is the smaller one, grown
+                    shutil.copytree(previous, folder)
+                numbers = biggest[: rows // 5]
+                t = cold_run(sb.url, folder, numbers)
+                print(f"seeded {folder.name}: {len(numbers):,} numbers by a cold run ({t:.0f}s)")
+                rows_of(numbers, rows).to_parquet(OUT / f"input-{rows}.parquet")
+                floor = HLRCache(folder).to_frame(raw=False)[FLOOR_COLUMNS]
+                floor.to_parquet(OUT / f"floor-{rows}.parquet", index=False)
             previous = folder
         print(f"sandbox charged {sb.stats().total_charged:,} lookups in all")
-    done.write_text(wanted)
 
 
 # --- the children -----------------------------------------------------------------------------

@@ -73,8 +73,9 @@ def _stat_is(stats: Any, value: str) -> bool | None:
 class _Part:
     """One part's phase 1: its key rows (of the options / API host asked) and row groups."""
 
-    def __init__(self, path: Path, options: str, api: str, memo: bool) -> None:
+    def __init__(self, path: Path, options: str, api: str, memo: bool, need_seq: bool) -> None:
         self.path = path
+        self.need_seq = need_seq
         self.file = pq.ParquetFile(path)
         md = self.file.metadata
         self.starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
@@ -101,13 +102,13 @@ class _Part:
             for i in range(md.num_row_groups)
         )
         st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns, options, api)
+        key = (str(path), st.st_size, st.st_mtime_ns, options, api, need_seq)
         table = MEMO.get(key) if memo else None
         if table is None:
             table = self._read_keys(keep_rg, exact, options, api)
             if memo:
                 MEMO.put(key, table)
-        self.keys = table  # number, seq, checked_at, row (position in the part)
+        self.keys = table  # key (or number), [seq, checked_at], row (position in the part)
 
     def _read_keys(self, rgs: list[int], exact: bool, options: str, api: str) -> pa.Table:
         key_columns = self.key_columns
@@ -135,11 +136,15 @@ class _Part:
             f = CACHE_SCHEMA.field(c)
             out[c] = t[c].cast(f.type) if c in t.column_names else pa.nulls(len(t), f.type)
         out["row"] = t["row"]
-        return fill_legacy_seq(pa.table(out))
+        return fill_legacy_seq(pa.table(out)) if self.need_seq else pa.table(out)
 
     @property
     def key_columns(self) -> list[str]:
-        return [("key" if self.by_key else "number"), "seq", "checked_at"]
+        """Phase 1 reads the join key only (plus ``seq`` when only answers written after a
+        given sequence value are wanted)."""
+        return ["key" if self.by_key else "number"] + (
+            ["seq", "checked_at"] if self.need_seq else []
+        )
 
     def values(self, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """Phase 2: ``columns`` of the rows at ``rows`` (sorted positions in the part), read
@@ -183,7 +188,7 @@ def lookup(
     opened: list[_Part] = []
     for p in parts:
         try:
-            opened.append(_Part(p, options, api, memo))
+            opened.append(_Part(p, options, api, memo, need_seq=since is not None))
         except FileNotFoundError:
             raise
         except (OSError, ValueError, pa.ArrowException) as exc:
@@ -221,9 +226,7 @@ def lookup(
         rows = key_rows["row"].to_numpy()
         order = np.argsort(rows, kind="stable")
         key_rows = key_rows.take(pa.array(order))
-        value_cols = [c for c in columns if c not in ("seq", "checked_at", "key")]
-        if not part.by_key:
-            value_cols = [c for c in value_cols if c != "number"]
+        value_cols = [c for c in columns if c != "key" and c not in key_rows.column_names]
         try:
             values = part.values(rows[order], value_cols)
         except FileNotFoundError:
@@ -231,15 +234,13 @@ def lookup(
         except (OSError, ValueError, pa.ArrowException) as exc:
             on_unreadable(part.path, exc)
             continue
-        t = key_rows.select(
-            [c for c in ("number", "key", "seq", "checked_at") if c in key_rows.column_names]
-        )
+        t = key_rows.drop_columns(["row"])
         for c in value_cols:
             t = t.append_column(c, values[c])
         if "key" not in t.column_names:
             t = t.append_column("key", key64(t["number"]))
         tables.append(
-            t.select(
+            fill_legacy_seq(t).select(
                 [
                     "number",
                     "key",

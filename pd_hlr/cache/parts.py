@@ -197,6 +197,13 @@ def in_write_order(table: pa.Table) -> pa.Table:
     return table.sort_by([("seq", "ascending")])
 
 
+#: Columns whose values are (nearly) all distinct: no dictionary encoding, which would only cost.
+_DISTINCT = {"number", "key", "seq", "checked_at", "raw", "to", "hlr_extra"}
+_DICTIONARY = [name for name in CACHE_SCHEMA.names if name not in _DISTINCT]
+#: The join key and the sequence stay uncompressed: a lookup reads them for every entry.
+_COMPRESSION = {name: "none" if name in ("key", "seq") else "zstd" for name in CACHE_SCHEMA.names}
+
+
 def write_part(folder: Path, table: pa.Table, *, fsync: bool = False) -> Path | None:
     """Write ``table`` (in write order) as a new part, atomically. Returns its path."""
     if table.num_rows == 0:
@@ -209,7 +216,13 @@ def write_part(folder: Path, table: pa.Table, *, fsync: bool = False) -> Path | 
     name = part_name(max_seq if max_seq is not None else 0, table.num_rows)
     tmp = folder / f".{name}.tmp"
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(
+            table,
+            tmp,
+            compression=_COMPRESSION,
+            use_dictionary=_DICTIONARY,
+            row_group_size=ROW_GROUP_ROWS,
+        )
         os.chmod(tmp, 0o600)
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)
