@@ -4,11 +4,12 @@ A cache is a folder (created ``0700``: it holds personal data). Its files (see
 ``pd_hlr/cache/folder.py`` for the full list):
 
 ``part-*.parquet``
-    Immutable parquet parts with one explicit schema (:data:`CACHE_SCHEMA`), sorted by key, each
-    written to a hidden temp name and moved into place with ``os.replace``. Size-tiered
-    compaction at the end of each run keeps their number logarithmic in the cache's size
-    (``compaction.py``), so a read costs what the keys asked and the cache's size cost, not how
-    many runs wrote it.
+    Immutable parquet parts with one explicit schema (:data:`CACHE_SCHEMA`), rows in write
+    order, each written to a hidden temp name and moved into place with ``os.replace``.
+    Size-tiered compaction at the end of each run keeps their number logarithmic in the cache's
+    size (``compaction.py``), and a lookup joins the numbers asked with every part's int64 key
+    column once, then reads only the row groups holding a hit (``lookup.py``): a read costs
+    what the keys asked and the cache's size cost, not how many runs wrote it.
 ``journal-*.jsonl``
     Append-only journals, one line per answer (:meth:`Entry.to_line`), written with a single
     ``write`` the moment the answer arrives (``journal.py``). Journals whose writer died are

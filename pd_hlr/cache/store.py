@@ -108,7 +108,8 @@ class HLRCache:
     then only the row groups holding a hit (``pd_hlr.cache.lookup``). ``memo=True`` (the
     default) keeps those key columns (``number``, ``seq``, ``checked_at``: about 30 bytes an
     entry) in a process-wide memo, so a notebook's re-runs read only the row groups they need;
-    ``memo=False`` keeps nothing after the call (the Dask path uses it).
+    ``memo=False`` keeps nothing after the call (the Dask path uses it). ``compact=False``
+    turns off the size-tiered merge a writer runs when it closes.
     """
 
     def __init__(
