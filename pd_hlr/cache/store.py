@@ -170,18 +170,13 @@ class HLRCache:
                 self._skip_part(p, exc)
         return out
 
-    def _stored(self, columns: Sequence[str]) -> pa.Table:
-        """Every stored row (journals, then parts) with ``columns``, not yet deduplicated."""
-        cols = list(dict.fromkeys(columns))
+    def _read(self, cols: list[str], read_once: Callable[[], list[pa.Table]]) -> pa.Table:
+        """``read_once()`` (journals, then parts), again when a compaction removed a part it
+        listed; the tables it gives, as one."""
         try:
             for _ in range(_RELIST):
-                tables: list[pa.Table] = []
-                # Journals before parts: a journal folded meanwhile had its part written first.
-                jt = self._journal_table()
-                if jt is not None:
-                    tables.append(jt.select(cols))
                 try:
-                    tables.extend(self._read_parts(self._parts(), cols))
+                    tables = read_once()
                 except FileNotFoundError:
                     continue  # a compaction replaced parts meanwhile: list them again
                 break
@@ -192,6 +187,18 @@ class HLRCache:
         if not tables:
             return CACHE_SCHEMA.empty_table().select(cols)
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _stored(self, columns: Sequence[str]) -> pa.Table:
+        """Every stored row (journals, then parts) with ``columns``, not yet deduplicated."""
+        cols = list(dict.fromkeys(columns))
+
+        def read_once() -> list[pa.Table]:
+            # Journals before parts: a journal folded meanwhile had its part written first.
+            jt = self._journal_table()
+            tables = [jt.select(cols)] if jt is not None else []
+            return tables + self._read_parts(self._parts(), cols)
+
+        return self._read(cols, read_once)
 
     def _read_parts(self, parts: Sequence[Path], cols: list[str]) -> list[pa.Table]:
         if not parts:
@@ -214,44 +221,34 @@ class HLRCache:
         self, wanted: pa.Array, cols: list[str], options: str, api: str, since: int | None
     ) -> pa.Table:
         """The stored rows of the wanted numbers (journals + parts), not yet deduplicated."""
-        try:
-            for _ in range(_RELIST):
-                tables: list[pa.Table] = []
-                jt = self._journal_table()  # journals before parts (see _stored)
-                if jt is not None:
-                    jt = _of_key(jt, options, api)
-                    mask = pc.is_in(jt["number"], value_set=wanted)
-                    if since is not None:
-                        mask = pc.and_(mask, pc.greater(jt["seq"], since))
-                    tables.append(jt.filter(mask).select(cols))
-                parts = self._parts()
-                if self.memo and since is None:
-                    MEMO.forget(self.path, keep=parts)  # parts merged away by any process
-                if since is not None:  # only parts holding something written after ``since``
-                    parts = [p for p in parts if part_info(p)[0] > since]
-                try:
-                    found = lookup(
-                        parts,
-                        wanted,
-                        cols,
-                        options,
-                        api,
-                        since=since,
-                        memo=self.memo,
-                        on_unreadable=self._skip_part,
-                    )
-                except FileNotFoundError:
-                    continue  # a compaction replaced parts meanwhile: list them again
-                if found is not None:
-                    tables.append(found.select(cols))
-                break
-            else:  # pragma: no cover - eight compactions during one read
-                raise RuntimeError(f"the parts of {self.path} kept changing while being read")
-        except PermissionError as exc:
-            raise not_writable(self.path, exc, "read") from exc
-        if not tables:
-            return CACHE_SCHEMA.empty_table().select(cols)
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+        def read_once() -> list[pa.Table]:
+            tables: list[pa.Table] = []
+            jt = self._journal_table()  # journals before parts (see _stored)
+            if jt is not None:
+                jt = _of_key(jt, options, api)
+                mask = pc.is_in(jt["number"], value_set=wanted)
+                if since is not None:
+                    mask = pc.and_(mask, pc.greater(jt["seq"], since))
+                tables.append(jt.filter(mask).select(cols))
+            parts = self._parts()
+            if self.memo and since is None:
+                MEMO.forget(self.path, keep=parts)  # parts merged away by any process
+            if since is not None:  # only parts holding something written after ``since``
+                parts = [p for p in parts if part_info(p)[0] > since]
+            found = lookup(
+                parts,
+                wanted,
+                cols,
+                options,
+                api,
+                since=since,
+                memo=self.memo,
+                on_unreadable=self._skip_part,
+            )
+            return tables + ([found.select(cols)] if found is not None else [])
+
+        return self._read(cols, read_once)
 
     def get(
         self,
