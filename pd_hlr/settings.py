@@ -186,6 +186,21 @@ class LookupOptions:
             f"route={self.route or ''},msisdn={int(self.msisdn)}"
         )
 
+    @classmethod
+    def from_key(cls, key: str) -> LookupOptions:
+        """The options whose :meth:`key` is ``key`` (the cache reads its keys back with it).
+
+        >>> LookupOptions.from_key("detailed=1,roaming=0,route=detailed,msisdn=1").route
+        'detailed'
+        """
+        fields = dict(part.partition("=")[::2] for part in key.split(","))
+        return cls(
+            detailed=fields.get("detailed") == "1",
+            roaming=fields.get("roaming") == "1",
+            route=fields.get("route") or None,
+            msisdn=fields.get("msisdn", "1") == "1",
+        )
+
     def request_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`HLRClient.lookup`: defaults are left out (not sent).
 
