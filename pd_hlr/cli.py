@@ -9,8 +9,8 @@ Building the parser imports nothing heavy: the sandbox's options (generated from
 input readers, the cache, the client and Dask are imported by the command that needs them.
 
 >>> main(["cache", "stats", "--cache", cache_dir])  # doctest: +ELLIPSIS
-        path: ...
-     entries: 0
+           path: ...
+        entries: 0
 ...
 0
 """
@@ -826,7 +826,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 return EXIT_OK
         _emit(f"removed {cache.clear()} files from {cache.path}")
         return EXIT_OK
-    _emit("\n".join(f"{key:>12}: {value}" for key, value in result.items()))
+    width = max(map(len, result), default=0)
+    _emit("\n".join(f"{key:>{width}}: {value}" for key, value in result.items()))
     return EXIT_OK
 
 
