@@ -54,8 +54,8 @@ from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import LOCAL_VERDICTS, normalize
 from .progress import Progress, progress_enabled
-from .report import Estimate, RunReport, is_loopback_host, stats_delta
-from .settings import BASE_URL_ENV, ValidateSettings
+from .report import Estimate, RunReport, stats_delta
+from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
 
 if TYPE_CHECKING:
     from .client import HLRClient
@@ -214,28 +214,19 @@ def check_budget(settings: ValidateSettings, run: Run, *, distinct: int, cached:
 def cached_numbers(
     numbers: list[str], settings: ValidateSettings, cache: HLRCache | None, api: str
 ) -> pd.DataFrame:
-    """Servable cache entries for ``numbers`` (empty when refreshing or without a cache).
-
-    ``attrs["pd_hlr.cache_seq"]`` is the cache's write sequence read before the lookup: answers
-    written after it were paid for during this run (by another process sharing the folder)."""
+    """Servable cache entries for ``numbers`` (empty when refreshing or without a cache)."""
     detailed = settings.options.detailed
-    if cache is None or not len(numbers):
+    if cache is None or not len(numbers) or settings.refresh:
         return _empty_resolved(detailed)
-    since = cache.sequence()
-    if settings.refresh:
-        hits = _empty_resolved(detailed)
-    else:
-        found = cache.get(
-            numbers,
-            settings.options.key(),
-            api,
-            max_age=settings.max_age,
-            include_temporary=not settings.retry_temporary,
-            columns=[f.column for f in schema.api_fields(detailed)],
-        )
-        hits = _shape_resolved(found, detailed, source="cache")
-    hits.attrs["pd_hlr.cache_seq"] = since
-    return hits
+    found = cache.get(
+        numbers,
+        settings.options.key(),
+        api,
+        max_age=settings.max_age,
+        include_temporary=not settings.retry_temporary,
+        columns=[f.column for f in schema.api_fields(detailed)],
+    )
+    return _shape_resolved(found, detailed, source="cache")
 
 
 def estimate_from(
@@ -363,6 +354,9 @@ def resolve(
     with client_for(client, settings) as cl:
         api = api_namespace(cl)
         before = getattr(cl, "stats", None)
+        # The write sequence before the read: answers written after it were paid for during
+        # this run, by another process sharing the folder (the claims loop serves them).
+        since = cache.sequence() if cache is not None else None
         hits = cached_numbers(numbers, settings, cache, api)
         if len(hits) == len(numbers):  # hits ⊆ numbers, one per number: every number is cached
             misses: list[str] = []
@@ -400,7 +394,6 @@ def resolve(
                         if cache is None:
                             lookup(misses)
                         else:
-                            since = hits.attrs.get("pd_hlr.cache_seq")
                             claimed = cache.claimed(settings.options.key(), api, since=since)
                             claimed.run(misses, lookup, on_served=progress.served)
                     except HLRError as exc:
@@ -666,17 +659,9 @@ def run_record(
 ) -> dict[str, Any]:
     """What ``validate`` records in its result's ``attrs[ATTRS_KEY]`` (JSON-safe): the column,
     the options, the run time, the result columns it owns (name → dtype) and the report."""
-    opts = settings.options
     return {
         "column": _json_label(column),
-        "detailed": opts.detailed,
-        "roaming": opts.roaming,
-        "route": opts.route,
-        "msisdn": opts.msisdn,
-        "default_region": settings.default_region,
-        "strict": settings.strict,
-        "only_mobile": settings.only_mobile,
-        "prefix": settings.prefix,
+        **settings.values(),
         "run_at": report.started_at,
         "columns": dict(columns),
         "report": report.to_dict(),

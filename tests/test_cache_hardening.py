@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from pd_hlr.cache import lookup as lookup_module
 from pd_hlr.cache import parts as parts_module
 from pd_hlr.cache.claims import Claims
 
-from .test_cache_processes import killed_writer
+from .test_cache_processes import HANG, killed_writer
 
 OPTS = pd_hlr.LookupOptions().key()
 API = "127.0.0.1"
@@ -356,3 +357,85 @@ def test_a_lookup_serves_the_last_written_answer_of_each_number(runs, asked, mem
         for options in (OPTS, DETAILED):
             got = cache.get(wanted, options, API)["to"].to_dict()
             assert got == {n: truth[(n, options)] for n in wanted if (n, options) in truth}
+
+
+# --- the sequence a run starts from covers what is stored (review: synced parts, lost seq) ---
+NUMBERS_20 = [f"+4474001234{i:02d}" for i in range(20)]
+
+
+def _validate(numbers: list[str], client, cache: Path, **options) -> pd.DataFrame:
+    frame = pd.DataFrame({"phone": numbers})
+    return frame.hlr.validate("phone", client=client, cache=str(cache), progress=False, **options)
+
+
+def test_parts_synced_in_from_another_folder_are_not_taken_for_this_runs_answers(
+    sb, client_for, tmp_path
+):
+    """The README's team workflow copies part files between folders: their write sequence can
+    be above the receiving folder's counter. refresh=True must still pay for every number, and
+    max_age must still refuse old answers: they were not paid for during this run."""
+    client = client_for(sb)
+    _validate(NUMBERS_20, client, tmp_path / "A")
+    _validate(["+447400999999"], client, tmp_path / "B")
+    for part in (tmp_path / "A").glob("part-*.parquet"):
+        shutil.copy(part, tmp_path / "B" / part.name)
+    assert HLRCache(tmp_path / "B").sequence() >= HLRCache(tmp_path / "A").sequence()
+    before = sb.stats().total_charged
+    out = _validate(NUMBERS_20, client, tmp_path / "B", refresh=True)
+    assert sb.stats().total_charged - before == 20
+    assert out["hlr_source"].eq("api").all() and out.hlr.report().looked_up == 20
+
+
+def test_a_lost_sequence_file_does_not_turn_the_cache_into_this_runs_answers(
+    sb, client_for, tmp_path
+):
+    client = client_for(sb)
+    numbers = NUMBERS_20[:10]
+    _validate(numbers, client, tmp_path)
+    (tmp_path / "seq").unlink()  # e.g. a folder restored from a backup of its part files
+    assert HLRCache(tmp_path).sequence() >= 10  # the stored entries' own seq count
+    before = sb.stats().total_charged
+    out = _validate(numbers, client, tmp_path, refresh=True)
+    assert sb.stats().total_charged - before == 10
+    assert out["hlr_source"].eq("api").all()
+
+
+def test_the_sequence_a_reader_takes_waits_for_the_entry_written_under_it(tmp_path):
+    """A writer publishes a seq value and journals its entry under the sequence lock; a reader
+    taking the sequence meanwhile waits, so it never reads a value whose entry it cannot see
+    (it would then neither serve that answer nor wait for it, and pay again)."""
+    from pd_hlr.cache.store import CacheWriter
+
+    cache = HLRCache(tmp_path)
+    writer = CacheWriter(cache)
+    number, opts = "+447400123456", pd_hlr.LookupOptions().key()
+    entry = Entry(number, opts, "127.0.0.1", {"to": number, "live": True}, datetime.now(UTC))
+    got: list[int] = []
+    with writer._seq.advance() as seq:
+        reader = threading.Thread(target=lambda: got.append(HLRCache(tmp_path).sequence()))
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive() and not got  # blocked while the line is not written yet
+        writer._journal.write(replace(entry, seq=seq).checked().to_line())
+    reader.join(HANG)
+    assert got == [seq]
+    assert HLRCache(tmp_path).get([number], opts, "127.0.0.1", since=seq - 1).index.tolist() == [
+        number
+    ]
+    writer.close()
+
+
+def test_a_claims_file_is_created_and_locked_under_the_claims_lock(tmp_path):
+    """Another process judges claims files (alive or dead) only under the claims lock, so a new
+    claims file must never be visible unlocked: it would be taken for a dead process's."""
+    from pd_hlr.cache.folder import CLAIMS_GLOB, CLAIMS_LOCK, locked
+
+    made: list[Claims] = []
+    with locked(tmp_path / CLAIMS_LOCK):
+        maker = threading.Thread(target=lambda: made.append(Claims(tmp_path, "o", "a")))
+        maker.start()
+        maker.join(0.2)
+        assert maker.is_alive() and not list(tmp_path.glob(CLAIMS_GLOB))
+    maker.join(HANG)
+    assert made and made[0].path.exists()
+    made[0].close()

@@ -30,9 +30,12 @@ class Claims:
         self._header = f"{api}\t{options}\n".encode()
         self.path = folder / unique("claims", ".txt")
         ensure_dir(folder)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, self._header)
+        # Created and locked under the claims lock: another process judges claims files only
+        # under that lock, so it never sees this one unlocked and takes it for a dead one's.
+        with locked(folder / CLAIMS_LOCK):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, self._header)
         self._fd = fd
 
     def __enter__(self) -> Claims:

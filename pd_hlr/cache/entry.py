@@ -19,18 +19,14 @@ becomes U+FFFD; anything that is not JSON-shaped is refused with :class:`BadEntr
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "BadEntry", "Entry", "legacy_seq"]
+from .._json import NotStorable, repaired
 
-#: Deepest nesting of a result object the cache accepts (the API's answers are 3 deep).
-MAX_DEPTH = 32
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
+__all__ = ["BadEntry", "Entry", "legacy_seq"]
 
 #: Entries written before the write sequence existed rank below every sequenced entry, among
 #: themselves by ``checked_at`` (microseconds since the epoch, shifted below zero).
@@ -44,30 +40,6 @@ def legacy_seq(checked_at_us: int) -> int:
 
 class BadEntry(ValueError):
     """A journal line or entry that cannot be stored or read back; it is quarantined."""
-
-
-def _clean_str(s: str) -> str:
-    return s if s.isascii() or not _SURROGATE.search(s) else _SURROGATE.sub("\ufffd", s)
-
-
-def _clean(value: Any, depth: int) -> Any:
-    """A JSON-shaped copy of ``value`` with lone surrogates replaced; BadEntry otherwise."""
-    if isinstance(value, str):
-        return _clean_str(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if depth >= MAX_DEPTH:
-        raise BadEntry(f"result nested deeper than {MAX_DEPTH}")
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise BadEntry(f"result key {k!r} is not a string")
-            out[_clean_str(k)] = _clean(v, depth + 1)
-        return out
-    if isinstance(value, list | tuple):
-        return [_clean(v, depth + 1) for v in value]
-    raise BadEntry(f"result holds a {type(value).__name__}, not a JSON value")
 
 
 @dataclass(frozen=True)
@@ -84,7 +56,8 @@ class Entry:
 
     def checked(self) -> Entry:
         """This entry made safe to store: strings are valid Unicode (each lone surrogate →
-        U+FFFD), the result is a JSON object no deeper than :data:`MAX_DEPTH`, ``checked_at``
+        U+FFFD), the result is a JSON object no deeper than :data:`pd_hlr._json.MAX_DEPTH`,
+        ``checked_at``
         is timezone-aware UTC. Raises :class:`BadEntry` when it cannot be made so."""
         for name in ("number", "options", "api"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
@@ -98,16 +71,15 @@ class Entry:
         when = self.checked_at
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
         try:
-            result = _clean(self.result, 0)
+            (number, options, api, result), _ = repaired(
+                [self.number, self.options, self.api, self.result], depth=-1
+            )
+        except NotStorable as exc:
+            raise BadEntry(f"result {exc}") from exc
         except RecursionError as exc:
             raise BadEntry("result nested too deep") from exc
         return replace(
-            self,
-            number=_clean_str(self.number),
-            options=_clean_str(self.options),
-            api=_clean_str(self.api),
-            result=result,
-            checked_at=when,
+            self, number=number, options=options, api=api, result=result, checked_at=when
         )
 
     def to_line(self) -> bytes:

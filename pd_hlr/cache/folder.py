@@ -157,26 +157,20 @@ class Sequence:
         os.pwrite(self._fd, f"{value:020d}\n".encode(), 0)
 
     @contextlib.contextmanager
-    def advance(self, floor: int = 0) -> Iterator[int]:
+    def advance(self) -> Iterator[int]:
         """Hold the sequence lock and yield the next value (written before it is yielded, so
-        whatever the caller writes under the lock is ordered by it)."""
+        whatever the caller writes under the lock is ordered by it, and a reader of
+        :func:`read_sequence`, which takes the lock shared, sees the value only once the
+        caller's write is done)."""
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             current = self._read()
             if current is None:
                 logger.warning("cache sequence file %s was unreadable; rebuilt", self.path)
-                current = floor
-            value = max(current, floor) + 1
+                current = 0
+            value = current + 1
             self._write(value)
             yield value
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def current(self) -> int:
-        """The last value given (0 for a new folder)."""
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
-        try:
-            return self._read() or 0
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
@@ -191,11 +185,20 @@ class Sequence:
 
 
 def read_sequence(folder: Path) -> int:
-    """The folder's current write sequence without creating anything (0 if none)."""
+    """The folder's write counter now, without creating anything (0 if none). Taken under the
+    sequence lock (shared), so a value handed out by :meth:`Sequence.advance` is seen only once
+    the entry written under it is in its journal."""
     try:
-        data = (folder / SEQ_FILE).read_bytes()[:64]
+        fd = os.open(folder / SEQ_FILE, os.O_RDONLY)
     except OSError:
         return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        data = os.pread(fd, 64, 0)
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)  # closing releases the lock
     try:
         return int(data.decode("ascii").strip() or "0")
     except (UnicodeDecodeError, ValueError):

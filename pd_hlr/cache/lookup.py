@@ -3,9 +3,11 @@ the cache's size, never by how many runs wrote it.
 
 Two phases over the (few, compacted) parts:
 
-1. **Keys.** The ``number`` and ``seq`` columns of every part (row groups whose statistics
-   rule out the options / API host asked are skipped), concatenated, then **one** hash join
-   against the wanted numbers (the wanted set is hashed once, whatever the number of parts).
+1. **Keys.** The int64 ``key`` column (the number's digits; ``number`` in parts written before
+   it existed) of every part, plus ``seq`` and ``checked_at`` only when several entries of one
+   number must be ranked (row groups whose statistics rule out the options / API host asked are
+   skipped), concatenated, then **one** hash join against the wanted numbers (the wanted set is
+   hashed once, whatever the number of parts).
 2. **Values.** Only the row groups that hold a hit are read, and only the columns asked.
 
 Parts keep rows in write order (``seq``), so the numbers of one run sit together: a re-run of an

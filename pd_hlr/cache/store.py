@@ -106,10 +106,10 @@ class HLRCache:
 
     A lookup reads the key columns of every part, joins them once with the numbers asked, and
     then only the row groups holding a hit (``pd_hlr.cache.lookup``). ``memo=True`` (the
-    default) keeps those key columns (``number``, ``seq``, ``checked_at``: about 30 bytes an
-    entry) in a process-wide memo, so a notebook's re-runs read only the row groups they need;
-    ``memo=False`` keeps nothing after the call (the Dask path uses it). ``compact=False``
-    turns off the size-tiered merge a writer runs when it closes.
+    default) keeps those key columns (the int64 ``key``, with ``seq`` and ``checked_at`` where
+    they are needed to rank entries) in a process-wide memo, so a notebook's re-runs read only
+    the row groups they need; ``memo=False`` keeps nothing after the call (the Dask path uses
+    it). ``compact=False`` turns off the size-tiered merge a writer runs when it closes.
     """
 
     def __init__(
@@ -140,11 +140,18 @@ class HLRCache:
         return sorted(self.path.glob(PART_GLOB)) if self.path.is_dir() else []
 
     def sequence(self) -> int:
-        """The folder's write sequence now: every entry written later has a higher ``seq``."""
-        return read_sequence(self.path)
+        """The folder's write sequence now: every entry stored now has a ``seq`` at most this,
+        every entry written later a higher one — also when parts were copied in from another
+        folder or the counter file was lost (the stored entries' own ``seq`` count too)."""
+        return max(read_sequence(self.path), self._max_stored_seq())
 
-    def _max_part_seq(self) -> int:
-        return max((part_info(p)[0] for p in self._parts()), default=0)
+    def _max_stored_seq(self) -> int:
+        """The highest ``seq`` of any part (from its metadata) or journal entry."""
+        parts = max((part_info(p)[0] for p in self._parts()), default=0)
+        journal = self._journal_table()
+        if journal is None or journal.num_rows == 0:
+            return parts
+        return max(parts, int(pc.max(journal["seq"]).as_py() or 0))
 
     # -- reading --------------------------------------------------------------------------
     def _journal_table(self) -> pa.Table | None:
@@ -292,7 +299,7 @@ class HLRCache:
         mask = None
         if since is None and not include_temporary and table.num_rows:
             mask = pc.invert(pc.fill_null(table["temporary"], False))
-        if since is None and max_age is not None and table.num_rows:
+        if max_age is not None and table.num_rows:  # with ``since`` too: a guard against clocks
             cutoff = (now or datetime.now(UTC)) - pd.Timedelta(max_age).to_pytimedelta()
             fresh = pc.greater_equal(table["checked_at"], pa.scalar(cutoff))
             mask = fresh if mask is None else pc.and_(mask, fresh)
@@ -447,7 +454,7 @@ class CacheWriter:
             self._seq = WriteSequence(cache.path)
         except OSError as exc:
             raise not_writable(cache.path, exc) from exc
-        self._seq.raise_to(cache._max_part_seq())
+        self._seq.raise_to(cache._max_stored_seq())
         cache.fold_orphans()
 
     def add(self, entry: Entry) -> None:
