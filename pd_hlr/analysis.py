@@ -68,7 +68,6 @@ ATTRS_KEY = "pd_hlr"
 UNKNOWN = "(unknown)"
 #: The value pooling everything after the ``top`` ranked values of a section (or groups).
 OTHER = "(other)"
-UNKNOWN_NETWORK = UNKNOWN
 
 #: What each section's share is a share of: ``"rows"`` (all rows; of the group with ``by=``)
 #: or ``"answered"`` (the rows with an answer). The table's ``of`` column holds that count.

@@ -9,8 +9,8 @@ Building the parser imports nothing heavy: the sandbox's options (generated from
 input readers, the cache, the client and Dask are imported by the command that needs them.
 
 >>> main(["cache", "stats", "--cache", cache_dir])  # doctest: +ELLIPSIS
-        path: ...
-     entries: 0
+           path: ...
+        entries: 0
 ...
 0
 """
@@ -28,7 +28,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,8 @@ from .settings import (
     OPTIONS,
     RUN_OBJECTS,
     TOKEN_ENV,
+    parse_max_age,
+    parse_price,
 )
 
 __all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
@@ -146,37 +147,23 @@ _probability = _number_type(float, lambda v: 0 <= v <= 1, "a probability between
 _port = _number_type(int, lambda v: 0 <= v <= 65535, "a port number 0..65535 (0: any free)")
 
 
-def _price(text: str) -> Decimal:
-    """``--price``: a non-negative decimal number (else a usage error, exit 2)."""
-    try:
-        value = Decimal(text)
-    except ArithmeticError:  # decimal.InvalidOperation is not a ValueError
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}")
-    return value
+def _checked_by(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """An argparse type that applies the settings' own check (one rule, one message, for the
+    Python options and their flags): a bad value is a usage error, exit 2."""
+
+    def convert(text: str) -> Any:
+        try:
+            parse(text)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
-_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
-
-
-def _max_age(text: str) -> str:
-    """``--max-age``: a duration with a unit ("30D", "12h"); a bare number is refused, since
-    pandas would read "30" as 30 nanoseconds."""
-    example = "e.g. 30D (days), 12h (hours) or 90min"
-    if _BARE_NUMBER.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"{text!r} has no unit: write {example}")
-    import pandas as pd
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pandas' deprecation notes on unit spellings
-            age = pd.Timedelta(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write {example}") from None
-    if age is pd.NaT or age < pd.Timedelta(0):
-        raise argparse.ArgumentTypeError(f"must be a duration >= 0, {example}; not {text!r}")
-    return text
+_price = _checked_by(parse_price)
+_max_age = _checked_by(parse_max_age)
 
 
 def _base_url(text: str) -> str:
@@ -865,7 +852,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 return EXIT_OK
         _emit(f"removed {cache.clear()} files from {cache.path}")
         return EXIT_OK
-    _emit("\n".join(f"{key:>12}: {value}" for key, value in result.items()))
+    width = max(map(len, result), default=0)
+    _emit("\n".join(f"{key:>{width}}: {value}" for key, value in result.items()))
     return EXIT_OK
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
-import ipaddress
 import itertools
 import json
 import logging
@@ -48,7 +47,7 @@ from pd_hlr.retry import (
     classify_exception,
     too_large,
 )
-from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV
+from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV, is_loopback_host
 
 __all__ = ["ClientStats", "HLRClient", "Outcome"]
 
@@ -418,15 +417,6 @@ class _Run:
 
 
 # ------------------------------------------------------------------------------- checks
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_base_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -442,7 +432,7 @@ def _check_base_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("base_url must not have a query string or fragment")
     _ = parts.port  # raises ValueError on a malformed port
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(
             f"refusing plain http:// to {parts.hostname!r}: the API token would travel "
             "unencrypted. Use https://, or http:// only for a loopback sandbox "
@@ -551,7 +541,7 @@ class HLRClient:
         self.workers = workers
         self.rate_limit = rate_limit
         self._limiter = RateLimiter(rate_limit * RATE_HEADROOM) if rate_limit else None
-        self._loopback = _is_loopback(urlsplit(self.base_url).hostname or "")
+        self._loopback = is_loopback_host(urlsplit(self.base_url).hostname or "")
         self._where = f"Provero at {self.base_url}"
         self._watchdog = _Watchdog()
 

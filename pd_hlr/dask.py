@@ -24,9 +24,9 @@ How a call runs (the paid part in one place, the big part data-parallel):
    limiter and one progress bar, every answer journalled to the cache as it arrives. A number
    that appears in a thousand partitions costs one lookup. The cache is only ever touched by
    the calling process; workers never open it. A cache named by a path is opened with
-   ``HLRCache(..., memo=False)``, so the calling process reads the cache part by part, keeps
-   only the entries this run asks for, and holds no copy of the cache after the call (pass an
-   ``HLRCache`` to choose otherwise).
+   ``HLRCache(..., memo=False)``, so the calling process reads only the entries this run asks
+   for and holds no copy of the cache after the call (pass an ``HLRCache`` to choose
+   otherwise).
 3. **Join** (lazy): the returned Dask DataFrame re-normalises each partition and joins it to the
    per-number table with :func:`pd_hlr.pipeline.join_results` + :func:`pd_hlr.pipeline.assemble`.
    Its ``meta`` is the pandas accessor's output (caller's columns, then

@@ -43,6 +43,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from ._spec import DEFAULT_BASE_URL
@@ -52,8 +54,8 @@ from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import LOCAL_VERDICTS, normalize
 from .progress import Progress, progress_enabled
-from .report import Estimate, RunReport, is_loopback_host, stats_delta
-from .settings import BASE_URL_ENV, ValidateSettings
+from .report import Estimate, RunReport, stats_delta
+from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
 
 if TYPE_CHECKING:
     from .client import HLRClient
@@ -218,17 +220,18 @@ def cached_numbers(
     numbers: list[str], settings: ValidateSettings, cache: HLRCache | None, api: str
 ) -> pd.DataFrame:
     """Servable cache entries for ``numbers`` (empty when refreshing or without a cache)."""
-    if cache is None or settings.refresh or not numbers:
-        return _empty_resolved(settings.options.detailed)
-    hits = cache.get(
+    detailed = settings.options.detailed
+    if cache is None or not len(numbers) or settings.refresh:
+        return _empty_resolved(detailed)
+    found = cache.get(
         numbers,
         settings.options.key(),
         api,
         max_age=settings.max_age,
         include_temporary=not settings.retry_temporary,
-        columns=[f.column for f in schema.api_fields(settings.options.detailed)],
+        columns=[f.column for f in schema.api_fields(detailed)],
     )
-    return _shape_resolved(hits, settings.options.detailed, source="cache")
+    return _shape_resolved(found, detailed, source="cache")
 
 
 def estimate_from(
@@ -256,15 +259,25 @@ def _shape_resolved(frame: pd.DataFrame, detailed: bool, *, source: str) -> pd.D
     """Give a per-number frame exactly the resolved columns and dtypes of the mode."""
     dtypes = schema.pandas_dtypes(detailed)
     n = len(frame)
+
+    def constant(value: str | None, dtype: Any) -> Any:
+        if dtype == schema.PANDAS_DTYPES["string"]:  # Arrow-backed: no Python object per row
+            scalar = pa.scalar(value, pa.large_string())
+            return pd.array(pa.repeat(scalar, n) if value else pa.nulls(n, scalar.type), dtype)
+        return pd.array([value] * n, dtype=dtype)
+
     out: dict[str, Any] = {}
     for col in [f.column for f in schema.api_fields(detailed)] + list(_RESOLVED_META):
         if col == "hlr_source":
-            out[col] = pd.array([source] * n, dtype=dtypes[col])
+            out[col] = constant(source, dtypes[col])
         elif col in frame.columns:
             out[col] = frame[col].astype(dtypes[col]).array
         else:
-            out[col] = pd.array([None] * n, dtype=dtypes[col])
-    return pd.DataFrame(out, index=pd.Index(frame.index, dtype=object))
+            out[col] = constant(None, dtypes[col])
+    index = frame.index
+    if index.dtype != schema.PANDAS_DTYPES["string"]:
+        index = pd.Index(index, dtype=object)
+    return pd.DataFrame(out, index=index, copy=False)
 
 
 @dataclass
@@ -346,6 +359,9 @@ def resolve(
     with client_for(client, settings) as cl:
         api = api_namespace(cl)
         before = getattr(cl, "stats", None)
+        # The write sequence before the read: answers written after it were paid for during
+        # this run, by another process sharing the folder (the claims loop serves them).
+        since = cache.sequence() if cache is not None else None
         hits = cached_numbers(numbers, settings, cache, api)
         if len(hits) == len(numbers):  # hits ⊆ numbers, one per number: every number is cached
             misses: list[str] = []
@@ -360,42 +376,62 @@ def resolve(
             price=settings.price,
             enabled=progress_enabled(settings.progress),
         )
-        writer_cm = cache.writer() if cache is not None else contextlib.nullcontext(None)
+        # The writer opens (and writes to) its journal first: an unwritable cache folder is a
+        # CacheNotWritableError before any request. Misses are claimed in the cache folder, so
+        # processes sharing it pay once per number (pd_hlr.cache.ClaimedLookups).
+        writer_cm = cache.writer() if cache is not None and misses else contextlib.nullcontext()
+        claimed = None
         stop: HLRError | None = None
         try:
             with writer_cm as writer:
                 collector = _Collector(writer, settings.options.key(), api, progress)
+
+                def lookup(batch: list[str]) -> None:
+                    cl.lookup_many(
+                        batch,
+                        **settings.options.request_kwargs(),
+                        on_result=collector,
+                        workers=settings.workers,
+                    )
+
                 if misses:
                     try:
-                        cl.lookup_many(
-                            misses,
-                            **settings.options.request_kwargs(),
-                            on_result=collector,
-                            workers=settings.workers,
-                        )
+                        if cache is None:
+                            lookup(misses)
+                        else:
+                            claimed = cache.claimed(settings.options.key(), api, since=since)
+                            claimed.run(misses, lookup, on_served=progress.served)
                     except HLRError as exc:
                         if not exc.stops_run:
                             raise
                         stop = exc
         finally:
             progress.close()
+        served = claimed.served() if claimed is not None else None
+        served_by_others = claimed.served_numbers if claimed is not None else set()
         errors = {n: str(e) for n, e in collector.errors.items()}
         if stop is not None:
             reason = type(stop).__name__
             for n in misses:
-                if n not in collector.results and n not in errors:
+                if n not in collector.results and n not in errors and n not in served_by_others:
                     errors[n] = f"not looked up: the run stopped ({reason})"
         answered = _api_frame(collector, detailed)
-        resolved = _concat_resolved([hits, answered, _error_frame(errors, detailed)], detailed)
+        parts = [hits, answered, _error_frame(errors, detailed)]
+        if served is not None:  # answered by another process sharing the cache meanwhile
+            parts.insert(1, _shape_resolved(served, detailed, source="cache"))
+        resolved = _concat_resolved(parts, detailed)
         delta = stats_delta(before, getattr(cl, "stats", None))
         report = run.make_report(
             settings,
             api,
             distinct=len(numbers),
-            cached=len(hits),
+            cached=len(hits) + len(served_by_others),
             looked_up=len(collector.results),
             failed=len(collector.errors),
-            not_looked_up=len(misses) - len(collector.results) - len(collector.errors),
+            not_looked_up=len(misses)
+            - len(collector.results)
+            - len(collector.errors)
+            - len(served_by_others),
             stopped=None if stop is None else type(stop).__name__,
             **delta,
         )
@@ -449,31 +485,54 @@ def _stop_run(
 def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: bool) -> pd.DataFrame:
     """Result columns of one mode for each row of ``normalized``, on its index."""
     dtypes = schema.pandas_dtypes(detailed)
-    keys = normalized["hlr_number"].astype(object).where(normalized["hlr_number"].notna(), None)
-    indexer = (
-        resolved.index.get_indexer(keys.to_numpy())
-        if len(resolved)
-        else np.full(len(normalized), -1, dtype=np.intp)
-    )
+    n = len(normalized)
+
+    def arrow(values: Any) -> pa.Array:  # strings as one Arrow array (zero-copy when Arrow)
+        arr = values.__arrow_array__() if hasattr(values, "__arrow_array__") else values
+        arr = pa.array(arr, from_pandas=True) if not isinstance(arr, pa.ChunkedArray) else arr
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+    if len(resolved):  # one hash join: each row's position in ``resolved`` (null: none)
+        keys = arrow(normalized["hlr_number"].array)
+        keys = keys if pa.types.is_string(keys.type) else keys.cast(pa.large_string())
+        positions = pc.index_in(keys, value_set=arrow(resolved.index.array).cast(keys.type))
+        indexer = positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    else:
+        indexer = np.full(n, -1, dtype=np.intp)
     found = indexer >= 0
+    everywhere, nowhere = bool(found.all()), not found.any()
+    where = pa.array(indexer, mask=~found)  # positions in ``resolved``, null where none
+
+    def take(col: str) -> Any:
+        """``resolved[col]`` for each row. Strings with few distinct values (status, network
+        names) are gathered from their dictionary: the same strings, without random reads
+        across the per-number table."""
+        values = resolved[col].array
+        if dtypes[col] != schema.PANDAS_DTYPES["string"]:
+            return values.take(indexer, allow_fill=True)
+        arr = arrow(values)
+        if arr.null_count == len(arr):
+            return pd.array(pa.nulls(n, arr.type), dtype=dtypes[col])
+        enc = pc.dictionary_encode(arr)
+        if len(enc.dictionary) * 8 > len(arr):
+            return values.take(indexer, allow_fill=True)
+        return pd.array(enc.dictionary.take(enc.indices.take(where)), dtype=dtypes[col])
+
     out: dict[str, Any] = {}
     for f in schema.fields(detailed):
         col = f.column
-        if col in ("hlr_number", "hlr_region", "hlr_number_type", "hlr_note"):
+        local_only = nowhere and col in ("hlr_source", "hlr_error")
+        if local_only or col in ("hlr_number", "hlr_region", "hlr_number_type", "hlr_note"):
             out[col] = normalized[col].astype(dtypes[col]).array
-        elif col in ("hlr_source", "hlr_error"):
-            local = normalized[col].astype(dtypes[col]).array
-            remote = (
-                resolved[col].array.take(indexer, allow_fill=True)
-                if len(resolved)
-                else pd.array([None] * len(normalized), dtype=dtypes[col])
-            )
-            out[col] = pd.array(np.where(found, remote, local), dtype=dtypes[col])
-        elif len(resolved):
-            out[col] = resolved[col].array.take(indexer, allow_fill=True)
+        elif nowhere:
+            out[col] = pd.array([None] * n, dtype=dtypes[col])
+        elif col in ("hlr_source", "hlr_error") and not everywhere:
+            local = arrow(normalized[col].astype(dtypes[col]).array)
+            remote = arrow(take(col)).cast(local.type)
+            out[col] = pd.array(pc.if_else(pa.array(found), remote, local), dtype=dtypes[col])
         else:
-            out[col] = pd.array([None] * len(normalized), dtype=dtypes[col])
-    result = pd.DataFrame(out, index=normalized.index)
+            out[col] = take(col)
+    result = pd.DataFrame(out, index=normalized.index, copy=False)
     # A row to look up that got no outcome at all is a bug; say so rather than show nothing.
     lost = normalized["hlr_number"].notna().to_numpy() & ~found
     if lost.any():
@@ -617,17 +676,9 @@ def run_record(
 ) -> dict[str, Any]:
     """What ``validate`` records in its result's ``attrs[ATTRS_KEY]`` (JSON-safe): the column,
     the options, the run time, the result columns it owns (name → dtype) and the report."""
-    opts = settings.options
     return {
         "column": _json_label(column),
-        "detailed": opts.detailed,
-        "roaming": opts.roaming,
-        "route": opts.route,
-        "msisdn": opts.msisdn,
-        "default_region": settings.default_region,
-        "strict": settings.strict,
-        "only_mobile": settings.only_mobile,
-        "prefix": settings.prefix,
+        **settings.values(),
         "run_at": report.started_at,
         "columns": dict(columns),
         "report": report.to_dict(),

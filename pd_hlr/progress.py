@@ -23,6 +23,9 @@ Where it draws:
 >>> bar.done(failed=False); bar.done(failed=True); bar.close()
 >>> bar.looked_up, bar.failed, bar.cached, bar.spend
 (1, 1, 5, Decimal('0.01'))
+>>> bar = Progress(3, enabled=False); bar.served(2)   # another process answered two of them
+>>> bar.total, bar.cached
+(1, 2)
 """
 
 from __future__ import annotations
@@ -260,6 +263,19 @@ class Progress:
             if self._bar is not None and not self._closed:
                 self._bar.fields = self._fields()
                 self._bar.update(1)
+
+    def served(self, n: int) -> None:
+        """``n`` numbers this run meant to look up were answered by another process sharing
+        the cache (and so were not paid for here): they leave the total and join the cached."""
+        if not n:
+            return
+        with self._lock:
+            self.cached += n
+            self.total = max(self.total - n, self.looked_up + self.failed)
+            if self._bar is not None and not self._closed:
+                self._bar.total = self.total
+                self._bar.fields = self._fields()
+                self._bar.refresh()
 
     def tick(self) -> None:
         """Redraw if :attr:`interval` has passed since the last redraw (the ticker thread

@@ -14,9 +14,7 @@ JSON-safe, money as exact decimal strings, for files, ``attrs`` and ``--json``).
 
 from __future__ import annotations
 
-import contextlib
 import html
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
@@ -24,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Estimate", "RunReport", "is_loopback_host", "stats_delta"]
+__all__ = ["Estimate", "RunReport", "stats_delta"]
 
 
 def money(value: Decimal) -> str:
@@ -37,17 +35,6 @@ def money(value: Decimal) -> str:
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0").ljust(2, "0")
     return f"{whole}.{frac}"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for a loopback API host (the embedded sandbox), e.g. ``127.0.0.1``, ``localhost``.
-
-    >>> is_loopback_host("127.0.0.1"), is_loopback_host("api.provero.io")
-    (True, False)
-    """
-    with contextlib.suppress(ValueError):
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    return host.lower() == "localhost"
 
 
 def _ambiguous_text(n: int) -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from pd_hlr._json import NotStorable, repaired
 from pd_hlr._spec import TRAFFIC_QUOTA_EXCEEDED
 from pd_hlr.errors import (
     APIError,
@@ -75,8 +75,6 @@ __all__ = [
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 #: Longest body excerpt kept on an error (characters).
 EXCERPT_CHARS = 200
-#: Deepest nesting accepted in a result object (the documented ones have 3 levels).
-MAX_DEPTH = 32
 
 
 class Kind(NamedTuple):
@@ -524,42 +522,6 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-class _TooDeep(ValueError):
-    pass
-
-
-def _repair(obj: Any, depth: int, fix: bool) -> tuple[Any, int]:
-    """(obj with lone surrogates replaced by U+FFFD, strings repaired); ``_TooDeep`` past
-    :data:`MAX_DEPTH`. Without ``fix`` only the depth is checked."""
-    if depth > MAX_DEPTH:
-        raise _TooDeep(f"the answer is nested more than {MAX_DEPTH} levels deep")
-    if isinstance(obj, str):
-        if fix and _SURROGATE.search(obj):
-            return _SURROGATE.sub("\ufffd", obj), 1
-        return obj, 0
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        count = 0
-        for key, value in obj.items():
-            key, n_key = _repair(key, depth, fix)
-            out[key], n_value = _repair(value, depth + 1, fix)
-            count += n_key + n_value
-        return out, count
-    if isinstance(obj, list):
-        items = []
-        count = 0
-        for value in obj:
-            value, n = _repair(value, depth + 1, fix)
-            items.append(value)
-            count += n
-        return items, count
-    return obj, 0
-
-
 # --------------------------------------------------------------------------------------------
 # classification
 
@@ -574,7 +536,7 @@ def classify_answer(
 
     ``phone`` is the number as sent; when given, a 200 whose ``to`` names another number is a
     ``wrong_number`` failure. A UTF-8 byte-order mark is tolerated. Undecodable bytes, JSON
-    nested deeper than :data:`MAX_DEPTH`, ``NaN`` and any other shape than
+    nested deeper than :data:`pd_hlr._json.MAX_DEPTH`, ``NaN`` and any other shape than
     ``{"results": [{...}]}`` make a 200 ``malformed``. Lone surrogates (``"\\ud83d"``, half an
     emoji) are replaced by U+FFFD and counted in ``Answer.repaired``: the answer was paid for
     and the rest of it is sound. A usable result wins over a top-level ``errors`` beside it.
@@ -742,8 +704,8 @@ def classify_answer(
 def _result(result: dict[str, Any], text: str, short: str, phone: str | None) -> Answer | Failure:
     """Check one 200 result: shape, quota, ``to``, depth and strings."""
     try:
-        result, repaired = _repair(result, 1, fix=bool(_SURROGATE_ESCAPE.search(text)))
-    except _TooDeep as exc:
+        result, fixed = repaired(result)
+    except NotStorable as exc:
         return Failure(
             "malformed",
             APIError(
@@ -786,7 +748,7 @@ def _result(result: dict[str, Any], text: str, short: str, phone: str | None) ->
                 body_excerpt=short,
             ),
         )
-    return Answer(result, repaired)
+    return Answer(result, fixed)
 
 
 def classify_exception(

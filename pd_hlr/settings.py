@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import inspect
+import ipaddress
 import numbers
 import re
 import textwrap
@@ -90,6 +91,19 @@ OPTIONS: tuple[Option, ...] = (
 
 #: The choices of the ``ambiguous`` option (:func:`pd_hlr.normalize.normalize` takes them too).
 AMBIGUOUS_CHOICES: tuple[str, ...] = ("skip", "international", "national")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a loopback API host (the embedded sandbox), e.g. ``127.0.0.1``, ``localhost``.
+
+    >>> is_loopback_host("127.0.0.1"), is_loopback_host("api.provero.io")
+    (True, False)
+    """
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
 
 #: Options that are objects, not settings (faces pass them to the pipeline as they are).
 RUN_OBJECTS = ("client", "cache")
@@ -186,6 +200,21 @@ class LookupOptions:
             f"route={self.route or ''},msisdn={int(self.msisdn)}"
         )
 
+    @classmethod
+    def from_key(cls, key: str) -> LookupOptions:
+        """The options whose :meth:`key` is ``key`` (the cache reads its keys back with it).
+
+        >>> LookupOptions.from_key("detailed=1,roaming=0,route=detailed,msisdn=1").route
+        'detailed'
+        """
+        fields = dict(part.partition("=")[::2] for part in key.split(","))
+        return cls(
+            detailed=fields.get("detailed") == "1",
+            roaming=fields.get("roaming") == "1",
+            route=fields.get("route") or None,
+            msisdn=fields.get("msisdn", "1") == "1",
+        )
+
     def request_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`HLRClient.lookup`: defaults are left out (not sent).
 
@@ -237,9 +266,9 @@ def parse_max_age(value: Any) -> pd.Timedelta | None:
     else:
         raise TypeError(f"max_age must be {_AGE_EXAMPLE}, not {type(value).__name__}")
     if age is pd.NaT or pd.isna(age):
-        raise ValueError(f"max_age must be a duration, not {value!r}")
+        raise ValueError(f"max_age must be a duration: {_AGE_EXAMPLE}; got {value!r}")
     if age < pd.Timedelta(0):
-        raise ValueError(f"max_age must not be negative, not {value!r}")
+        raise ValueError(f"max_age must not be negative: {_AGE_EXAMPLE}; got {value!r}")
     return age
 
 
@@ -249,7 +278,12 @@ def _flag(name: str, value: Any) -> bool:
     raise TypeError(f"{name} must be True or False, not {value!r}")
 
 
-def _price(value: Any) -> Decimal:
+def parse_price(value: Any) -> Decimal:
+    """``price`` as a Decimal: a non-negative finite number per lookup.
+
+    >>> parse_price("0.006")
+    Decimal('0.006')
+    """
     try:
         price = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -289,6 +323,23 @@ class ValidateSettings:
     prefix: str = ""
     budget: int | None = None
     price: Decimal = DEFAULT_PRICE
+
+    def values(self) -> dict[str, Any]:
+        """Every option's value by name (:data:`OPTIONS` less the run objects), JSON-safe:
+        what a result records about the run that made it.
+
+        >>> ValidateSettings.from_kwargs(max_age="30D", default_region="gb").values()["max_age"]
+        '30 days 00:00:00'
+        """
+        values: dict[str, Any] = {}
+        for o in OPTIONS:
+            if o.name in RUN_OBJECTS:
+                continue
+            holder = self.options if hasattr(self.options, o.name) else self
+            value = getattr(holder, o.name)
+            safe = value is None or isinstance(value, bool | int | float | str)
+            values[o.name] = value if safe else str(value)
+        return values
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> ValidateSettings:
@@ -356,5 +407,5 @@ class ValidateSettings:
             retry_temporary=_flag("retry_temporary", v["retry_temporary"]),
             prefix=v["prefix"],
             budget=None if budget is None else int(budget),
-            price=_price(v["price"]),
+            price=parse_price(v["price"]),
         )

@@ -1,17 +1,17 @@
-"""The parquet cache: never pay twice, resume after any interruption, lose nothing."""
+"""The parquet cache through the pipeline: never pay twice, serve what was paid, lose nothing.
+
+Every test asserts against the sandbox's charge ledger or the cache's own public readers; no
+test writes the journal format by hand (entries go through :class:`CacheWriter` and
+:meth:`Entry.to_line`). Process-level faults (kill -9, Ctrl-C, shared folders) live in
+``test_cache_processes.py``; hostile entries, compaction faults and the write sequence in
+``test_cache_hardening.py``.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import stat
-import subprocess
-import sys
-import textwrap
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -20,11 +20,12 @@ import pytest
 
 import pd_hlr
 from pd_hlr import sandbox, schema
-from pd_hlr.cache import CACHE_SCHEMA, Entry, HLRCache
+from pd_hlr.cache import CACHE_SCHEMA, CacheWriter, Entry, HLRCache, compaction
 
 from .conftest import TOKEN
 
 OPTS = pd_hlr.LookupOptions().key()
+API = "127.0.0.1"
 
 
 def numbers(n: int, start: int = 0) -> list[str]:
@@ -46,20 +47,25 @@ def run(df, server, cache, **kw):
         client.close()
 
 
+def entry(number: str, to: str, when: datetime | None = None, **result) -> Entry:
+    result = {"to": to, "status": "Live", "live": True, **result}
+    return Entry(number, OPTS, API, result, when or datetime.now(UTC))
+
+
 def test_second_run_is_free_and_served_from_cache(sb, tmp_path):
     df = pd.DataFrame({"phone": numbers(50) + numbers(10)})
     first = run(df, sb, tmp_path / "c", detailed=True, route="detailed")
     assert sb.stats().requests == 50
     second = run(df, sb, tmp_path / "c", detailed=True, route="detailed")
     # zero new requests, except for temporary outcomes, which are looked up again
-    temporary = schema.is_temporary(first).to_numpy()
-    n_temporary = first.loc[temporary, "hlr_number"].nunique()
+    temporary_ = schema.is_temporary(first).to_numpy()
+    n_temporary = first.loc[temporary_, "hlr_number"].nunique()
     assert 0 < n_temporary < 10  # the sandbox's natural share of temporary answers
     assert sb.stats().requests == 50 + n_temporary
-    assert (second["hlr_source"][temporary] == "api").all()
-    assert (second["hlr_source"][~temporary] == "cache").all()
+    assert (second["hlr_source"][temporary_] == "api").all()
+    assert (second["hlr_source"][~temporary_] == "cache").all()
     cols = [c for c in schema.output_columns(True) if c != "hlr_source"]
-    stable = ~temporary
+    stable = ~temporary_
     pd.testing.assert_frame_equal(first.loc[stable, cols], second.loc[stable, cols])
 
 
@@ -135,60 +141,47 @@ def test_cache_files_hold_no_token_and_are_user_only(sb, tmp_path):
     files = list(folder.iterdir())
     assert files
     for f in files:
-        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
         assert TOKEN.encode() not in f.read_bytes()
 
 
-def _entry(number: str, to: str, when: datetime) -> Entry:
-    return Entry(number, OPTS, "127.0.0.1", {"to": to, "status": "Live", "live": True}, when)
-
-
-def test_corrupt_part_is_skipped_with_a_warning(tmp_path):
+def test_corrupt_part_is_skipped_with_a_warning_and_quarantined_by_compaction(tmp_path):
     cache = HLRCache(tmp_path / "c")
     with cache.writer() as w:
-        w.add(_entry("+447400000001", "+447400000001", datetime.now(UTC)))
-    bad = tmp_path / "c" / "part-00000000T000000000000-1-deadbeef.parquet"
+        w.add(entry("+447400000001", "+447400000001"))
     good = next((tmp_path / "c").glob("part-*.parquet"))
+    bad = tmp_path / "c" / "part-s00000000000000000009-n1-deadbeef0000.parquet"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # truncated by a power cut
     with pytest.warns(RuntimeWarning, match=bad.name):
-        hits = cache.get(["+447400000001"], OPTS, "127.0.0.1")
+        hits = cache.get(["+447400000001"], OPTS, API)
     assert hits.index.tolist() == ["+447400000001"]
+    with pytest.warns(RuntimeWarning, match="moved aside to .*quarantine-" + bad.name):
+        cache.compact()
+    assert not bad.exists() and (tmp_path / "c" / f"quarantine-{bad.name}").exists()
+    assert cache.stats()["entries"] == 1 and cache.stats()["quarantined"] == 1
 
 
-def test_journal_replay_ignores_a_line_cut_short(tmp_path):
-    folder = tmp_path / "c"
-    folder.mkdir()
-    line = {
-        "n": "+447400000002",
-        "o": OPTS,
-        "a": "127.0.0.1",
-        "t": datetime.now(UTC).isoformat(),
-        "r": {"to": "+447400000002", "live": True},
-    }
-    text = json.dumps(line) + "\n" + json.dumps(line)[:40]  # the kill cut the last line
-    (folder / "journal-99999-abc.jsonl").write_text(text)
-    cache = HLRCache(folder)
-    assert cache.get(["+447400000002"], OPTS, "127.0.0.1").index.tolist() == ["+447400000002"]
-    # a writer folds the orphan journal (no process holds its lock) into a part
-    with cache.writer():
+def test_an_open_writer_s_journal_is_read_and_a_line_cut_short_is_ignored(tmp_path):
+    cache = HLRCache(tmp_path / "c", flush_every=100)
+    w = CacheWriter(cache)
+    try:
+        w.add(entry("+447400000002", "first"))
+        w.add(entry("+447400000003", "second"))
+        journal = next((tmp_path / "c").glob("journal-*.jsonl"))
+        data = journal.read_bytes()
+        # another reader sees both; then a crash cuts the last line short
+        assert set(cache.get(numbers(2, 2), OPTS, API).index) == set(numbers(2, 2))
+        journal.write_bytes(data[:-20])
+        assert cache.get(numbers(2, 2), OPTS, API).index.tolist() == ["+447400000002"]
+    finally:
+        w._journal.close()  # the process "dies": its journal is an orphan now
+        w._journal = None
+    with cache.writer():  # the next writer folds the orphan (the torn line kept aside quietly)
         pass
-    assert not list(folder.glob("journal-*")) and list(folder.glob("part-*"))
-    assert cache.stats()["entries"] == 1
-
-
-def test_newest_entry_wins_and_compact_keeps_it(tmp_path):
-    cache = HLRCache(tmp_path / "c")
-    t0 = datetime.now(UTC) - timedelta(hours=1)
-    with cache.writer() as w:
-        w.add(_entry("+447400000003", "new", t0 + timedelta(minutes=5)))
-    with cache.writer() as w:
-        w.add(_entry("+447400000003", "old", t0))
-    assert cache.get(["+447400000003"], OPTS, "127.0.0.1")["to"].tolist() == ["new"]
-    result = cache.compact()
-    assert result == {"parts_before": 2, "entries": 1}
-    assert len(list((tmp_path / "c").glob("part-*"))) == 1
-    assert cache.to_frame()["to"].tolist() == ["new"]
-    assert cache.clear() == 1 and cache.stats()["entries"] == 0
+    assert not list((tmp_path / "c").glob("journal-*")) and cache.stats()["entries"] == 1
+    assert [q.read_bytes() for q in (tmp_path / "c").glob("quarantine-*")] == [
+        data[:-20].split(b"\n")[-1] + b"\n"
+    ]
 
 
 def test_older_parts_with_fewer_columns_still_load(tmp_path):
@@ -201,17 +194,21 @@ def test_older_parts_with_fewer_columns_still_load(tmp_path):
         {
             "number": ["+447400000004"],
             "options": [OPTS],
-            "api": ["127.0.0.1"],
+            "api": [API],
             "checked_at": [datetime.now(UTC)],
             "to": ["+447400000004"],
             "live": [True],
         },
         schema=old_schema,
     )
-    pq.write_table(table, folder / "part-old.parquet")
-    hits = HLRCache(folder).get(["+447400000004"], OPTS, "127.0.0.1")
+    pq.write_table(table, folder / "part-20240101T000000000000-1-abc.parquet")
+    hits = HLRCache(folder).get(["+447400000004"], OPTS, API)
     assert hits["live"].tolist() == [True]
     assert hits["dead"].isna().all()
+    # an answer written now outranks it, whatever its clock said
+    with HLRCache(folder).writer() as w:
+        w.add(entry("+447400000004", "newer", datetime(2000, 1, 1, tzinfo=UTC)))
+    assert HLRCache(folder).get(["+447400000004"], OPTS, API)["to"].tolist() == ["newer"]
 
 
 def test_default_cache_folder_comes_from_the_environment(sb, tmp_path, monkeypatch):
@@ -222,131 +219,81 @@ def test_default_cache_folder_comes_from_the_environment(sb, tmp_path, monkeypat
     assert sb.stats().requests == 6  # cache=False neither reads nor writes
 
 
-CHILD = textwrap.dedent(
-    """
-    import os, sys
-    import pandas as pd
-    import pd_hlr
-    numbers = open(sys.argv[1]).read().split()
-    client = pd_hlr.HLRClient(token=os.environ["T"], base_url=os.environ["URL"], workers=4)
-    pd.DataFrame({"phone": numbers}).hlr.validate(
-        "phone", client=client, cache=sys.argv[2], progress=False)
-    """
-)
-
-
-def _child(tmp_path: Path, numbers_: list[str], server, name: str = "n") -> subprocess.Popen:
-    """A separate process validating ``numbers_`` into the cache folder ``tmp_path / "c"``."""
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    nums = tmp_path / f"{name}.txt"
-    nums.write_text("\n".join(numbers_))
-    env = {**os.environ, "T": TOKEN, "URL": server.url}
-    cmd = [sys.executable, str(script), str(nums), str(tmp_path / "c")]
-    return subprocess.Popen(cmd, env=env)
-
-
-def _interrupt_after(proc: subprocess.Popen, server, charged: int, sig: int) -> None:
-    """Send ``sig`` to ``proc`` once the sandbox has charged ``charged`` lookups."""
-    deadline = time.monotonic() + 30
-    while server.stats().total_charged < charged and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(sig)
-
-
-@pytest.mark.slow
-def test_sigkill_mid_run_pays_again_only_for_in_flight(make_sandbox, tmp_path):
-    server = make_sandbox(latency=0.02)
-    all_numbers = numbers(400)
-    proc = _child(tmp_path, all_numbers, server)
-    _interrupt_after(proc, server, 120, signal.SIGKILL)
-    proc.wait()
-    paid_before = server.stats().total_charged
-    assert 120 <= paid_before < 400
-    out = run(pd.DataFrame({"phone": all_numbers}), server, tmp_path / "c", workers=4)
-    charged = server.stats().charged
-    retried = temporary(all_numbers)  # temporary answers are looked up again by design
-    twice = [n for n, c in charged.items() if c > 1 and n not in retried]
-    assert len(twice) <= 4, twice  # at most the in-flight requests of the killed run
-    assert set(charged) == set(all_numbers)
-    assert (out["hlr_source"] == "cache").sum() >= paid_before - 4 - len(retried)
-
-
-@pytest.mark.slow
-def test_two_processes_writing_one_cache_lose_nothing(make_sandbox, tmp_path):
-    server = make_sandbox(latency=0.005)
-    procs = [
-        _child(tmp_path, numbers(150), server, "a"),
-        _child(tmp_path, numbers(150, start=100), server, "b"),  # 50 overlap
-    ]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
-    before = server.stats().requests
-    out = run(pd.DataFrame({"phone": numbers(250)}), server, tmp_path / "c")
-    retried = temporary(numbers(250))
-    assert server.stats().requests == before + len(retried)
-    assert set(server.stats().received) >= retried
-    assert (out.loc[~out["hlr_number"].isin(retried), "hlr_source"] == "cache").all()
-
-
-@pytest.mark.slow
-def test_ctrl_c_mid_run_saves_everything_answered(make_sandbox, tmp_path):
-    server = make_sandbox(latency=0.02)
-    all_numbers = numbers(400)
-    proc = _child(tmp_path, all_numbers, server)
-    _interrupt_after(proc, server, 100, signal.SIGINT)
-    assert proc.wait(timeout=30) != 0  # KeyboardInterrupt ended the run
-    paid = {n for n, c in server.stats().charged.items() if c}
-    assert 100 <= len(paid) < 400
-    # everything answered before Ctrl-C was folded into a part: no journal is left behind
-    assert not list((tmp_path / "c").glob("journal-*"))
-    server.reset_stats()
-    run(pd.DataFrame({"phone": all_numbers}), server, tmp_path / "c", workers=4)
-    # the re-run looks up only the rest (and the temporary outcomes, by design)
-    assert set(server.stats().received) == (set(all_numbers) - paid) | (
-        paid & temporary(sorted(paid))
-    )
-
-
 @pytest.mark.parametrize("memo", [True, False])
 def test_get_is_the_same_with_or_without_the_memo_and_column_subsets(tmp_path, memo):
     folder = tmp_path / "c"
     t0 = datetime.now(UTC) - timedelta(hours=2)
-    writer_cache = HLRCache(folder)
+    writer_cache = HLRCache(folder, compact=False)
     with writer_cache.writer() as w:  # part 1: old answers
         for i in range(5):
-            w.add(_entry(f"+44740000001{i}", f"old{i}", t0))
+            w.add(entry(f"+44740000001{i}", f"old{i}", t0))
     with writer_cache.writer() as w:  # part 2: newer answers for two of them, one temporary
-        w.add(_entry("+447400000010", "new0", t0 + timedelta(hours=1)))
+        w.add(entry("+447400000010", "new0", t0 + timedelta(hours=1)))
         w.add(
             Entry(
                 "+447400000011",
                 OPTS,
-                "127.0.0.1",
+                API,
                 {"to": "tmp", "live": False, "dead": False, "outOfNetwork": False},
                 t0 + timedelta(hours=1),
             )
         )
-    # a journal nobody folded yet (a killed run) with the newest answer for a third number
-    line = {
-        "n": "+447400000012",
-        "o": OPTS,
-        "a": "127.0.0.1",
-        "t": datetime.now(UTC).isoformat(),
-        "r": {"to": "journal", "live": True},
-    }
-    (folder / "journal-424242-x.jsonl").write_text(json.dumps(line) + "\n")
-    cache = HLRCache(folder, memo=memo)
-    wanted = [f"+44740000001{i}" for i in range(5)] + ["+449999999999"]
-    hits = cache.get(wanted, OPTS, "127.0.0.1").sort_index()
-    # newest wins; the newest answer of ...11 is temporary, so it is not served at all
-    assert hits["to"].to_dict() == {
-        "+447400000010": "new0",
-        "+447400000012": "journal",
-        "+447400000013": "old3",
-        "+447400000014": "old4",
-    }
-    fresh = cache.get(wanted, OPTS, "127.0.0.1", max_age="1h").index.tolist()
-    assert fresh == ["+447400000012"]
-    lean = cache.get(wanted, OPTS, "127.0.0.1", columns=["to", "live"]).sort_index()
-    assert list(lean.columns) == ["hlr_checked_at", "to", "live", "hlr_extra"]
-    pd.testing.assert_frame_equal(lean[["to", "live"]], hits[["to", "live"]])
+    # a live writer's journal (not folded yet) with the newest answer for a third number
+    live = CacheWriter(HLRCache(folder, flush_every=100))
+    try:
+        live.add(entry("+447400000012", "journal"))
+        cache = HLRCache(folder, memo=memo)
+        wanted = [f"+44740000001{i}" for i in range(5)] + ["+449999999999"]
+        hits = cache.get(wanted, OPTS, API).sort_index()
+        # newest wins; the newest answer of ...11 is temporary, so it is not served at all
+        assert hits["to"].to_dict() == {
+            "+447400000010": "new0",
+            "+447400000012": "journal",
+            "+447400000013": "old3",
+            "+447400000014": "old4",
+        }
+        fresh = cache.get(wanted, OPTS, API, max_age="1h").index.tolist()
+        assert fresh == ["+447400000012"]
+        lean = cache.get(wanted, OPTS, API, columns=["to", "live"]).sort_index()
+        assert list(lean.columns) == ["hlr_checked_at", "to", "live", "hlr_extra"]
+        pd.testing.assert_frame_equal(lean[["to", "live"]], hits[["to", "live"]])
+        again = cache.get(wanted, OPTS, API).sort_index()  # a second read (the memo's)
+        pd.testing.assert_frame_equal(again, hits)
+    finally:
+        live.close()
+
+
+def test_runs_compact_size_tiered_and_stats_report_it(sb, tmp_path, monkeypatch):
+    monkeypatch.setattr(compaction, "TIER_BASE", 40)
+    folder = tmp_path / "c"
+    cache = HLRCache(folder, flush_every=10)
+    assert cache.stats()["last_compaction"] is None
+    for i in range(12):  # 12 runs of 30 new numbers: 3 parts each before compaction
+        run(pd.DataFrame({"phone": numbers(30, start=30 * i)}), sb, cache, workers=2)
+        parts = cache.stats()["parts"]
+        entries = 30 * (i + 1)
+        # at most FANOUT - 1 parts per tier, tiers logarithmic in the entries
+        tiers = 1 + max(0, compaction.tier(entries))
+        assert parts <= (compaction.FANOUT - 1) * tiers, (i, parts)
+    stats = cache.stats()
+    assert stats["entries"] == 360 and stats["stored_rows"] == 360
+    assert stats["last_compaction"] is not None
+    sb.reset_stats()
+    out = run(pd.DataFrame({"phone": numbers(360)}), sb, cache)
+    retried = temporary(numbers(360))
+    assert set(sb.stats().received) == retried  # nothing lost by merging
+    assert (out["hlr_source"] == "cache").sum() == 360 - len(retried)
+
+
+def test_compact_merges_into_one_part_and_keeps_the_newest(tmp_path):
+    cache = HLRCache(tmp_path / "c", compact=False)
+    with cache.writer() as w:
+        w.add(entry("+447400000003", "old", datetime.now(UTC) + timedelta(days=1)))
+    with cache.writer() as w:  # written later, by a machine whose clock is a day behind
+        w.add(entry("+447400000003", "new", datetime.now(UTC)))
+    assert cache.get(["+447400000003"], OPTS, API)["to"].tolist() == ["new"]
+    result = cache.compact()
+    assert result == {"parts_before": 2, "entries": 1, "unreadable": 0}
+    assert cache.stats()["parts"] == 1 and cache.stats()["last_compaction"] is not None
+    assert cache.to_frame()["to"].tolist() == ["new"]
+    assert cache.clear() == 1 and cache.stats()["entries"] == 0

@@ -325,3 +325,19 @@ def test_ambiguous_cells_are_counted_never_sent_unless_the_user_chooses(
     )
     assert national["hlr_number"].tolist()[:2] == ["+12015550123", "+12015550123"]
     assert sb.stats().charged == {"+447400123456": 1, "+2015550123": 1, "+12015550123": 1}
+
+
+def test_the_run_record_holds_every_option(sb: Any, client_for: Any, tmp_path: Path) -> None:
+    """What a result (and its parquet file) says about the run names every option's value,
+    so it cannot drift when an option is added."""
+    from pd_hlr.settings import OPTIONS, RUN_OBJECTS
+
+    frame = pd.DataFrame({"phone": ["2015550123", "+447400123456"]})
+    out = frame.hlr.validate(
+        "phone", client=client_for(sb), cache=tmp_path / "c", ambiguous="international"
+    )
+    record = out.attrs["pd_hlr"]
+    assert {o.name for o in OPTIONS} - set(RUN_OBJECTS) <= set(record)
+    assert (record["ambiguous"], record["default_region"], record["price"]) == (
+        "international", None, "0.006"
+    )

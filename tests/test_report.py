@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import pd_hlr
 from pd_hlr import sandbox
-from pd_hlr.report import Estimate, RunReport, is_loopback_host, money
-from pd_hlr.settings import DEFAULT_PRICE
+from pd_hlr.report import Estimate, RunReport, money
+from pd_hlr.settings import DEFAULT_PRICE, is_loopback_host
 
 from .conftest import TOKEN
 

@@ -1,0 +1,67 @@
+"""JSON values that can be stored: lone surrogates repaired, nesting bounded.
+
+An answer decoded from the API may hold a lone surrogate (an emoji cut in half upstream, sent
+as ``"\\ud83d"``), which no UTF-8 encoder accepts, and a hostile one may nest without end. The
+client checks each answer once with :func:`repaired`; the cache checks every entry again before
+it is journalled, since entries can also come from user code.
+
+>>> repaired({"networkName": "Vodafone \\ud83d", "ported": False})
+({'networkName': 'Vodafone �', 'ported': False}, 1)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "NotStorable", "repaired"]
+
+#: Deepest nesting accepted in a result object (the documented ones have 3 levels).
+MAX_DEPTH = 32
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NotStorable(ValueError):
+    """Not a JSON value (a set, bytes, a non-string key, ...), or nested deeper than
+    :data:`MAX_DEPTH`."""
+
+
+def repaired(value: Any, depth: int = 0) -> tuple[Any, int]:
+    """``(copy of value with every lone surrogate replaced by U+FFFD, strings repaired)``.
+
+    Raises :class:`NotStorable` for anything that is not a JSON value or nests deeper than
+    :data:`MAX_DEPTH`.
+
+    >>> repaired([[1]] , depth=MAX_DEPTH)
+    Traceback (most recent call last):
+    ...
+    pd_hlr._json.NotStorable: nested deeper than 32 levels
+    """
+    if isinstance(value, str):
+        if value.isascii() or not _SURROGATE.search(value):
+            return value, 0
+        return _SURROGATE.sub("\ufffd", value), 1
+    if value is None or isinstance(value, bool | int | float):
+        return value, 0
+    if depth >= MAX_DEPTH:
+        raise NotStorable(f"nested deeper than {MAX_DEPTH} levels")
+    count = 0
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotStorable(f"key {key!r} is not a string")
+            key, n_key = repaired(key)
+            out[key], n_item = repaired(item, depth + 1)
+            count += n_key + n_item
+        return out, count
+    if isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            item, n = repaired(item, depth + 1)
+            items.append(item)
+            count += n
+        return items, count
+    raise NotStorable(f"holds a {type(value).__name__}, not a JSON value")

@@ -1,0 +1,603 @@
+"""The cache as a whole: :class:`HLRCache` (reading, maintenance) and :class:`CacheWriter`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._warnings import warn
+from ..settings import CACHE_ENV
+from . import compaction
+from .claims import Claims
+from .entry import BadEntry, Entry
+from .folder import (
+    CLAIMS_GLOB,
+    COMPACTION_LOCK,
+    PART_GLOB,
+    ensure_dir,
+    locked,
+    not_writable,
+    part_info,
+    quarantine_lines,
+    read_sequence,
+)
+from .folder import (
+    Sequence as WriteSequence,
+)
+from .journal import Journal, drop_orphan, journals, orphans, read_journal, take_orphan
+from .lookup import MEMO, lookup
+from .parts import (
+    ANSWER_COLUMNS,
+    CACHE_SCHEMA,
+    LEAN_COLUMNS,
+    entries_to_table,
+    newest,
+    newest_per_number,
+    read_part,
+    scan,
+    to_pandas_types,
+    write_part,
+)
+
+logger = logging.getLogger("pd_hlr.cache")
+
+#: How many times a read lists the parts again when a compaction removed one meanwhile.
+_RELIST = 8
+
+
+def default_cache_path() -> Path:
+    """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pd_hlr"
+
+
+def _wanted_array(numbers: Any) -> pa.Array:
+    """The wanted numbers as one Arrow array (built once per read)."""
+    if isinstance(numbers, pa.ChunkedArray):
+        numbers = numbers.combine_chunks()
+    if isinstance(numbers, pa.Array):
+        return numbers.cast(pa.large_string())
+    if isinstance(numbers, pd.Index | pd.Series):
+        return pa.array(numbers.array, from_pandas=True).cast(pa.large_string())
+    return pa.array(list(numbers), pa.large_string())
+
+
+def _filter(table: pa.Table, mask: Any) -> pa.Table:
+    """``table.filter(mask)``, without copying when the mask keeps every row."""
+    if mask.null_count == 0 and (pc.sum(mask).as_py() or 0) == table.num_rows:
+        return table
+    return table.filter(mask)
+
+
+def _of_key(table: pa.Table, options: str | None, api: str | None) -> pa.Table:
+    """The rows of ``options`` / ``api`` (None: any)."""
+    mask = None
+    if options is not None:
+        mask = pc.equal(table["options"], options)
+    if api is not None:
+        m = pc.equal(table["api"], api)
+        mask = m if mask is None else pc.and_(mask, m)
+    return table if mask is None else _filter(table, mask)
+
+
+class HLRCache:
+    """A folder of parquet parts + journals holding every paid answer.
+
+    >>> cache = HLRCache(cache_dir)
+    >>> out = df.hlr.validate("phone", cache=cache, client=client, default_region="GB",
+    ...                       progress=False)
+    >>> cache.stats()["entries"], cache.stats()["parts"]
+    (2, 1)
+
+    A lookup reads the key columns of every part, joins them once with the numbers asked, and
+    then only the row groups holding a hit (``pd_hlr.cache.lookup``). ``memo=True`` (the
+    default) keeps those key columns (the int64 ``key``, with ``seq`` and ``checked_at`` where
+    they are needed to rank entries) in a process-wide memo, so a notebook's re-runs read only
+    the row groups they need; ``memo=False`` keeps nothing after the call (the Dask path uses
+    it). ``compact=False`` turns off the size-tiered merge a writer runs when it closes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        flush_every: int = 1000,
+        flush_seconds: float = 10.0,
+        fsync: bool = False,
+        memo: bool = True,
+        compact: bool = True,
+    ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"cache path must be a str or os.PathLike, not {type(path).__name__}")
+        self.path = Path(path).expanduser()
+        self.flush_every = int(flush_every)
+        self.flush_seconds = float(flush_seconds)
+        self.fsync = bool(fsync)
+        self.memo = bool(memo)
+        #: Merge parts size-tiered when a writer closes (see ``pd_hlr.cache.compaction``).
+        self.auto_compact = bool(compact)
+
+    def __repr__(self) -> str:
+        return f"HLRCache({str(self.path)!r})"
+
+    # -- files ----------------------------------------------------------------------------
+    def _parts(self) -> list[Path]:
+        return sorted(self.path.glob(PART_GLOB)) if self.path.is_dir() else []
+
+    def sequence(self) -> int:
+        """The folder's write sequence now: every entry stored now has a ``seq`` at most this,
+        every entry written later a higher one — also when parts were copied in from another
+        folder or the counter file was lost (the stored entries' own ``seq`` count too)."""
+        return max(read_sequence(self.path), self._max_stored_seq())
+
+    def _max_stored_seq(self) -> int:
+        """The highest ``seq`` of any part (from its metadata) or journal entry."""
+        parts = max((part_info(p)[0] for p in self._parts()), default=0)
+        journal = self._journal_table()
+        if journal is None or journal.num_rows == 0:
+            return parts
+        return max(parts, int(pc.max(journal["seq"]).as_py() or 0))
+
+    # -- reading --------------------------------------------------------------------------
+    def _journal_table(self) -> pa.Table | None:
+        entries: list[Entry] = []
+        for j in journals(self.path):
+            entries.extend(read_journal(j).entries)
+        if not entries:
+            return None
+        table, _bad = entries_to_table(entries)  # bad ones are quarantined when folded
+        return table
+
+    def _read_parts_one_by_one(
+        self, parts: Sequence[Path], columns: Sequence[str]
+    ) -> list[pa.Table]:
+        """Each part alone: a part that cannot be read is skipped with a warning naming it."""
+        out = []
+        for p in parts:
+            try:
+                out.append(read_part(p, columns))
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                self._skip_part(p, exc)
+        return out
+
+    def _read(self, cols: list[str], read_once: Callable[[], list[pa.Table]]) -> pa.Table:
+        """``read_once()`` (journals, then parts), again when a compaction removed a part it
+        listed; the tables it gives, as one."""
+        try:
+            for _ in range(_RELIST):
+                try:
+                    tables = read_once()
+                except FileNotFoundError:
+                    continue  # a compaction replaced parts meanwhile: list them again
+                break
+            else:  # pragma: no cover - eight compactions during one read
+                raise RuntimeError(f"the parts of {self.path} kept changing while being read")
+        except PermissionError as exc:
+            raise not_writable(self.path, exc, "read") from exc
+        if not tables:
+            return CACHE_SCHEMA.empty_table().select(cols)
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _stored(self, columns: Sequence[str]) -> pa.Table:
+        """Every stored row (journals, then parts) with ``columns``, not yet deduplicated."""
+        cols = list(dict.fromkeys(columns))
+
+        def read_once() -> list[pa.Table]:
+            # Journals before parts: a journal folded meanwhile had its part written first.
+            jt = self._journal_table()
+            tables = [jt.select(cols)] if jt is not None else []
+            return tables + self._read_parts(self._parts(), cols)
+
+        return self._read(cols, read_once)
+
+    def _read_parts(self, parts: Sequence[Path], cols: list[str]) -> list[pa.Table]:
+        if not parts:
+            return []
+        try:
+            return list(scan(parts, cols, None, None))  # one scan: no per-part Python work
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, pa.ArrowException):
+            # one part is unreadable: read them one by one to skip only that one
+            return self._read_parts_one_by_one(parts, cols)
+
+    def _skip_part(self, path: Path, exc: BaseException) -> None:
+        warn(
+            f"pd_hlr cache: skipping unreadable part {path} ({type(exc).__name__}: {exc})",
+            RuntimeWarning,
+        )
+
+    def _lookup(
+        self, wanted: pa.Array, cols: list[str], options: str, api: str, since: int | None
+    ) -> pa.Table:
+        """The stored rows of the wanted numbers (journals + parts), not yet deduplicated."""
+
+        def read_once() -> list[pa.Table]:
+            tables: list[pa.Table] = []
+            jt = self._journal_table()  # journals before parts (see _stored)
+            if jt is not None:
+                jt = _of_key(jt, options, api)
+                mask = pc.is_in(jt["number"], value_set=wanted)
+                if since is not None:
+                    mask = pc.and_(mask, pc.greater(jt["seq"], since))
+                tables.append(jt.filter(mask).select(cols))
+            parts = self._parts()
+            if self.memo and since is None:
+                MEMO.forget(self.path, keep=parts)  # parts merged away by any process
+            if since is not None:  # only parts holding something written after ``since``
+                parts = [p for p in parts if part_info(p)[0] > since]
+            found = lookup(
+                parts,
+                wanted,
+                cols,
+                options,
+                api,
+                since=since,
+                memo=self.memo,
+                on_unreadable=self._skip_part,
+            )
+            return tables + ([found.select(cols)] if found is not None else [])
+
+        return self._read(cols, read_once)
+
+    def get(
+        self,
+        numbers: Iterable[str],
+        options: str,
+        api: str,
+        *,
+        max_age: str | pd.Timedelta | None = None,
+        include_temporary: bool = False,
+        now: datetime | None = None,
+        columns: Iterable[str] | None = None,
+        since: int | None = None,
+    ) -> pd.DataFrame:
+        """Servable cached answers for ``numbers`` under ``options``/``api``.
+
+        Returns a frame indexed by number with ``hlr_checked_at``, the API columns of both
+        modes (or only ``columns``) and ``hlr_extra``. Entries older than ``max_age`` and
+        (unless ``include_temporary``) temporary outcomes are left out, so the caller looks them
+        up again. ``since`` (a :meth:`sequence` value) serves only answers written after it,
+        temporary ones included: what another process paid for while this one waited.
+
+        >>> cache = HLRCache(cache_dir)
+        >>> _ = df.hlr.validate("phone", cache=cache, client=client, progress=False)
+        >>> hits = cache.get(["+447400123456", "+447400999999"], "detailed=0,roaming=0,route=,"
+        ...                  "msisdn=1", "127.0.0.1", columns=["live"])
+        >>> hits.index.tolist(), list(hits.columns)
+        (['+447400123456'], ['hlr_checked_at', 'live', 'hlr_extra'])
+        """
+        wanted = _wanted_array(numbers)
+        answer_cols = ANSWER_COLUMNS
+        if columns is not None:
+            asked = set(columns)
+            answer_cols = [c for c in ANSWER_COLUMNS if c in asked or c == "hlr_extra"]
+        cols = ["number", "key", "seq", "checked_at", "temporary", *answer_cols]
+
+        if len(wanted):
+            table = self._lookup(wanted, cols, options, api, since)
+        else:
+            table = CACHE_SCHEMA.empty_table().select(cols)
+        table = newest_per_number(table)
+        mask = None
+        if since is None and not include_temporary and table.num_rows:
+            mask = pc.invert(pc.fill_null(table["temporary"], False))
+        if max_age is not None and table.num_rows:  # with ``since`` too: a guard against clocks
+            cutoff = (now or datetime.now(UTC)) - pd.Timedelta(max_age).to_pytimedelta()
+            fresh = pc.greater_equal(table["checked_at"], pa.scalar(cutoff))
+            mask = fresh if mask is None else pc.and_(mask, fresh)
+        if mask is not None:
+            table = _filter(table, mask)
+        table = table.drop_columns(["temporary", "seq", "key"])
+        frame = table.to_pandas(types_mapper=to_pandas_types, self_destruct=True)
+        del table
+        frame = frame.rename(columns={"checked_at": "hlr_checked_at"}).set_index("number")
+        frame.index.name = None
+        return frame
+
+    def to_frame(self, *, raw: bool = True) -> pd.DataFrame:
+        """Every key's newest entry as a DataFrame (with the raw JSON unless ``raw=False``)."""
+        cols = [f.name for f in CACHE_SCHEMA] if raw else LEAN_COLUMNS
+        table = newest(self._stored(cols))
+        return table.to_pandas(types_mapper=to_pandas_types)
+
+    def stats(self) -> dict[str, Any]:
+        """Entries (newest per key), stored rows, temporary entries, parts, journals, bytes,
+        oldest and newest answer, the last compaction, quarantined files."""
+        table = self._stored(["number", "options", "api", "checked_at", "temporary", "seq"])
+        latest = newest(table)
+        parts = self._parts()
+        files = [*parts, *journals(self.path)]
+        checked = latest["checked_at"]
+        last = compaction.last(self.path)
+        quarantined = sorted(self.path.glob("quarantine-*")) if self.path.is_dir() else []
+        sizes = 0
+        for f in files:
+            with contextlib.suppress(OSError):
+                sizes += f.stat().st_size
+        return {
+            "path": str(self.path),
+            "entries": latest.num_rows,
+            "stored_rows": table.num_rows,
+            "temporary": int(pc.sum(pc.fill_null(latest["temporary"], False)).as_py() or 0),
+            "parts": len(parts),
+            "journals": len(files) - len(parts),
+            "bytes": sizes,
+            "oldest": pc.min(checked).as_py() if latest.num_rows else None,
+            "newest": pc.max(checked).as_py() if latest.num_rows else None,
+            "last_compaction": last.get("at") if last else None,
+            "quarantined": len(quarantined),
+        }
+
+    # -- maintenance ----------------------------------------------------------------------
+    def fold_orphans(self) -> int:
+        """Fold journals whose writer is gone (no lock held) into a part; lines that are not
+        entries are moved aside (see :func:`~pd_hlr.cache.folder.quarantine_lines`). Returns
+        the number of entries folded."""
+        folded = 0
+        for j in orphans(self.path):
+            taken = take_orphan(j)
+            if taken is None:
+                continue
+            fd, contents = taken
+            try:
+                if contents.entries:
+                    table, bad = entries_to_table(contents.entries)
+                    write_part(self.path, table, fsync=self.fsync)
+                    folded += table.num_rows
+                    if bad:
+                        quarantine_lines(
+                            self.path, [e.to_line() for e, _ in bad], j.name, bad[0][1]
+                        )
+                if contents.bad:
+                    quarantine_lines(self.path, contents.bad, j.name, contents.reasons[0])
+                if contents.torn:
+                    quarantine_lines(self.path, [contents.torn], j.name, "cut short", loud=False)
+            except BaseException:
+                os.close(fd)
+                raise
+            drop_orphan(j, fd)
+        return folded
+
+    def compact(self) -> dict[str, int]:
+        """Fold orphan journals and merge all parts into one (newest per key), atomically.
+        Only parts read in full are removed; one that cannot be read now stays."""
+        t0 = time.perf_counter()
+        with (
+            locked(self.path / COMPACTION_LOCK) if self.path.is_dir() else contextlib.nullcontext()
+        ):
+            self.fold_orphans()
+            parts = self._parts()
+            result = compaction.merge(self.path, parts, fsync=self.fsync) if parts else {}
+            MEMO.forget(self.path)
+        out = {
+            "parts_before": len(parts),
+            "entries": result.get("entries", 0),
+            "unreadable": result.get("unreadable", 0),
+        }
+        if parts:
+            compaction.record(self.path, "manual", {**out}, time.perf_counter() - t0)
+        return out
+
+    def auto_compact_now(self) -> dict[str, int] | None:
+        """Size-tiered compaction (what a writer does when it closes); skipped while another
+        process compacts this folder."""
+        if not self.path.is_dir():
+            return None
+        with locked(self.path / COMPACTION_LOCK, block=False) as got:
+            if not got:
+                return None
+            result = compaction.tiered(self.path, self._parts, fsync=self.fsync)
+            if result is not None:
+                MEMO.forget(self.path)
+            return result
+
+    def clear(self) -> int:
+        """Delete every part and journal of this cache. Returns the number of files removed."""
+        files = self._parts() + journals(self.path)
+        for f in files:
+            f.unlink(missing_ok=True)
+        MEMO.forget(self.path)
+        return len(files)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[CacheWriter]:
+        """A writer for one run; folded into a part on exit, whatever the exit.
+
+        Opening it proves the folder takes writes: :class:`~pd_hlr.errors.CacheNotWritableError`
+        otherwise (before any request is sent)."""
+        w = CacheWriter(self)
+        try:
+            yield w
+        finally:
+            w.close()
+
+    def claimed(self, options: str, api: str, *, since: int | None) -> ClaimedLookups:
+        """The cross-process lookup loop for one run (see :class:`ClaimedLookups`)."""
+        return ClaimedLookups(self, options, api, since=since)
+
+
+class CacheWriter:
+    """Journals answers as they arrive and folds them into parts. Thread-safe.
+
+    ``add`` returns only once the answer is in the journal (in the OS's hands), so the caller
+    may count it as progress. Each answer takes the folder's next write sequence value under
+    the sequence lock, in the same step as its journal write: newest means last written.
+    """
+
+    def __init__(self, cache: HLRCache) -> None:
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._pending: list[Entry] = []
+        self._last_fold = time.monotonic()
+        self.written = 0
+        try:
+            ensure_dir(cache.path)
+            self._journal: Journal | None = Journal(cache.path, fsync=cache.fsync)
+            self._seq = WriteSequence(cache.path)
+        except OSError as exc:
+            raise not_writable(cache.path, exc) from exc
+        self._seq.raise_to(cache._max_stored_seq())
+        cache.fold_orphans()
+
+    def add(self, entry: Entry) -> None:
+        """Make one answer durable now; fold into a part every N answers / T seconds."""
+        try:
+            entry = entry.checked()
+        except BadEntry as exc:
+            line = repr(entry).encode("ascii", "backslashreplace")
+            quarantine_lines(self.cache.path, [line], "a paid answer", str(exc))
+            return
+        with self._lock:
+            if self._journal is None:
+                self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
+            with self._seq.advance() as seq:
+                entry = replace(entry, seq=seq)
+                self._journal.write(entry.to_line())
+            self._pending.append(entry)
+            self.written += 1
+            due = len(self._pending) >= self.cache.flush_every or (
+                time.monotonic() - self._last_fold >= self.cache.flush_seconds
+            )
+            if due:
+                self._fold_locked()
+
+    def _fold_locked(self) -> None:
+        self._last_fold = time.monotonic()
+        if not self._pending:
+            return
+        table, bad = entries_to_table(self._pending)
+        write_part(self.cache.path, table, fsync=self.cache.fsync)
+        if bad:
+            quarantine_lines(self.cache.path, [e.to_line() for e, _ in bad], "a run", bad[0][1])
+        self._pending = []
+        # The part holds every line of the journal: retire it; the next add opens a new one.
+        if self._journal is not None:
+            self._journal.retire()
+            self._journal = None
+
+    def flush(self) -> None:
+        """Fold pending answers into a part now."""
+        with self._lock:
+            self._fold_locked()
+
+    def close(self) -> None:
+        """Fold what is pending (if that fails, the journal stays for the next reader), then
+        merge parts size-tiered (see ``pd_hlr.cache.compaction``)."""
+        with self._lock:
+            try:
+                self._fold_locked()
+                if self._journal is not None:  # nothing pending: every line is in a part
+                    self._journal.retire()
+                    self._journal = None
+            finally:
+                if self._journal is not None:
+                    self._journal.close()
+                    self._journal = None
+                self._seq.close()
+        if self.cache.auto_compact and self.written:
+            try:
+                self.cache.auto_compact_now()
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                warn(
+                    f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
+                    RuntimeWarning,
+                )
+
+
+class ClaimedLookups:
+    """One run's lookups, paid once across every process sharing the cache folder.
+
+    ``run(numbers, lookup)``: claim what no live process holds and look those up (each answer
+    is journalled as it arrives); wait for the numbers others hold, serving their answers from
+    the cache as they land; claim what they gave back unanswered; repeat until nothing is left.
+    ``served`` is what other processes paid for during this run (a ``get`` frame).
+    """
+
+    def __init__(
+        self,
+        cache: HLRCache,
+        options: str,
+        api: str,
+        *,
+        since: int | None,
+        poll: float = 0.05,
+        max_poll: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cache = cache
+        self.options = options
+        self.api = api
+        self.since = cache.sequence() if since is None else since
+        self.poll = poll
+        self.max_poll = max_poll
+        self.sleep = sleep
+        self._served: list[pd.DataFrame] = []
+        self.served_numbers: set[str] = set()
+
+    def _serve(self, numbers: list[str], on_served: Callable[[int], None] | None) -> list[str]:
+        """Serve what others answered since this run began; return the rest."""
+        if not numbers:
+            return numbers
+        fresh = self.cache.get(numbers, self.options, self.api, since=self.since)
+        if not len(fresh):
+            return numbers
+        self._served.append(fresh)
+        got = set(fresh.index)
+        self.served_numbers |= got
+        if on_served is not None:
+            on_served(len(got))
+        return [n for n in numbers if n not in got]
+
+    def run(
+        self,
+        numbers: Sequence[str],
+        lookup: Callable[[list[str]], Any],
+        on_served: Callable[[int], None] | None = None,
+    ) -> None:
+        pending = list(numbers)
+        with Claims(self.cache.path, self.options, self.api) as claims:
+            while pending:
+                mine, others = claims.claim(pending)
+                try:
+                    mine = self._serve(mine, on_served)  # answered between our read and claim
+                    if mine:
+                        lookup(mine)
+                finally:
+                    claims.release()
+                pending = others
+                delay = self.poll
+                while pending:
+                    pending = self._serve(pending, on_served)
+                    if not pending:
+                        break
+                    if len(claims.held(pending)) < len(pending):
+                        break  # some were given back unanswered: claim them
+                    self.sleep(delay)
+                    delay = min(delay * 1.5, self.max_poll)
+
+    def served(self) -> pd.DataFrame | None:
+        """What other processes answered for this run (None when nothing)."""
+        if not self._served:
+            return None
+        return pd.concat(self._served) if len(self._served) > 1 else self._served[0]
+
+
+__all__ = ["CLAIMS_GLOB", "CacheWriter", "ClaimedLookups", "HLRCache", "default_cache_path"]
