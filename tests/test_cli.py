@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -424,6 +425,20 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # --- sandbox ----------------------------------------------------------------------------------
+def _readline(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    """The child's next stdout line; a child that prints nothing for ``timeout`` seconds is
+    killed and fails the test (a hang guard, not a speed check)."""
+    assert proc.stdout is not None
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not got:
+        proc.kill()
+        pytest.fail(f"the child printed no line in {timeout:g} s")
+    return got[0]
+
+
 def test_sandbox_command_serves_until_interrupted() -> None:
     proc = subprocess.Popen(
         [_script(), "sandbox", "--port", "0", "--token", "demo", "--balance", "3"],
@@ -432,8 +447,7 @@ def test_sandbox_command_serves_until_interrupted() -> None:
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+        first = _readline(proc)
         assert "listening on http://127.0.0.1:" in first, first
         url = first.split("listening on ", 1)[1].split()[0]
         resp = requests.post(
@@ -1160,10 +1174,9 @@ def _start_sandbox(*options: str) -> tuple[subprocess.Popen[str], list[str]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
     lines = []
     while not lines or not lines[-1].startswith("Press Ctrl-C"):
-        line = proc.stdout.readline()
+        line = _readline(proc)
         assert line, proc.stderr.read() if proc.stderr else "sandbox ended"
         lines.append(line.rstrip("\n"))
     return proc, lines
