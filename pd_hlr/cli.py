@@ -4,9 +4,10 @@
 one readable line on stderr (``--debug`` shows the traceback); the exit codes are
 :data:`EXIT_CODES`, which also renders the README's table (:func:`exit_codes_markdown`).
 
-Building the parser imports nothing heavy: the sandbox's options (generated from
-:class:`pd_hlr.sandbox.Faults`) are added only when the ``sandbox`` command is parsed, and the
-input readers, the cache, the client and Dask are imported by the command that needs them.
+Building the parser imports nothing heavy: the sandbox's options are generated from
+:class:`pd_hlr.sandbox.Faults` (a light import: the answers' libphonenumber geocoder and
+carrier tables load on the first answer), and the input readers, the cache, the client and
+Dask are imported by the command that needs them.
 
 >>> main(["cache", "stats", "--cache", cache_dir])  # doctest: +ELLIPSIS
            path: ...
@@ -95,34 +96,10 @@ def exit_codes_markdown() -> str:
 
 
 # --- the parser ----------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that may add its options on first use (``populate``): the sandbox's
-    options come from :class:`pd_hlr.sandbox.Faults`, which ``pd-hlr --help`` must not import."""
-
-    def __init__(
-        self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(*args, **kwargs)
-        self._populate = populate
-
-    def populate(self) -> None:
-        if self._populate is not None:
-            fill, self._populate = self._populate, None
-            fill(self)
-
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        self.populate()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self) -> str:
-        self.populate()
-        return super().format_help()
-
-    def format_usage(self) -> str:
-        self.populate()
-        return super().format_usage()
+#: Every parser keeps the line breaks of its description and examples.
+_Parser = functools.partial(
+    argparse.ArgumentParser, formatter_class=argparse.RawDescriptionHelpFormatter
+)
 
 
 def _number_type(kind: type, test: Callable[[Any], bool], want: str) -> Callable[[str], Any]:
@@ -317,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pd-hlr {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     common = [_debug_parent()]
 
     v = sub.add_parser(
@@ -404,10 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", "-y", action="store_true", help="clear without asking (needed without a terminal)"
     )
 
-    sub.add_parser(
+    s = sub.add_parser(
         "sandbox",
         parents=common,
-        populate=_add_sandbox_options,
         help="serve the local spec-faithful sandbox API until Ctrl-C",
         description="A local HTTP server that answers like the Provero API with synthetic data.",
         epilog=_examples(
@@ -416,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--base-url http://127.0.0.1:8787",
         ),
     )
+    _add_sandbox_options(s)
     return parser
 
 

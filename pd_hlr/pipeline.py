@@ -482,6 +482,11 @@ def _stop_run(
 
 
 # --- 4. join ---------------------------------------------------------------------------------
+#: ``join_results`` looks rows up in the table's own index when the table has more than this
+#: many times as many rows (a partition against the whole per-number table).
+_SMALL_JOIN = 4
+
+
 def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: bool) -> pd.DataFrame:
     """Result columns of one mode for each row of ``normalized``, on its index."""
     dtypes = schema.pandas_dtypes(detailed)
@@ -492,7 +497,15 @@ def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: boo
         arr = pa.array(arr, from_pandas=True) if not isinstance(arr, pa.ChunkedArray) else arr
         return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
-    if len(resolved):  # one hash join: each row's position in ``resolved`` (null: none)
+    # A few rows against a big per-number table (a Dask or Polars partition; the table is
+    # shared by every partition): look them up in the table's own pandas index, whose hash
+    # table is built once and kept with it, and gather plainly. Many rows (one pandas frame):
+    # one Arrow hash join, and low-cardinality strings gathered from their dictionary.
+    small = n * _SMALL_JOIN < len(resolved)
+    if len(resolved) and small:
+        keys = normalized["hlr_number"].to_numpy(object, na_value=None)
+        indexer = resolved.index.get_indexer(keys)
+    elif len(resolved):  # one hash join: each row's position in ``resolved`` (null: none)
         keys = arrow(normalized["hlr_number"].array)
         keys = keys if pa.types.is_string(keys.type) else keys.cast(pa.large_string())
         positions = pc.index_in(keys, value_set=arrow(resolved.index.array).cast(keys.type))
@@ -508,7 +521,7 @@ def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: boo
         names) are gathered from their dictionary: the same strings, without random reads
         across the per-number table."""
         values = resolved[col].array
-        if dtypes[col] != schema.PANDAS_DTYPES["string"]:
+        if small or dtypes[col] != schema.PANDAS_DTYPES["string"]:
             return values.take(indexer, allow_fill=True)
         arr = arrow(values)
         if arr.null_count == len(arr):

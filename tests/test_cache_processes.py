@@ -74,6 +74,20 @@ WRITER = textwrap.dedent(
 )
 
 
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_child_outlives_its_test():
+    """A test that fails (or hangs out its timeout) never leaves its children running."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _child(
     tmp_path: Path, numbers_: list[str], server, name: str = "n", go: Path | None = None, **env
 ) -> subprocess.Popen:
@@ -85,7 +99,9 @@ def _child(
     env = {**os.environ, "T": TOKEN, "URL": server.url, **env}
     cmd = [sys.executable, str(script), str(nums), str(tmp_path / "c")]
     cmd += [str(go)] if go is not None else []
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    _SPAWNED.append(proc)
+    return proc
 
 
 def killed_writer(folder: Path, entries: list[tuple[str, str, str, dict]]) -> None:

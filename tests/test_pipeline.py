@@ -341,3 +341,30 @@ def test_the_run_record_holds_every_option(sb: Any, client_for: Any, tmp_path: P
     assert (record["ambiguous"], record["default_region"], record["price"]) == (
         "international", None, "0.006"
     )
+
+
+@pytest.mark.parametrize("rows", [3, 400])  # a partition against a big table; one big frame
+def test_join_gives_each_row_its_numbers_answer_whatever_the_sizes(
+    rows: int, sb: Any, client_for: Any, tmp_path: Path
+) -> None:
+    from pd_hlr import pipeline
+    from pd_hlr.normalize import normalize
+    from pd_hlr.settings import ValidateSettings
+
+    numbers = [f"+4474007{i:05d}" for i in range(60)]
+    settings = ValidateSettings.from_kwargs(detailed=True)
+    pd.DataFrame({"phone": numbers}).hlr.validate(
+        "phone", client=client_for(sb), cache=tmp_path / "c", detailed=True
+    )
+    resolved = pipeline.cached_numbers(
+        numbers, settings, pd_hlr.HLRCache(tmp_path / "c"), "127.0.0.1"
+    )
+    served = list(resolved.index)  # temporary answers are not served: they are looked up again
+    assert len(served) > 50
+    picked = [served[(7 * i) % len(served)] for i in range(rows)] + ["not a number", None]
+    out = pipeline.join_results(normalize(pd.Series(picked)), resolved, detailed=True)
+    expected = resolved.reindex(picked[:rows])
+    for col in ("to", "status_name", "error_id", "ported", "hlr_checked_at"):
+        assert out[col].iloc[:rows].tolist() == expected[col].tolist(), col
+    assert out["hlr_source"].tolist() == ["cache"] * rows + ["invalid", "missing"]
+    assert out["to"].iloc[rows:].isna().all()

@@ -143,7 +143,10 @@ class HLRCache:
         """The folder's write sequence now: every entry stored now has a ``seq`` at most this,
         every entry written later a higher one — also when parts were copied in from another
         folder or the counter file was lost (the stored entries' own ``seq`` count too)."""
-        return max(read_sequence(self.path), self._max_stored_seq())
+        try:
+            return max(read_sequence(self.path), self._max_stored_seq())
+        except PermissionError as exc:
+            raise not_writable(self.path, exc, "read") from exc
 
     def _max_stored_seq(self) -> int:
         """The highest ``seq`` of any part (from its metadata) or journal entry."""
