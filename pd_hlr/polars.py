@@ -91,8 +91,8 @@ _POS = "__pd_hlr_pos__"
 _SERIES_COLUMN = "__pd_hlr_phone__"
 #: ``hlr_error`` of a row whose cell was not in the column when ``validate()`` scanned it.
 CHANGED_INPUT = "not looked up: the cell was not in the input when validate() ran"
-#: Cells (or rows) per batch when normalising, building the per-cell table, and computing a
-#: summary or status with the pandas analysis code: that code's working memory is one batch's.
+#: Cells (or rows) per batch when normalising, and computing a summary or status with the
+#: pandas analysis code: that code's working memory is one batch's.
 _BATCH_ROWS = 250_000
 #: The result columns the row status and the summary read (:mod:`pd_hlr.analysis`); only
 #: these go to pandas, batch by batch (tests compare with the pandas face's summary and status).
@@ -231,22 +231,15 @@ def _free_name(names: Any, name: str) -> str:
 
 
 def _result_table(scan: _Scan, resolved: pd.DataFrame, settings: ValidateSettings) -> pl.DataFrame:
-    """One row per distinct cell (in ``scan.keys`` order): its result columns, prefixed.
-
-    Built ``_BATCH_ROWS`` cells at a time, each batch going to Polars through Arrow, so the
-    pandas form of the results never exists for all the cells at once."""
+    """One row per distinct cell (in ``scan.keys`` order): its result columns, prefixed; to
+    Polars through Arrow. One :func:`pd_hlr.pipeline.join_results` over all the cells: the
+    pipeline's one hash join of a whole frame against the per-number table."""
     detailed = settings.options.detailed
-    arrow_schema = schema.arrow_schema(detailed)
-    normalized = scan.normalized
-    parts = []
-    for start in range(0, max(len(normalized), 1), _BATCH_ROWS):
-        results = pipeline.join_results(
-            normalized.iloc[start : start + _BATCH_ROWS], resolved, detailed
-        )
-        part = pl.from_arrow(pa.Table.from_pandas(results, arrow_schema, preserve_index=False))
-        assert isinstance(part, pl.DataFrame)
-        parts.append(part)
-    table = pl.concat(parts, rechunk=True)  # one chunk: gathers from it are plain takes
+    results = pipeline.join_results(scan.normalized, resolved, detailed)
+    arrow = pa.Table.from_pandas(results, schema.arrow_schema(detailed), preserve_index=False)
+    del results
+    table = pl.from_arrow(arrow, rechunk=True)  # one chunk: gathers from it are plain takes
+    assert isinstance(table, pl.DataFrame)
     if settings.prefix:
         table = table.rename({c: settings.prefix + c for c in table.columns})
     return table
