@@ -81,7 +81,7 @@ def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFr
 def distinct_numbers(normalized: pd.DataFrame | pd.Series) -> list[str]:
     """The distinct lookup keys, in first-seen order."""
     numbers = normalized["hlr_number"] if isinstance(normalized, pd.DataFrame) else normalized
-    return [str(n) for n in numbers.dropna().unique()]
+    return list(map(str, numbers.dropna().unique().tolist()))  # tolist: no per-item access
 
 
 # --- cache and client plumbing ---------------------------------------------------------------

@@ -231,18 +231,23 @@ def _free_name(names: Any, name: str) -> str:
 
 
 def _result_table(scan: _Scan, resolved: pd.DataFrame, settings: ValidateSettings) -> pl.DataFrame:
-    """One row per distinct cell (in ``scan.keys`` order): its result columns, prefixed; to
-    Polars through Arrow. One :func:`pd_hlr.pipeline.join_results` over all the cells: the
-    pipeline's one hash join of a whole frame against the per-number table."""
+    """One row per distinct cell (in ``scan.keys`` order): its result columns, prefixed.
+
+    One :func:`pd_hlr.pipeline.join_results` over all the cells (the pipeline's one hash join of
+    a whole frame against the per-number table), then to Polars through Arrow column by column,
+    so that the copies never all coexist."""
     detailed = settings.options.detailed
     results = pipeline.join_results(scan.normalized, resolved, detailed)
     arrow = pa.Table.from_pandas(results, schema.arrow_schema(detailed), preserve_index=False)
     del results
-    table = pl.from_arrow(arrow, rechunk=True)  # one chunk: gathers from it are plain takes
-    assert isinstance(table, pl.DataFrame)
-    if settings.prefix:
-        table = table.rename({c: settings.prefix + c for c in table.columns})
-    return table
+    columns = []
+    for name in arrow.column_names:
+        # one chunk each, so that gathers from it are plain takes
+        column = pl.from_arrow(arrow.column(name).combine_chunks(), rechunk=False)
+        columns.append(column.alias(settings.prefix + name))
+        arrow = arrow.drop_columns([name])
+        pa.default_memory_pool().release_unused()  # the Arrow column's memory, back now
+    return pl.DataFrame(columns)
 
 
 def _joined(
@@ -310,27 +315,39 @@ def _validate(
     label = name if label is None else label
     scan = _scan(lf, key, settings, streaming=lazy)
 
-    def finish(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
-        table = _result_table(scan, resolved, settings)
-        # Arrow's allocator keeps what the pandas steps freed; give it back before the rows
-        # stream through (Polars allocates apart), so the two peaks do not stack.
-        pa.default_memory_pool().release_unused()
+    def output(table: pl.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
         out: pl.DataFrame | pl.LazyFrame = _joined(lf, key, scan.keys, table, caller, settings)
         if not lazy:
             out = out.collect()
         return _remember(out, _run_record(label, settings, report, _schema(out), kept))
 
+    def partial(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
+        return output(_result_table(scan, resolved, settings), report)
+
     if not scan.numbers:
         pipeline.check_client_options(client, settings)
         resolved = schema.empty_frame(settings.options.detailed, index=pd.Index([], dtype=object))
-        return finish(resolved, pipeline.finish_without_lookups(scan.run, settings, client))
-    cache = pipeline.resolve_cache(cache, memo=not lazy)
-    resolved = pipeline.resolve(
-        scan.numbers, settings, client=client, cache=cache, join=finish, run=scan.run
-    )
-    scan.numbers = []  # one str per distinct number: not needed to build the table
-    assert scan.run.report is not None
-    return finish(resolved, scan.run.report)
+        report = pipeline.finish_without_lookups(scan.run, settings, client)
+    else:
+        resolved = pipeline.resolve(
+            scan.numbers,
+            settings,
+            client=client,
+            cache=pipeline.resolve_cache(cache, memo=not lazy),
+            join=partial,
+            run=scan.run,
+        )
+        assert scan.run.report is not None
+        report = scan.run.report
+    # Arrow's allocator keeps what the steps before freed (the cache's parts, the distinct
+    # numbers): give it back before the next step allocates, so that the peaks do not stack.
+    scan.numbers = []
+    pa.default_memory_pool().release_unused()
+    table = _result_table(scan, resolved, settings)
+    del resolved
+    scan.normalized = scan.normalized.iloc[:0]  # the per-cell verdicts are in the table now
+    pa.default_memory_pool().release_unused()  # before the rows stream through
+    return output(table, report)
 
 
 def validate_frame(
