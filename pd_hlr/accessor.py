@@ -27,9 +27,6 @@ from .settings import option_names, split_options, takes_options
 if TYPE_CHECKING:
     from .report import Estimate, RunReport
 
-#: The label the Series face gives its values inside the one-column frame it validates.
-_SERIES_COLUMN = "__pd_hlr_phone__"
-
 _ON_RESULTS = (
     ("report()", "what the run did: counts, spend, duration, API host, sandbox or not"),
     ("summary()", "counts and shares by status, network, country, ported, roaming"),
@@ -198,7 +195,7 @@ class HLRSeriesAccessor:
         return _html(_describe(self._obj, list(self._LOOKUPS)))
 
     def _frame(self) -> pd.DataFrame:
-        return self._obj.rename(_SERIES_COLUMN).to_frame()
+        return self._obj.rename(pipeline.SERIES_COLUMN).to_frame()
 
     @takes_options
     def validate(self, **options: Any) -> pd.DataFrame:
@@ -211,7 +208,7 @@ class HLRSeriesAccessor:
         client, cache, settings = split_options(options)
         return pipeline.validate_frame(
             self._frame(),
-            _SERIES_COLUMN,
+            pipeline.SERIES_COLUMN,
             settings,
             client=client,
             cache=cache,
@@ -228,5 +225,5 @@ class HLRSeriesAccessor:
         """
         client, cache, settings = split_options(options)
         return pipeline.estimate_frame(
-            self._frame(), _SERIES_COLUMN, settings, client=client, cache=cache
+            self._frame(), pipeline.SERIES_COLUMN, settings, client=client, cache=cache
         )

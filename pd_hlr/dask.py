@@ -89,7 +89,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HLRDaskFrameAccessor", "HLRDaskSeriesAccessor"]
 
-_SERIES_NAME = "__pd_hlr_phone__"
 
 
 # --- per-partition functions (module level: pickled by reference to the workers) -------------
@@ -368,10 +367,10 @@ class HLRDaskSeriesAccessor:
         (['to', 'status'], 4)
         """
         client, cache, settings = split_options(options)
-        frame = self._obj.to_frame(name=_SERIES_NAME)
+        frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)
         out, _ = _validate(
             frame,
-            _SERIES_NAME,
+            pipeline.SERIES_COLUMN,
             settings,
             client=client,
             cache=cache,
@@ -384,8 +383,8 @@ class HLRDaskSeriesAccessor:
     def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
         client, cache, settings = split_options(options)
-        frame = self._obj.to_frame(name=_SERIES_NAME)
-        return estimate_frame(frame, _SERIES_NAME, settings, client=client, cache=cache)
+        frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)
+        return estimate_frame(frame, pipeline.SERIES_COLUMN, settings, client=client, cache=cache)
 
 
 # --- summary, computed per partition and combined (memory bounded) --------------------------

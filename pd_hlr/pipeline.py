@@ -60,6 +60,9 @@ from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
 if TYPE_CHECKING:
     from .client import HLRClient
 
+#: The name a face gives a Series of phone numbers to validate it as a one-column frame.
+SERIES_COLUMN = "__pd_hlr_phone__"
+
 #: Columns of the per-number table :func:`resolve` returns, besides the mode's API columns.
 _RESOLVED_META = ("hlr_extra", "hlr_checked_at", "hlr_source", "hlr_error")
 
