@@ -87,8 +87,6 @@ __all__ = [
 _KEY = "__pd_hlr_key__"
 _ROWS = "__pd_hlr_rows__"
 _POS = "__pd_hlr_pos__"
-#: The name the Series face gives its values inside the one-column frame it validates.
-_SERIES_COLUMN = "__pd_hlr_phone__"
 #: ``hlr_error`` of a row whose cell was not in the column when ``validate()`` scanned it.
 CHANGED_INPUT = "not looked up: the cell was not in the input when validate() ran"
 #: Cells (or rows) per batch when normalising, and computing a summary or status with the
@@ -742,8 +740,8 @@ class HLRSeriesNamespace:
         """
         client, cache, settings = split_options(options)
         out = _validate(
-            self._s.to_frame(_SERIES_COLUMN),
-            _SERIES_COLUMN,
+            self._s.to_frame(pipeline.SERIES_COLUMN),
+            pipeline.SERIES_COLUMN,
             settings,
             client=client,
             cache=cache,
@@ -757,7 +755,7 @@ class HLRSeriesNamespace:
     def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
         client, cache, settings = split_options(options)
+        frame = self._s.to_frame(pipeline.SERIES_COLUMN)
         return estimate_frame(
-            self._s.to_frame(_SERIES_COLUMN), _SERIES_COLUMN, settings, client=client,
-            cache=cache,
+            frame, pipeline.SERIES_COLUMN, settings, client=client, cache=cache
         )
