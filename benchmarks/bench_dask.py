@@ -52,178 +52,26 @@ The issue's full size::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+# The dataset, the cache seeding, the samplers and the measured child process are shared with
+# bench_polars.py (which runs the pandas and Dask paths of this script alongside its own).
+from _common import Sampler, cpu_seconds, prepare_dataset, run_measured
+from _common import gib as _gb
+from _common import status_bytes as _status_bytes
+from _common import vmhwm_bytes as _peak_bytes
 
 TOKEN = "bench-dask-token"
 REGION = "GB"
 OPTS: dict[str, Any] = {"default_region": REGION, "retry_temporary": False, "progress": False}
-# (country code, national prefix, random digits after it)
-RANGES = [
-    ("44", "7400", 6),
-    ("44", "7700", 6),
-    ("44", "7911", 6),
-    ("49", "151", 8),
-    ("33", "6", 8),
-    ("31", "6", 8),
-    ("1", "201", 7),
-]
-JUNK = ["n/a", "unknown", "call me", "12345", "*123#", "tel: ask reception", "+999 123 4567"]
-
-
-# --- data -------------------------------------------------------------------------------------
-def _distinct_numbers(n: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
-    """n distinct E.164 numbers and the index of the range each comes from."""
-    which = rng.integers(0, len(RANGES), size=n)
-    out: list[str] = []
-    for k, (cc, prefix, width) in enumerate(RANGES):
-        m = int((which == k).sum())
-        low = 2 * 10 ** (width - 1) if cc == "1" else 0  # NANPA exchange codes start 2-9
-        tails = np.unique(rng.integers(low, 10**width, size=int(m * 1.2) + 10))
-        tails = rng.permutation(tails)[:m]
-        out.extend(f"+{cc}{prefix}{t:0{width}d}" for t in tails)
-    numbers = np.array(out, dtype=object)
-    order = rng.permutation(len(numbers))
-    ranges = np.repeat(np.arange(len(RANGES)), [int((which == k).sum()) for k in range(7)])
-    return list(numbers[order]), ranges[order]
-
-
-def _formats(e164: list[str], ranges: np.ndarray) -> list[pa.Array]:
-    """Each number written six ways (the national format only for GB; E.164 otherwise)."""
-    spaced, dashed, zeros, national, digits = [], [], [], [], []
-    for n, k in zip(e164, ranges):
-        cc, prefix, _ = RANGES[k]
-        rest = n[1 + len(cc) :]
-        body = rest[len(prefix) :]
-        spaced.append(f"+{cc} {prefix} {body}")
-        dashed.append(f"+{cc}-{prefix}-{body[:3]}-{body[3:]}")
-        zeros.append(f"00{cc} {rest}")
-        national.append(f"0{prefix} {body}" if cc == "44" else n)
-        digits.append(n[1:])
-    return [pa.array(x, pa.large_string()) for x in (e164, spaced, dashed, zeros, national, digits)]
-
-
-def build_dataset(folder: Path, rows: int, distinct: int, rows_per_file: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    e164, ranges = _distinct_numbers(distinct, rng)
-    table = pa.concat_arrays(_formats(e164, ranges))
-    # every number at least once, the rest skewed (some numbers appear many times)
-    picks = np.concatenate(
-        [np.arange(distinct), (rng.pareto(1.5, rows - distinct) * 1000).astype(np.int64) % distinct]
-    )
-    rng.shuffle(picks)
-    fmt = rng.integers(0, 6, size=rows)
-    phones = table.take(pa.array(fmt * distinct + picks))
-    kind = rng.random(rows)
-    junk = pa.array([JUNK[i % len(JUNK)] for i in range(len(JUNK))], pa.large_string())
-    blank = pa.array([None, "", "  "], pa.large_string())
-    junk_rows = np.flatnonzero(kind < 0.01)
-    blank_rows = np.flatnonzero((kind >= 0.01) & (kind < 0.02))
-    phones_np = np.array(phones.to_pylist(), dtype=object)
-    phones_np[junk_rows] = np.array(junk.to_pylist(), dtype=object)[junk_rows % len(JUNK)]
-    phones_np[blank_rows] = np.array(blank.to_pylist(), dtype=object)[blank_rows % 3]
-    folder.mkdir(parents=True, exist_ok=True)
-    amount = rng.random(rows) * 100
-    for i, start in enumerate(range(0, rows, rows_per_file)):
-        stop = min(rows, start + rows_per_file)
-        part = pa.table(
-            {
-                "id": pa.array(np.arange(start, stop, dtype=np.int64)),
-                "phone": pa.array(phones_np[start:stop], pa.large_string()),
-                "amount": pa.array(amount[start:stop]),
-            }
-        )
-        pq.write_table(part, folder / f"part-{i:05d}.parquet")
-
-
-def seed_cache(cache_dir: Path, folder: Path, api: str) -> int:
-    """Answer every lookup key the data holds, without HTTP, as cache parts."""
-    import pandas as pd
-
-    from pd_hlr import pipeline, sandbox
-    from pd_hlr.cache import Entry, HLRCache, _entries_to_table
-    from pd_hlr.settings import LookupOptions, ValidateSettings
-
-    settings = ValidateSettings.from_kwargs(default_region=REGION)
-    keys: set[str] = set()
-    for f in sorted(folder.glob("*.parquet")):
-        col = pq.read_table(f, columns=["phone"]).column("phone").to_pandas()
-        uniq = pd.Series(pd.unique(col), dtype=object)
-        keys.update(pipeline.distinct_numbers(pipeline.normalize_column(uniq, settings)))
-    cache = HLRCache(cache_dir)
-    options = LookupOptions().key()
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), 250_000):
-        chunk = ordered[start : start + 250_000]
-        entries = [Entry(n, options, api, sandbox.answer(n), now) for n in chunk]
-        cache._write_part(_entries_to_table(entries))
-    return len(ordered)
 
 
 # --- measuring --------------------------------------------------------------------------------
-class Sampler:
-    """Peak RSS per process of a set of pids, sampled every ``interval`` seconds."""
-
-    def __init__(self, pids: Any, interval: float = 0.1) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._pids = pids  # callable → iterable of pids
-        self.peaks: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.interval = interval
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid in list(self._pids()):
-                try:
-                    rss = self._psutil.Process(pid).memory_info().rss
-                except self._psutil.Error:
-                    continue
-                self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _status_bytes(field: str) -> int:
-    """A ``kB`` field of ``/proc/self/status`` in bytes (``VmHWM``: peak RSS of this program,
-    reset at ``exec``; ``VmRSS``: RSS now)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _peak_bytes() -> int:
-    return _status_bytes("VmHWM")
-
-
 def run_pandas(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, Any]:
     import pandas as pd
 
@@ -232,16 +80,17 @@ def run_pandas(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, 
 
     base = _status_bytes("VmRSS")
     with HLRClient(token=TOKEN, base_url=url) as client:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         df = pd.read_parquet(folder)
         t_read = time.perf_counter() - t0
         res = df.hlr.validate("phone", client=client, cache=cache_dir, **OPTS)
         t_validate = time.perf_counter() - t0 - t_read
         res.hlr.to_parquet(out)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     return {
         "rows": len(res),
         "seconds": elapsed,
+        "cpu_s": cpu,
         "read_s": t_read,
         "validate_s": t_validate,
         "write_s": elapsed - t_read - t_validate,
@@ -301,64 +150,8 @@ def run_dask(folder: Path, cache_dir: Path, out: Path, url: str) -> dict[str, An
 
 
 def _child(argv: list[str], limit_gb: float | None) -> dict[str, Any] | None:
-    """Run one path in a fresh process (its own process group). With ``limit_gb``, an RSS
-    watchdog kills the group as soon as any one of its processes passes the limit."""
-    import psutil
-
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    parent = psutil.Process(proc.pid)
-
-    def pids() -> list[int]:
-        try:
-            return [proc.pid, *(c.pid for c in parent.children(recursive=True))]
-        except psutil.Error:
-            return []
-
-    killed: list[str] = []
-    done = threading.Event()
-
-    def watchdog() -> None:
-        limit = int(limit_gb * 2**30) if limit_gb else None
-        while not done.wait(0.05):
-            for pid in pids():
-                try:
-                    rss = psutil.Process(pid).memory_info().rss
-                except psutil.Error:
-                    continue
-                if limit is not None and rss > limit:
-                    killed.append(f"process {pid} reached {_gb(rss).strip()} > {limit_gb} GiB")
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    return
-
-    sampler = Sampler(pids, interval=0.05)
-    thread = threading.Thread(target=watchdog, daemon=True)
-    with sampler:
-        thread.start()
-        stdout, stderr = proc.communicate()
-        done.set()
-        thread.join()
-    if killed:
-        print(f"  {argv[1]}: did not fit ({killed[0]}); killed")
-        return None
-    for line in stdout.splitlines()[::-1]:
-        if line.startswith("{"):
-            result = json.loads(line)
-            result["watchdog_peak_largest"] = max(sampler.peaks.values(), default=0)
-            return result
-    tail = (stderr or "").strip().splitlines()[-3:]
-    print(f"  child {argv[:2]} failed (exit {proc.returncode}): {' | '.join(tail)}")
-    return None
-
-
-def _gb(n: float) -> str:
-    return f"{n / 2**30:6.2f} GiB"
+    """Run one path of this script in a fresh process (see :func:`_common.run_measured`)."""
+    return run_measured(__file__, argv, limit_gb)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -389,26 +182,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from pd_hlr import sandbox
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-dask-"))
-    folder, cache_dir = work / "input", work / "cache"
-    t0 = time.perf_counter()
-    if not folder.exists():
-        build_dataset(folder, args.rows, args.distinct, args.rows_per_file, args.seed)
-    t_data = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in folder.glob("*.parquet"))
+    work, folder, cache_dir = prepare_dataset(
+        args.workdir, "bench-dask-", args.rows, args.distinct, args.rows_per_file, args.seed
+    )
     with sandbox.serve(token=TOKEN) as sb:
-        t0 = time.perf_counter()
-        if not cache_dir.exists():
-            keys = seed_cache(cache_dir, folder, "127.0.0.1")
-        else:
-            keys = -1
-        t_seed = time.perf_counter() - t0
-        print(
-            f"input: {args.rows:,} rows, {args.distinct:,} distinct numbers, "
-            f"{len(list(folder.glob('*.parquet')))} files ({size / 2**20:.0f} MiB) in {work} "
-            f"(built in {t_data:.0f}s); "
-            + (f"cache seeded with {keys:,} keys in {t_seed:.0f}s" if keys >= 0 else "cache reused")
-        )
         results: dict[str, Any] = {}
         limit = args.limit_gb
         runs = [

@@ -6,7 +6,8 @@ Inputs: CSV (``.csv``, ``.txt``, no suffix) and TSV (``.tsv``, ``.tab``), each a
 phone numbers never turn into floats; in Excel only the phone column is turned into text (a
 number cell ``447400123456`` becomes ``"447400123456"``, not ``"447400123456.0"``).
 
-Datasets (a folder or a glob) are read lazily with Dask, partition by partition.
+Datasets (a folder or a glob) are read lazily with Dask, partition by partition, or with
+Polars (``--engine polars``: :func:`scan_polars`, streamed to the output by :func:`sink_polars`).
 
 >>> input_format("contacts.tsv.gz")
 Format(kind='text', sep='\\t', compression='gzip')
@@ -217,6 +218,20 @@ def cells_as_text(values: pd.Series) -> pd.Series:
     )
 
 
+def _dataset_source(path: str) -> tuple[str | list[str], Format]:
+    """A folder, a file or a glob: what to hand the reader (a glob's files, sorted) and the
+    :class:`Format` of its (first) file."""
+    source: str | list[str] = path
+    if any(ch in path for ch in "*?[") and "://" not in path:
+        source = sorted(glob.glob(path))
+        if not source:
+            raise InputError(f"no files match {path}")
+    elif "://" not in path and not Path(path).exists():
+        raise InputError(f"input not found: {path}")
+    first = Path(source[0] if isinstance(source, list) else source)
+    return source, Format("parquet") if first.is_dir() else input_format(first)
+
+
 def read_dataset(path: str) -> dd.DataFrame:
     """A folder, a file or a glob of parquet or CSV/TSV files as a lazy Dask DataFrame."""
     try:
@@ -226,15 +241,7 @@ def read_dataset(path: str) -> dd.DataFrame:
             f"{path} is a folder or a glob: reading it needs the dask extra: "
             "pip install 'pd-hlr[dask]' (or pass --engine pandas for a parquet folder)"
         ) from None
-    source: str | list[str] = path
-    if any(ch in path for ch in "*?[") and "://" not in path:
-        source = sorted(glob.glob(path))
-        if not source:
-            raise InputError(f"no files match {path}")
-    elif "://" not in path and not Path(path).exists():
-        raise InputError(f"input not found: {path}")
-    first = Path(source[0] if isinstance(source, list) else source)
-    fmt = Format("parquet") if first.is_dir() else input_format(first)
+    source, fmt = _dataset_source(path)
     try:
         if fmt.kind == "excel":
             raise InputError("Excel inputs are read with --engine pandas (one file, one sheet)")
@@ -253,6 +260,84 @@ def read_dataset(path: str) -> dd.DataFrame:
         raise
     except (*_READ_ERRORS, IndexError) as exc:
         raise InputError(f"cannot read {path}: {_one_line(exc)}") from exc
+
+
+# --- the polars engine ---------------------------------------------------------------------------
+#: Compressions of CSV/TSV the polars engine reads and writes (gzip: each input file is
+#: decompressed in memory, one at a time, as Dask reads one compressed file per partition).
+POLARS_COMPRESSIONS = (None, "gzip")
+
+
+def scan_polars(path: str) -> Any:
+    """A file, a folder or a glob of parquet or CSV/TSV files as a Polars LazyFrame, read when
+    the query runs (streaming); every CSV column is text, as with the other engines."""
+    try:
+        from . import polars as _registers_hlr  # noqa: F401  (an ImportError names the extra)
+    except ImportError as exc:
+        raise InputError(f"--engine polars: {exc}") from None
+    import polars as pl
+
+    source, fmt = _dataset_source(path)
+    if fmt.kind == "excel":
+        raise InputError("Excel inputs are read with --engine pandas (one file, one sheet)")
+    if fmt.compression not in POLARS_COMPRESSIONS:
+        raise InputError(
+            f"the polars engine reads CSV/TSV plain or gzip-compressed, not {fmt.compression}: "
+            "use --engine pandas (or dask)"
+        )
+    try:
+        if fmt.kind == "text":
+            frame = pl.scan_csv(source, separator=fmt.sep or ",", infer_schema=False)
+        else:
+            frame = pl.scan_parquet(source)
+        frame.collect_schema()  # headers and footers now: an unreadable file is bad input
+    except (*_READ_ERRORS, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"cannot read {path}: {_one_line(exc)}") from exc
+    return frame
+
+
+def check_polars_output(out: str, source: str) -> None:
+    """What the polars engine cannot write, refused before anything is sent: a compression
+    other than gzip, an output where the input's folder or glob would read it next time."""
+    fmt = output_format(out)
+    if fmt.compression not in POLARS_COMPRESSIONS:
+        raise InputError(
+            f"the polars engine writes parquet, or CSV/TSV plain or .gz, not {fmt.compression}"
+        )
+    if is_dataset(source) and Path(out).resolve().is_relative_to(
+        dataset_folder(source).resolve()
+    ):
+        raise InputError(f"--out {out} is inside the input folder: the next run would read it")
+
+
+def sink_polars(frame: Any, path: str) -> None:
+    """Stream a Polars ``validate()`` result to ``path`` by its type, atomically: parquet with
+    the run's record in its metadata (``hlr.sink_parquet``), or CSV/TSV (plain or gzip)."""
+    fmt = output_format(path)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt.kind == "parquet":
+        frame.hlr.sink_parquet(p)
+        return
+    _write_atomically(
+        p,
+        lambda tmp: frame.sink_csv(
+            tmp,
+            separator=fmt.sep or ",",
+            compression=fmt.compression or "uncompressed",
+            check_extension=False,
+        ),
+    )
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` to a temp name beside ``path``, then ``os.replace`` it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def dataset_folder(path: str) -> Path:
@@ -366,9 +451,6 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     if fmt.kind == "parquet":
         frame.hlr.to_parquet(p)
         return
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_atomically(
+        p, lambda tmp: frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
+    )

@@ -173,9 +173,10 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", "-c", required=True, help="column holding the phone numbers")
     p.add_argument(
         "--engine",
-        choices=("pandas", "dask"),
+        choices=("pandas", "dask", "polars"),
         default=None,
-        help="pandas (default for files) or dask (default for folders and globs)",
+        help="pandas (default for files), dask (default for folders and globs) or polars "
+        "(files, folders and globs, streamed; the polars extra)",
     )
     p.add_argument(
         "--sheet",
@@ -593,7 +594,7 @@ def _engine(args: argparse.Namespace) -> str:
     from . import _io
 
     engine = args.engine or ("dask" if _io.is_dataset(args.input) else "pandas")
-    if engine == "dask" and args.sheet is not None:
+    if engine != "pandas" and args.sheet is not None:
         raise InputError("--sheet applies to one Excel file: use --engine pandas")
     return engine
 
@@ -664,6 +665,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out_path = args.out or _io.default_output(args.input)
     if engine == "dask":
         return _validate_dataset(args, out_path)
+    if engine == "polars":
+        return _validate_polars(args, out_path)
     _io.check_output(out_path, source=args.input, force=args.force)
     frame = _read(args)
     with _client(args) as client:
@@ -714,9 +717,45 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
     return _finished(report)
 
 
+def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
+    """``--engine polars``: scan the input (a file, folder or glob), look each distinct value up
+    once, then stream the rows joined to their results into the output (one file). Memory
+    holds the per-value results, not the rows."""
+    from . import _io
+    from . import polars as hlr_polars
+
+    if not args.out and _io.is_dataset(args.input):
+        out_path += ".parquet"  # one file, not the dask engine's folder
+    _io.check_output(out_path, source=args.input, force=args.force)
+    _io.check_polars_output(out_path, args.input)
+    frame = _io.scan_polars(args.input)
+    _require_column(frame.collect_schema().names(), args)
+    with _client(args) as client:
+        out = frame.hlr.validate(
+            args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
+        )
+    _io.sink_polars(out, out_path)
+    report = out.hlr.report()
+    print(f"wrote {report.rows:,} rows to {out_path}", file=sys.stderr)
+    written = _io.scan_polars(out_path) if _io.output_format(out_path).kind == "parquet" else out
+    summary = hlr_polars.summary(written, prefix=args.prefix)  # parquet: the result columns only
+    _print_result(args, summary, report, out_path)
+    return EXIT_OK
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     kwargs = _settings_kwargs(args)
-    if _engine(args) == "dask":
+    if _engine(args) == "polars":
+        from . import _io
+
+        scanned = _io.scan_polars(args.input)
+        _require_column(scanned.collect_schema().names(), args)
+
+        def estimate(client: Any) -> Any:
+            return scanned.hlr.estimate(
+                args.column, client=client, cache=_cache_arg(args), **kwargs
+            )
+    elif _engine(args) == "dask":
         from .settings import ValidateSettings
 
         ddf, hlr_dask = _read_dataset(args)

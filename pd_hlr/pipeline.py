@@ -84,7 +84,7 @@ def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFr
 def distinct_numbers(normalized: pd.DataFrame | pd.Series) -> list[str]:
     """The distinct lookup keys, in first-seen order."""
     numbers = normalized["hlr_number"] if isinstance(normalized, pd.DataFrame) else normalized
-    return [str(n) for n in numbers.dropna().unique()]
+    return list(map(str, numbers.dropna().unique().tolist()))  # tolist: no per-item access
 
 
 # --- cache and client plumbing ---------------------------------------------------------------
@@ -143,9 +143,14 @@ def client_for(client: HLRClient | None, settings: ValidateSettings) -> Iterator
 
 
 # --- the run around the steps ---------------------------------------------------------------
-def count_sources(normalized: pd.DataFrame) -> dict[str, int]:
-    """Rows never sent, by local verdict (:data:`pd_hlr.normalize.LOCAL_VERDICTS`)."""
-    counts = normalized["hlr_source"].value_counts(dropna=True)
+def count_sources(normalized: pd.DataFrame, weights: Any = None) -> dict[str, int]:
+    """Rows never sent, by local verdict (:data:`pd_hlr.normalize.LOCAL_VERDICTS`; ``weights``:
+    the rows each line of ``normalized`` stands for, when its lines are distinct cells)."""
+    source = normalized["hlr_source"]
+    if weights is None:
+        counts = source.value_counts(dropna=True)
+    else:
+        counts = pd.Series(np.asarray(weights), index=source.index).groupby(source).sum()
     return {k: int(counts.get(k, 0)) for k in LOCAL_VERDICTS}
 
 
@@ -616,6 +621,18 @@ def plan_columns(frame: pd.DataFrame, column: Hashable, settings: ValidateSettin
     ...
     pd_hlr.errors.ColumnConflictError: the frame already has columns named like result ...
     """
+    return plan_names(list(frame.columns), lambda: own_columns(frame), column, settings)
+
+
+def plan_names(
+    columns: list[Hashable],
+    own: Callable[[], Iterable[Hashable]],
+    column: Hashable,
+    settings: ValidateSettings,
+) -> list[Any]:
+    """:func:`plan_columns` on a list of column names, for faces whose frames carry no
+    ``attrs`` (Polars): ``own()`` gives the result columns of earlier runs, asked only on a
+    clash."""
     names = result_columns(settings)
     taken = set(names)
     if column in taken:
@@ -624,11 +641,11 @@ def plan_columns(frame: pd.DataFrame, column: Hashable, settings: ValidateSettin
             f"the results, e.g. prefix='hlr.', or rename the column",
             columns=[str(column)],
         )
-    clashing = [c for c in frame.columns if c in taken]
+    clashing = [c for c in columns if c in taken]
     if not clashing:
         return []
-    own = set(own_columns(frame))
-    foreign = [c for c in clashing if c not in own]
+    mine = set(own())
+    foreign = [c for c in clashing if c not in mine]
     if foreign:
         raise ColumnConflictError(
             f"the frame already has columns named like result columns: {foreign}; nothing was "
@@ -637,7 +654,7 @@ def plan_columns(frame: pd.DataFrame, column: Hashable, settings: ValidateSettin
             columns=[str(c) for c in foreign],
         )
     mode_names = {settings.prefix + c for d in (False, True) for c in schema.output_columns(d)}
-    stale = [c for c in frame.columns if c in own and c in mode_names]
+    stale = [c for c in columns if c in mine and c in mode_names]
     warn(f"replacing existing result columns {stale} from an earlier validate() of this frame")
     return stale
 

@@ -20,6 +20,9 @@ from pd_hlr.settings import DEFAULT_PRICE, OPTIONS, ValidateSettings, parse_max_
 dask_dd = pytest.importorskip("dask.dataframe")
 import pd_hlr.dask  # noqa: E402  (registers the Dask accessors)
 
+pl = pytest.importorskip("polars")
+import pd_hlr.polars  # noqa: E402  (registers the Polars namespaces)
+
 
 def _faces() -> dict[str, tuple[Any, list[str]]]:
     """Every face's validate/estimate, and the positional parameters it takes first."""
@@ -31,6 +34,9 @@ def _faces() -> dict[str, tuple[Any, list[str]]]:
         ("pandas Series", frame["phone"], []),
         ("Dask frame", ddf, ["column"]),
         ("Dask Series", ddf["phone"], []),
+        ("Polars DataFrame", pl.from_pandas(frame), ["column"]),
+        ("Polars LazyFrame", pl.from_pandas(frame).lazy(), ["column"]),
+        ("Polars Series", pl.from_pandas(frame)["phone"], []),
     ):
         faces[f"{name} validate"] = (obj.hlr.validate, lead)
         faces[f"{name} estimate"] = (obj.hlr.estimate, lead)
