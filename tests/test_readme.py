@@ -68,6 +68,7 @@ def test_benchmarks_and_architecture_live_outside_the_readme():
     for heading, target in (
         ("Benchmarks", "benchmarks/README.md"),
         ("Architecture", "docs/architecture.md"),
+        ("Where the vendor's spec is silent", "docs/spec-gaps.md"),
     ):
         section = _section(readme, heading)
         assert f"]({target})" in section
@@ -101,3 +102,13 @@ def test_every_extra_the_docs_name_exists():
     assert any(dep.startswith("ipywidgets") for dep in extras["notebook"])
     notebook = _section((ROOT / "README.md").read_text(), "The notebook")
     assert 'pip install "pd-hlr[notebook]"' in notebook and "ipywidgets" in notebook
+
+
+def test_architecture_doc_names_every_module_of_the_package():
+    """docs/architecture.md's module table lists each module (or subpackage) of pd_hlr once."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    listed = set(re.findall(r"^\| `([\w/.]+)` \|", text, re.M))
+    package = ROOT / "pd_hlr"
+    modules = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    modules |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert listed == modules
