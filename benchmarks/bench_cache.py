@@ -22,7 +22,7 @@ Targets: warm ≤ 1.5× the floor at 1M and 5M rows; peak RSS ≤ 1.2× the floo
 ≤ 5.5× the time; run 20's lookup ≤ 1.2× run 1's.
 
 Run: ``.venv/bin/python benchmarks/bench_cache.py [--sizes 100000,1000000,5000000] [--reps 3]
-[--reseed] [--md benchmarks/CACHE.md]``
+[--reseed] [--md tables.md]`` (the figures are in ``benchmarks/README.md``)
 """
 
 from __future__ import annotations

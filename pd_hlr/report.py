@@ -89,7 +89,13 @@ class Estimate:
         >>> Estimate(1, 0, 0, 0, 1, 0, 1, Decimal("0.006")).to_dict()["cost"]
         Decimal('0.006')
         """
-        out: dict[str, Any] = asdict(self)
+        fields_ = asdict(self)
+        ambiguous = fields_.pop("ambiguous")  # last among the fields (it has a default)
+        out: dict[str, Any] = {}
+        for key, value in fields_.items():
+            out[key] = value
+            if key == "invalid":  # shown with the other local verdicts
+                out["ambiguous"] = ambiguous
         out["cost"] = self.cost
         return out
 
