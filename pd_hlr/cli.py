@@ -38,6 +38,7 @@ from .settings import (
     AMBIGUOUS_CHOICES,
     BASE_URL_ENV,
     CACHE_ENV,
+    DEFAULT_PRICE,
     OPTIONS,
     RUN_OBJECTS,
     TOKEN_ENV,
@@ -251,7 +252,7 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         "--price",
         default=None,
         type=_price,
-        help="price per lookup for the estimate (default 0.006)",
+        help=f"price per lookup for the estimate (default {DEFAULT_PRICE})",
     )
 
 

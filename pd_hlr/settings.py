@@ -35,8 +35,11 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-#: The vendor's documented price of one lookup (the 402 example's ``required_amount``).
-DEFAULT_PRICE = Decimal("0.006")
+from . import _spec
+
+#: The vendor's documented price of one lookup (the 402 example's ``required_amount``), without
+#: the money string's trailing zeros: ``Decimal('0.006')``.
+DEFAULT_PRICE = _spec.PRICE_PER_LOOKUP.normalize()
 
 #: Environment variables pd-hlr reads (this is the one place their names are spelled).
 TOKEN_ENV = "PROVERO_API_TOKEN"

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pd_hlr import sandbox
+from pd_hlr.settings import BASE_URL_ENV, CACHE_ENV, TOKEN_ENV
 
 TOKEN = "test-token-5f2a9c"
 T = TypeVar("T")
@@ -46,9 +47,9 @@ def bounded(fn: Callable[[], T], seconds: float = HANG_SECONDS) -> T:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    monkeypatch.setenv("PD_HLR_CACHE", str(tmp_path_factory.mktemp("default-cache")))
-    monkeypatch.delenv("PROVERO_API_TOKEN", raising=False)
-    monkeypatch.delenv("PROVERO_BASE_URL", raising=False)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("default-cache")))
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
 
 
 @contextlib.contextmanager
@@ -68,6 +69,20 @@ def make_sandbox() -> Iterator[Callable[..., sandbox.Sandbox]]:
     only; all are stopped at teardown."""
     with _sandboxes() as start:
         yield start
+
+
+@pytest.fixture
+def real_api(monkeypatch: pytest.MonkeyPatch, make_sandbox: Any) -> Callable[..., sandbox.Sandbox]:
+    """Start a sandbox reached the way the real API is: ``PROVERO_BASE_URL`` +
+    ``PROVERO_API_TOKEN`` point at it for this test."""
+
+    def start(**knobs: Any) -> sandbox.Sandbox:
+        sb = make_sandbox(**knobs)
+        monkeypatch.setenv(BASE_URL_ENV, sb.url)
+        monkeypatch.setenv(TOKEN_ENV, TOKEN)
+        return sb
+
+    return start
 
 
 @pytest.fixture(scope="session")

@@ -61,19 +61,6 @@ def small_csv(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def real_api(monkeypatch: pytest.MonkeyPatch, make_sandbox: Any) -> Any:
-    """A sandbox reached the way the real API is: PROVERO_BASE_URL + PROVERO_API_TOKEN."""
-
-    def start(**knobs: Any) -> Any:
-        sb = make_sandbox(**knobs)
-        monkeypatch.setenv(BASE_URL_ENV, sb.url)
-        monkeypatch.setenv(TOKEN_ENV, TOKEN)
-        return sb
-
-    return start
-
-
 def _one_line_error(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert "Traceback" not in err

@@ -18,9 +18,7 @@ pl = pytest.importorskip("polars")
 
 from pd_hlr import cli, schema  # noqa: E402
 from pd_hlr.cache import HLRCache  # noqa: E402
-from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV  # noqa: E402
 
-from .conftest import TOKEN  # noqa: E402
 from .test_cli import _one_line_error  # noqa: E402
 
 GB = [f"+447400123{i:03d}" for i in range(30)]
@@ -44,19 +42,6 @@ def _rows(start: int, count: int) -> dict[str, list[Any]]:
 
 PARTS = [(0, 40), (40, 0), (40, 35)]
 DISTINCT = {n for start, count in PARTS for n in _numbers(start, count) if n}
-
-
-@pytest.fixture
-def real_api(monkeypatch: pytest.MonkeyPatch, make_sandbox: Any) -> Any:
-    """A sandbox reached as the real API is (PROVERO_BASE_URL + PROVERO_API_TOKEN)."""
-
-    def start(**knobs: Any) -> Any:
-        sb = make_sandbox(**knobs)
-        monkeypatch.setenv(BASE_URL_ENV, sb.url)
-        monkeypatch.setenv(TOKEN_ENV, TOKEN)
-        return sb
-
-    return start
 
 
 @pytest.fixture

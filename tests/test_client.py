@@ -9,11 +9,11 @@ token. The ``issue 13 row N`` sections are that issue's table, one test (or more
 
 from __future__ import annotations
 
-import _thread
 import json
 import logging
 import pickle
 import secrets
+import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -853,8 +853,8 @@ def test_keyboard_interrupt_stops_the_pool(server: Callable[..., Any], new_clien
     def on_result(number: str, outcome: Any) -> None:
         with lock:
             delivered.append(number)
-            if len(delivered) == 10:
-                _thread.interrupt_main()
+            if len(delivered) == 10:  # a real SIGINT to the main thread, as Ctrl-C sends
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
         client.lookup_many(NUMBERS[:300], on_result=on_result)
