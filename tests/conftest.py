@@ -8,6 +8,7 @@ the whole session, and ``PROVERO_*`` variables from the developer's shell are ig
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -43,6 +44,24 @@ def bounded(fn: Callable[[], T], seconds: float = HANG_SECONDS) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, in this process and in the processes tests start.
+
+    A shell starts background jobs (``cmd &``, ``nohup``) with SIGINT ignored, and Python then
+    keeps it ignored; the tests of Ctrl-C would test nothing there. Python's own handler is put
+    back for the session (a handled signal reverts to the default in a child at ``exec``, so
+    child Pythons install theirs too)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True)
