@@ -59,6 +59,7 @@ __all__ = [
     "NOT_MOBILE_TYPES",
     "decision_table_markdown",
     "normalize",
+    "normalize_cells",
 ]
 
 #: The columns `normalize` returns, in this order (all ``pd.StringDtype("pyarrow")``).
@@ -299,6 +300,59 @@ def normalize(
     'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
     """
     series = _as_series(values)
+    codes, state = _normalize_distinct(
+        series, default_region, msisdn, strict, only_mobile, ambiguous
+    )
+    take = pa.array(codes, type=pa.int64())
+    columns = {
+        name: pd.arrays.ArrowStringArray(pa.chunked_array([column.take(take)]))
+        for name, column in _columns(state).items()
+    }
+    return pd.DataFrame(columns, index=series.index, copy=False)
+
+
+def normalize_cells(
+    values: pd.Series | pd.Index | Iterable[Any] | str,
+    *,
+    default_region: str | None = None,
+    msisdn: bool = True,
+    strict: bool = False,
+    only_mobile: bool = False,
+    ambiguous: Literal["skip", "international", "national"] = "skip",
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """`normalize` before the rows are laid out: ``(codes, cells)``.
+
+    ``cells`` has one line per distinct cell (first-seen order; a categorical's categories,
+    used or not), then one line for the missing cell, with the columns of `normalize`;
+    ``codes[i]`` is the line of row ``i``. So ``normalize(values)`` is ``cells.take(codes)``
+    on the values' index, and work per row can be done once per distinct cell instead.
+
+    >>> codes, cells = normalize_cells(pd.Series(["+44 7400 123456", None, "+44 7400 123456"]))
+    >>> codes.tolist()
+    [0, 1, 0]
+    >>> cells["hlr_number"].tolist(), cells["hlr_source"].tolist()
+    (['+447400123456', <NA>], [<NA>, 'missing'])
+    """
+    codes, state = _normalize_distinct(
+        _as_series(values), default_region, msisdn, strict, only_mobile, ambiguous
+    )
+    columns = {
+        name: pd.arrays.ArrowStringArray(pa.chunked_array([column]))
+        for name, column in _columns(state).items()
+    }
+    return codes, pd.DataFrame(columns, copy=False)
+
+
+def _normalize_distinct(
+    series: pd.Series,
+    default_region: str | None,
+    msisdn: bool,
+    strict: bool,
+    only_mobile: bool,
+    ambiguous: str,
+) -> tuple[np.ndarray, _State]:
+    """The work of `normalize`, once per distinct cell: each row's line (``n`` for a missing
+    cell) and the state of the ``n`` distinct cells."""
     region = _check_region(default_region)
     if ambiguous not in AMBIGUOUS_CHOICES:
         raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, got {ambiguous!r}")
@@ -313,7 +367,7 @@ def normalize(
         _as_written(cells, state)
     if only_mobile:
         _apply_only_mobile(state)
-    return _assemble(series.index, codes, state)
+    return np.where(codes < 0, state.n, codes), state
 
 
 # --------------------------------------------------------------------------------------------
@@ -1378,20 +1432,17 @@ def _apply_only_mobile(state: _State) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _assemble(index: pd.Index, codes: np.ndarray, state: _State) -> pd.DataFrame:
-    n = state.n
-    codes = np.where(codes < 0, n, codes)  # slot n = a null cell
-    take = pa.array(codes, type=pa.int64())
-    columns: dict[str, pd.api.extensions.ExtensionArray] = {}
+def _columns(state: _State) -> dict[str, pa.Array]:
+    """The output columns for the ``n`` distinct cells, then the missing cell (line ``n``)."""
     missing_row = {"hlr_source": "missing", "hlr_error": ERR_MISSING}
+    columns = {}
     for name, arr in zip(
         NORMALIZED_COLUMNS,
         (state.number, state.source, state.error, state.note, state.region, state.ntype),
         strict=True,
     ):
-        full = np.empty(n + 1, dtype=object)
-        full[:n] = arr
-        full[n] = missing_row.get(name)
-        pa_full = pa.array(full.tolist(), type=LARGE)
-        columns[name] = pd.arrays.ArrowStringArray(pa.chunked_array([pa_full.take(take)]))
-    return pd.DataFrame(columns, index=index, copy=False)
+        full = np.empty(state.n + 1, dtype=object)
+        full[: state.n] = arr
+        full[state.n] = missing_row.get(name)
+        columns[name] = pa.array(full.tolist(), type=LARGE)
+    return columns

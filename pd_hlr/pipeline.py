@@ -1,8 +1,9 @@
 """The engine-agnostic path of one ``validate`` call: the README's six steps, as functions any
 face can reuse, and the shared helpers of the faces (faces never import each other).
 
-1. **normalise** — :func:`normalize_column`: cells → lookup keys, local verdicts (missing,
-   invalid, skipped) and offline facts. Pure.
+1. **normalise** — :func:`normalize_cells` (a whole frame: once per distinct cell, see
+   :class:`Cells`) or :func:`normalize_column` (a partition): cells → lookup keys, local
+   verdicts (missing, invalid, ambiguous, skipped) and offline facts. Pure.
 2. **distinct** — :func:`distinct_numbers`: each key once.
 3. **cache** — :func:`resolve` first takes the fresh, permanent answers the cache holds
    (:func:`cached_numbers`), checks the budget, and starts the progress bar;
@@ -11,8 +12,9 @@ face can reuse, and the shared helpers of the faces (faces never import each oth
    ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``;
 5. **flatten** — and turns the raw answers into the mode's typed columns (``schema.flatten``),
    one row per distinct number.
-6. **join back** — :func:`join_results`: the per-number results onto the rows, on the original
-   index; :func:`assemble`: the caller's columns untouched, then the results, in a new frame.
+6. **join back** — :func:`join_results`: the per-number results onto the rows (through their
+   cells), on the original index; :func:`assemble`: the caller's columns untouched, then the
+   results, in a new frame.
 
 Around them, for every face: :func:`check_column` and :func:`plan_columns` (before anything
 is sent: the column exists, no caller column would be overwritten), :func:`estimate_from`
@@ -53,6 +55,7 @@ from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import LOCAL_VERDICTS, normalize
+from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
 from .report import Estimate, RunReport, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
@@ -68,16 +71,46 @@ _RESOLVED_META = ("hlr_extra", "hlr_checked_at", "hlr_source", "hlr_error")
 
 
 # --- 1. normalise --------------------------------------------------------------------------
+def _normalize_options(settings: ValidateSettings) -> dict[str, Any]:
+    return {
+        "default_region": settings.default_region,
+        "msisdn": settings.options.msisdn,
+        "strict": settings.strict,
+        "only_mobile": settings.only_mobile,
+        "ambiguous": settings.ambiguous,
+    }
+
+
 def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFrame:
     """Local verdicts and lookup keys for one column (see :func:`pd_hlr.normalize.normalize`)."""
-    return normalize(
-        values,
-        default_region=settings.default_region,
-        msisdn=settings.options.msisdn,
-        strict=settings.strict,
-        only_mobile=settings.only_mobile,
-        ambiguous=settings.ambiguous,
-    )
+    return normalize(values, **_normalize_options(settings))
+
+
+@dataclass
+class Cells:
+    """A column as its distinct cells (:func:`pd_hlr.normalize.normalize_cells`):
+    ``normalized`` has one line per distinct cell (the last: the missing cell), ``codes`` gives
+    each row's line, ``rows`` how many rows each line stands for. A frame's path normalises,
+    joins and counts per cell, and lays the results out on the rows once, at the end."""
+
+    codes: np.ndarray
+    normalized: pd.DataFrame
+    rows: np.ndarray
+
+    def numbers(self) -> list[str]:
+        """The distinct lookup keys of the cells some row holds (a categorical's unused
+        categories are never looked up)."""
+        return distinct_numbers(self.normalized["hlr_number"][self.rows > 0])
+
+    def sources(self) -> dict[str, int]:
+        """Rows never sent, by local verdict."""
+        return count_sources(self.normalized, self.rows)
+
+
+def normalize_cells(values: pd.Series, settings: ValidateSettings) -> Cells:
+    """:func:`normalize_column`, once per distinct cell (see :class:`Cells`)."""
+    codes, normalized = normalize_cells_(values, **_normalize_options(settings))
+    return Cells(codes, normalized, np.bincount(codes, minlength=len(normalized)))
 
 
 # --- 2. distinct -----------------------------------------------------------------------------
@@ -490,67 +523,99 @@ def _stop_run(
 _SMALL_JOIN = 4
 
 
-def join_results(normalized: pd.DataFrame, resolved: pd.DataFrame, detailed: bool) -> pd.DataFrame:
-    """Result columns of one mode for each row of ``normalized``, on its index."""
+def _arrow(values: Any) -> pa.Array:
+    """Values as one Arrow array (zero-copy when they are Arrow-backed)."""
+    arr = values.__arrow_array__() if hasattr(values, "__arrow_array__") else values
+    arr = pa.array(arr, from_pandas=True) if not isinstance(arr, pa.ChunkedArray) else arr
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _gather(values: Any, positions: np.ndarray, where: pa.Array, dtype: Any, plain: bool) -> Any:
+    """``values[positions]`` (``-1``: missing; ``where``: the positions as Arrow, null where
+    missing). Strings with few distinct values (status, network names) are gathered from their
+    dictionary: the same strings, without random reads across a big table."""
+    if plain or dtype != schema.PANDAS_DTYPES["string"]:
+        return values.take(positions, allow_fill=True)
+    arr = _arrow(values)
+    if arr.null_count == len(arr):
+        return pd.array(pa.nulls(len(positions), arr.type), dtype=dtype)
+    enc = pc.dictionary_encode(arr)
+    if len(enc.dictionary) * 8 > len(arr):
+        return values.take(positions, allow_fill=True)
+    return pd.array(enc.dictionary.take(enc.indices.take(where)), dtype=dtype)
+
+
+def join_results(
+    normalized: pd.DataFrame,
+    resolved: pd.DataFrame,
+    detailed: bool,
+    *,
+    cells: Cells | None = None,
+    index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """Result columns of one mode for each row of ``normalized``, on its index; with
+    ``cells`` (whose ``normalized`` this is), for each row of the column the cells came from,
+    on ``index``: the keys are joined once per distinct cell, and each result column is
+    gathered to the rows once."""
     dtypes = schema.pandas_dtypes(detailed)
-    n = len(normalized)
-
-    def arrow(values: Any) -> pa.Array:  # strings as one Arrow array (zero-copy when Arrow)
-        arr = values.__arrow_array__() if hasattr(values, "__arrow_array__") else values
-        arr = pa.array(arr, from_pandas=True) if not isinstance(arr, pa.ChunkedArray) else arr
-        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-    # A few rows against a big per-number table (a Dask or Polars partition; the table is
+    keyed = len(normalized)
+    # A few keys against a big per-number table (a Dask or Polars partition; the table is
     # shared by every partition): look them up in the table's own pandas index, whose hash
-    # table is built once and kept with it, and gather plainly. Many rows (one pandas frame):
+    # table is built once and kept with it, and gather plainly. Many keys (one pandas frame):
     # one Arrow hash join, and low-cardinality strings gathered from their dictionary.
-    small = n * _SMALL_JOIN < len(resolved)
+    small = keyed * _SMALL_JOIN < len(resolved)
     if len(resolved) and small:
         keys = normalized["hlr_number"].to_numpy(object, na_value=None)
         indexer = resolved.index.get_indexer(keys)
-    elif len(resolved):  # one hash join: each row's position in ``resolved`` (null: none)
-        keys = arrow(normalized["hlr_number"].array)
+    elif len(resolved):  # one hash join: each key's position in ``resolved`` (null: none)
+        keys = _arrow(normalized["hlr_number"].array)
         keys = keys if pa.types.is_string(keys.type) else keys.cast(pa.large_string())
-        positions = pc.index_in(keys, value_set=arrow(resolved.index.array).cast(keys.type))
+        positions = pc.index_in(keys, value_set=_arrow(resolved.index.array).cast(keys.type))
         indexer = positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
     else:
-        indexer = np.full(n, -1, dtype=np.intp)
+        indexer = np.full(keyed, -1, dtype=np.intp)
+
+    if cells is None:
+        rows = normalized.index if index is None else index
+
+        def local(col: str) -> Any:
+            return normalized[col].astype(dtypes[col]).array
+
+    else:
+        rows = index if index is not None else pd.RangeIndex(len(cells.codes))
+        codes = cells.codes
+        indexer = indexer[codes]
+        every_cell = pa.array(codes)
+
+        def local(col: str) -> Any:  # the keys are distinct: gathered plainly
+            values = normalized[col].astype(dtypes[col]).array
+            return _gather(values, codes, every_cell, dtypes[col], plain=col == "hlr_number")
+
+    n = len(indexer)
     found = indexer >= 0
     everywhere, nowhere = bool(found.all()), not found.any()
-    where = pa.array(indexer, mask=~found)  # positions in ``resolved``, null where none
+    where = pa.array(indexer, mask=~found)
 
-    def take(col: str) -> Any:
-        """``resolved[col]`` for each row. Strings with few distinct values (status, network
-        names) are gathered from their dictionary: the same strings, without random reads
-        across the per-number table."""
-        values = resolved[col].array
-        if small or dtypes[col] != schema.PANDAS_DTYPES["string"]:
-            return values.take(indexer, allow_fill=True)
-        arr = arrow(values)
-        if arr.null_count == len(arr):
-            return pd.array(pa.nulls(n, arr.type), dtype=dtypes[col])
-        enc = pc.dictionary_encode(arr)
-        if len(enc.dictionary) * 8 > len(arr):
-            return values.take(indexer, allow_fill=True)
-        return pd.array(enc.dictionary.take(enc.indices.take(where)), dtype=dtypes[col])
+    def remote(col: str) -> Any:
+        return _gather(resolved[col].array, indexer, where, dtypes[col], plain=small)
 
     out: dict[str, Any] = {}
     for f in schema.fields(detailed):
         col = f.column
         local_only = nowhere and col in ("hlr_source", "hlr_error")
         if local_only or col in ("hlr_number", "hlr_region", "hlr_number_type", "hlr_note"):
-            out[col] = normalized[col].astype(dtypes[col]).array
+            out[col] = local(col)
         elif nowhere:
             out[col] = pd.array([None] * n, dtype=dtypes[col])
         elif col in ("hlr_source", "hlr_error") and not everywhere:
-            local = arrow(normalized[col].astype(dtypes[col]).array)
-            remote = arrow(take(col)).cast(local.type)
-            out[col] = pd.array(pc.if_else(pa.array(found), remote, local), dtype=dtypes[col])
+            here = _arrow(local(col))
+            there = _arrow(remote(col)).cast(here.type)
+            out[col] = pd.array(pc.if_else(pa.array(found), there, here), dtype=dtypes[col])
         else:
-            out[col] = take(col)
-    result = pd.DataFrame(out, index=normalized.index, copy=False)
+            out[col] = remote(col)
+    result = pd.DataFrame(out, index=rows, copy=False)
     # A row to look up that got no outcome at all is a bug; say so rather than show nothing.
-    lost = normalized["hlr_number"].notna().to_numpy() & ~found
+    lost = result["hlr_number"].notna().to_numpy() & ~found
     if lost.any():
         result.loc[lost, "hlr_source"] = "error"
         result.loc[lost, "hlr_error"] = "no outcome recorded for this number"
@@ -748,14 +813,16 @@ def validate_frame(
     values = check_column(frame, column)
     stale = plan_columns(frame, column, settings)
     kept = [c for c in own_columns(frame) if c not in stale]
-    normalized = normalize_column(values, settings)
-    numbers = distinct_numbers(normalized)
+    cells = normalize_cells(values, settings)
+    numbers = cells.numbers()
     detailed = settings.options.detailed
-    run = Run(rows=len(values), sources=count_sources(normalized))
+    run = Run(rows=len(values), sources=cells.sources())
     label = column if label is None else label
 
     def finish(resolved: pd.DataFrame, report: RunReport) -> pd.DataFrame:
-        results = join_results(normalized, resolved, detailed)
+        results = join_results(
+            cells.normalized, resolved, detailed, cells=cells, index=values.index
+        )
         if results_only:
             out = results.add_prefix(settings.prefix) if settings.prefix else results
         else:
@@ -782,7 +849,7 @@ def estimate_frame(
 ) -> Estimate:
     """What :func:`validate_frame` would look up and cost; sends nothing."""
     values = check_column(frame, column)
-    normalized = normalize_column(values, settings)
-    run = Run(rows=len(values), sources=count_sources(normalized))
-    numbers = distinct_numbers(normalized)
+    cells = normalize_cells(values, settings)
+    run = Run(rows=len(values), sources=cells.sources())
+    numbers = cells.numbers()
     return estimate_from(run, numbers, settings, resolve_cache(cache), api_namespace(client))

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from pd_hlr import normalize as nz
-from pd_hlr.normalize import LOCAL_VERDICTS, NORMALIZED_COLUMNS, NOTE_NOT_VALID, normalize
+from pd_hlr.normalize import (
+    LOCAL_VERDICTS,
+    NORMALIZED_COLUMNS,
+    NOTE_NOT_VALID,
+    normalize,
+    normalize_cells,
+)
 
 from .test_numbering import vector_threshold
 
@@ -535,6 +541,18 @@ def test_property_length_and_index(cells: list[object], data: st.DataObject) -> 
     assert len(out) == len(s)
     assert out.index.equals(s.index)
     pd.testing.assert_series_equal(s, before)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(CELLS, max_size=12), st.sampled_from([None, "GB", "US"]))
+def test_property_cells_are_read_alone(cells: list[object], region: str | None) -> None:
+    """normalize_cells: each row's line is what its cell alone normalises to, whatever else
+    the column holds (so the per-cell path cannot mix cells up)."""
+    codes, lines = normalize_cells(pd.Series(cells, dtype=object), default_region=region)
+    assert len(codes) == len(cells) and len(lines) == len(set(codes) | {len(lines) - 1})
+    for cell, code in zip(cells, codes, strict=True):
+        alone = normalize(pd.Series([cell], dtype=object), default_region=region)
+        assert lines.iloc[code].tolist() == alone.iloc[0].tolist(), cell
 
 
 def _check_row_invariants(row: dict[str, object]) -> None:

@@ -368,3 +368,22 @@ def test_join_gives_each_row_its_numbers_answer_whatever_the_sizes(
         assert out[col].iloc[:rows].tolist() == expected[col].tolist(), col
     assert out["hlr_source"].tolist() == ["cache"] * rows + ["invalid", "missing"]
     assert out["to"].iloc[rows:].isna().all()
+
+
+# --- the frame path works per distinct cell ------------------------------------------------------
+def test_categorical_rows_pay_for_used_categories_only(
+    sb: Any, client_for: Any, tmp_path: Path
+) -> None:
+    used = ["+447400123456", "+447400123457"]
+    unused = ["+447400123458", "+12015550123"]  # valid numbers no row holds
+    cells = pd.Categorical([used[1], None, used[0], used[1]], categories=[*unused, *used])
+    frame = pd.DataFrame({"phone": cells}, index=[7, 3, 5, 1])
+    client = client_for(sb)
+    est = frame.hlr.estimate("phone", client=client, cache=tmp_path / "c")
+    assert (est.rows, est.missing, est.distinct) == (4, 1, 2)
+    out = frame.hlr.validate("phone", client=client, cache=tmp_path / "c")
+    assert sorted(sb.stats().charged) == sorted(used)
+    assert out.index.tolist() == [7, 3, 5, 1]
+    assert out["hlr_number"].tolist() == [used[1], pd.NA, used[0], used[1]]
+    assert out["hlr_source"].tolist() == ["api", "missing", "api", "api"]
+    assert out.hlr.report().looked_up == 2
