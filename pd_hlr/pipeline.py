@@ -533,16 +533,24 @@ def _arrow(values: Any) -> pa.Array:
 def _gather(values: Any, positions: np.ndarray, where: pa.Array, dtype: Any, plain: bool) -> Any:
     """``values[positions]`` (``-1``: missing; ``where``: the positions as Arrow, null where
     missing). Strings with few distinct values (status, network names) are gathered from their
-    dictionary: the same strings, without random reads across a big table."""
-    if plain or dtype != schema.PANDAS_DTYPES["string"]:
+    dictionary: the same strings, without random reads across a big table.
+
+    Arrow gathers allocate from the system allocator: the result columns are big, new and
+    kept, and on Linux the system allocator hands them out at half the time Arrow's default
+    (mimalloc) takes (``benchmarks/bench_cache.py``, 5,000,000 rows)."""
+    if dtype != schema.PANDAS_DTYPES["string"]:
         return values.take(positions, allow_fill=True)
     arr = _arrow(values)
     if arr.null_count == len(arr):
         return pd.array(pa.nulls(len(positions), arr.type), dtype=dtype)
-    enc = pc.dictionary_encode(arr)
-    if len(enc.dictionary) * 8 > len(arr):
-        return values.take(positions, allow_fill=True)
-    return pd.array(enc.dictionary.take(enc.indices.take(where)), dtype=dtype)
+    pool = pa.system_memory_pool()
+    head = arr.slice(0, 4096)  # a glance first: hashing a column of distinct keys is wasted
+    if not plain and pc.count_distinct(head).as_py() * 8 <= len(head):
+        enc = pc.dictionary_encode(arr)
+        if len(enc.dictionary) * 8 <= len(arr):
+            indices = pc.take(enc.indices, where, memory_pool=pool)
+            return pd.array(pc.take(enc.dictionary, indices, memory_pool=pool), dtype=dtype)
+    return pd.array(pc.take(arr, where, memory_pool=pool), dtype=dtype)
 
 
 def join_results(
