@@ -530,20 +530,23 @@ def _arrow(values: Any) -> pa.Array:
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-def _gather(values: Any, positions: np.ndarray, where: pa.Array, dtype: Any, plain: bool) -> Any:
+def _gather(
+    values: Any,
+    positions: np.ndarray,
+    where: pa.Array,
+    dtype: Any,
+    plain: bool,
+    pool: pa.MemoryPool | None = None,
+) -> Any:
     """``values[positions]`` (``-1``: missing; ``where``: the positions as Arrow, null where
-    missing). Strings with few distinct values (status, network names) are gathered from their
-    dictionary: the same strings, without random reads across a big table.
-
-    Arrow gathers allocate from the system allocator: the result columns are big, new and
-    kept, and on Linux the system allocator hands them out at half the time Arrow's default
-    (mimalloc) takes (``benchmarks/bench_cache.py``, 5,000,000 rows)."""
+    missing; ``pool``: where Arrow allocates them). Strings with few distinct values (status,
+    network names) are gathered from their dictionary: the same strings, without random reads
+    across a big table."""
     if dtype != schema.PANDAS_DTYPES["string"]:
         return values.take(positions, allow_fill=True)
     arr = _arrow(values)
     if arr.null_count == len(arr):
         return pd.array(pa.nulls(len(positions), arr.type), dtype=dtype)
-    pool = pa.system_memory_pool()
     head = arr.slice(0, 4096)  # a glance first: hashing a column of distinct keys is wasted
     if not plain and pc.count_distinct(head).as_py() * 8 <= len(head):
         enc = pc.dictionary_encode(arr)
@@ -564,7 +567,12 @@ def join_results(
     """Result columns of one mode for each row of ``normalized``, on its index; with
     ``cells`` (whose ``normalized`` this is), for each row of the column the cells came from,
     on ``index``: the keys are joined once per distinct cell, and each result column is
-    gathered to the rows once."""
+    gathered to the rows once.
+
+    The rows' columns are then allocated by the system allocator: they are big, new and kept
+    (the caller's result), and on Linux it hands them out in half the time Arrow's default
+    (mimalloc) takes (``benchmarks/README.md``, the cache section). Per-cell tables that are
+    converted and dropped (Polars) stay with Arrow's pool, which gives memory back at once."""
     dtypes = schema.pandas_dtypes(detailed)
     keyed = len(normalized)
     # A few keys against a big per-number table (a Dask or Polars partition; the table is
@@ -583,6 +591,7 @@ def join_results(
     else:
         indexer = np.full(keyed, -1, dtype=np.intp)
 
+    pool = pa.system_memory_pool() if cells is not None else None
     if cells is None:
         rows = normalized.index if index is None else index
 
@@ -597,7 +606,7 @@ def join_results(
 
         def local(col: str) -> Any:  # the keys are distinct: gathered plainly
             values = normalized[col].astype(dtypes[col]).array
-            return _gather(values, codes, every_cell, dtypes[col], plain=col == "hlr_number")
+            return _gather(values, codes, every_cell, dtypes[col], col == "hlr_number", pool)
 
     n = len(indexer)
     found = indexer >= 0
@@ -605,7 +614,7 @@ def join_results(
     where = pa.array(indexer, mask=~found)
 
     def remote(col: str) -> Any:
-        return _gather(resolved[col].array, indexer, where, dtypes[col], plain=small)
+        return _gather(resolved[col].array, indexer, where, dtypes[col], small, pool)
 
     out: dict[str, Any] = {}
     for f in schema.fields(detailed):
