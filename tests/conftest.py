@@ -1,6 +1,7 @@
 """Shared fixtures: a real sandbox server on 127.0.0.1 and clients pointed at it.
 
-One sandbox factory (:func:`make_sandbox`); ``sandbox_server`` and ``sb`` are built on it.
+One sandbox factory (:func:`make_sandbox`); ``sandbox_server``, ``sb`` and ``real_api`` (a
+sandbox reached through the environment, as the real API is) are built on it.
 No test writes to the user's cache folder: ``PD_HLR_CACHE`` points into pytest's temp dir for
 the whole session, and ``PROVERO_*`` variables from the developer's shell are ignored.
 """
