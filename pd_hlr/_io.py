@@ -319,7 +319,7 @@ def sink_polars(frame: Any, path: str) -> None:
     if fmt.kind == "parquet":
         frame.hlr.sink_parquet(p)
         return
-    _write_atomically(
+    write_atomically(
         p,
         lambda tmp: frame.sink_csv(
             tmp,
@@ -330,8 +330,10 @@ def sink_polars(frame: Any, path: str) -> None:
     )
 
 
-def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp)`` to a temp name beside ``path``, then ``os.replace`` it into place."""
+def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` to a temp name beside ``path``, then ``os.replace`` it into place (the
+    temp file is removed if ``write`` fails): every file pd-hlr writes for the user."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
@@ -451,6 +453,6 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     if fmt.kind == "parquet":
         frame.hlr.to_parquet(p)
         return
-    _write_atomically(
+    write_atomically(
         p, lambda tmp: frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
     )

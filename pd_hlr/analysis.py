@@ -739,6 +739,7 @@ def to_parquet(
     import pyarrow.parquet as pq
 
     from . import __version__
+    from ._io import write_atomically
 
     info = run_info(frame)
     info.setdefault("written_at", datetime.now(UTC).isoformat())
@@ -751,7 +752,4 @@ def to_parquet(
     if frame.attrs:  # as DataFrame.to_parquet does: pd.read_parquet restores ``.attrs``
         meta[b"PANDAS_ATTRS"] = json.dumps(frame.attrs, default=str).encode()
     table = table.replace_schema_metadata(meta)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, **kwargs)
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: pq.write_table(table, tmp, **kwargs))

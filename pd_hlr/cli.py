@@ -39,6 +39,7 @@ from .settings import (
     BASE_URL_ENV,
     CACHE_ENV,
     DEFAULT_PRICE,
+    DEFAULT_WORKERS,
     OPTIONS,
     RUN_OBJECTS,
     TOKEN_ENV,
@@ -343,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="concurrent requests (default 8)",
+        help=f"concurrent requests (default {DEFAULT_WORKERS})",
     )
     run.add_argument(
         "--rate-limit", type=_positive, default=None, metavar="R", help="max requests per second"

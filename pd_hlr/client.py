@@ -47,7 +47,7 @@ from pd_hlr.retry import (
     classify_exception,
     too_large,
 )
-from pd_hlr.settings import BASE_URL_ENV, TOKEN_ENV, is_loopback_host
+from pd_hlr.settings import BASE_URL_ENV, DEFAULT_WORKERS, TOKEN_ENV, is_loopback_host
 
 __all__ = ["ClientStats", "HLRClient", "Outcome"]
 
@@ -505,7 +505,7 @@ class HLRClient:
         timeout: float | tuple[float, float] = (5, 30),
         max_retries: int | None = None,
         rate_limit: float | None = None,
-        workers: int = 8,
+        workers: int = DEFAULT_WORKERS,
         backoff_factor: float | None = None,
         backoff_max: float | None = None,
         *,

@@ -47,9 +47,8 @@ position: use ``frame.columns[i]`` for that.
 from __future__ import annotations
 
 import json
-import os
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +65,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import analysis, pipeline, schema
+from ._io import write_atomically
 from .settings import ValidateSettings, option_names, split_options, takes_options
 
 if TYPE_CHECKING:
@@ -491,16 +491,6 @@ def _file_metadata(obj: Any, metadata: dict[str, Any] | None) -> dict[str, str]:
     return {analysis.ATTRS_KEY: json.dumps(info, default=str, sort_keys=True)}
 
 
-def _write_atomic(path: str | Path, write: Callable[[Path], Any]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _describe(kind: str, lookups: list[tuple[str, str]], on_results: list[tuple[str, str]]) -> str:
     lines = [f"pd-hlr namespace on a Polars {kind}"]
     lines += [f"  .{name}: {doc}" for name, doc in lookups]
@@ -638,7 +628,7 @@ class HLRFrameNamespace:
         'phone'
         """
         meta = _file_metadata(self._df, metadata)
-        _write_atomic(path, lambda tmp: self._df.write_parquet(tmp, metadata=meta, **kwargs))
+        write_atomically(path, lambda tmp: self._df.write_parquet(tmp, metadata=meta, **kwargs))
 
 
 @pl.api.register_lazyframe_namespace("hlr")
@@ -705,7 +695,7 @@ class HLRLazyNamespace:
         4
         """
         meta = _file_metadata(self._lf, metadata)
-        _write_atomic(path, lambda tmp: self._lf.sink_parquet(tmp, metadata=meta, **kwargs))
+        write_atomically(path, lambda tmp: self._lf.sink_parquet(tmp, metadata=meta, **kwargs))
 
     def summary(self, *, by: str | None = None, top: int = 10) -> analysis.Summary:
         """The summary table, computed batch by batch (memory bounded; reads the input again)."""

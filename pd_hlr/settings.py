@@ -41,6 +41,9 @@ from . import _spec
 #: the money string's trailing zeros: ``Decimal('0.006')``.
 DEFAULT_PRICE = _spec.PRICE_PER_LOOKUP.normalize()
 
+#: Concurrent requests of a client when none is given (``HLRClient(workers=)``, ``--workers``).
+DEFAULT_WORKERS = 8
+
 #: Environment variables pd-hlr reads (this is the one place their names are spelled).
 TOKEN_ENV = "PROVERO_API_TOKEN"
 BASE_URL_ENV = "PROVERO_BASE_URL"
