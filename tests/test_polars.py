@@ -288,6 +288,25 @@ def test_a_cell_added_after_validate_is_an_error_row_not_a_lookup(
     assert sb.stats().requests == 1
 
 
+@pytest.mark.parametrize("kind", ["str", "int"])
+def test_rows_changed_after_validate_are_error_rows_and_the_rest_keep_their_line(
+    sb: Any, client: Any, tmp_path: Path, kind: str
+) -> None:
+    # Rows find their cell's line by a join on the cell (nulls equal): a value or a null that
+    # was not there when validate() scanned is changed input, for strings as for integers.
+    first, second = (GB[0], GB[1]) if kind == "str" else (int(GB[0][1:]), 12)
+    path = tmp_path / "in.csv"
+    path.write_text(f"phone\n{first}\n{second}\n")
+    out = pl.scan_csv(path).hlr.validate("phone", client=client, cache=False)
+    path.write_text(f"phone\n{second}\n{first}\n\n{'+999' if kind == 'str' else 99}\n")
+    got = out.collect()
+    before = {"str": ["api", "api"], "int": ["invalid", "api"]}[kind]  # 12 is not a number
+    assert got["hlr_source"].to_list() == [*before, "error", "error"]
+    assert got["hlr_error"].to_list()[2:] == [hlr_polars.CHANGED_INPUT] * 2
+    assert got["hlr_number"].to_list()[:2] == ([GB[1], GB[0]] if kind == "str" else [None, GB[0]])
+    assert sb.stats().requests == len(before) - before.count("invalid")
+
+
 # --- a run that stops, budget, estimate --------------------------------------------------------
 @pytest.mark.parametrize("lazy", [False, True], ids=["DataFrame", "LazyFrame"])
 def test_402_part_way_keeps_paid_answers_and_rerun_pays_only_the_rest(
