@@ -296,10 +296,11 @@ def test_rows_changed_after_validate_are_error_rows_and_the_rest_keep_their_line
     # was not there when validate() scanned is changed input, for strings as for integers.
     first, second = (GB[0], GB[1]) if kind == "str" else (int(GB[0][1:]), 12)
     path = tmp_path / "in.csv"
-    path.write_text(f"phone\n{first}\n{second}\n")
+    path.write_text(f"row,phone\n0,{first}\n1,{second}\n")
     out = pl.scan_csv(path).hlr.validate("phone", client=client, cache=False)
-    path.write_text(f"phone\n{second}\n{first}\n\n{'+999' if kind == 'str' else 99}\n")
+    path.write_text(f"row,phone\n0,{second}\n1,{first}\n2,\n3,{'+999' if kind == 'str' else 99}\n")
     got = out.collect()
+    assert got["row"].to_list() == [0, 1, 2, 3] and got["phone"].null_count() == 1
     before = {"str": ["api", "api"], "int": ["invalid", "api"]}[kind]  # 12 is not a number
     assert got["hlr_source"].to_list() == [*before, "error", "error"]
     assert got["hlr_error"].to_list()[2:] == [hlr_polars.CHANGED_INPUT] * 2
