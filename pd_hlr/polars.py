@@ -183,6 +183,7 @@ class _Scan:
     normalized: pd.DataFrame  # pipeline.normalize_column of ``keys``, same order
     run: pipeline.Run
     numbers: list[str]
+    resolved: pd.DataFrame | None = None  # the per-number answers, once resolved
 
 
 def _normalize_batches(cells: pl.Series, settings: ValidateSettings) -> list[pd.DataFrame]:
@@ -228,14 +229,18 @@ def _free_name(names: Any, name: str) -> str:
     return name
 
 
-def _result_table(scan: _Scan, resolved: pd.DataFrame, settings: ValidateSettings) -> pl.DataFrame:
+def _result_table(scan: _Scan, settings: ValidateSettings) -> pl.DataFrame:
     """One row per distinct cell (in ``scan.keys`` order): its result columns, prefixed.
 
-    One :func:`pd_hlr.pipeline.join_results` over all the cells (the pipeline's one hash join of
-    a whole frame against the per-number table), then to Polars through Arrow column by column,
-    so that the copies never all coexist."""
+    One :func:`pd_hlr.pipeline.join_results` of ``scan.normalized`` with ``scan.resolved`` (the
+    pipeline's one hash join of a whole frame against the per-number table), which the scan
+    then lets go of, and to Polars through Arrow column by column: the inputs, the pandas
+    result and the Polars copy never all coexist."""
     detailed = settings.options.detailed
-    results = pipeline.join_results(scan.normalized, resolved, detailed)
+    assert scan.resolved is not None
+    results = pipeline.join_results(scan.normalized, scan.resolved, detailed)
+    scan.normalized, scan.resolved = scan.normalized.iloc[:0], None  # in ``results`` now
+    pa.default_memory_pool().release_unused()
     arrow = pa.Table.from_pandas(results, schema.arrow_schema(detailed), preserve_index=False)
     del results
     columns = []
@@ -320,14 +325,17 @@ def _validate(
         return _remember(out, _run_record(label, settings, report, _schema(out), kept))
 
     def partial(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
-        return output(_result_table(scan, resolved, settings), report)
+        scan.resolved = resolved
+        return output(_result_table(scan, settings), report)
 
     if not scan.numbers:
         pipeline.check_client_options(client, settings)
-        resolved = schema.empty_frame(settings.options.detailed, index=pd.Index([], dtype=object))
+        scan.resolved = schema.empty_frame(
+            settings.options.detailed, index=pd.Index([], dtype=object)
+        )
         report = pipeline.finish_without_lookups(scan.run, settings, client)
     else:
-        resolved = pipeline.resolve(
+        scan.resolved = pipeline.resolve(
             scan.numbers,
             settings,
             client=client,
@@ -341,9 +349,7 @@ def _validate(
     # numbers): give it back before the next step allocates, so that the peaks do not stack.
     scan.numbers = []
     pa.default_memory_pool().release_unused()
-    table = _result_table(scan, resolved, settings)
-    del resolved
-    scan.normalized = scan.normalized.iloc[:0]  # the per-cell verdicts are in the table now
+    table = _result_table(scan, settings)
     pa.default_memory_pool().release_unused()  # before the rows stream through
     return output(table, report)
 
