@@ -313,21 +313,30 @@ def check_polars_output(out: str, source: str) -> None:
 def sink_polars(frame: Any, path: str) -> None:
     """Stream a Polars ``validate()`` result to ``path`` by its type, atomically: parquet with
     the run's record in its metadata (``hlr.sink_parquet``), or CSV/TSV (plain or gzip)."""
-    fmt = output_format(path)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if fmt.kind == "parquet":
-        frame.hlr.sink_parquet(p)
-        return
-    write_atomically(
-        p,
-        lambda tmp: frame.sink_csv(
+    _write_by_type(
+        path,
+        frame.hlr.sink_parquet,
+        lambda tmp, fmt: frame.sink_csv(
             tmp,
             separator=fmt.sep or ",",
             compression=fmt.compression or "uncompressed",
             check_extension=False,
         ),
     )
+
+
+def _write_by_type(
+    path: str, parquet: Callable[[Path], Any], text: Callable[[Path, Format], Any]
+) -> None:
+    """Write ``path`` by its name's type, its folder made first: ``parquet(path)`` (a writer
+    that is atomic itself), or ``text(tmp, format)`` through :func:`write_atomically`."""
+    fmt = output_format(path)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt.kind == "parquet":
+        parquet(p)
+    else:
+        write_atomically(p, lambda tmp: text(tmp, fmt))
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> None:
@@ -447,12 +456,8 @@ def output_is_text(path: str) -> bool:
 def write_table(frame: pd.DataFrame, path: str) -> None:
     """Write ``frame`` by the name's type, atomically (a temp file, then ``os.replace``).
     Parquet carries the run's options in its metadata (``frame.hlr.to_parquet``)."""
-    fmt = output_format(path)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if fmt.kind == "parquet":
-        frame.hlr.to_parquet(p)
-        return
-    write_atomically(
-        p, lambda tmp: frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
+    _write_by_type(
+        path,
+        frame.hlr.to_parquet,
+        lambda tmp, fmt: frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression),
     )

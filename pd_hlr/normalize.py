@@ -303,12 +303,7 @@ def normalize(
     codes, state = _normalize_distinct(
         series, default_region, msisdn, strict, only_mobile, ambiguous
     )
-    take = pa.array(codes, type=pa.int64())
-    columns = {
-        name: pd.arrays.ArrowStringArray(pa.chunked_array([column.take(take)]))
-        for name, column in _columns(state).items()
-    }
-    return pd.DataFrame(columns, index=series.index, copy=False)
+    return _frame(state, pa.array(codes, type=pa.int64()), series.index)
 
 
 def normalize_cells(
@@ -336,11 +331,7 @@ def normalize_cells(
     codes, state = _normalize_distinct(
         _as_series(values), default_region, msisdn, strict, only_mobile, ambiguous
     )
-    columns = {
-        name: pd.arrays.ArrowStringArray(pa.chunked_array([column]))
-        for name, column in _columns(state).items()
-    }
-    return codes, pd.DataFrame(columns, copy=False)
+    return codes, _frame(state)
 
 
 def _normalize_distinct(
@@ -1430,6 +1421,20 @@ def _apply_only_mobile(state: _State) -> None:
 # --------------------------------------------------------------------------------------------
 # Back to the rows
 # --------------------------------------------------------------------------------------------
+
+
+def _frame(
+    state: _State, take: pa.Array | None = None, index: pd.Index | None = None
+) -> pd.DataFrame:
+    """The output frame: one line per distinct cell then the missing cell, or (``take``) the
+    lines at those positions, on ``index``."""
+    columns = {
+        name: pd.arrays.ArrowStringArray(
+            pa.chunked_array([column if take is None else column.take(take)])
+        )
+        for name, column in _columns(state).items()
+    }
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _columns(state: _State) -> dict[str, pa.Array]:
