@@ -228,7 +228,12 @@ class RegionColumn:
 
     def row_outcomes(self) -> dict[str, int]:
         """Rows per outcome (`OWN`, `BLANK`, `UNRECOGNISED`; all three keys)."""
-        counts = np.bincount(self.codes + 1, minlength=len(self.values) + 1)
+        return self.weighted_outcomes(None)
+
+    def weighted_outcomes(self, weights: Any) -> dict[str, int]:
+        """Rows per outcome when value ``i`` of the column stands for ``weights[i]`` rows."""
+        counts = np.bincount(self.codes + 1, weights=weights, minlength=len(self.values) + 1)
+        counts = np.rint(counts).astype(np.int64)
         out = {OWN: 0, BLANK: int(counts[0]), UNRECOGNISED: 0}
         for outcome, n in zip(self.outcomes, counts[1:], strict=True):
             out[outcome] += int(n)

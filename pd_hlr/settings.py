@@ -27,7 +27,7 @@ import ipaddress
 import numbers
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -68,6 +68,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("route", None, "str | None", 'the API\'s routing product, e.g. "standard", "detailed"'),
     Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
+    Option(
+        "region_column",
+        None,
+        "str | None",
+        "a column of each row's country (code, name or calling code): its national numbers are "
+        "read there; default_region is the fallback for blank or unrecognised values",
+    ),
     Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
     Option(
@@ -317,6 +324,7 @@ class ValidateSettings:
 
     options: LookupOptions = field(default_factory=LookupOptions)
     default_region: str | None = None
+    region_column: Any = None
     strict: bool = False
     only_mobile: bool = False
     ambiguous: str = "skip"
@@ -388,7 +396,16 @@ class ValidateSettings:
         ambiguous = v["ambiguous"]
         if ambiguous not in AMBIGUOUS_CHOICES:
             raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, not {ambiguous!r}")
-        if ambiguous == "national" and region is None:
+        region_column = v["region_column"]
+        if region_column is not None and (
+            isinstance(region_column, list | dict | set | slice)
+            or not isinstance(region_column, Hashable)
+        ):
+            raise TypeError(
+                f"region_column must be a column label (a str, an int, ...), not "
+                f"{type(region_column).__name__}"
+            )
+        if ambiguous == "national" and region is None and region_column is None:
             raise ValueError(
                 'ambiguous="national" reads a cell as a national number of default_region: '
                 "set default_region too (e.g. default_region=\"US\")"
@@ -402,6 +419,7 @@ class ValidateSettings:
                 msisdn=_flag("msisdn", v["msisdn"]),
             ),
             default_region=region,
+            region_column=region_column,
             strict=_flag("strict", v["strict"]),
             only_mobile=_flag("only_mobile", v["only_mobile"]),
             ambiguous=ambiguous,
