@@ -149,6 +149,7 @@ def _table() -> dict[str, str]:
                     local.setdefault(_fold(variant), set()).add(alpha2)
     table = {k: next(iter(v)) for k, v in local.items() if len(v) == 1 and k}
     table.update(english)  # English names and codes win over a translation that collides
+    table.update({_fold(r): r for r in supported})  # XK, AC, TA: libphonenumber's, not ISO's
     table.update({_fold(k): v for k, v in ALIASES.items()})
     return table
 

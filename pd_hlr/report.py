@@ -129,8 +129,10 @@ class Estimate:
             if key == "invalid":  # shown with the other local verdicts
                 out["ambiguous"] = ambiguous
         out["cost"] = self.cost
-        if regions:
-            out["regions"], out["region_fallback"] = regions, fallback
+        if regions:  # with region_column: rows per outcome, flat (one line each in the CLI)
+            for outcome in ("own", "blank", "unrecognised"):
+                out[f"region_{outcome}"] = int(regions.get(outcome, 0))
+            out["region_fallback"] = fallback
         return out
 
     def to_series(self) -> pd.Series:
