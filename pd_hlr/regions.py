@@ -37,6 +37,7 @@ import numbers
 import os
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,12 @@ def _reordered(name: str) -> list[str]:
 @functools.cache
 def _table() -> dict[str, str]:
     """Folded name or code → alpha-2, built once per process."""
+    with warnings.catch_warnings():  # pycountry < 24 warns on a name a country lacks
+        warnings.simplefilter("ignore", UserWarning)
+        return _build_table()
+
+
+def _build_table() -> dict[str, str]:
     import pycountry  # the runtime dependency for names; imported on first use only
 
     supported = phonenumbers.SUPPORTED_REGIONS
