@@ -197,16 +197,6 @@ class HLRSeriesAccessor:
     def _frame(self) -> pd.DataFrame:
         return self._obj.rename(pipeline.SERIES_COLUMN).to_frame()
 
-    @staticmethod
-    def _split(options: dict[str, Any]) -> Any:
-        client, cache, settings = split_options(options)
-        if settings.region_column is not None:
-            raise TypeError(
-                "region_column names a column of a frame: call validate on the frame, e.g. "
-                "df.hlr.validate('phone', region_column='country')"
-            )
-        return client, cache, settings
-
     @takes_options
     def validate(self, **options: Any) -> pd.DataFrame:
         """The result columns for this Series, on its index (same options as the frame's).
@@ -215,7 +205,7 @@ class HLRSeriesAccessor:
         >>> res.columns[0], res.hlr.report().rows
         ('to', 4)
         """
-        client, cache, settings = self._split(options)
+        client, cache, settings = pipeline.series_options(options)
         return pipeline.validate_frame(
             self._frame(),
             pipeline.SERIES_COLUMN,
@@ -233,7 +223,7 @@ class HLRSeriesAccessor:
         >>> df["phone"].hlr.estimate(default_region="GB", cache=False).distinct
         2
         """
-        client, cache, settings = self._split(options)
+        client, cache, settings = pipeline.series_options(options)
         return pipeline.estimate_frame(
             self._frame(), pipeline.SERIES_COLUMN, settings, client=client, cache=cache
         )

@@ -395,7 +395,7 @@ class HLRDaskSeriesAccessor:
         >>> list(res.columns[:2]), res.hlr.report().rows
         (['to', 'status'], 4)
         """
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)
         out, _ = _validate(
             frame,
@@ -411,7 +411,7 @@ class HLRDaskSeriesAccessor:
     @takes_options
     def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)
         return estimate_frame(frame, pipeline.SERIES_COLUMN, settings, client=client, cache=cache)
 

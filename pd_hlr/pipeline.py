@@ -59,7 +59,7 @@ from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
 from .regions import RegionColumn, resolve_regions
 from .report import Estimate, RunReport, stats_delta
-from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
+from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host, split_options
 
 if TYPE_CHECKING:
     from .client import HLRClient
@@ -133,6 +133,18 @@ def region_column(frame: pd.DataFrame, settings: ValidateSettings) -> RegionColu
     column = resolve_regions(check_column(frame, settings.region_column))
     warn_unrecognised(column.unrecognised(), settings)
     return column
+
+
+def series_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+    """``split_options`` for a Series face: ``region_column`` names a frame's column, so a
+    Series refuses it (a clear ``TypeError``)."""
+    client, cache, settings = split_options(options)
+    if settings.region_column is not None:
+        raise TypeError(
+            "region_column names a column of a frame: call validate on the frame, e.g. "
+            "df.hlr.validate('phone', region_column='country')"
+        )
+    return client, cache, settings
 
 
 def warn_unrecognised(values: list[Any], settings: ValidateSettings) -> None:

@@ -779,7 +779,7 @@ class HLRSeriesNamespace:
         >>> res.columns[0], res.get_column("hlr_source").to_list(), res.hlr.report().rows
         ('to', ['api', 'missing'], 2)
         """
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         out = _validate(
             self._s.to_frame(pipeline.SERIES_COLUMN),
             pipeline.SERIES_COLUMN,
@@ -795,7 +795,7 @@ class HLRSeriesNamespace:
     @takes_options
     def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         frame = self._s.to_frame(pipeline.SERIES_COLUMN)
         return estimate_frame(
             frame, pipeline.SERIES_COLUMN, settings, client=client, cache=cache

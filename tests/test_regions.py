@@ -196,6 +196,13 @@ def test_a_missing_region_column_is_a_clear_error_before_anything_is_sent(
         frame.hlr.validate("phone", region_column="country", client=client_for(sb), cache=False)
     with pytest.raises(TypeError, match="region_column names a column of a frame"):
         frame["phone"].hlr.validate(region_column="country", client=client_for(sb), cache=False)
+    pl = pytest.importorskip("polars")
+    import pd_hlr.polars  # noqa: F401
+
+    with pytest.raises(TypeError, match="region_column names a column of a frame"):
+        pl.Series("phone", ["07911 123456"]).hlr.estimate(region_column="country", cache=False)
+    with pytest.raises(KeyError, match="no column 'country'"):
+        pl.from_pandas(frame).hlr.estimate("phone", region_column="country", cache=False)
     with pytest.raises(TypeError, match="region_column must be a column label"):
         frame.hlr.estimate("phone", region_column=["country"], cache=False)
     assert sb.stats().requests == 0
