@@ -15,7 +15,7 @@ with no region (international formats only). Either way its ``hlr_note`` says so
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,6 @@ import pandas as pd
 from .regions import BLANK, OWN, RegionColumn, resolve_regions
 
 __all__ = ["by_row_region", "fallback_note"]
-
-
-class _State(Protocol):
-    n: int
-    note: np.ndarray
-    source: np.ndarray
 
 
 def fallback_note(outcome: str, value: Any, default_region: str | None) -> str:

@@ -26,6 +26,9 @@ The work happens once per *distinct* raw value (the cells are factorized first),
 4. **Decision** between them, by the table; then the verdicts: not a possible number →
    ``invalid``; possible but not valid → sent with a note (``strict=True`` withholds it); a key
    outside the API's 10–15 characters → ``invalid``.
+
+With ``regions`` (each row's country), the rows are read per distinct (cell, region) pair, one
+pass of the above per region: see `pd_hlr._regional` and `pd_hlr.regions`.
 """
 
 from __future__ import annotations
