@@ -30,6 +30,7 @@ Nothing raises, whatever the value.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import gettext
 import math
@@ -204,7 +205,7 @@ def _resolve(value: Any) -> str | None:
         return None
     if isinstance(value, numbers.Integral):
         return _calling_code(int(value)) if 0 < int(value) < 1000 else None
-    if isinstance(value, numbers.Real):
+    if isinstance(value, numbers.Real | decimal.Decimal):
         f = float(value)
         return _calling_code(int(f)) if f.is_integer() and 0 < f < 1000 else None
     if isinstance(value, bytes):

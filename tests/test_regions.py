@@ -82,6 +82,8 @@ def test_a_column_is_resolved_once_per_distinct_value_and_counts_rows() -> None:
     assert col.regions == ["DE", None, None, None, "GB", "DE"]
     assert col.row_outcomes() == {"own": 4, "blank": 3, "unrecognised": 1}
     assert col.unrecognised() == ["Narnia"]
+    assert resolve_region(decimal.Decimal("49")) == "DE"
+    assert resolve_region(decimal.Decimal("NaN")) is None
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,6 +137,30 @@ def test_region_columns_of_every_dtype(regions: pd.Series) -> None:
     assert len(out) == 4
     if regions.notna().all() and regions.dtype != object:
         assert out["hlr_number"].tolist()[:2] == ["+447911123456", "+4930901820"]
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [
+        pd.Series(["GB", "DE", None, "US"], dtype="category"),
+        pd.Series([44, 49, None, 1], dtype="Int64"),
+        pd.Series([44.0, 49.0, np.nan, 1.0]),
+        pd.Series([None, None, None, None], dtype=object),
+        pd.Series([b"GB", decimal.Decimal("49"), True, ["x"]], dtype=object),
+    ],
+    ids=["category", "Int64", "float", "all-null", "objects"],
+)
+def test_estimate_counts_every_row_whatever_the_region_dtype(regions: pd.Series) -> None:
+    frame = pd.DataFrame(
+        {"phone": ["07911 123456", "030 901820", "07911 123456", "(212) 555-0123"],
+         "country": regions}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = frame.hlr.estimate("phone", region_column="country", cache=False)
+    assert sum(est.regions.values()) == est.rows == 4
+    truth_blank = int(regions.isna().sum())
+    assert est.regions["blank"] == truth_blank
 
 
 def test_regions_must_be_one_per_row() -> None:
