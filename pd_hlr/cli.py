@@ -207,9 +207,6 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         "--default-region", default=None, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
-        "--region-column", default=None, metavar="NAME", help=_doc("region_column")
-    )
-    sent.add_argument(
         "--strict", action="store_true", help=_doc("strict")
     )
     sent.add_argument(
@@ -217,6 +214,9 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
     sent.add_argument(
         "--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")
+    )
+    sent.add_argument(
+        "--region-column", default=None, metavar="NAME", help=_doc("region_column")
     )
     cache = p.add_argument_group("the cache")
     where = cache.add_mutually_exclusive_group()

@@ -26,9 +26,6 @@ The work happens once per *distinct* raw value (the cells are factorized first),
 4. **Decision** between them, by the table; then the verdicts: not a possible number →
    ``invalid``; possible but not valid → sent with a note (``strict=True`` withholds it); a key
    outside the API's 10–15 characters → ``invalid``.
-
-With ``regions`` (each row's country), the rows are read per distinct (cell, region) pair, one
-pass of the above per region: see `pd_hlr._regional` and `pd_hlr.regions`.
 """
 
 from __future__ import annotations
@@ -287,15 +284,16 @@ def normalize(
     cell raises: each gets a key or a verdict (`LOCAL_VERDICTS`).
 
     ``default_region`` reads national numbers (and decides bare digits, see the module doc);
-    ``regions``: each row's country (codes, names, calling codes: `pd_hlr.regions`), one per
-    row: a row's national number is read in its own region, with ``default_region`` the
-    fallback for blank or unrecognised values (noted in ``hlr_note``);
     ``strict=True`` withholds numbers libphonenumber does not know as valid;
     ``only_mobile=True`` skips numbers that are certainly not mobile (`NOT_MOBILE_TYPES`);
     ``msisdn=False`` keeps the content of cells that are not a possible number as written
     (for the API's non-canonical mode), while every possible number still gets its E.164 key;
     ``ambiguous`` decides cells with two readings: ``"skip"`` (not sent), ``"international"``
     or ``"national"`` (needs ``default_region``).
+    ``regions``: each row's country (codes, names, calling codes: `pd_hlr.regions`), one per
+    row: a row's national number is read in its own region (one pass per region, see
+    `pd_hlr._regional`), with ``default_region`` the fallback for blank or unrecognised values
+    (noted in ``hlr_note``).
 
     >>> out = normalize(pd.Series(["+44 7400 123456", "01302 778473", None, "abc"]),
     ...                 default_region="GB")
@@ -305,11 +303,11 @@ def normalize(
     [<NA>, <NA>, 'missing', 'invalid']
     >>> out["hlr_number_type"].tolist()
     ['mobile', 'fixed_line', <NA>, <NA>]
-    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]
-    'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
     >>> normalize(pd.Series(["030 901820", "(212) 555-0123"]),
     ...           regions=["Deutschland", "USA"])["hlr_number"].tolist()
     ['+4930901820', '+12125550123']
+    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]
+    'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
     """
     series = _as_series(values)
     codes, state = _normalize_distinct(

@@ -68,13 +68,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("route", None, "str | None", 'the API\'s routing product, e.g. "standard", "detailed"'),
     Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
-    Option(
-        "region_column",
-        None,
-        "str | None",
-        "a column of each row's country (code, name or calling code): its national numbers are "
-        "read there; default_region is the fallback for blank or unrecognised values",
-    ),
     Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
     Option(
@@ -83,6 +76,13 @@ OPTIONS: tuple[Option, ...] = (
         'Literal["skip", "international", "national"]',
         'cells with two plausible readings (e.g. bare "2015550123"): "skip" them (verdict '
         '"ambiguous", never sent), or read them as "international" / "national"',
+    ),
+    Option(
+        "region_column",
+        None,
+        "str | None",
+        "a column of each row's country (code, name or calling code): its national numbers are "
+        "read there; default_region is the fallback for blank or unrecognised values",
     ),
     Option("workers", None, "int | None", "concurrent requests (client made here)"),
     Option("rate_limit", None, "float | None", "requests per second (client made here)"),
@@ -324,10 +324,10 @@ class ValidateSettings:
 
     options: LookupOptions = field(default_factory=LookupOptions)
     default_region: str | None = None
-    region_column: Any = None
     strict: bool = False
     only_mobile: bool = False
     ambiguous: str = "skip"
+    region_column: Any = None
     workers: int | None = None
     rate_limit: float | None = None
     progress: bool | None = None
@@ -419,10 +419,10 @@ class ValidateSettings:
                 msisdn=_flag("msisdn", v["msisdn"]),
             ),
             default_region=region,
-            region_column=region_column,
             strict=_flag("strict", v["strict"]),
             only_mobile=_flag("only_mobile", v["only_mobile"]),
             ambiguous=ambiguous,
+            region_column=region_column,
             workers=None if workers is None else int(workers),
             rate_limit=None if rate is None else float(rate),
             progress=None if progress is None else _flag("progress", progress),
