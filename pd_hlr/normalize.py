@@ -295,6 +295,9 @@ def normalize(
     `pd_hlr._regional`), with ``default_region`` the fallback for blank or unrecognised values
     (noted in ``hlr_note``).
 
+    >>> normalize(pd.Series(["030 901820", "(212) 555-0123"]),
+    ...           regions=["Deutschland", "USA"])["hlr_number"].tolist()
+    ['+4930901820', '+12125550123']
     >>> out = normalize(pd.Series(["+44 7400 123456", "01302 778473", None, "abc"]),
     ...                 default_region="GB")
     >>> out["hlr_number"].tolist()
@@ -303,9 +306,6 @@ def normalize(
     [<NA>, <NA>, 'missing', 'invalid']
     >>> out["hlr_number_type"].tolist()
     ['mobile', 'fixed_line', <NA>, <NA>]
-    >>> normalize(pd.Series(["030 901820", "(212) 555-0123"]),
-    ...           regions=["Deutschland", "USA"])["hlr_number"].tolist()
-    ['+4930901820', '+12125550123']
     >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]
     'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
     """
