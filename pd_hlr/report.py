@@ -42,35 +42,6 @@ def _ambiguous_text(n: int) -> str:
     return f"{n:,} ambiguous, " if n else ""
 
 
-def _regions_text(regions: Mapping[str, int], fallback: str | None) -> str:
-    """How the rows' regions were read (``region_column``), or "" without one.
-
-    >>> _regions_text({"own": 5, "blank": 1, "unrecognised": 2}, "GB")
-    'regions: 5 rows read in their own country, 1 blank and 2 unrecognised read in GB'
-    >>> _regions_text({"own": 5, "blank": 0, "unrecognised": 2}, None)
-    'regions: 5 rows read in their own country, 0 blank and 2 unrecognised read with no region'
-    """
-    if not regions:
-        return ""
-    where = f"read in {fallback}" if fallback else "read with no region"
-    return (
-        f"regions: {regions.get('own', 0):,} rows read in their own country, "
-        f"{regions.get('blank', 0):,} blank and {regions.get('unrecognised', 0):,} "
-        f"unrecognised {where}"
-    )
-
-
-def _regions_rows(regions: Mapping[str, int], fallback: str | None) -> list[tuple[str, str]]:
-    if not regions:
-        return []
-    where = f"read in {fallback}" if fallback else "read with no region"
-    return [
-        ("rows read in their own country", f"{regions.get('own', 0):,}"),
-        (f"rows with a blank country ({where})", f"{regions.get('blank', 0):,}"),
-        (f"rows with an unrecognised country ({where})", f"{regions.get('unrecognised', 0):,}"),
-    ]
-
-
 def _html_table(title: str, rows: list[tuple[str, str]], note: str = "") -> str:
     body = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
@@ -353,3 +324,33 @@ class RunReport:
             else ""
         )
         return _html_table("pd-hlr run report", rows, note)
+
+
+# --- with region_column: the rows per region outcome -------------------------------------------
+def _regions_text(regions: Mapping[str, int], fallback: str | None) -> str:
+    """How the rows' regions were read (``region_column``), or "" without one.
+
+    >>> _regions_text({"own": 5, "blank": 1, "unrecognised": 2}, "GB")
+    'regions: 5 rows read in their own country, 1 blank and 2 unrecognised read in GB'
+    >>> _regions_text({"own": 5, "blank": 0, "unrecognised": 2}, None)
+    'regions: 5 rows read in their own country, 0 blank and 2 unrecognised read with no region'
+    """
+    if not regions:
+        return ""
+    where = f"read in {fallback}" if fallback else "read with no region"
+    return (
+        f"regions: {regions.get('own', 0):,} rows read in their own country, "
+        f"{regions.get('blank', 0):,} blank and {regions.get('unrecognised', 0):,} "
+        f"unrecognised {where}"
+    )
+
+
+def _regions_rows(regions: Mapping[str, int], fallback: str | None) -> list[tuple[str, str]]:
+    if not regions:
+        return []
+    where = f"read in {fallback}" if fallback else "read with no region"
+    return [
+        ("rows read in their own country", f"{regions.get('own', 0):,}"),
+        (f"rows with a blank country ({where})", f"{regions.get('blank', 0):,}"),
+        (f"rows with an unrecognised country ({where})", f"{regions.get('unrecognised', 0):,}"),
+    ]
