@@ -215,6 +215,9 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     sent.add_argument(
         "--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")
     )
+    sent.add_argument(
+        "--region-column", default=None, metavar="NAME", help=_doc("region_column")
+    )
     cache = p.add_argument_group("the cache")
     where = cache.add_mutually_exclusive_group()
     where.add_argument("--cache", default=None, metavar="DIR", help=_CACHE_HELP)
@@ -587,9 +590,10 @@ def _cache_arg(args: argparse.Namespace) -> Any:
 
 
 def _require_column(columns: Any, args: argparse.Namespace) -> None:
-    if args.column not in columns:
-        listed = ", ".join(map(str, columns)) or "(none)"
-        raise InputError(f"no column {args.column!r} in {args.input}; columns: {listed}")
+    for name in (args.column, getattr(args, "region_column", None)):
+        if name is not None and name not in columns:
+            listed = ", ".join(map(str, columns)) or "(none)"
+            raise InputError(f"no column {name!r} in {args.input}; columns: {listed}")
 
 
 def _engine(args: argparse.Namespace) -> str:

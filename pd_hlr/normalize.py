@@ -46,7 +46,9 @@ import pyarrow.compute as pc
 from phonenumbers import ValidationResult
 
 from . import _numbering as nb
+from . import _regional
 from ._spec import PHONE_MAX_LEN, PHONE_MIN_LEN
+from .regions import RegionColumn
 from .settings import AMBIGUOUS_CHOICES as _AMBIGUOUS_CHOICES
 
 __all__ = [
@@ -269,6 +271,7 @@ def normalize(
     values: pd.Series | pd.Index | Iterable[Any] | str,
     *,
     default_region: str | None = None,
+    regions: pd.Series | Iterable[Any] | RegionColumn | None = None,
     msisdn: bool = True,
     strict: bool = False,
     only_mobile: bool = False,
@@ -287,7 +290,14 @@ def normalize(
     (for the API's non-canonical mode), while every possible number still gets its E.164 key;
     ``ambiguous`` decides cells with two readings: ``"skip"`` (not sent), ``"international"``
     or ``"national"`` (needs ``default_region``).
+    ``regions``: each row's country (codes, names, calling codes: `pd_hlr.regions`), one per
+    row: a row's national number is read in its own region (one pass per region, see
+    `pd_hlr._regional`), with ``default_region`` the fallback for blank or unrecognised values
+    (noted in ``hlr_note``).
 
+    >>> normalize(pd.Series(["030 901820", "(212) 555-0123"]),
+    ...           regions=["Deutschland", "USA"])["hlr_number"].tolist()
+    ['+4930901820', '+12125550123']
     >>> out = normalize(pd.Series(["+44 7400 123456", "01302 778473", None, "abc"]),
     ...                 default_region="GB")
     >>> out["hlr_number"].tolist()
@@ -301,7 +311,7 @@ def normalize(
     """
     series = _as_series(values)
     codes, state = _normalize_distinct(
-        series, default_region, msisdn, strict, only_mobile, ambiguous
+        series, default_region, msisdn, strict, only_mobile, ambiguous, regions
     )
     return _frame(state, pa.array(codes, type=pa.int64()), series.index)
 
@@ -310,6 +320,7 @@ def normalize_cells(
     values: pd.Series | pd.Index | Iterable[Any] | str,
     *,
     default_region: str | None = None,
+    regions: pd.Series | Iterable[Any] | RegionColumn | None = None,
     msisdn: bool = True,
     strict: bool = False,
     only_mobile: bool = False,
@@ -318,7 +329,8 @@ def normalize_cells(
     """`normalize` before the rows are laid out: ``(codes, cells)``.
 
     ``cells`` has one line per distinct cell (first-seen order; a categorical's categories,
-    used or not), then one line for the missing cell, with the columns of `normalize`;
+    used or not; with ``regions``, per distinct cell and region), then one line for the
+    missing cell, with the columns of `normalize`;
     ``codes[i]`` is the line of row ``i``. So ``normalize(values)`` is ``cells.take(codes)``
     on the values' index, and work per row can be done once per distinct cell instead.
 
@@ -329,7 +341,7 @@ def normalize_cells(
     (['+447400123456', <NA>], [<NA>, 'missing'])
     """
     codes, state = _normalize_distinct(
-        _as_series(values), default_region, msisdn, strict, only_mobile, ambiguous
+        _as_series(values), default_region, msisdn, strict, only_mobile, ambiguous, regions
     )
     return codes, _frame(state)
 
@@ -341,15 +353,31 @@ def _normalize_distinct(
     strict: bool,
     only_mobile: bool,
     ambiguous: str,
+    regions: Any = None,
 ) -> tuple[np.ndarray, _State]:
-    """The work of `normalize`, once per distinct cell: each row's line (``n`` for a missing
-    cell) and the state of the ``n`` distinct cells."""
+    """The work of `normalize`, once per distinct cell (with ``regions``: per distinct cell
+    and region): each row's line (``n`` for a missing cell) and the state of the ``n`` lines."""
     region = _check_region(default_region)
     if ambiguous not in AMBIGUOUS_CHOICES:
         raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, got {ambiguous!r}")
-    if ambiguous == "national" and region is None:
+    if ambiguous == "national" and region is None and regions is None:
         raise ValueError("ambiguous='national' needs a default_region to read national numbers")
     codes, uniq = _factorize(series)
+
+    def read(cells: Any, in_region: str | None) -> _State:
+        choice = "skip" if ambiguous == "national" and in_region is None else ambiguous
+        return _read_distinct(cells, in_region, msisdn, strict, only_mobile, choice)
+
+    if regions is not None:
+        return _regional.by_row_region(codes, uniq, regions, region, read, _State)
+    state = read(uniq, region)
+    return np.where(codes < 0, state.n, codes), state
+
+
+def _read_distinct(
+    uniq: Any, region: str | None, msisdn: bool, strict: bool, only_mobile: bool, ambiguous: str
+) -> _State:
+    """Every verdict for distinct raw values ``uniq``, read in ``region``."""
     state = _State(len(uniq))
     texts, numeric = _uniques_to_text(uniq, state)
     cells = _read_text(texts, numeric, state)
@@ -358,7 +386,7 @@ def _normalize_distinct(
         _as_written(cells, state)
     if only_mobile:
         _apply_only_mobile(state)
-    return np.where(codes < 0, state.n, codes), state
+    return state
 
 
 # --------------------------------------------------------------------------------------------

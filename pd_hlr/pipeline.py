@@ -57,8 +57,9 @@ from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import LOCAL_VERDICTS, normalize
 from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
+from .regions import RegionColumn, resolve_regions
 from .report import Estimate, RunReport, stats_delta
-from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
+from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host, split_options
 
 if TYPE_CHECKING:
     from .client import HLRClient
@@ -81,9 +82,12 @@ def _normalize_options(settings: ValidateSettings) -> dict[str, Any]:
     }
 
 
-def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFrame:
-    """Local verdicts and lookup keys for one column (see :func:`pd_hlr.normalize.normalize`)."""
-    return normalize(values, **_normalize_options(settings))
+def normalize_column(
+    values: pd.Series, settings: ValidateSettings, regions: Any = None
+) -> pd.DataFrame:
+    """Local verdicts and lookup keys for one column (see :func:`pd_hlr.normalize.normalize`;
+    ``regions``: each row's country, with ``settings.region_column``)."""
+    return normalize(values, regions=regions, **_normalize_options(settings))
 
 
 @dataclass
@@ -107,10 +111,57 @@ class Cells:
         return count_sources(self.normalized, self.rows)
 
 
-def normalize_cells(values: pd.Series, settings: ValidateSettings) -> Cells:
-    """:func:`normalize_column`, once per distinct cell (see :class:`Cells`)."""
-    codes, normalized = normalize_cells_(values, **_normalize_options(settings))
+def _outcomes(regions: RegionColumn | None) -> dict[str, int]:
+    return {} if regions is None else regions.row_outcomes()
+
+
+def normalize_cells(values: pd.Series, settings: ValidateSettings, regions: Any = None) -> Cells:
+    """:func:`normalize_column`, once per distinct cell (with ``regions``: per distinct cell
+    and region; see :class:`Cells`)."""
+    codes, normalized = normalize_cells_(
+        values, regions=regions, **_normalize_options(settings)
+    )
     return Cells(codes, normalized, np.bincount(codes, minlength=len(normalized)))
+
+
+def region_column(frame: pd.DataFrame, settings: ValidateSettings) -> RegionColumn | None:
+    """The frame's ``settings.region_column`` read once per distinct value
+    (:func:`pd_hlr.regions.resolve_regions`), or ``None`` without one; warns once when some
+    values name no region."""
+    if settings.region_column is None:
+        return None
+    column = resolve_regions(check_column(frame, settings.region_column))
+    warn_unrecognised(column.unrecognised(), settings)
+    return column
+
+
+def series_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+    """``split_options`` for a Series face: ``region_column`` names a frame's column, so a
+    Series refuses it (a clear ``TypeError``)."""
+    client, cache, settings = split_options(options)
+    if settings.region_column is not None:
+        raise TypeError(
+            "region_column names a column of a frame: call validate on the frame, e.g. "
+            "df.hlr.validate('phone', region_column='country')"
+        )
+    return client, cache, settings
+
+
+def warn_unrecognised(values: list[Any], settings: ValidateSettings) -> None:
+    """One warning naming (some of) the region values that were not recognised."""
+    if not values:
+        return
+    shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    fallback = (
+        f"read in {settings.default_region} (default_region)"
+        if settings.default_region
+        else "read with no region: national formats not read (no default_region)"
+    )
+    what = "value names" if len(values) == 1 else "values name"
+    warn(
+        f"{len(values):,} {what} no region in region column {settings.region_column!r}: "
+        f"{shown}; those rows are {fallback}; see hlr_note"
+    )
 
 
 # --- 2. distinct -----------------------------------------------------------------------------
@@ -194,6 +245,7 @@ class Run:
 
     rows: int
     sources: Mapping[str, int] = field(default_factory=dict)
+    regions: Mapping[str, int] = field(default_factory=dict)  # rows per region outcome
     started: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     report: RunReport | None = None
@@ -206,6 +258,8 @@ class Run:
             invalid=int(self.sources.get("invalid", 0)),
             skipped=int(self.sources.get("skipped", 0)),
             ambiguous=int(self.sources.get("ambiguous", 0)),
+            regions={str(k): int(v) for k, v in self.regions.items()},
+            region_fallback=settings.default_region if self.regions else None,
             price=settings.price,
             duration=round(time.monotonic() - self.started, 3),
             api_host=api,
@@ -235,6 +289,8 @@ def make_estimate(
         to_look_up=distinct - cached,
         price=settings.price,
         ambiguous=int(run.sources.get("ambiguous", 0)),
+        regions={str(k): int(v) for k, v in run.regions.items()},
+        region_fallback=settings.default_region if run.regions else None,
     )
 
 
@@ -830,10 +886,11 @@ def validate_frame(
     values = check_column(frame, column)
     stale = plan_columns(frame, column, settings)
     kept = [c for c in own_columns(frame) if c not in stale]
-    cells = normalize_cells(values, settings)
+    regions = region_column(frame, settings)
+    cells = normalize_cells(values, settings, regions)
     numbers = cells.numbers()
     detailed = settings.options.detailed
-    run = Run(rows=len(values), sources=cells.sources())
+    run = Run(rows=len(values), sources=cells.sources(), regions=_outcomes(regions))
     label = column if label is None else label
 
     def finish(resolved: pd.DataFrame, report: RunReport) -> pd.DataFrame:
@@ -866,7 +923,8 @@ def estimate_frame(
 ) -> Estimate:
     """What :func:`validate_frame` would look up and cost; sends nothing."""
     values = check_column(frame, column)
-    cells = normalize_cells(values, settings)
-    run = Run(rows=len(values), sources=cells.sources())
+    regions = region_column(frame, settings)
+    cells = normalize_cells(values, settings, regions)
+    run = Run(rows=len(values), sources=cells.sources(), regions=_outcomes(regions))
     numbers = cells.numbers()
     return estimate_from(run, numbers, settings, resolve_cache(cache), api_namespace(client))

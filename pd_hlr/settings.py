@@ -27,7 +27,7 @@ import ipaddress
 import numbers
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -76,6 +76,13 @@ OPTIONS: tuple[Option, ...] = (
         'Literal["skip", "international", "national"]',
         'cells with two plausible readings (e.g. bare "2015550123"): "skip" them (verdict '
         '"ambiguous", never sent), or read them as "international" / "national"',
+    ),
+    Option(
+        "region_column",
+        None,
+        "str | None",
+        "a column of each row's country (code, name or calling code): its national numbers are "
+        "read there; default_region is the fallback for blank or unrecognised values",
     ),
     Option("workers", None, "int | None", "concurrent requests (client made here)"),
     Option("rate_limit", None, "float | None", "requests per second (client made here)"),
@@ -320,6 +327,7 @@ class ValidateSettings:
     strict: bool = False
     only_mobile: bool = False
     ambiguous: str = "skip"
+    region_column: Any = None
     workers: int | None = None
     rate_limit: float | None = None
     progress: bool | None = None
@@ -388,7 +396,16 @@ class ValidateSettings:
         ambiguous = v["ambiguous"]
         if ambiguous not in AMBIGUOUS_CHOICES:
             raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, not {ambiguous!r}")
-        if ambiguous == "national" and region is None:
+        region_column = v["region_column"]
+        if region_column is not None and (
+            isinstance(region_column, list | dict | set | slice)
+            or not isinstance(region_column, Hashable)
+        ):
+            raise TypeError(
+                f"region_column must be a column label (a str, an int, ...), not "
+                f"{type(region_column).__name__}"
+            )
+        if ambiguous == "national" and region is None and region_column is None:
             raise ValueError(
                 'ambiguous="national" reads a cell as a national number of default_region: '
                 "set default_region too (e.g. default_region=\"US\")"
@@ -405,6 +422,7 @@ class ValidateSettings:
             strict=_flag("strict", v["strict"]),
             only_mobile=_flag("only_mobile", v["only_mobile"]),
             ambiguous=ambiguous,
+            region_column=region_column,
             workers=None if workers is None else int(workers),
             rate_limit=None if rate is None else float(rate),
             progress=None if progress is None else _flag("progress", progress),
