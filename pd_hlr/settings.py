@@ -65,7 +65,12 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("detailed", False, "bool", "the API's detailed mode: the full HLR payload"),
     Option("roaming", False, "bool", "the API's roaming check"),
-    Option("route", None, "str | None", 'the API\'s routing product, e.g. "standard", "detailed"'),
+    Option(
+        "route",
+        None,
+        "str | None",
+        "the API's routing product: " + " or ".join(f'"{r}"' for r in _spec.ROUTES),
+    ),
     Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
     Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
@@ -398,7 +403,7 @@ class ValidateSettings:
             options=LookupOptions(
                 detailed=_flag("detailed", v["detailed"]),
                 roaming=_flag("roaming", v["roaming"]),
-                route=v["route"],
+                route=_spec.check_route(v["route"]),
                 msisdn=_flag("msisdn", v["msisdn"]),
             ),
             default_region=region,
