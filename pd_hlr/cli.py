@@ -39,12 +39,14 @@ from .settings import (
     BASE_URL_ENV,
     CACHE_ENV,
     DEFAULT_PRICE,
+    DEFAULT_RETRY_TEMPORARY,
     DEFAULT_WORKERS,
     OPTIONS,
     RUN_OBJECTS,
     TOKEN_ENV,
     parse_max_age,
     parse_price,
+    parse_retry_temporary,
 )
 
 __all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
@@ -143,6 +145,7 @@ def _checked_by(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
 
 _price = _checked_by(parse_price)
 _max_age = _checked_by(parse_max_age)
+_retry_temporary_age = _checked_by(parse_retry_temporary)
 
 
 def _base_url(text: str) -> str:
@@ -227,13 +230,22 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         help='look cached answers older than this up again: a duration with a unit, "30D"',
     )
     cache.add_argument("--refresh", action="store_true", help=_doc("refresh"))
-    cache.add_argument(
+    temporary = cache.add_mutually_exclusive_group()
+    temporary.add_argument(
+        "--retry-temporary",
+        dest="retry_temporary",
+        default=None,
+        type=_retry_temporary_age,
+        metavar="AGE",
+        help="look a cached temporary outcome (absent subscriber, ...) up again once it is "
+        f'this old (default "{DEFAULT_RETRY_TEMPORARY}"; "0s": on every run)',
+    )
+    temporary.add_argument(
         "--no-retry-temporary",
         dest="retry_temporary",
         action="store_false",
         default=None,
-        help="serve temporary outcomes (absent subscriber, ...) from the cache instead of "
-        "looking them up again",
+        help="serve temporary outcomes from the cache like any answer (only --max-age applies)",
     )
     target = p.add_argument_group("where lookups go")
     endpoint = target.add_mutually_exclusive_group()

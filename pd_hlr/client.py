@@ -176,6 +176,11 @@ def _scrub_value(value: Any, secret: str) -> Any:
     return value
 
 
+#: Tokens at least this long are replaced wherever they occur in an answer; shorter ones (tests,
+#: demos: real tokens are long and random) only as the echoed header, ``Bearer <token>``.
+_BARE_TOKEN_MIN = 8
+
+
 def _holds(value: Any, secret: str) -> bool:
     """True if ``secret`` occurs anywhere in a decoded JSON value (keys included)."""
     if isinstance(value, str):
@@ -660,7 +665,11 @@ class HLRClient:
         """The result with the token replaced by ``***`` wherever a gateway echoed it (before
         it is journalled, cached or returned); a warning once per client."""
         secret = self._token.reveal() if self._token is not None else None
-        if not secret or not _holds(result, secret):
+        if not secret:
+            return result
+        if len(secret) < _BARE_TOKEN_MIN:  # a short token is also ordinary text ("t" in "to")
+            secret = f"Bearer {secret}"  # so only the header as echoed is replaced
+        if not _holds(result, secret):
             return result
         logger.debug("%s: the token was echoed in the answer; replaced by ***", phone)
         with self._stats_lock:

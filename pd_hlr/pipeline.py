@@ -264,7 +264,8 @@ def cached_numbers(
         settings.options.key(),
         api,
         max_age=settings.max_age,
-        include_temporary=not settings.retry_temporary,
+        include_temporary=settings.retry_temporary is None,
+        temporary_max_age=settings.retry_temporary,
         columns=[f.column for f in schema.api_fields(detailed)],
     )
     return _shape_resolved(found, detailed, source="cache")
@@ -505,7 +506,8 @@ def _stop_run(
             "rest is looked up."
         )
         return
-    temporary = int(schema.is_temporary(answered).sum()) if settings.retry_temporary else 0
+    at_once = settings.retry_temporary == pd.Timedelta(0)  # looked up again on every run
+    temporary = int(schema.is_temporary(answered).sum()) if at_once else 0
     stop.remaining = report.failed + report.not_looked_up + temporary
     again = (
         f", {temporary:,} of them temporary answers that are looked up again" if temporary else ""

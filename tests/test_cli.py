@@ -1315,7 +1315,9 @@ def test_no_retry_temporary_serves_temporary_answers(
     assert cli.main(run) == 0
     assert sb.stats().total_charged == 2  # temporary answers are charged
     assert cli.main(run) == 0
-    assert sb.stats().total_charged == 4, "by default, temporary outcomes are looked up again"
+    assert sb.stats().total_charged == 2, "by default, served for an hour (a re-run at once)"
+    assert cli.main([*run, "--retry-temporary", "0s"]) == 0
+    assert sb.stats().total_charged == 4, "--retry-temporary 0s looks them up again at once"
     assert cli.main([*run, "--no-retry-temporary"]) == 0
     assert sb.stats().total_charged == 4, "--no-retry-temporary serves them from the cache"
     assert set(pd.read_parquet(tmp_path / "o.parquet")["hlr_source"]) == {"cache"}

@@ -47,6 +47,110 @@ def _parquet_text(folder: Path) -> str:
     return "\n".join(parts)
 
 
+# ------------------------------------------------------------------------------------- row 1
+def test_row1_re_running_at_once_pays_nothing_again_for_temporary_answers(
+    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path
+) -> None:
+    sb = make_sandbox(faults=sandbox.Faults(temporary=1.0))  # every answer temporary (charged)
+    client = client_for(sb)
+    frame, cache = _frame(NUMBERS[:6]), tmp_path / "c"
+    first = frame.hlr.validate("phone", client=client, cache=cache)
+    assert first["hlr_source"].eq("api").all() and first["status"].eq("Unknown").all()
+    assert sb.stats().charged == {n: 1 for n in NUMBERS[:6]}
+    # what the user sees before spending: the estimate says the re-run costs nothing
+    est = frame.hlr.estimate("phone", client=client, cache=cache)
+    assert (est.cached, est.to_look_up) == (6, 0)
+    again = frame.hlr.validate("phone", client=client, cache=cache)
+    assert again["hlr_source"].eq("cache").all()
+    assert sb.stats().charged == {n: 1 for n in NUMBERS[:6]}  # nothing paid twice
+    assert again.hlr.report().looked_up == 0
+    # on disk: one entry per number, each temporary
+    stored = HLRCache(cache).stats()
+    assert (stored["entries"], stored["temporary"]) == (6, 6)
+    # retry_temporary=True chooses to look them up again at once: the estimate says so first
+    est = frame.hlr.estimate("phone", client=client, cache=cache, retry_temporary=True)
+    assert (est.cached, est.to_look_up) == (0, 6)
+    frame.hlr.validate("phone", client=client, cache=cache, retry_temporary=True)
+    assert sb.stats().charged == {n: 2 for n in NUMBERS[:6]}
+
+
+def test_row1_a_temporary_answer_older_than_the_minimum_age_is_looked_up_again(
+    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path
+) -> None:
+    from pd_hlr.cache import Entry
+    from pd_hlr.pipeline import api_namespace
+    from pd_hlr.settings import LookupOptions
+
+    sb = make_sandbox(faults=sandbox.Faults(temporary=1.0))
+    client = client_for(sb)
+    numbers = NUMBERS[:4]
+    answers = {n: client.lookup(n) for n in numbers}  # 4 charged, temporary answers
+    cache = HLRCache(tmp_path / "c")
+    now = dt.datetime.now(dt.UTC)
+    ages = {numbers[0]: dt.timedelta(minutes=5), numbers[1]: dt.timedelta(minutes=50),
+            numbers[2]: dt.timedelta(minutes=70), numbers[3]: dt.timedelta(hours=30)}
+    with cache.writer() as writer:  # answers received that long ago (an injected clock)
+        for n, age in ages.items():
+            writer.add(Entry(n, LookupOptions().key(), api_namespace(client), answers[n],
+                             now - age))
+    sb.configure(faults=sandbox.Faults())
+    frame = _frame(numbers)
+    # the default minimum age is one hour: the two older ones are looked up again
+    est = frame.hlr.estimate("phone", client=client, cache=cache)
+    assert (est.cached, est.to_look_up) == (2, 2)
+    out = frame.hlr.validate("phone", client=client, cache=cache)
+    assert out["hlr_source"].tolist() == ["cache", "cache", "api", "api"]
+    assert sb.stats().charged == {numbers[0]: 1, numbers[1]: 1, numbers[2]: 2, numbers[3]: 2}
+    # a duration chooses another age; False serves them whatever their age (max_age applies)
+    cache2 = HLRCache(tmp_path / "c2")
+    with cache2.writer() as writer:
+        for n, age in ages.items():
+            writer.add(Entry(n, LookupOptions().key(), api_namespace(client), answers[n],
+                             now - age))
+    for value, cached in (("10min", 1), ("2D", 4), (False, 4), (True, 0)):
+        est = frame.hlr.estimate("phone", client=client, cache=cache2, retry_temporary=value)
+        assert est.cached == cached, value
+    est = frame.hlr.estimate(
+        "phone", client=client, cache=cache2, retry_temporary=False, max_age="1D"
+    )
+    assert est.cached == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(3600, "retry_temporary needs a unit"), ("3600", "needs a unit"),
+     ("soon", "is not a duration"), ("-1h", "must not be negative")],
+)
+def test_row1_retry_temporary_values_are_checked(value: Any, message: str) -> None:
+    from pd_hlr.settings import ValidateSettings
+
+    with pytest.raises(ValueError, match=message):
+        ValidateSettings.from_kwargs(retry_temporary=value)
+    assert ValidateSettings().retry_temporary == pd.Timedelta(hours=1)  # the documented default
+
+
+def test_row1_cli_retry_temporary_flag(
+    real_api: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pd_hlr import cli
+
+    sb = real_api(faults=sandbox.Faults(temporary=1.0))
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"phone": NUMBERS[:2]}).to_csv(src, index=False)
+    run = ["validate", str(src), "-c", "phone", "--cache", str(tmp_path / "c"), "--force"]
+    run += ["--out", str(tmp_path / "o.parquet")]
+    assert cli.main(run) == 0 and sb.stats().total_charged == 2
+    assert cli.main(run) == 0 and sb.stats().total_charged == 2  # re-run at once: served
+    capsys.readouterr()
+    est = ["estimate", str(src), "-c", "phone", "--cache", str(tmp_path / "c"), "--json"]
+    assert cli.main([*est, "--retry-temporary", "0s"]) == 0
+    assert json.loads(capsys.readouterr().out)["to_look_up"] == 2
+    assert cli.main([*run, "--retry-temporary", "0s"]) == 0 and sb.stats().total_charged == 4
+    with pytest.raises(SystemExit) as info:
+        cli.main([*run, "--retry-temporary", "3600"])
+    assert info.value.code == 2 and "needs a unit" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------- row 3
 @pytest.mark.parametrize("face", ["pandas", "series", "estimate", "dask", "polars", "client"])
 def test_row3_a_route_the_spec_does_not_define_is_refused_before_any_request(
@@ -161,5 +265,12 @@ def test_row10_a_token_echoed_into_a_200_is_scrubbed_everywhere(
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
-def _unused() -> None:  # keep imports used while rows are added
-    _ = dt
+
+def test_row10_a_short_token_is_scrubbed_as_the_echoed_header_only(
+    make_sandbox: Callable[..., Any], client_for: Any
+) -> None:
+    sb = make_sandbox(token="t", faults=sandbox.Faults(echo_token=1.0))
+    result = client_for(sb).lookup(NUMBERS[0])
+    assert result["to"] == NUMBERS[0] and "status" in result  # "t" in ordinary text is kept
+    assert result["gateway"] == {"request_headers": {"Authorization": "***"}}
+    assert "Bearer t" not in json.dumps(result)
