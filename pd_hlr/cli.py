@@ -58,7 +58,9 @@ EXIT_BALANCE = 3
 EXIT_AUTH = 4
 EXIT_BUDGET = 5
 EXIT_API = 6
-EXIT_INTERRUPTED = 130
+EXIT_HANGUP = 129  # 128 + SIGHUP
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that left early
 
 #: Every exit code and its meaning: the one source of ``--help``'s list and the README's table.
@@ -68,7 +70,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_INPUT: (
         "bad input or usage: missing file or column, unreadable file, bad option, an output "
         "that exists (`--force`), result-named input columns (`--prefix`), a cache folder "
-        "that cannot be written or does not exist"
+        "that cannot be written or does not exist, an engine whose extra is not installed "
+        "(`pip install 'pd-hlr[polars]'`), an input the engine cannot read"
     ),
     EXIT_BALANCE: "insufficient balance (402); everything paid for is in the cache",
     EXIT_AUTH: f"authentication failed (401/403), or no token (`{TOKEN_ENV}`)",
@@ -79,9 +82,19 @@ EXIT_CODES: dict[int, str] = {
         "Also when a run finished but some numbers failed after retries: the output is written "
         "(their rows have `hlr_source` error) and a re-run looks up only those"
     ),
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); everything already answered is in the cache",
+    EXIT_HANGUP: (
+        "stopped by SIGHUP (the terminal closed) during the lookups; as for 130"
+    ),
+    EXIT_INTERRUPTED: (
+        "interrupted (Ctrl-C); the answers in flight are awaited and everything answered is in "
+        "the cache: a re-run continues with the rest"
+    ),
     EXIT_PIPE: (
         "standard output was closed early (e.g. piped into `head`); the command itself finished"
+    ),
+    EXIT_TERMINATED: (
+        "stopped by SIGTERM (`timeout`, `docker stop`, systemd, Kubernetes, Airflow) during the "
+        "lookups; as for 130"
     ),
 }
 
@@ -949,6 +962,9 @@ def _main(argv: Sequence[str] | None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
+    except errors.RunInterrupted as exc:  # a run's lookups: what was saved, what is left
+        print(exc.args[0], file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         tail = "; everything already answered is in the cache" if args.command == "validate" else ""
         print(f"pd-hlr: interrupted{tail}", file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -274,3 +276,201 @@ def test_row10_a_short_token_is_scrubbed_as_the_echoed_header_only(
     assert result["to"] == NUMBERS[0] and "status" in result  # "t" in ordinary text is kept
     assert result["gateway"] == {"request_headers": {"Authorization": "***"}}
     assert "Bearer t" not in json.dumps(result)
+
+
+# ------------------------------------------------------------------------------- rows 2 and 12
+HANG = 120.0  # only a hang waits this long (a guard, not a speed check)
+
+
+def _when_charged(server: Any, count: int, then: Callable[[], None]) -> threading.Thread:
+    """Call ``then`` (from a watcher thread) once the sandbox has charged ``count`` lookups."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + HANG
+        while server.stats().total_charged < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        then()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _cached_numbers(folder: Path) -> set[str]:
+    frame = HLRCache(folder).to_frame(raw=False)
+    return set(frame["number"]) if len(frame) else set()
+
+
+def _paid_twice(server: Any) -> dict[str, int]:
+    return {n: c for n, c in server.stats().charged.items() if c > 1}
+
+
+#: A run that stops mid-way: every answer is charged, then delivered 0.2 s later (the in-flight
+#: window a stop must wait out).
+SLOW = {"faults": sandbox.Faults(slow=1.0, slow_seconds=0.2)}
+
+_PY_CHILD = """
+import json, os, signal, sys
+import pandas as pd
+import pd_hlr
+from pd_hlr import HLRClient, RunInterrupted
+host = os.environ.get("HOST_HANDLER") == "1"
+seen = []
+if host:  # a host that installed its own SIGTERM handler (a scheduler's agent, say)
+    signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+numbers = json.loads(os.environ["NUMBERS"])
+client = HLRClient(token=os.environ["TOKEN"], base_url=os.environ["URL"], workers=8)
+print("ready", flush=True)
+try:
+    out = pd.DataFrame({"phone": numbers}).hlr.validate(
+        "phone", client=client, cache=os.environ["CACHE"], progress=False)
+    print(json.dumps({"finished": len(out), "host_saw": seen,
+                      "handler_kept": signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL}))
+except RunInterrupted as exc:
+    print(json.dumps({"signal": exc.signal, "message": str(exc),
+                      "partial_api": int((exc.partial["hlr_source"] == "api").sum()),
+                      "looked_up": exc.looked_up, "remaining": exc.remaining,
+                      "restored": signal.getsignal(signal.SIGTERM) is signal.SIG_DFL}))
+"""
+
+
+def _python_child(server: Any, numbers: list[str], cache: Path, **env: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "NUMBERS": json.dumps(numbers), "TOKEN": TOKEN, "URL": server.url,
+            "CACHE": str(cache), **env}
+    proc = subprocess.Popen([sys.executable, "-c", _PY_CHILD], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_row2_sigterm_stops_a_python_run_like_ctrl_c(
+    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path
+) -> None:
+    import signal
+
+    server = make_sandbox(**SLOW)
+    numbers, cache = NUMBERS[:40], tmp_path / "c"
+    proc = _python_child(server, numbers, cache)
+    _when_charged(server, 12, lambda: proc.send_signal(signal.SIGTERM))
+    out, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 0, err  # the run ended with RunInterrupted, not death by signal
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["signal"] == "SIGTERM" and got["restored"]
+    paid = set(server.stats().charged)
+    assert 12 <= len(paid) < len(numbers)
+    # on disk: every answer paid for, the in-flight ones included
+    assert _cached_numbers(cache) == paid
+    assert got["looked_up"] == got["partial_api"] == len(paid)
+    assert got["remaining"] == len(numbers) - len(paid)
+    assert "a re-run continues with the" in got["message"] and ".partial" in got["message"]
+    # the re-run pays only for the rest: nothing twice
+    _frame(numbers).hlr.validate("phone", client=client_for(server), cache=cache)
+    assert _paid_twice(server) == {} and set(server.stats().charged) == set(numbers)
+
+
+def test_row2_a_host_handler_for_sigterm_is_never_overridden(
+    make_sandbox: Callable[..., Any], tmp_path: Path
+) -> None:
+    import signal
+
+    server = make_sandbox(**SLOW)
+    numbers = NUMBERS[:24]
+    proc = _python_child(server, numbers, tmp_path / "c", HOST_HANDLER="1")
+    _when_charged(server, 8, lambda: proc.send_signal(signal.SIGTERM))
+    out, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 0, err
+    got = json.loads(out.strip().splitlines()[-1])
+    # the host's handler got the signal, the run went on to the end, the handler stayed
+    assert got == {"finished": 24, "host_saw": [signal.SIGTERM], "handler_kept": True}
+    assert server.stats().charged == {n: 1 for n in numbers}
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_row2_sigterm_and_sighup_stop_the_cli_like_ctrl_c(
+    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path, sig: str, code: int
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = make_sandbox(**SLOW)
+    numbers, cache = NUMBERS[:40], tmp_path / "c"
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"phone": numbers}).to_csv(src, index=False)
+    env = {**os.environ, "PROVERO_API_TOKEN": TOKEN, "PROVERO_BASE_URL": server.url}
+    argv = [sys.executable, "-m", "pd_hlr.cli", "validate", str(src), "-c", "phone",
+            "--cache", str(cache), "--out", str(tmp_path / "out.parquet"), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    _when_charged(server, 12, lambda: proc.send_signal(getattr(signal, sig)))
+    _, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == code, err  # the documented exit code, not death by the signal
+    paid = set(server.stats().charged)
+    assert 12 <= len(paid) < len(numbers)
+    assert f"pd-hlr: interrupted ({sig})" in err and "a re-run continues with the" in err
+    assert ".partial" not in err  # no Python attribute on the command line
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
+    assert _cached_numbers(cache) == paid  # in-flight answers journalled
+    assert not (tmp_path / "out.parquet").exists()
+    _frame(numbers).hlr.validate("phone", client=client_for(server), cache=cache)
+    assert _paid_twice(server) == {} and set(server.stats().charged) == set(numbers)
+
+
+def test_row12_an_interrupted_notebook_run_says_what_was_saved_with_partial(
+    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path
+) -> None:
+    import signal
+    import traceback
+
+    from pd_hlr import RunInterrupted
+
+    server = make_sandbox(**SLOW)
+    numbers, cache = NUMBERS[:40], tmp_path / "c"
+    client = client_for(server, workers=8)
+    main = threading.main_thread().ident
+    assert main is not None
+    # a real SIGINT to the main thread, as Kernel → Interrupt and Ctrl-C send
+    _when_charged(server, 12, lambda: signal.pthread_kill(main, signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt) as info:  # it still stops the cell
+        _frame(numbers).hlr.validate("phone", client=client, cache=cache, progress=False)
+    exc = info.value
+    assert isinstance(exc, RunInterrupted) and not isinstance(exc, Exception)
+    paid = set(server.stats().charged)
+    message = str(exc)
+    assert message.startswith("pd-hlr: interrupted (Ctrl-C / Kernel → Interrupt): ")
+    assert f"{len(paid)} of 40 numbers were looked up and are saved in the cache" in message
+    assert f"a re-run continues with the {40 - len(paid)} left" in message
+    assert message.endswith("The result so far is in .partial.")
+    # .partial: the caller's rows, the answered ones with their answers
+    partial = exc.partial
+    assert list(partial["name"]) == [f"n{i}" for i in range(40)]
+    assert set(partial.loc[partial["hlr_source"] == "api", "phone"]) == paid
+    assert partial.loc[partial["hlr_source"] == "error", "hlr_error"].str.contains(
+        "interrupted by SIGINT").all()
+    assert exc.report.stopped == "RunInterrupted (SIGINT)" and exc.looked_up == len(paid)
+    # the traceback is short: no chained KeyboardInterrupt through client and cache code
+    assert exc.__suppress_context__ and exc.__cause__ is None
+    assert len(traceback.extract_tb(exc.__traceback__)) <= 6
+    assert _cached_numbers(cache) == paid
+    # a re-run continues: it pays only for the rest
+    again = _frame(numbers).hlr.validate("phone", client=client, cache=cache)
+    assert _paid_twice(server) == {} and set(server.stats().charged) == set(numbers)
+    assert (again["hlr_source"] == "cache").sum() == len(paid)
+
+
+def test_row12_run_interrupted_pickles_with_its_facts() -> None:
+    import pickle
+
+    from pd_hlr import RunInterrupted
+
+    exc = RunInterrupted("pd-hlr: interrupted (SIGTERM): 3 of 9 numbers were looked up", "SIGTERM")
+    exc.looked_up, exc.remaining = 3, 6
+    back = pickle.loads(pickle.dumps(exc))
+    assert (type(back), str(back), back.signal, back.exit_code) == (
+        RunInterrupted, str(exc), "SIGTERM", 143)
+    assert (back.looked_up, back.remaining, back.partial) == (3, 6, None)
