@@ -749,25 +749,40 @@ def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
     once, then stream the rows joined to their results into the output (one file). Memory
     holds the per-value results, not the rows."""
     from . import _io
-    from . import polars as hlr_polars
 
     if not args.out and _io.is_dataset(args.input):
         out_path += ".parquet"  # one file, not the dask engine's folder
     _io.check_output(out_path, source=args.input, force=args.force)
     _io.check_polars_output(out_path, args.input)
-    frame = _io.scan_polars(args.input)
+    frame = _io.scan_polars(args.input)  # first: without the extra, an InputError naming it
+    from . import polars as hlr_polars
+
     _require_column(frame.collect_schema().names(), args)
-    with _client(args) as client:
-        out = frame.hlr.validate(
-            args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
-        )
-    _io.sink_polars(out, out_path)
+    with _polars_reads(args.input):
+        with _client(args) as client:
+            out = frame.hlr.validate(
+                args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
+            )
+        _io.sink_polars(out, out_path)
     report = out.hlr.report()
     print(f"wrote {report.rows:,} rows to {out_path}", file=sys.stderr)
     written = _io.scan_polars(out_path) if _io.output_format(out_path).kind == "parquet" else out
     summary = hlr_polars.summary(written, prefix=args.prefix)  # parquet: the result columns only
     _print_result(args, summary, report, out_path)
-    return EXIT_OK
+    return _finished(report)
+
+
+@contextlib.contextmanager
+def _polars_reads(source: str) -> Iterator[None]:
+    """Polars reads the input lazily, while the lookups' query and the output's sink run: a
+    file it cannot parse (a ragged CSV line, bad UTF-8) is bad input (exit 2), as it is for
+    the pandas and Dask engines, not a bug."""
+    import polars as pl
+
+    try:
+        yield
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"cannot read {source}: {' '.join(str(exc).split())}") from exc
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -779,9 +794,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         _require_column(scanned.collect_schema().names(), args)
 
         def estimate(client: Any) -> Any:
-            return scanned.hlr.estimate(
-                args.column, client=client, cache=_cache_arg(args), **kwargs
-            )
+            with _polars_reads(args.input):
+                return scanned.hlr.estimate(
+                    args.column, client=client, cache=_cache_arg(args), **kwargs
+                )
     elif _engine(args) == "dask":
         from .settings import ValidateSettings
 

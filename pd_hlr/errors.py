@@ -317,7 +317,7 @@ class RunInterrupted(KeyboardInterrupt):
     ``.looked_up``, ``.remaining`` and ``.report``.
 
     Example:
-        >>> exc = RunInterrupted("pd-hlr: interrupted", signal="SIGTERM")
+        >>> exc = RunInterrupted("pd-hlr: stopped by SIGTERM", signal="SIGTERM")
         >>> isinstance(exc, KeyboardInterrupt), isinstance(exc, Exception), exc.exit_code
         (True, False, 143)
     """

@@ -506,7 +506,7 @@ def _interrupted(
     total: int,
 ) -> RunInterrupted:
     """The short message of an interrupted run: what was saved, what a re-run does."""
-    how = "Ctrl-C / Kernel → Interrupt" if signal_name == "SIGINT" else signal_name
+    how = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
     got = f"{report.looked_up:,} of {total:,} numbers were looked up"
     if cache is None:
         remaining = total
@@ -521,7 +521,7 @@ def _interrupted(
             f"{remaining:,} left"
         )
     exc = RunInterrupted(
-        f"pd-hlr: interrupted ({how}): {saved}.",
+        f"pd-hlr: {how}: {saved}.",
         signal_name,
     )
     exc.looked_up, exc.remaining, exc.report = report.looked_up, remaining, report

@@ -389,9 +389,14 @@ def test_row2_a_host_handler_for_sigterm_is_never_overridden(
     assert server.stats().charged == {n: 1 for n in numbers}
 
 
-@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+@pytest.mark.parametrize(
+    ("engine", "sig", "code"),
+    [("pandas", "SIGTERM", 143), ("pandas", "SIGHUP", 129), ("pandas", "SIGINT", 130),
+     ("dask", "SIGTERM", 143), ("polars", "SIGTERM", 143)],
+)
 def test_row2_sigterm_and_sighup_stop_the_cli_like_ctrl_c(
-    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path, sig: str, code: int
+    make_sandbox: Callable[..., Any], client_for: Any, tmp_path: Path, engine: str, sig: str,
+    code: int,
 ) -> None:
     import os
     import signal
@@ -404,7 +409,8 @@ def test_row2_sigterm_and_sighup_stop_the_cli_like_ctrl_c(
     pd.DataFrame({"phone": numbers}).to_csv(src, index=False)
     env = {**os.environ, "PROVERO_API_TOKEN": TOKEN, "PROVERO_BASE_URL": server.url}
     argv = [sys.executable, "-m", "pd_hlr.cli", "validate", str(src), "-c", "phone",
-            "--cache", str(cache), "--out", str(tmp_path / "out.parquet"), "--no-progress"]
+            "--cache", str(cache), "--out", str(tmp_path / "out.parquet"), "--no-progress",
+            "--engine", engine]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     _when_charged(server, 12, lambda: proc.send_signal(getattr(signal, sig)))
@@ -412,7 +418,8 @@ def test_row2_sigterm_and_sighup_stop_the_cli_like_ctrl_c(
     assert proc.returncode == code, err  # the documented exit code, not death by the signal
     paid = set(server.stats().charged)
     assert 12 <= len(paid) < len(numbers)
-    assert f"pd-hlr: interrupted ({sig})" in err and "a re-run continues with the" in err
+    how = "interrupted" if sig == "SIGINT" else f"stopped by {sig}"
+    assert f"pd-hlr: {how}: " in err and "a re-run continues with the" in err
     assert ".partial" not in err  # no Python attribute on the command line
     assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
     assert _cached_numbers(cache) == paid  # in-flight answers journalled
@@ -442,7 +449,7 @@ def test_row12_an_interrupted_notebook_run_says_what_was_saved_with_partial(
     assert isinstance(exc, RunInterrupted) and not isinstance(exc, Exception)
     paid = set(server.stats().charged)
     message = str(exc)
-    assert message.startswith("pd-hlr: interrupted (Ctrl-C / Kernel → Interrupt): ")
+    assert message.startswith("pd-hlr: interrupted: ")
     assert f"{len(paid)} of 40 numbers were looked up and are saved in the cache" in message
     assert f"a re-run continues with the {40 - len(paid)} left" in message
     assert message.endswith("The result so far is in .partial.")
@@ -468,9 +475,91 @@ def test_row12_run_interrupted_pickles_with_its_facts() -> None:
 
     from pd_hlr import RunInterrupted
 
-    exc = RunInterrupted("pd-hlr: interrupted (SIGTERM): 3 of 9 numbers were looked up", "SIGTERM")
+    exc = RunInterrupted("pd-hlr: stopped by SIGTERM: 3 of 9 numbers were looked up", "SIGTERM")
     exc.looked_up, exc.remaining = 3, 6
     back = pickle.loads(pickle.dumps(exc))
     assert (type(back), str(back), back.signal, back.exit_code) == (
         RunInterrupted, str(exc), "SIGTERM", 143)
     assert (back.looked_up, back.remaining, back.partial) == (3, 6, None)
+
+
+# ------------------------------------------------------------------------------------- row 9
+#: The exit code of each case, the same for every engine (pd_hlr.cli.EXIT_CODES says why).
+EXIT_TABLE = {
+    "ok": 0,
+    "some numbers failed": 6,
+    "unreadable input": 2,
+    "insufficient balance": 3,
+    "wrong token": 4,
+    "over budget": 5,
+    "missing extra": 2,
+}
+ENGINES = ("pandas", "dask", "polars")
+
+
+def _exit_case(case: str, engine: str, real_api: Any, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
+    import os
+    import subprocess
+    import sys
+
+    from pd_hlr import cli
+    from pd_hlr.settings import TOKEN_ENV
+
+    src = tmp_path / "in.csv"
+    lines = ["phone,name", f"{NUMBERS[0]},a", f"{NUMBERS[1]},b"]
+    if case == "unreadable input":
+        lines.insert(2, f"{NUMBERS[2]},b,c,d")  # a ragged line
+    src.write_text("\n".join(lines) + "\n")
+    knobs: dict[str, Any] = {}
+    if case == "some numbers failed":
+        knobs["faults"] = sandbox.Faults(wrong_to=1.0)
+    if case == "insufficient balance":
+        knobs["balance"] = 0
+    server = real_api(**knobs)
+    if case == "wrong token":
+        monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+    argv = ["validate", str(src), "-c", "phone", "--engine", engine, "--no-progress",
+            "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "out.parquet")]
+    if case == "over budget":
+        argv += ["--budget", "1"]
+    if case != "missing extra":
+        return cli.main(argv), server
+    # the engine's extra not installed: its import fails, as it does without the package
+    blocked = {"dask": "dask", "polars": "polars", "pandas": "openpyxl"}[engine]
+    code = (f"import sys; sys.modules[{blocked!r}] = None\n"
+            f"from pd_hlr.cli import main; sys.exit(main({argv!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=HANG)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if engine != "pandas":
+        assert f"pd-hlr[{engine}]" in proc.stderr, proc.stderr  # names the extra to install
+    return proc.returncode, server
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case", list(EXIT_TABLE))
+def test_row9_the_same_exit_code_for_every_engine(
+    real_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], case: str, engine: str,
+) -> None:
+    from pd_hlr import cli
+
+    if engine == "pandas" and case == "missing extra":
+        expected = 0  # the pandas engine needs no extra (a CSV needs no openpyxl)
+    else:
+        expected = EXIT_TABLE[case]
+    code, server = _exit_case(case, engine, real_api, tmp_path, monkeypatch)
+    assert code == expected, capsys.readouterr().err
+    assert expected in cli.EXIT_CODES  # every code the table uses is documented
+    charged = server.stats().total_charged
+    if case == "unreadable input" and engine == "polars":
+        # Polars reads only the phone column for the lookups and meets the ragged line when
+        # the whole row is written: what it paid for is in the cache (a re-run pays nothing)
+        assert _cached_numbers(tmp_path / "c") == set(server.stats().charged)
+    elif case in ("unreadable input", "insufficient balance", "wrong token", "over budget"):
+        assert charged == 0  # refused before paying
+    if case == "some numbers failed":
+        assert server.stats().charged == {NUMBERS[0]: 1, NUMBERS[1]: 1}  # once, never again
+    out = tmp_path / "out.parquet"
+    assert out.exists() == (code in (0, 6))  # written exactly when the run finished
