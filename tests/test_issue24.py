@@ -131,28 +131,6 @@ def test_row1_retry_temporary_values_are_checked(value: Any, message: str) -> No
     assert ValidateSettings().retry_temporary == pd.Timedelta(hours=1)  # the documented default
 
 
-def test_row1_cli_retry_temporary_flag(
-    real_api: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from pd_hlr import cli
-
-    sb = real_api(faults=sandbox.Faults(temporary=1.0))
-    src = tmp_path / "in.csv"
-    pd.DataFrame({"phone": NUMBERS[:2]}).to_csv(src, index=False)
-    run = ["validate", str(src), "-c", "phone", "--cache", str(tmp_path / "c"), "--force"]
-    run += ["--out", str(tmp_path / "o.parquet")]
-    assert cli.main(run) == 0 and sb.stats().total_charged == 2
-    assert cli.main(run) == 0 and sb.stats().total_charged == 2  # re-run at once: served
-    capsys.readouterr()
-    est = ["estimate", str(src), "-c", "phone", "--cache", str(tmp_path / "c"), "--json"]
-    assert cli.main([*est, "--retry-temporary", "0s"]) == 0
-    assert json.loads(capsys.readouterr().out)["to_look_up"] == 2
-    assert cli.main([*run, "--retry-temporary", "0s"]) == 0 and sb.stats().total_charged == 4
-    with pytest.raises(SystemExit) as info:
-        cli.main([*run, "--retry-temporary", "3600"])
-    assert info.value.code == 2 and "needs a unit" in capsys.readouterr().err
-
-
 # ------------------------------------------------------------------------------------- row 3
 @pytest.mark.parametrize("face", ["pandas", "series", "estimate", "dask", "polars", "client"])
 def test_row3_a_route_the_spec_does_not_define_is_refused_before_any_request(
