@@ -9,7 +9,8 @@ face can reuse, and the shared helpers of the faces (faces never import each oth
    (:func:`cached_numbers`), checks the budget, and starts the progress bar;
 4. **look up** — then looks the misses up (``HLRClient.lookup_many``), each answer journalled
    to the cache the moment it arrives; a run-stopping error (any ``HLRError`` with
-   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``;
+   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``,
+   and an interrupt (Ctrl-C, SIGTERM, SIGHUP) becomes a ``RunInterrupted`` carrying the same;
 5. **flatten** — and turns the raw answers into the mode's typed columns (``schema.flatten``),
    one row per distinct number.
 6. **join back** — :func:`join_results`: the per-number results onto the rows (through their
@@ -389,7 +390,9 @@ def resolve(
     ``stops_run``: 401/403, 402, the API unavailable) is re-raised with ``.looked_up``,
     ``.remaining`` (what a re-run will look up), ``.report`` and ``.partial`` (``join(resolved,
     report)`` when a ``join`` callable is given: the face's kind of frame); everything already
-    paid for is in the cache (also on Ctrl-C).
+    paid for is in the cache. An interrupt (Ctrl-C, or SIGTERM / SIGHUP, see
+    :func:`stop_signals`) waits for the answers in flight and raises
+    :class:`~pd_hlr.errors.RunInterrupted` with the same attributes.
     """
     detailed = settings.options.detailed
     run = run if run is not None else Run(rows=len(numbers))
