@@ -266,8 +266,8 @@ def cached_numbers(
         settings.options.key(),
         api,
         max_age=settings.max_age,
-        include_temporary=settings.retry_temporary is None,
-        temporary_max_age=settings.retry_temporary,
+        include_temporary=settings.retry_temporary is False,
+        temporary_max_age=settings.retry_temporary or None,
         columns=[f.column for f in schema.api_fields(detailed)],
     )
     return _shape_resolved(found, detailed, source="cache")
@@ -496,7 +496,8 @@ def resolve(
 
 def _again_at_once(answered: pd.DataFrame, settings: ValidateSettings) -> int:
     """The temporary answers of this run that a re-run looks up again at once."""
-    at_once = settings.retry_temporary == pd.Timedelta(0)  # looked up again on every run
+    rt = settings.retry_temporary
+    at_once = rt is not False and rt == pd.Timedelta(0)  # looked up again on every run
     return int(schema.is_temporary(answered).sum()) if at_once else 0
 
 

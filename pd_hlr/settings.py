@@ -275,19 +275,19 @@ def parse_max_age(value: Any, name: str = "max_age") -> pd.Timedelta | None:
     return _parse_age(value, name)
 
 
-def parse_retry_temporary(value: Any) -> pd.Timedelta | None:
+def parse_retry_temporary(value: Any) -> pd.Timedelta | bool:
     """``retry_temporary`` as the age at which a cached temporary outcome is looked up again:
-    a duration with a unit; ``True``: at once (every run); ``False``: never (None).
+    a duration with a unit; ``True``: at once (every run, a zero age); ``False``: never.
 
     >>> parse_retry_temporary("1h"), parse_retry_temporary(True), parse_retry_temporary(False)
-    (Timedelta('0 days 01:00:00'), Timedelta('0 days 00:00:00'), None)
+    (Timedelta('0 days 01:00:00'), Timedelta('0 days 00:00:00'), False)
     >>> parse_retry_temporary(3600)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: retry_temporary needs a unit: a string like "30D" (30 days) or ...; got 3600
     """
     if isinstance(value, bool | np.bool_):
-        return pd.Timedelta(0) if value else None
+        return pd.Timedelta(0) if value else False
     if value is None:
         raise TypeError(
             f'retry_temporary must be a duration such as "1h", True or False, not None; '
@@ -369,9 +369,9 @@ class ValidateSettings:
     progress: bool | None = None
     max_age: pd.Timedelta | None = None
     refresh: bool = False
-    #: The age at which a cached temporary outcome is looked up again (0: every run; None:
+    #: The age at which a cached temporary outcome is looked up again (0: every run; False:
     #: never, only ``max_age`` applies).
-    retry_temporary: pd.Timedelta | None = _DEFAULT_TEMPORARY_AGE
+    retry_temporary: pd.Timedelta | bool = _DEFAULT_TEMPORARY_AGE
     prefix: str = ""
     budget: int | None = None
     price: Decimal = DEFAULT_PRICE

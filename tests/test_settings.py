@@ -70,7 +70,7 @@ def test_every_option_reaches_the_settings() -> None:
     assert (got.default_region, got.strict, got.only_mobile) == ("GB", True, True)
     assert got.ambiguous == "national"
     assert (got.workers, got.rate_limit, got.progress) == (3, 7.5, True)
-    assert (got.max_age, got.refresh, got.retry_temporary) == (pd.Timedelta(hours=12), True, None)
+    assert (got.max_age, got.refresh, got.retry_temporary) == (pd.Timedelta(hours=12), True, False)
     assert (got.budget, got.price, got.prefix) == (10, Decimal("0.01"), "x_")
     assert ValidateSettings.from_kwargs() == ValidateSettings()
 
