@@ -9,7 +9,8 @@ face can reuse, and the shared helpers of the faces (faces never import each oth
    (:func:`cached_numbers`), checks the budget, and starts the progress bar;
 4. **look up** — then looks the misses up (``HLRClient.lookup_many``), each answer journalled
    to the cache the moment it arrives; a run-stopping error (any ``HLRError`` with
-   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``;
+   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``,
+   and an interrupt (Ctrl-C, SIGTERM, SIGHUP) becomes a ``RunInterrupted`` carrying the same;
 5. **flatten** — and turns the raw answers into the mode's typed columns (``schema.flatten``),
    one row per distinct number.
 6. **join back** — :func:`join_results`: the per-number results onto the rows (through their
@@ -35,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import numbers as _numbers
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -53,7 +55,7 @@ from ._spec import DEFAULT_BASE_URL
 from ._warnings import warn
 from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
-from .errors import BudgetExceededError, ColumnConflictError, HLRError
+from .errors import BudgetExceededError, ColumnConflictError, HLRError, RunInterrupted
 from .normalize import LOCAL_VERDICTS, normalize
 from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
@@ -320,7 +322,8 @@ def cached_numbers(
         settings.options.key(),
         api,
         max_age=settings.max_age,
-        include_temporary=not settings.retry_temporary,
+        include_temporary=settings.retry_temporary is False,
+        temporary_max_age=settings.retry_temporary or None,
         columns=[f.column for f in schema.api_fields(detailed)],
     )
     return _shape_resolved(found, detailed, source="cache")
@@ -443,7 +446,9 @@ def resolve(
     ``stops_run``: 401/403, 402, the API unavailable) is re-raised with ``.looked_up``,
     ``.remaining`` (what a re-run will look up), ``.report`` and ``.partial`` (``join(resolved,
     report)`` when a ``join`` callable is given: the face's kind of frame); everything already
-    paid for is in the cache (also on Ctrl-C).
+    paid for is in the cache. An interrupt (Ctrl-C, or SIGTERM / SIGHUP, see
+    :func:`stop_signals`) waits for the answers in flight and raises
+    :class:`~pd_hlr.errors.RunInterrupted` with the same attributes.
     """
     detailed = settings.options.detailed
     run = run if run is not None else Run(rows=len(numbers))
@@ -474,8 +479,9 @@ def resolve(
         writer_cm = cache.writer() if cache is not None and misses else contextlib.nullcontext()
         claimed = None
         stop: HLRError | None = None
+        interrupted: str | None = None  # the signal that stopped the run (SIGINT: Ctrl-C)
         try:
-            with writer_cm as writer:
+            with writer_cm as writer, stop_signals():
                 collector = _Collector(writer, settings.options.key(), api, progress)
 
                 def lookup(batch: list[str]) -> None:
@@ -497,13 +503,15 @@ def resolve(
                         if not exc.stops_run:
                             raise
                         stop = exc
+                    except KeyboardInterrupt as exc:  # the answers in flight were delivered
+                        interrupted = getattr(exc, "signal", "SIGINT")
         finally:
             progress.close()
         served = claimed.served() if claimed is not None else None
         served_by_others = claimed.served_numbers if claimed is not None else set()
         errors = {n: str(e) for n, e in collector.errors.items()}
-        if stop is not None:
-            reason = type(stop).__name__
+        if stop is not None or interrupted is not None:
+            reason = type(stop).__name__ if stop is not None else f"interrupted by {interrupted}"
             for n in misses:
                 if n not in collector.results and n not in errors and n not in served_by_others:
                     errors[n] = f"not looked up: the run stopped ({reason})"
@@ -524,14 +532,96 @@ def resolve(
             - len(collector.results)
             - len(collector.errors)
             - len(served_by_others),
-            stopped=None if stop is None else type(stop).__name__,
+            stopped=(
+                type(stop).__name__ if stop is not None
+                else f"RunInterrupted ({interrupted})" if interrupted is not None
+                else None
+            ),
             **delta,
         )
+        if interrupted is not None:
+            exc = _interrupted(interrupted, report, answered, settings, cache, len(numbers))
+            exc.partial = join(resolved, report) if join is not None else resolved
+            raise exc from None
         if stop is not None:
             _stop_run(stop, report, answered, settings, cache, total=len(numbers))
             stop.partial = join(resolved, report) if join is not None else resolved
             raise stop
         return resolved
+
+
+def _again_at_once(answered: pd.DataFrame, settings: ValidateSettings) -> int:
+    """The temporary answers of this run that a re-run looks up again at once."""
+    rt = settings.retry_temporary
+    at_once = rt is not False and rt == pd.Timedelta(0)  # looked up again on every run
+    return int(schema.is_temporary(answered).sum()) if at_once else 0
+
+
+def _interrupted(
+    signal_name: str,
+    report: RunReport,
+    answered: pd.DataFrame,
+    settings: ValidateSettings,
+    cache: HLRCache | None,
+    total: int,
+) -> RunInterrupted:
+    """The short message of an interrupted run: what was saved, what a re-run does."""
+    how = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
+    got = f"{report.looked_up:,} of {total:,} numbers were looked up"
+    if cache is None:
+        remaining = total
+        saved = f"{got} but not kept (no cache): a re-run looks up all {total:,} again"
+    elif settings.refresh:
+        remaining = total
+        saved = f"{got} and saved to the cache; a re-run with refresh=True looks up all again"
+    else:
+        remaining = report.failed + report.not_looked_up + _again_at_once(answered, settings)
+        saved = (
+            f"{got} and are saved in the cache ({cache.path}); a re-run continues with the "
+            f"{remaining:,} left"
+        )
+    exc = RunInterrupted(
+        f"pd-hlr: {how}: {saved}.",
+        signal_name,
+    )
+    exc.looked_up, exc.remaining, exc.report = report.looked_up, remaining, report
+    return exc
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While the lookups run, SIGTERM and SIGHUP stop the run as Ctrl-C does (the answers in
+    flight are delivered and journalled, then :class:`RunInterrupted`), instead of killing the
+    process with paid answers unrecorded.
+
+    Only in the main thread, only for a signal whose handler is the default one (a host that
+    installed its own, or ignores it, e.g. ``nohup``, keeps it), and the previous handler is
+    put back after. A second signal while the run stops is ignored (the first one is obeyed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        exc = KeyboardInterrupt(signal.Signals(signum).name)
+        exc.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
+        raise exc
+
+    installed = []
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, handler)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, signal.SIG_DFL)
 
 
 def _stop_run(
@@ -561,7 +651,7 @@ def _stop_run(
             "rest is looked up."
         )
         return
-    temporary = int(schema.is_temporary(answered).sum()) if settings.retry_temporary else 0
+    temporary = _again_at_once(answered, settings)
     stop.remaining = report.failed + report.not_looked_up + temporary
     again = (
         f", {temporary:,} of them temporary answers that are looked up again" if temporary else ""

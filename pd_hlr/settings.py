@@ -41,6 +41,10 @@ from . import _spec
 #: the money string's trailing zeros: ``Decimal('0.006')``.
 DEFAULT_PRICE = _spec.PRICE_PER_LOOKUP.normalize()
 
+#: How old a cached temporary outcome must be before a run looks it up again (``retry_temporary``
+#: and ``--retry-temporary``): re-running a cell at once pays nothing again.
+DEFAULT_RETRY_TEMPORARY = "1h"
+
 #: Concurrent requests of a client when none is given (``HLRClient(workers=)``, ``--workers``).
 DEFAULT_WORKERS = 8
 
@@ -65,7 +69,12 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("detailed", False, "bool", "the API's detailed mode: the full HLR payload"),
     Option("roaming", False, "bool", "the API's roaming check"),
-    Option("route", None, "str | None", 'the API\'s routing product, e.g. "standard", "detailed"'),
+    Option(
+        "route",
+        None,
+        "str | None",
+        "the API's routing product: " + " or ".join(f'"{r}"' for r in _spec.ROUTES),
+    ),
     Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
     Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
@@ -96,7 +105,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"'),
     Option("refresh", False, "bool", "ignore cached answers (still store the new ones)"),
-    Option("retry_temporary", True, "bool", "look temporary outcomes up again"),
+    Option(
+        "retry_temporary",
+        DEFAULT_RETRY_TEMPORARY,
+        "str | timedelta | bool",
+        "look a cached temporary outcome (absent subscriber, ...) up again once it is this old, "
+        'e.g. "1h", "2D"; True: on every run; False: never (only `max_age` applies)',
+    ),
     Option("budget", None, "int | None", "refuse to start if more paid lookups are needed"),
     Option("price", DEFAULT_PRICE, "Decimal | float | str", "price per lookup, for the estimates"),
     Option("prefix", "", "str", "put every result column under this prefix"),
@@ -251,8 +266,9 @@ _UNITLESS = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 _AGE_EXAMPLE = 'a string like "30D" (30 days) or "12h" (12 hours), or a datetime.timedelta'
 
 
-def parse_max_age(value: Any) -> pd.Timedelta | None:
-    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number.
+def parse_max_age(value: Any, name: str = "max_age") -> pd.Timedelta | None:
+    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number
+    (``name``: the option checked, for the message).
 
     >>> parse_max_age("12h")
     Timedelta('0 days 12:00:00')
@@ -263,25 +279,50 @@ def parse_max_age(value: Any) -> pd.Timedelta | None:
     """
     if value is None:
         return None
+    return _parse_age(value, name)
+
+
+def parse_retry_temporary(value: Any) -> pd.Timedelta | bool:
+    """``retry_temporary`` as the age at which a cached temporary outcome is looked up again:
+    a duration with a unit; ``True``: at once (every run, a zero age); ``False``: never.
+
+    >>> parse_retry_temporary("1h"), parse_retry_temporary(True), parse_retry_temporary(False)
+    (Timedelta('0 days 01:00:00'), Timedelta('0 days 00:00:00'), False)
+    >>> parse_retry_temporary(3600)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: retry_temporary needs a unit: a string like "30D" (30 days) or ...; got 3600
+    """
+    if isinstance(value, bool | np.bool_):
+        return pd.Timedelta(0) if value else False
+    if value is None:
+        raise TypeError(
+            f'retry_temporary must be a duration such as "1h", True or False, not None; '
+            f"the default is {_BY_NAME['retry_temporary'].default!r}"
+        )
+    return _parse_age(value, "retry_temporary")
+
+
+def _parse_age(value: Any, name: str) -> pd.Timedelta:
     if isinstance(value, _dt.timedelta | np.timedelta64):  # before Number: timedelta64 is one
         age = pd.Timedelta(value)
     elif isinstance(value, numbers.Number):
-        raise ValueError(f"max_age needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+        raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
     elif isinstance(value, str):
         if _UNITLESS.fullmatch(value):
-            raise ValueError(f"max_age needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+            raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
         try:
             age = pd.Timedelta(value)
         except ValueError:
             raise ValueError(
-                f"max_age {value!r} is not a duration: use {_AGE_EXAMPLE}"
+                f"{name} {value!r} is not a duration: use {_AGE_EXAMPLE}"
             ) from None
     else:
-        raise TypeError(f"max_age must be {_AGE_EXAMPLE}, not {type(value).__name__}")
+        raise TypeError(f"{name} must be {_AGE_EXAMPLE}, not {type(value).__name__}")
     if age is pd.NaT or pd.isna(age):
-        raise ValueError(f"max_age must be a duration: {_AGE_EXAMPLE}; got {value!r}")
+        raise ValueError(f"{name} must be a duration: {_AGE_EXAMPLE}; got {value!r}")
     if age < pd.Timedelta(0):
-        raise ValueError(f"max_age must not be negative: {_AGE_EXAMPLE}; got {value!r}")
+        raise ValueError(f"{name} must not be negative: {_AGE_EXAMPLE}; got {value!r}")
     return age
 
 
@@ -318,6 +359,9 @@ def _unknown(names: list[str]) -> TypeError:
     )
 
 
+_DEFAULT_TEMPORARY_AGE = pd.Timedelta(DEFAULT_RETRY_TEMPORARY)
+
+
 @dataclass(frozen=True)
 class ValidateSettings:
     """Everything one ``validate``/``estimate`` call needs besides the data, client and cache."""
@@ -333,7 +377,9 @@ class ValidateSettings:
     progress: bool | None = None
     max_age: pd.Timedelta | None = None
     refresh: bool = False
-    retry_temporary: bool = True
+    #: The age at which a cached temporary outcome is looked up again (0: every run; False:
+    #: never, only ``max_age`` applies).
+    retry_temporary: pd.Timedelta | bool = _DEFAULT_TEMPORARY_AGE
     prefix: str = ""
     budget: int | None = None
     price: Decimal = DEFAULT_PRICE
@@ -415,7 +461,7 @@ class ValidateSettings:
             options=LookupOptions(
                 detailed=_flag("detailed", v["detailed"]),
                 roaming=_flag("roaming", v["roaming"]),
-                route=v["route"],
+                route=_spec.check_route(v["route"]),
                 msisdn=_flag("msisdn", v["msisdn"]),
             ),
             default_region=region,
@@ -428,7 +474,7 @@ class ValidateSettings:
             progress=None if progress is None else _flag("progress", progress),
             max_age=parse_max_age(v["max_age"]),
             refresh=_flag("refresh", v["refresh"]),
-            retry_temporary=_flag("retry_temporary", v["retry_temporary"]),
+            retry_temporary=parse_retry_temporary(v["retry_temporary"]),
             prefix=v["prefix"],
             budget=None if budget is None else int(budget),
             price=parse_price(v["price"]),

@@ -117,7 +117,7 @@ def test_unknown_option_names_the_close_one() -> None:
         ({"progress": "no"}, TypeError, "progress must be True or False"),
         ({"default_region": "Britain"}, ValueError, "2-letter ISO region"),
         ({"default_region": "12"}, ValueError, "2-letter ISO region"),
-        ({"route": ""}, TypeError, "route must be a non-empty string"),
+        ({"route": ""}, ValueError, "route must be one of"),
         ({"prefix": 3}, TypeError, "prefix must be a string"),
     ],
 )
