@@ -19,6 +19,7 @@ The token comes from ``HLRClient(token=...)`` or ``PROVERO_API_TOKEN``. The embe
 from __future__ import annotations
 
 from . import accessor as _accessor  # registers DataFrame.hlr and Series.hlr
+from ._version import __version__
 from .cache import HLRCache
 from .client import HLRClient
 from .errors import (
@@ -37,8 +38,6 @@ from .errors import (
 )
 from .report import Estimate, RunReport
 from .settings import LookupOptions
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",

@@ -795,6 +795,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         from . import _io
 
         scanned = _io.scan_polars(args.input)
+        from . import polars as _registers_hlr  # noqa: F401  (scanned.hlr)
+
         _require_column(scanned.collect_schema().names(), args)
 
         def estimate(client: Any) -> Any:

@@ -533,7 +533,7 @@ def _status(frame: pl.DataFrame) -> pl.Series:
 
 def _file_metadata(obj: Any, metadata: dict[str, Any] | None) -> dict[str, str]:
     """The ``pd_hlr`` key-value metadata of a written file (as :func:`analysis.to_parquet`)."""
-    from . import __version__
+    from ._version import __version__
 
     info = _record_of(obj)
     info.setdefault("written_at", datetime.now(UTC).isoformat())
