@@ -46,6 +46,7 @@ from .settings import (
     TOKEN_ENV,
     parse_max_age,
     parse_price,
+    parse_region,
     parse_retry_temporary,
 )
 
@@ -159,6 +160,7 @@ def _checked_by(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
 _price = _checked_by(parse_price)
 _max_age = _checked_by(parse_max_age)
 _retry_temporary_age = _checked_by(parse_retry_temporary)
+_region = _checked_by(parse_region)
 
 
 def _base_url(text: str) -> str:
@@ -220,7 +222,7 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
     sent = p.add_argument_group("what is sent")
     sent.add_argument(
-        "--default-region", default=None, metavar="XX", help=_doc("default_region")
+        "--default-region", default=None, type=_region, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
         "--strict", action="store_true", help=_doc("strict")
