@@ -228,7 +228,11 @@ def parse_rate_limit(value: Any) -> float | None:
     """``rate_limit``: a positive number of requests per second, or None."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 < value < float("inf")
+    ):
         raise ValueError(f"rate_limit must be a positive number, not {value!r}")
     return float(value)
 

@@ -82,6 +82,27 @@ def test_the_cli_refuses_a_flag_with_the_settings_message(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flag", "name", "value"),
+    [
+        ("--workers", "workers", 0),
+        ("--rate-limit", "rate_limit", -1.0),
+        ("--rate-limit", "rate_limit", float("inf")),
+        ("--budget", "budget", -3),
+    ],
+)
+def test_the_cli_refuses_a_number_with_the_settings_message(
+    flag: str, name: str, value: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, message = settings_error(name, value)
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(
+            ["validate", str(tmp_path / "in.csv"), "-c", "phone", flag, str(value)]
+        )
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["max_age", "temporary_max_age"])
 @pytest.mark.parametrize("age", [30, "30", 1.5, "soon", "-1D"])
 def test_the_cache_reads_an_age_as_validate_does(name: str, age: Any, tmp_path: Path) -> None:
