@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +69,6 @@ def _write_dataset(folder: Path) -> Path:
         pq.write_table(_partition(start, cells), folder / f"part-{i:02d}.parquet")
         start += len(cells)
     return folder
-
-
-@pytest.fixture(scope="module")
-def dask_client() -> Iterator[Any]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
 
 
 @pytest.fixture

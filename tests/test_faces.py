@@ -83,24 +83,12 @@ class TestPolarsLazyFrameFace(_PolarsFace):
     lazy = True
 
 
-@pytest.fixture(scope="module")
-def dask_cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
 @pytest.mark.slow
 class TestDaskDistributedFace(TestDaskFace):
     """The Dask face on a cluster of worker processes (the partitions computed elsewhere)."""
 
     @pytest.fixture(autouse=True)
-    def _sync_scheduler(self, dask_cluster: Any) -> Iterator[None]:
+    def _sync_scheduler(self, dask_client: Any) -> Iterator[None]:
         yield
 
     # A bad option is refused before anything is computed: the scheduler plays no part.
