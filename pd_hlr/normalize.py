@@ -24,8 +24,10 @@ The work happens once per *distinct* raw value (the cells are factorized first),
    international reading (after ``+``, the default region's own international prefix, ``00``,
    or of the bare digits) and the national reading in ``default_region``.
 4. **Decision** between them, by the table; then the verdicts: not a possible number →
-   ``invalid``; possible but not valid → sent with a note (``strict=True`` withholds it); a key
-   outside the API's 10–15 characters → ``invalid``.
+   ``invalid``; possible but not valid → sent with a note when read as international (the
+   metadata lags new ranges), ``invalid`` when read as a national number of the region (often
+   another country's number); ``strict=True`` withholds both, ``strict=False`` sends both; a
+   key outside the API's 10–15 characters → ``invalid``.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ NOTE_NOT_VALID = (
 NOTE_FLOAT_TEXT = "written as a float (e.g. 4.47e11) in the source; read as its digits"
 NOTE_INTL_DIGITS = "digits without '+' read as international"
 ERR_NOT_VALID = "not a valid number per libphonenumber metadata"
+ERR_NOT_VALID_NATIONAL = (
+    "{reading}: not a valid number per libphonenumber metadata, so not sent (another "
+    "country's number?; strict=False sends it)"
+)
 ERR_LETTERS = "contains letters"
 ERR_VANITY = "letters in the number: vanity numbers such as 1-800-FLOWERS are not converted"
 ERR_MISSING = "no phone number in the cell"
@@ -270,7 +276,7 @@ def normalize(
     *,
     default_region: str | None = None,
     msisdn: bool = True,
-    strict: bool = False,
+    strict: bool | None = None,
     only_mobile: bool = False,
     ambiguous: Literal["skip", "international", "national"] = "skip",
 ) -> pd.DataFrame:
@@ -281,7 +287,11 @@ def normalize(
     cell raises: each gets a key or a verdict (`LOCAL_VERDICTS`).
 
     ``default_region`` reads national numbers (and decides bare digits, see the module doc);
-    ``strict=True`` withholds numbers libphonenumber does not know as valid;
+    ``strict`` decides numbers that are possible but that libphonenumber does not know as
+    valid: ``None`` (default) withholds a national reading of them (digits written without
+    ``+``/``00`` and read in ``default_region``: often another country's number) and sends an
+    international one with a note (metadata lags new ranges); ``True`` withholds both,
+    ``False`` sends both with a note;
     ``only_mobile=True`` skips numbers that are certainly not mobile (`NOT_MOBILE_TYPES`);
     ``msisdn=False`` keeps the content of cells that are not a possible number as written
     (for the API's non-canonical mode), while every possible number still gets its E.164 key;
@@ -296,8 +306,9 @@ def normalize(
     [<NA>, <NA>, 'missing', 'invalid']
     >>> out["hlr_number_type"].tolist()
     ['mobile', 'fixed_line', <NA>, <NA>]
-    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]
-    'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
+    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]  # doctest: +NORMALIZE_WHITESPACE
+    'ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX)
+     or +20 15 550123 (international)'
     """
     series = _as_series(values)
     codes, state = _normalize_distinct(
@@ -311,7 +322,7 @@ def normalize_cells(
     *,
     default_region: str | None = None,
     msisdn: bool = True,
-    strict: bool = False,
+    strict: bool | None = None,
     only_mobile: bool = False,
     ambiguous: Literal["skip", "international", "national"] = "skip",
 ) -> tuple[np.ndarray, pd.DataFrame]:
@@ -338,7 +349,7 @@ def _normalize_distinct(
     series: pd.Series,
     default_region: str | None,
     msisdn: bool,
-    strict: bool,
+    strict: bool | None,
     only_mobile: bool,
     ambiguous: str,
 ) -> tuple[np.ndarray, _State]:
@@ -347,6 +358,8 @@ def _normalize_distinct(
     region = _check_region(default_region)
     if ambiguous not in AMBIGUOUS_CHOICES:
         raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, got {ambiguous!r}")
+    if strict is not None and not isinstance(strict, bool | np.bool_):
+        raise TypeError(f"strict must be None, True or False, got {strict!r}")
     if ambiguous == "national" and region is None:
         raise ValueError("ambiguous='national' needs a default_region to read national numbers")
     codes, uniq = _factorize(series)
@@ -979,7 +992,9 @@ def _kinds(cells: _Cells, region: str | None) -> _Written:
     return _Written(kind, intl, alt, cells.plus & (idd | zz))
 
 
-def _decide(cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool) -> None:
+def _decide(
+    cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool | None
+) -> None:
     """Read each cell's digits every way its writing allows, choose, and give verdicts."""
     n = len(cells.uid)
     if not n:
@@ -1047,11 +1062,11 @@ def _choose_marked(
     zz = kind == _ZZ
     zero = kind == _ZERO
     if region is None:
-        # "00" is the international prefix of most of the world, not all: only a valid number
-        # after it is clearly meant
-        ok = zz & (ri.status == _VALID)
+        # "00" is the international prefix of most of the world: what follows is read as "+"
+        # would be (a possible number is sent with a note); no number after it is invalid
+        ok = zz & (ri.status >= _POSSIBLE)
         chosen[ok] = _CHOSE_I
-        weak = np.flatnonzero(zz & (ri.status != _VALID))
+        weak = np.flatnonzero(zz & (ri.status < _POSSIBLE))
         keys = ri.pick(weak).e164()
         state.mark(
             cells.uid[weak],
@@ -1070,7 +1085,7 @@ def _choose_marked(
 
 
 def _weak_00_reason(key: str | None) -> str:
-    what = f"{key} is not a valid number" if key else "no number follows"
+    what = f"{key} is not a possible number" if key else "no number follows"
     return f"'00' and no default_region: {what} (set default_region to read the prefix)"
 
 
@@ -1116,8 +1131,9 @@ def _choose_bare_with_region(
     need = np.flatnonzero((s_n >= _POSSIBLE) & (s_i >= _POSSIBLE))
     if need.size:
         rows = sel[need]
-        written = nb.national_digits(rn.cc[rows], nb.take(rn.nsn, rows))
-        natural[need] = nb._bools(pc.equal(written, nb.take(cells.digits, rows)))
+        natural[need] = nb.written_nationally(
+            rn.cc[rows], nb.take(rn.nsn, rows), nb.take(cells.digits, rows)
+        )
     pick = _bare_rule(s_i, s_n, own, natural)
     pick[_same(ri, rn, sel)] = _CHOSE_N
     chosen[sel] = pick
@@ -1174,48 +1190,48 @@ def _choose_bare_without_region(
     rows, cc, nsn = rows[closed], cc[closed], nsn.filter(pa.array(closed))
     intl_keys = ri.pick(bare).e164()
     keys = nb.e164(cc, nsn).to_pylist()
-    first: dict[int, int] = {}
+    seen: dict[int, dict[str, int]] = {}  # bare row -> each other reading's key -> its line
     for j, (r, key) in enumerate(zip(rows, keys, strict=True)):
         if key != intl_keys[r]:
-            first.setdefault(int(r), j)
-    national: dict[int, str] = {}
-    if first:
-        js = np.array(list(first.values()))
+            seen.setdefault(int(r), {}).setdefault(key, j)
+    national: dict[int, list[str]] = {}
+    if seen:
+        js = np.array([j for found in seen.values() for j in found.values()])
         found = _Reading.classify(nb.Readings(cc[js], nb.take(nsn, js), np.zeros(js.size, np.int8)))
         hows = [f"national {r}" for r in found.region]
-        for r, text in zip(first, found.label(np.arange(js.size), hows), strict=True):
-            national[int(bare[r])] = text
+        texts = iter(found.label(np.arange(js.size), hows))
+        for r, keyed in seen.items():
+            national[int(bare[r])] = [next(texts) for _ in keyed]
     s_i = ri.status[bare]
     conflict = np.array([int(b) in national for b in bare], dtype=bool)
-    chosen[bare[~conflict & (s_i != _POSSIBLE)]] = _CHOSE_I  # when invalid: its own reason
-    weak = bare[~conflict & (s_i == _POSSIBLE)]
-    keys = ri.pick(weak).e164()
-    state.mark(
-        cells.uid[weak],
-        "invalid",
-        np.array(
-            [f"digits without '+' and no default_region: {k} is not a valid number" for k in keys],
-            dtype=object,
-        ),
-    )
-    state.reading_invalid[cells.uid[weak]] = True
+    # no other reading: international, as with "+" (when not valid: its note, or its reason)
+    chosen[bare[~conflict]] = _CHOSE_I
     amb = bare[(s_i >= _POSSIBLE) & conflict]
     chosen[amb] = _CHOSE_AMBIGUOUS
     for j, text in zip(amb, ri.label(amb, "international"), strict=True):
-        pairs[int(j)] = f"{national[int(j)]} or {text}"
+        pairs[int(j)] = _either([*national[int(j)], text])
     only_national = bare[(s_i < _POSSIBLE) & conflict]
     state.mark(
         cells.uid[only_national],
         "invalid",
         np.array(
             [
-                f"a national number ({national[int(b)]}) and no default_region"
+                f"a national number ({_either(national[int(b)])}) and no default_region"
                 for b in only_national
             ],
             dtype=object,
         ),
     )
     state.reading_invalid[cells.uid[only_national]] = True
+
+
+def _either(readings: list[str], most: int = 4) -> str:
+    """ "A or B", "A, B or C": every plausible reading of a cell (past ``most``, the first
+    ones, the last one and how many more)."""
+    if len(readings) > most:
+        more = len(readings) - most + 1
+        readings = [*readings[: most - 2], readings[-1], f"{more} more readings"]
+    return " or ".join([", ".join(readings[:-1]), readings[-1]] if len(readings) > 1 else readings)
 
 
 def _resolve_ambiguous(
@@ -1254,7 +1270,7 @@ def _verdicts(
     chosen: np.ndarray,
     readings: tuple[_Reading, _Reading, _Reading],
     region: str | None,
-    strict: bool,
+    strict: bool | None,
     state: _State,
 ) -> None:
     """Keys, verdicts, facts and notes for the chosen readings."""
@@ -1289,18 +1305,43 @@ def _verdicts(
     known = ~failed
     state.region[uid[known]] = np.where(r.region[known] == "001", None, r.region[known])
     state.ntype[uid[known]] = _type_names(r.ntype[known])
-    send = known & ((r.status == _VALID) | ((r.status == _POSSIBLE) & (not strict)))
+    weak = known & (r.status == _POSSIBLE)
+    # a national reading (the digits read in the region, not as some country's code + number)
+    national = (which == _CHOSE_N) & ~_same(ri, rn, rows)
+    withhold = weak & (national if strict is None else bool(strict))
+    send = known & ((r.status == _VALID) | (weak & ~withhold))
     key_list = np.asarray(nb.e164(r.cc, r.nsn).to_pylist(), dtype=object)
     state.number[uid[send]] = key_list[send]
     _api_length_check(state, uid[send], key_list[send])
     still = send & (state.number[uid] != None)  # noqa: E711 (element-wise)
-    state.add_note(uid[still & (r.status == _POSSIBLE)], NOTE_NOT_VALID)
-    state.mark(uid[known & (r.status == _POSSIBLE) & strict], "invalid", ERR_NOT_VALID)
+    state.add_note(uid[still & weak], NOTE_NOT_VALID)
+    state.mark(uid[withhold & ~national], "invalid", ERR_NOT_VALID)
+    _withhold_national(cells, rows[withhold & national], ri, rn, region, state)
     impossible = known & (r.status == _IMPOSSIBLE)
     for i, c, p in zip(uid[impossible], r.cc[impossible], r.poss[impossible], strict=True):
         why = _LENGTH_WORDS.get(int(p), "invalid length")
         state.mark(i, "invalid", f"not a possible number for {_where_label(int(c))} ({why})")
     state.reading_invalid[uid[~still]] = True
+
+
+def _withhold_national(
+    cells: _Cells, rows: np.ndarray, ri: _Reading, rn: _Reading, region: str | None,
+    state: _State,
+) -> None:
+    """A national reading that is possible but not valid in the region is not sent (the number
+    of another country, or a typo, read in the wrong country): the error names the reading and
+    a valid international reading of the same digits, if there is one."""
+    if not rows.size:
+        return
+    texts = rn.label(rows, f"national {region}")
+    valid_i = ri.status[rows] == _VALID
+    also = dict(zip(rows[valid_i], ri.label(rows[valid_i], "international"), strict=True))
+    errors = []
+    for j, text in zip(rows, texts, strict=True):
+        other = also.get(j)
+        alt = f"; the digits also read as {other}, a valid number" if other else ""
+        errors.append(f"{ERR_NOT_VALID_NATIONAL.format(reading=text)}{alt}")
+    state.mark(cells.uid[rows], "invalid", np.array(errors, dtype=object))
 
 
 def _notes(

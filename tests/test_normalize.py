@@ -280,8 +280,9 @@ def test_bare_digits_that_also_read_as_a_national_number_are_ambiguous() -> None
     s = pd.Series([2015550123, 441302778473])
     out = normalize(s)  # +1 201-555-0123 written the US way, or +20 (Egypt)?
     assert out["hlr_source"].tolist() == ["ambiguous", pd.NA]
-    assert out["hlr_error"].iloc[0] == (
-        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+    assert out["hlr_error"].iloc[0] == (  # every plausible reading is named
+        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX) or "
+        "+20 15 550123 (international)"
     )
     assert out["hlr_number"].tolist() == [pd.NA, "+441302778473"]
     us = normalize(s, default_region="US")  # a US list: its own national writing wins
@@ -613,16 +614,21 @@ def test_property_fast_path_matches_phonenumbers(cells: list[str], threshold: in
 )
 def test_property_national_matches_phonenumbers(cell: str, region: str) -> None:
     row = one(cell, default_region=region)
+    lenient = one(cell, default_region=region, strict=False)
     try:
         num = phonenumbers.parse(cell, region)
     except phonenumbers.NumberParseException:
-        assert row["hlr_source"] == "invalid"
+        assert row["hlr_source"] == lenient["hlr_source"] == "invalid"
         return
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
-    sent = (
-        phonenumbers.is_valid_number(num) or phonenumbers.is_possible_number_with_reason(num) == 0
-    ) and 10 <= len(e164) <= 15
-    assert row["hlr_number"] == (e164 if sent else None)
+    fits = 10 <= len(e164) <= 15
+    valid = phonenumbers.is_valid_number(num)
+    possible = phonenumbers.is_possible_number_with_reason(num) == 0
+    # a national reading is sent when valid; strict=False also sends a possible one
+    assert row["hlr_number"] == (e164 if valid and fits else None)
+    assert lenient["hlr_number"] == (e164 if (valid or possible) and fits else None)
+    if possible and fits and not valid:
+        assert row["hlr_source"] == "invalid" and e164 in re.sub(r"[ -]", "", row["hlr_error"])
 
 
 @pytest.mark.parametrize(
@@ -700,8 +706,9 @@ ISSUE_CASES = [
     ("447911123456", None, "+447911123456"),
     ("2015550123", None, "ambiguous"),
     ("15526018159", None, "ambiguous"),
-    ("5977443142", "US", "+15977443142"),
-    ("(358)956-9256", "US", "+13589569256"),
+    # a national reading that is not valid there, and a valid international one (issue 23)
+    ("5977443142", "US", "invalid"),
+    ("(358)956-9256", "US", "invalid"),
     ("491701234567", "DE", "+491701234567"),
     ("'+44 7911 123456", None, "+447911123456"),
     ("+44 7911 123456;", None, "+447911123456"),
