@@ -60,6 +60,7 @@ __all__ = [
     "split_country_code",
     "strip_idd",
     "strip_national_prefix",
+    "trunk_prefix",
     "written_nationally",
 ]
 
@@ -239,6 +240,14 @@ def main_metadata(cc: int) -> PhoneMetadata | None:
     if not regions:
         return None
     return PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
+
+
+@cache
+def trunk_prefix(cc: int) -> str | None:
+    """The trunk prefix of a country calling code's main region (``"0"`` for 44, None for 39:
+    Italian numbers keep their leading 0 after the country code)."""
+    md = main_metadata(cc)
+    return md.national_prefix if md is not None else None
 
 
 @cache

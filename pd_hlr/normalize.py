@@ -177,9 +177,18 @@ _RE_CONTROL = r"[\x{00}-\x{08}\x{0E}-\x{1F}\x{7F}-\x{9F}]"
 _RE_NON_ASCII = r"[^\x{00}-\x{7F}]"
 _RE_LETTER = r"\pL"
 _RE_VANITY = r"^\+?[\d\s\-.()/]*(?:[A-Za-z][\d\s\-.()/]*){2,}$"  # + ≥ 3 digits, below
-_RE_FLOAT_WHOLE = r"^[1-9]\d{5,}\.0{1,2}$"  # "447400123456.0", as pandas / Python write floats
+_RE_FLOAT_WHOLE = r"^[1-9]\d{5,}\.0+$"  # "447400123456.0", "...456.000000" (printf %f)
 _RE_FLOAT_SCI = r"^[+]?\d(?:[.,]\d+)?[eE][+-]?\d{1,3}$"  # "4.47400123456e11", "4.47911E+11"
 _RE_BRACKET_CLUE = r"^\(\s*\d"
+_ANNOTATION = r"[(\[](?P<word>[^()\[\]\d]*\pL[^()\[\]]*|\d+\s*\pL[^()\[\]]*)[)\]]"  # word(s)
+_RE_ANNOTATION_BEFORE = rf"^{_ANNOTATION}[\s:\-]*(?P<rest>[+(\d].*)$"  # "(Freephone) 0800 ..."
+_RE_ANNOTATION_AFTER = rf"^(?P<rest>.*\d[)\]]?)\s*[,;]?\s*{_ANNOTATION}$"  # "... (24h)", "(ext. 2)"
+_RE_EXT_WORD = rf"(?i)^(?:{_EXT})\.?\s*[:=.#]?\s*(?P<ext>\d{{1,10}})$"
+#: Annotations that say the number is not to be used: the cell is not read.
+_RE_DO_NOT_USE = (
+    r"(?i)\b(?:old|former|previous|wrong|invalid|disconnected|dead|deceased|inactive|"
+    r"obsolete|fake|test|do\s*not|don'?t|no\s+longer|not\s+in\s+service|unsubscribed)\b"
+)
 _RE_TRUNK_IN_BRACKETS = r"^\+\s*(\d{1,3})[\s\-.]*\(\s*0\s*\)"  # "+44 (0) 1302 ...": a trunk 0
 
 
@@ -694,7 +703,7 @@ def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
         keep = np.ones(idx.size, dtype=bool)
         keep[sub[done]] = False
         idx, text, is_num = idx[keep], text.filter(pa.array(keep)), is_num[keep]
-    text = pc.replace_substring_regex(text, _RE_TRUNK_IN_BRACKETS, r"+\1 ")
+    text = _trunk_in_brackets(text)
     clue = nb.search(text, _RE_BRACKET_CLUE)
     cleaned = pc.replace_substring_regex(text, _RE_SEPARATORS, "").cast(LARGE)
     empty = nb.lengths(cleaned) == 0
@@ -711,6 +720,31 @@ def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
     plus = nb.startmatch(cleaned, r"\+")
     digits = pc.if_else(pa.array(plus), pc.utf8_slice_codeunits(cleaned, 1), cleaned)
     return _Cells(idx, digits.cast(LARGE), plus, clue & ~plus, is_num)
+
+
+def _trunk_in_brackets(text: pa.Array) -> pa.Array:
+    """``+44 (0)20 ...``: the bracketed 0 is a trunk prefix, dropped where the country's numbers
+    drop it (its trunk prefix is 0). Elsewhere it stays, unless only the number without it is
+    valid: Italian numbers keep their 0 (``+39 (0)6 6988 3000`` is +39 06 6988 3000)."""
+    cand = np.flatnonzero(nb.search(text, _RE_TRUNK_IN_BRACKETS))
+    if not cand.size:
+        return text
+    sub = nb.take(text, cand)
+    dropped = pc.replace_substring_regex(sub, _RE_TRUNK_IN_BRACKETS, r"+\1 ")
+    kept = pc.replace_substring_regex(sub, _RE_TRUNK_IN_BRACKETS, r"+\1 0")
+    head = pc.struct_field(pc.extract_regex(sub, r"^\+\s*(?P<cc>\d{1,3})"), "cc")
+    cc = np.asarray(pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    trunk_zero = np.array([nb.trunk_prefix(int(c)) == "0" for c in cc], dtype=bool)
+    keep = np.zeros(cand.size, dtype=bool)
+    other = np.flatnonzero(~trunk_zero)
+    if other.size:
+        valid = {}
+        for name, arr in (("kept", kept), ("dropped", dropped)):
+            digits = pc.replace_substring_regex(nb.take(arr, other), r"\D", "").cast(LARGE)
+            r = _Reading.classify(nb.read_international(digits))
+            valid[name] = r.status == _VALID
+        keep[other] = valid["kept"] | ~valid["dropped"]
+    return nb.scatter(text, cand, pc.if_else(pa.array(keep), kept, dropped))
 
 
 def _read_complex(text: pa.Array, uid: np.ndarray, state: _State) -> tuple[np.ndarray, pa.Array]:
@@ -747,7 +781,8 @@ def _fold_char(ch: str) -> str:
         out = str(unicodedata.decimal(ch))
     elif cat in ("Zs", "Zl", "Zp"):
         out = " "
-    elif cat == "Pd" or ch in "\u2212\u2796\ufe63\uff0d\u2043":
+    elif cat == "Pd" or ch in "\u2212\u2796\ufe63\uff0d\u2043\u30fc\u2500\u2501":
+        # minus signs, the katakana long-vowel mark and box lines written as dashes
         out = "-"
     elif cat == "Cf":
         out = ""  # zero-width spaces, bidi marks, soft hyphens, BOM
@@ -812,19 +847,30 @@ def _unwrap(text: pa.Array, uid: np.ndarray, state: _State) -> pa.Array:
             said.append(f"trailing {punct!r} removed")
         return "; ".join(said) or None
 
+    def annotation(f: dict[str, str]) -> str:
+        word = " ".join(f["word"].split())
+        ext = re.match(_RE_EXT_WORD, word)
+        return f"extension {ext['ext']} dropped" if ext else f"({word}) dropped"
+
     for _ in range(2):
         apply(r"^=", _RE_FORMULA, lambda f: "quotes removed")
         apply(r"""^["'`]|["'`;,:.]$""", _RE_WRAPPED, wrapped)
         apply(r"^[^+(\d]", _RE_LABEL, lambda f: f"label {f['label'].strip()!r} dropped")
         apply(r"[)\]]$", _RE_TRAILING_LABEL, lambda f: f"label {f['label']!r} dropped")
         apply(r"[^\d\s+().\-/]", _RE_EXTENSION, lambda f: f"extension {f['ext']} dropped")
+        apply(r"^[(\[]", _RE_ANNOTATION_BEFORE, annotation)  # "(Freephone) ..."
+        apply(r"[)\]]$", _RE_ANNOTATION_AFTER, annotation)  # "... (24h)", "... (ext. 2)"
     hit = nb.search(text, _RE_DOUBLE_PLUS)
     if hit.any():
         text = pc.replace_substring_regex(text, _RE_DOUBLE_PLUS, "+").cast(LARGE)
         for j in np.flatnonzero(hit):
             notes[j].append("doubled '+' read as one")
     for j in np.flatnonzero([bool(x) for x in notes]):
-        state.add_note([uid[j]], "; ".join(dict.fromkeys(notes[j])))
+        said = "; ".join(dict.fromkeys(notes[j]))
+        if re.search(_RE_DO_NOT_USE, said):  # "(old)", "(wrong number)": not to be paid for
+            words = ", ".join(re.findall(r"\([^()]*\)", said))
+            state.mark(uid[j], "invalid", f"marked as not to be used: {words}")
+        state.add_note([uid[j]], said)
     return text
 
 
