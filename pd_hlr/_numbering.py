@@ -968,7 +968,9 @@ def _natural_forms_by_length() -> dict[int, tuple[_NaturalForm, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+def natural_national_readings(
+    digits: pa.Array, possible: bool = False
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """The valid numbers whose own country writes them nationally as exactly these digits
     (the digits of ``format_number(number, NATIONAL)``), for digit strings that start with 1-9:
     rows (into ``digits``), country codes and national numbers.
@@ -992,7 +994,7 @@ def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray,
         sub = take(digits, cand)
         for form in forms:
             found = search(sub, form.pattern)
-            if found.sum() > VECTOR_MIN_GROUP:  # worth compiling the big pattern
+            if not possible and found.sum() > VECTOR_MIN_GROUP:  # worth the big pattern
                 found[found] = search(sub.filter(pa.array(found)), form.valid_pattern)
             hit = cand[found]
             rows.append(hit)
@@ -1010,8 +1012,10 @@ def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray,
         if width:
             nsn = pc.if_else(pa.array(cut == width), pc.utf8_slice_codeunits(nsn, int(width)), nsn)
     nsn = nsn.cast(LARGE)
-    region, ntype, _ = classify(cc, nsn)
+    region, ntype, poss = classify(cc, nsn)
     valid = is_valid(region, ntype)
+    if possible:  # (``possible=True``: possible numbers too)
+        valid |= poss == ValidationResult.IS_POSSIBLE
     row, cc, nsn = row[valid], cc[valid], nsn.filter(pa.array(valid))
     natural = written_nationally(cc, nsn, take(digits, row))
     return row[natural], cc[natural], nsn.filter(pa.array(natural))

@@ -32,6 +32,7 @@ The work happens once per *distinct* raw value (the cells are factorized first),
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -316,8 +317,8 @@ def normalize(
     >>> out["hlr_number_type"].tolist()
     ['mobile', 'fixed_line', <NA>, <NA>]
     >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]  # doctest: +NORMALIZE_WHITESPACE
-    'ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX)
-     or +20 15 550123 (international)'
+    'ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX),
+     +20 15 550123 (international) or 1 more reading'
     """
     series = _as_series(values)
     codes, state = _normalize_distinct(
@@ -1112,14 +1113,15 @@ def _choose_marked(
         # would be (a possible number is sent with a note); no number after it is invalid
         ok = zz & (ri.status >= _POSSIBLE)
         chosen[ok] = _CHOSE_I
-        weak = np.flatnonzero(zz & (ri.status < _POSSIBLE))
-        keys = ri.pick(weak).e164()
+        _longer_prefixes(cells, np.flatnonzero(zz & (ri.status == _POSSIBLE)), ri, chosen, pairs)
+        none = np.flatnonzero(zz & (ri.status < _POSSIBLE))
+        keys = ri.pick(none).e164()
         state.mark(
-            cells.uid[weak],
+            cells.uid[none],
             "invalid",
             np.array([_weak_00_reason(k) for k in keys], dtype=object),
         )
-        state.reading_invalid[cells.uid[weak]] = True
+        state.reading_invalid[cells.uid[none]] = True
         for k, err in ((zero, ERR_NO_REGION), (kind == _CLUE, ERR_NO_REGION_BRACKETS)):
             state.mark(cells.uid[k], "invalid", err)
             state.reading_invalid[cells.uid[k]] = True
@@ -1128,6 +1130,50 @@ def _choose_marked(
     # number there (JP 0066...), else international
     chosen[zz] = np.where(rn.status[zz] == _VALID, _CHOSE_N, _CHOSE_I)
     chosen[zero] = _CHOSE_N
+
+
+@functools.cache
+def _longer_00_prefixes() -> tuple[tuple[str, str], ...]:
+    """(a region, its prefix as written) for each international prefix other than plain 00
+    (``0011`` in Australia, ``001`` ...), one region per distinct prefix pattern."""
+    out: dict[str, tuple[str, str]] = {}
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        facts = nb.region_facts(region)
+        idd = facts.international_prefix
+        if idd and idd != "00" and idd not in out and re.fullmatch(r"00\d+", facts.idd_label):
+            out[idd] = (region, facts.idd_label)
+    return tuple(out.values())
+
+
+def _longer_prefixes(
+    cells: _Cells, rows: np.ndarray, ri: _Reading, chosen: np.ndarray, pairs: dict[int, str]
+) -> None:
+    """No region, "00" then a possible but not valid number: when the digits also start with
+    a longer international prefix (Australia's ``0011``) that leaves a valid number,
+    ambiguous."""
+    if not rows.size:
+        return
+    digits = nb.take(cells.digits, rows)
+    length = nb.lengths(digits)
+    keys = ri.pick(rows).e164()
+    found: dict[int, dict[str, str]] = {}
+    for region, label in _longer_00_prefixes():
+        hit, after = nb.strip_idd(digits, region)
+        hit = np.flatnonzero(hit & (length - nb.lengths(after) > 2))
+        if not hit.size:
+            continue
+        other = _Reading.classify(nb.read_international(nb.take(after, hit)))
+        stands = np.flatnonzero(other.status == _VALID)
+        texts = other.label(stands, f"after {region}'s international prefix {label}")
+        for k, key, text in zip(stands, other.pick(stands).e164(), texts, strict=True):
+            j = int(hit[k])
+            if key != keys[j]:
+                found.setdefault(j, {}).setdefault(key, text)
+    for j, alternatives in found.items():
+        row = rows[j]
+        chosen[row] = _CHOSE_AMBIGUOUS
+        mine = ri.label(np.array([row]), "after 00")
+        pairs[int(row)] = _either([*alternatives.values(), *mine])
 
 
 def _weak_00_reason(key: str | None) -> str:
@@ -1233,7 +1279,23 @@ def _choose_bare_without_region(
     rows, cc, nsn = nb.natural_national_readings(nb.take(cells.digits, bare))
     region, ntype, _ = nb.classify(cc, nsn)
     closed = nb.fixed_length_range(region, ntype)
+    # valid readings in open ranges do not make a cell ambiguous, but are counted in its error
+    loose: dict[int, set[str]] = {}
+    open_keys = nb.e164(cc[~closed], nsn.filter(pa.array(~closed))).to_pylist()
+    for r, key in zip(rows[~closed], open_keys, strict=True):
+        loose.setdefault(int(r), set()).add(key)
     rows, cc, nsn = rows[closed], cc[closed], nsn.filter(pa.array(closed))
+    # a possible, not valid, international reading is sent (as "+" would be) only when the
+    # digits are not also some country's national writing of a possible number
+    weak = np.flatnonzero(ri.status[bare] == _POSSIBLE)
+    weak = weak[~np.isin(weak, rows)]
+    if weak.size:
+        more, cc2, nsn2 = nb.natural_national_readings(
+            nb.take(cells.digits, bare[weak]), possible=True
+        )
+        rows = np.concatenate([rows, weak[more]])
+        cc = np.concatenate([cc, cc2])
+        nsn = pa.concat_arrays([nsn.cast(LARGE), nsn2.cast(LARGE)])
     intl_keys = ri.pick(bare).e164()
     keys = nb.e164(cc, nsn).to_pylist()
     seen: dict[int, dict[str, int]] = {}  # bare row -> each other reading's key -> its line
@@ -1255,7 +1317,9 @@ def _choose_bare_without_region(
     amb = bare[(s_i >= _POSSIBLE) & conflict]
     chosen[amb] = _CHOSE_AMBIGUOUS
     for j, text in zip(amb, ri.label(amb, "international"), strict=True):
-        pairs[int(j)] = _either([*national[int(j)], text])
+        r = int(np.searchsorted(bare, j))
+        more = loose.get(r, set()) - set(seen.get(r, {})) - {intl_keys[r]}
+        pairs[int(j)] = _either([*national[int(j)], text], more=len(more))
     only_national = bare[(s_i < _POSSIBLE) & conflict]
     state.mark(
         cells.uid[only_national],
@@ -1271,12 +1335,14 @@ def _choose_bare_without_region(
     state.reading_invalid[cells.uid[only_national]] = True
 
 
-def _either(readings: list[str], most: int = 4) -> str:
+def _either(readings: list[str], most: int = 4, more: int = 0) -> str:
     """ "A or B", "A, B or C": every plausible reading of a cell (past ``most``, the first
-    ones, the last one and how many more)."""
-    if len(readings) > most:
-        more = len(readings) - most + 1
-        readings = [*readings[: most - 2], readings[-1], f"{more} more readings"]
+    ones, the last one and how many more; ``more`` readings not listed are counted too)."""
+    if len(readings) + (more > 0) > most:
+        more += len(readings) - most + 1
+        readings = readings[: most - 2] + readings[-1:]
+    if more:
+        readings = [*readings, f"{more} more reading{'s' if more > 1 else ''}"]
     return " or ".join([", ".join(readings[:-1]), readings[-1]] if len(readings) > 1 else readings)
 
 

@@ -281,8 +281,8 @@ def test_bare_digits_that_also_read_as_a_national_number_are_ambiguous() -> None
     out = normalize(s)  # +1 201-555-0123 written the US way, or +20 (Egypt)?
     assert out["hlr_source"].tolist() == ["ambiguous", pd.NA]
     assert out["hlr_error"].iloc[0] == (  # every plausible reading is named
-        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX) or "
-        "+20 15 550123 (international)"
+        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX), "
+        "+20 15 550123 (international) or 1 more reading"
     )
     assert out["hlr_number"].tolist() == [pd.NA, "+441302778473"]
     us = normalize(s, default_region="US")  # a US list: its own national writing wins
@@ -1078,8 +1078,8 @@ def test_ambiguous_names_every_plausible_reading() -> None:
     assert re.search(r"or \d+ more readings$", row["hlr_error"])
     # 5321234567: Brazil, Turkey (written without its trunk 0) or Cuba
     assert one("5321234567")["hlr_error"] == (
-        "ambiguous: +55 53 2123-4567 (national BR), +90 532 123 45 67 (national TR) or "
-        "+53 21 234567 (international)"
+        "ambiguous: +55 53 2123-4567 (national BR), +90 532 123 45 67 (national TR), "
+        "+53 21 234567 (international) or 1 more reading"
     )
 
 
