@@ -33,8 +33,11 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
+import hypothesis
 import pandas as pd
 import phonenumbers
+from hypothesis import given
+from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from pd_hlr.normalize import normalize
@@ -402,3 +405,87 @@ if __name__ == "__main__":
                 f"form={c.form} -> {r['hlr_number']} {r['hlr_source']} {r['hlr_error']!r} "
                 f"note={r['hlr_note']!r}"
             )
+
+
+# --- the same number in every writing (issue 23) ---------------------------------------------
+
+
+@functools.cache
+def _examples() -> tuple[phonenumbers.PhoneNumber, ...]:
+    """libphonenumber's example number of every region and type."""
+    found = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for t in TYPES:
+            ex = phonenumbers.example_number_for_type(region, t)
+            if ex is not None:
+                found.append(ex)
+    return tuple(found)
+
+
+def _writings(e164: str) -> dict[str, object]:
+    """The ways a column may hold one international number, all with the same digits."""
+    num = phonenumbers.parse(e164)
+    intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    digits = e164[1:]
+    return {
+        "+": e164,
+        "+ spaced": intl,
+        "+ dashed": intl.replace(" ", "-"),
+        "00": "00" + digits,
+        "00 spaced": "00 " + intl[1:],
+        "bare": digits,
+        "bare spaced": intl[1:],
+        "int": int(digits),
+        "float": float(digits),
+        "float text": digits + ".0",
+        "float text %f": digits + ".000000",
+    }
+
+
+@given(
+    example=st.sampled_from(_examples()),
+    tail=st.text("0123456789", min_size=0, max_size=4),
+    cut=st.integers(0, 4),
+    strict=st.sampled_from([None, True, False]),
+)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_property_every_writing_of_a_number_gets_one_verdict(
+    example: phonenumbers.PhoneNumber, tail: str, cut: int, strict: bool | None
+) -> None:
+    """With no default_region, every writing of an international number gets the verdict and
+    key of its "+" writing, under the same options. The one exception is what the decision
+    table calls ambiguous: digits without "+" that are also some country's national writing
+    (or "00" that is also a longer international prefix) are never sent, and the error names
+    the "+" reading among the others (or says how many more there are)."""
+    nsn = phonenumbers.national_significant_number(example)
+    nsn = (nsn[: len(nsn) - cut] + tail) or nsn  # a neighbour: valid, possible or neither
+    e164 = f"+{example.country_code}{nsn}"
+    try:
+        num = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return
+    hypothesis.assume(phonenumbers.format_number(num, PhoneNumberFormat.E164) == e164)
+    hypothesis.assume(len(e164) <= 17)  # a float keeps every digit
+    writings = _writings(e164)
+    out = normalize(pd.Series(list(writings.values()), dtype=object), strict=strict)
+    out = out.astype(object).where(out.notna(), None)
+    rows = dict(zip(writings, out.to_dict("records"), strict=True))
+    plus = rows["+"]
+    verdict = (plus["hlr_source"], plus["hlr_number"])
+    for name, row in rows.items():
+        got = (row["hlr_source"], row["hlr_number"])
+        if row["hlr_source"] == "ambiguous" and not name.startswith("+"):
+            assert plus["hlr_source"] not in ("ambiguous", "missing"), (name, row)
+            if plus["hlr_number"] is not None:
+                assert (
+                    _international(e164) in row["hlr_error"] or "more reading" in row["hlr_error"]
+                ), (name, row)
+            continue
+        assert got == verdict, (name, writings[name], row, plus)
+    # the "+" writing follows libphonenumber: valid → sent, possible → sent with a note unless
+    # strict=True, and the API's 10-15 characters
+    valid = phonenumbers.is_valid_number(num)
+    possible = phonenumbers.is_possible_number_with_reason(num) == 0
+    fits = 10 <= len(e164) <= 15
+    sent = fits and (valid or (possible and strict is not True))
+    assert plus["hlr_number"] == (e164 if sent else None), plus
