@@ -1444,7 +1444,8 @@ def _verdicts(
     for i, c, p in zip(uid[impossible], r.cc[impossible], r.poss[impossible], strict=True):
         why = _LENGTH_WORDS.get(int(p), "invalid length")
         state.mark(i, "invalid", f"not a possible number for {_where_label(int(c))} ({why})")
-    state.reading_invalid[uid[~still]] = True
+    # (withheld by the strict rule: a possible number, so msisdn=False does not send it either)
+    state.reading_invalid[uid[~still & ~withhold]] = True
 
 
 def _withhold_national(

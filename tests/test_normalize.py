@@ -1089,3 +1089,12 @@ def test_bare_indian_numbers_without_a_region_are_ambiguous() -> None:
     assert row["hlr_source"] == "ambiguous" and "+91 490 208 4369 (national IN)" in row["hlr_error"]
     assert one("4902084369", default_region="IN")["hlr_number"] == "+914902084369"
     assert one("9876543210", default_region="IN")["hlr_number"] == "+919876543210"
+
+
+def test_msisdn_false_does_not_send_what_the_strict_rule_withholds() -> None:
+    # a possible number withheld (a national reading not valid; strict=True) is not sent as
+    # written either: msisdn=False only sends what is not a possible number
+    for cell, strict in (("06 89 80 78 86", None), ("+1 200 555 0123", True)):
+        row = one(cell, default_region="GB", msisdn=False, strict=strict)
+        assert (row["hlr_number"], row["hlr_source"]) == (None, "invalid"), row
+    assert one("+44 7911 1234", default_region="GB", msisdn=False)["hlr_number"] == "+4479111234"
