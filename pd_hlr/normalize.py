@@ -879,8 +879,8 @@ def _unwrap(text: pa.Array, uid: np.ndarray, state: _State) -> pa.Array:
             notes[j].append("doubled '+' read as one")
     for j in np.flatnonzero([bool(x) for x in notes]):
         said = "; ".join(dict.fromkeys(notes[j]))
-        if re.search(_RE_DO_NOT_USE, said):  # "(old)", "(wrong number)": not to be paid for
-            words = ", ".join(re.findall(r"\([^()]*\)", said))
+        words = ", ".join(re.findall(r"(\([^()]*\)) dropped", said))  # the annotations
+        if re.search(_RE_DO_NOT_USE, words):  # "(old)", "(wrong number)": not to be paid for
             state.mark(uid[j], "invalid", f"marked as not to be used: {words}")
         state.add_note([uid[j]], said)
     return text
@@ -1317,7 +1317,10 @@ def _choose_bare_without_region(
     if seen:
         js = np.array([j for found in seen.values() for j in found.values()])
         found = _Reading.classify(nb.Readings(cc[js], nb.take(nsn, js), np.zeros(js.size, np.int8)))
-        hows = [f"national {r}" for r in found.region]
+        hows = [
+            f"national {r or phonenumbers.region_code_for_country_code(int(c))}"
+            for r, c in zip(found.region, found.cc, strict=True)
+        ]
         texts = iter(found.label(np.arange(js.size), hows))
         for r, keyed in seen.items():
             national[int(bare[r])] = [next(texts) for _ in keyed]
