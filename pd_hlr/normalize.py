@@ -16,9 +16,11 @@ The work happens once per *distinct* raw value (the cells are factorized first),
    ``invalid`` with its type in the reason. No cell can raise.
 2. **Text**: Unicode NFKC, every Unicode decimal digit to ASCII, Unicode spaces and dashes to
    separators; then wrappers come off (spreadsheet apostrophe, quotes, ``="..."``, trailing
-   punctuation, a doubled ``+``), as do leading labels (``Tel:``, ``Mobile``, ``Тел.`` ...) and
-   extensions (``ext. 12``, ``x12``, ``доб. 12`` ...), each noted in ``hlr_note``. Floats
-   written as text (``447400123456.0``, ``4.47400123456e11``) are read as their digits; a
+   punctuation, a doubled ``+``), as do leading labels (``Tel:``, ``Mobile``, ``Тел.`` ...),
+   extensions (``ext. 12``, ``x12``, ``доб. 12`` ...) and words in brackets (``(24h)``,
+   ``(Freephone)``; ``(old)`` makes the cell invalid), each noted in ``hlr_note``; a bracketed
+   ``(0)`` after the country code goes where that country's trunk prefix is 0. Floats written
+   as text (``447400123456.0``, ``...456.000000``, ``4.47400123456e11``) are read as digits; a
    scientific rendering that lost digits (``4.47911E+11``) is invalid, never filled with zeros.
 3. **Readings** (`pd_hlr._numbering`, a vectorised mirror of libphonenumber's metadata): the
    international reading (after ``+``, the default region's own international prefix, ``00``,
