@@ -498,3 +498,12 @@ def test_property_every_writing_of_a_number_gets_one_verdict(
     fits = 10 <= len(e164) <= 15
     sent = fits and (valid or (possible and strict is not True))
     assert plus["hlr_number"] == (e164 if sent else None), plus
+    # in a list whose region dials abroad with 00, the marked writings agree there too
+    region = phonenumbers.region_code_for_country_code(example.country_code)
+    md = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+    if md is not None and md.international_prefix == "00":
+        marked = [writings[k] for k in ("+", "+ spaced", "00", "00 spaced")]
+        there = normalize(pd.Series(marked, dtype=object), default_region=region, strict=strict)
+        there = there.astype(object).where(there.notna(), None)
+        got = set(zip(there["hlr_source"], there["hlr_number"], strict=True))
+        assert len(got) == 1, (region, marked, there.to_dict("records"))
