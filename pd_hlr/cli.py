@@ -223,7 +223,7 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         "--default-region", default=None, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
-        "--strict", action="store_true", help=_doc("strict")
+        "--strict", action=argparse.BooleanOptionalAction, default=None, help=_doc("strict")
     )
     sent.add_argument(
         "--only-mobile", action="store_true", help=_doc("only_mobile")

@@ -319,7 +319,8 @@ def test_ambiguous_cells_are_counted_never_sent_unless_the_user_chooses(
     out = frame.hlr.validate("phone", client=client, cache=cache)
     assert out["hlr_source"].tolist()[:2] == ["ambiguous", "ambiguous"]
     assert out["hlr_error"][0] == (
-        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX), "
+        "+20 15 550123 (international) or 1 more reading"
     )
     assert out.hlr.report().ambiguous == 2 and "2 ambiguous" in str(out.hlr.report())
     assert set(sb.stats().received) == {"+447400123456"}
