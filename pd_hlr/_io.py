@@ -17,9 +17,12 @@ Format(kind='text', sep='\\t', compression='gzip')
 
 from __future__ import annotations
 
+import errno
 import glob
 import lzma
 import os
+import re
+import shutil
 import zipfile
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -300,6 +303,9 @@ def check_polars_output(out: str, source: str) -> None:
     """What the polars engine cannot write, refused before anything is sent: a compression
     other than gzip, an output where the input's folder or glob would read it next time."""
     fmt = output_format(out)
+    if fmt.kind == "excel":
+        raise InputError(f"--out {out}: the polars engine writes parquet, CSV or TSV; use "
+                         "--engine pandas for an Excel output")
     if fmt.compression not in POLARS_COMPRESSIONS:
         raise InputError(
             f"the polars engine writes parquet, or CSV/TSV plain or .gz, not {fmt.compression}"
@@ -310,9 +316,15 @@ def check_polars_output(out: str, source: str) -> None:
         raise InputError(f"--out {out} is inside the input folder: the next run would read it")
 
 
-def sink_polars(frame: Any, path: str) -> None:
+def sink_polars(
+    frame: Any, path: str, *, replace: bool = True, escape_formulas: bool = True
+) -> None:
     """Stream a Polars ``validate()`` result to ``path`` by its type, atomically: parquet with
-    the run's record in its metadata (``hlr.sink_parquet``), or CSV/TSV (plain or gzip)."""
+    the run's record in its metadata (``hlr.sink_parquet``), or CSV/TSV (plain or gzip), its
+    text cells neutralised (:func:`escape_formula_cells`) unless ``escape_formulas=False``.
+    ``replace=False``: a file that appeared at ``path`` meanwhile is kept (:func:`publish`)."""
+    if escape_formulas and output_is_text(path):
+        frame = escape_formula_cells_polars(frame)
     _write_by_type(
         path,
         frame.hlr.sink_parquet,
@@ -322,33 +334,118 @@ def sink_polars(frame: Any, path: str) -> None:
             compression=fmt.compression or "uncompressed",
             check_extension=False,
         ),
+        replace=replace,
     )
 
 
 def _write_by_type(
-    path: str, parquet: Callable[[Path], Any], text: Callable[[Path, Format], Any]
+    path: str,
+    parquet: Callable[[Path], Any],
+    text: Callable[[Path, Format], Any],
+    excel: Callable[[Path], Any] | None = None,
+    *,
+    replace: bool = True,
 ) -> None:
-    """Write ``path`` by its name's type, its folder made first: ``parquet(path)`` (a writer
-    that is atomic itself), or ``text(tmp, format)`` through :func:`write_atomically`."""
+    """Write ``path`` by its name's type, its folder made first, through
+    :func:`write_atomically`: ``parquet(tmp)``, ``text(tmp, format)`` or ``excel(tmp)``."""
     fmt = output_format(path)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt.kind == "parquet":
-        parquet(p)
+        write_atomically(p, parquet, replace=replace)
+    elif fmt.kind == "excel":
+        if excel is None:
+            raise InputError(f"{p.name}: this engine writes parquet, CSV or TSV; use "
+                             "--engine pandas for an Excel output")
+        write_atomically(p, excel, replace=replace)
     else:
-        write_atomically(p, lambda tmp: text(tmp, fmt))
+        write_atomically(p, lambda tmp: text(tmp, fmt), replace=replace)
 
 
-def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp)`` to a temp name beside ``path``, then ``os.replace`` it into place (the
-    temp file is removed if ``write`` fails): every file pd-hlr writes for the user."""
+class OutputAppearedError(InputError, FileExistsError):
+    """The output path was taken by someone else (another job, a sync client) while the run
+    wrote: it was left as it was, and this run's output kept beside it (``.kept``)."""
+
+    def __init__(self, path: Path, kept: Path) -> None:
+        self.path, self.kept = path, kept
+        super().__init__(
+            f"{path} appeared while the run was writing (another program made it) and was "
+            f"left as it is; this run's output is in {kept}. Pass --force to overwrite."
+        )
+
+
+def _kept_name(path: Path) -> Path:
+    return path.with_name(f"new-{os.getpid()}-{path.name}")
+
+
+def publish(tmp: Path, path: Path, *, replace: bool = True) -> None:
+    """Move the finished ``tmp`` (a file or a folder) to ``path`` in one step.
+
+    ``replace=False`` is the no-overwrite rule *at the moment of the rename*: a file is
+    hard-linked into place (``os.link`` fails if the name exists, so nothing is replaced, not
+    even by a file created a microsecond earlier); a folder is renamed (POSIX ``rename`` fails on
+    a non-empty folder or a file in the way). On failure :class:`OutputAppearedError` names
+    where ``tmp`` was kept. ``replace=True``: ``os.replace`` (a folder in the way goes first).
+    """
+    if replace:
+        if tmp.is_dir() and path.is_dir():
+            aside = path.with_name(f".{path.name}.{os.getpid()}.old")
+            os.rename(path, aside)
+            os.rename(tmp, path)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        return
+    try:
+        if tmp.is_dir():
+            os.rename(tmp, path)  # replaces at most an empty folder: nothing is lost
+        else:
+            _link_or_refuse(tmp, path)
+            tmp.unlink()
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+        kept = _kept_name(path)
+        os.rename(tmp, kept)
+        raise OutputAppearedError(path, kept) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        kept = _kept_name(path)
+        os.rename(tmp, kept)
+        raise OutputAppearedError(path, kept) from exc
+
+
+def _link_or_refuse(tmp: Path, path: Path) -> None:
+    """``os.link(tmp, path)``; on a filesystem without hard links (some network and FAT
+    shares), an exclusive create of ``path`` and a rename over it (``O_EXCL`` is atomic)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(tmp, path)
+        return
+
+
+def write_atomically(
+    path: str | Path, write: Callable[[Path], Any], *, replace: bool = True
+) -> None:
+    """``write(tmp)`` to a temp name beside ``path``, then :func:`publish` it into place (the
+    temp file is removed if ``write`` fails): every file pd-hlr writes for the user.
+    ``replace=False`` (the command line without ``--force``): a ``path`` that appeared while
+    ``write`` ran is not replaced (:class:`OutputAppearedError`)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path, replace=replace)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def dataset_folder(path: str) -> Path:
@@ -401,14 +498,16 @@ def output_format(path: str | Path) -> Format:
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
         return Format("parquet")
+    if suffixes and suffixes[-1] == ".xlsx":
+        return Format("excel")
     compression = None
     if suffixes and suffixes[-1] in COMPRESSIONS and suffixes[-1] != ".zip":
         compression = COMPRESSIONS[suffixes.pop()]
     if suffixes and suffixes[-1] in (".csv", ".tsv", ".tab"):
         return Format("text", TEXT_SUFFIXES[suffixes[-1]], compression)
     raise InputError(
-        f"unsupported output type {Path(path).name!r}: use .parquet, .csv or .tsv "
-        "(optionally .gz, .bz2, .xz)"
+        f"unsupported output type {Path(path).name!r}: use .parquet, .csv, .tsv "
+        "(optionally .gz, .bz2, .xz) or .xlsx"
     )
 
 
@@ -453,11 +552,101 @@ def output_is_text(path: str) -> bool:
         return False
 
 
-def write_table(frame: pd.DataFrame, path: str) -> None:
-    """Write ``frame`` by the name's type, atomically (a temp file, then ``os.replace``).
-    Parquet carries the run's options in its metadata (``frame.hlr.to_parquet``)."""
+def write_table(
+    frame: pd.DataFrame, path: str, *, replace: bool = True, escape_formulas: bool = True
+) -> None:
+    """Write ``frame`` by the name's type, atomically (:func:`write_atomically`). Parquet
+    carries the run's options in its metadata (``frame.hlr.to_parquet``); Excel is
+    ``frame.hlr.to_excel`` (the run report on a second sheet). CSV/TSV and Excel text cells
+    are neutralised (:func:`escape_formula_cells`) unless ``escape_formulas=False``."""
+    from . import analysis
+
+    def text(tmp: Path, fmt: Format) -> None:
+        safe = escape_formula_cells(frame) if escape_formulas else frame
+        safe.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
+
     _write_by_type(
         path,
         frame.hlr.to_parquet,
-        lambda tmp, fmt: frame.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression),
+        text,
+        lambda tmp: analysis.to_excel(frame, tmp, escape_formulas=escape_formulas),
+        replace=replace,
+    )
+
+
+# --- spreadsheet formulas ------------------------------------------------------------------------
+#: OWASP's CSV-injection rule: a cell starting with one of these may run as a formula when the
+#: file is opened in a spreadsheet (``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd|...``).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = re.compile(r"[=+\-@\t\r]")
+#: A plain number (``+44 7400 123456``, ``-12.5``, ``+1 (201) 555-0123``, ``+44 20 7946 0958
+#: ext. 12``) cannot call a function or refer to a cell (no quotes, ``!``, ``|`` or names but an
+#: extension's): left alone, so phone numbers stay readable.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9 ().\-/]*(?:(?:ext\.?|x|#) ?[0-9]+)?", re.IGNORECASE)
+
+
+def is_formula_risk(text: str) -> bool:
+    """Whether a spreadsheet could run ``text`` as a formula: it starts like one and is not a
+    plain number.
+
+    >>> [is_formula_risk(t) for t in ["=1+1", "@SUM(A1)", "-", "+44 7400 123456", "Vodafone"]]
+    [True, True, False, False, False]
+    """
+    return bool(_FORMULA_START.match(text)) and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def _risky(col: pd.Series) -> pd.Series:
+    if isinstance(col.dtype, pd.StringDtype) or pd.api.types.is_string_dtype(col.dtype):
+        text = col.astype("string")
+        starts = text.str.match(_FORMULA_START.pattern, na=False)
+        if not starts.any():
+            return starts.astype(bool)
+        plain = text.str.fullmatch(_PLAIN_NUMBER.pattern, na=False)
+        return (starts & ~plain).astype(bool)
+    return col.map(lambda v: isinstance(v, str) and is_formula_risk(v)).astype(bool)
+
+
+def escape_formula_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell a spreadsheet would run as a formula (it starts with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, OWASP's rule) prefixed with ``'``,
+    so Excel, LibreOffice and Sheets show it as text; plain numbers (``+447400123456``) are
+    left alone. A new frame; the caller's is untouched (the same frame if nothing changed).
+
+    >>> frame = pd.DataFrame({"net": ["@SUM(A1)", "EE"], "to": ["+447400123456"] * 2})
+    >>> safe = escape_formula_cells(frame)
+    >>> safe["net"].tolist(), safe["to"].tolist()
+    (["'@SUM(A1)", 'EE'], ['+447400123456', '+447400123456'])
+    """
+    out = frame
+    for i in range(frame.shape[1]):
+        col = frame.iloc[:, i]
+        if not (pd.api.types.is_string_dtype(col.dtype) or col.dtype == object):
+            continue
+        risky = _risky(col)
+        if risky.any():
+            if out is frame:
+                out = frame.copy(deep=False)
+            values = col.to_numpy(dtype=object, copy=True)
+            mask = risky.to_numpy()
+            values[mask] = ["'" + str(v) for v in values[mask]]
+            out.isetitem(i, pd.array(values, dtype=col.dtype))
+    return out
+
+
+def escape_formula_cells_polars(frame: Any) -> Any:
+    """:func:`escape_formula_cells` for a Polars DataFrame or LazyFrame (its String columns)."""
+    import polars as pl
+
+    names = [n for n, t in frame.collect_schema().items() if t == pl.String]
+    if not names:
+        return frame
+    return frame.with_columns(
+        pl.when(
+            pl.col(n).str.contains(f"^{_FORMULA_START.pattern}")
+            & ~pl.col(n).str.contains(f"^{_PLAIN_NUMBER.pattern}$")
+        )
+        .then(pl.lit("'") + pl.col(n))
+        .otherwise(pl.col(n))
+        .alias(n)
+        for n in names
     )

@@ -320,10 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         default=None,
         metavar="PATH",
-        help="output .parquet, .csv or .tsv (also .csv.gz ...); a folder for the dask engine "
-        "(default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
+        help="output .parquet, .csv, .tsv (also .csv.gz ...) or .xlsx; a folder for the dask "
+        "engine (default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
     )
     out.add_argument("--force", action="store_true", help="overwrite an existing output")
+    out.add_argument(
+        "--no-escape-formulas",
+        dest="escape_formulas",
+        action="store_false",
+        help="CSV/TSV/xlsx: write text cells that start like a spreadsheet formula (=, +, -, @, "
+        "tab, CR) as they are; by default they get a leading ' (plain numbers never do)",
+    )
     out.add_argument(
         "--prefix",
         default="",
@@ -710,7 +717,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         out = frame.hlr.validate(
             args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
         )
-    _io.write_table(out, out_path)
+    _io.write_table(out, out_path, replace=args.force, escape_formulas=args.escape_formulas)
     print(f"wrote {len(out):,} rows to {out_path}", file=sys.stderr)
     report = out.hlr.report()
     _print_result(args, out.hlr.summary(), report, out_path)
@@ -738,15 +745,23 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
         )
     info = dict(out._meta.attrs.get(analysis.ATTRS_KEY) or {})
     info["pd_hlr_version"] = __version__
-    write = out.to_parquet(
-        out_path,
-        write_index=out.index.name is not None,
-        overwrite=Path(out_path).is_dir() and args.force,
-        compute=False,
-        custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
-        name_function=lambda i: f"part.{i:06d}.parquet",
-    )
-    _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
+    final = Path(out_path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")  # published whole, at the end
+    try:
+        write = out.to_parquet(
+            tmp,
+            write_index=out.index.name is not None,
+            compute=False,
+            custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
+            name_function=lambda i: f"part.{i:06d}.parquet",
+        )
+        _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
+        _io.publish(tmp, final, replace=args.force)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
     print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
     report = report_of(out._meta)
@@ -771,7 +786,7 @@ def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
         out = frame.hlr.validate(
             args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
         )
-    _io.sink_polars(out, out_path)
+    _io.sink_polars(out, out_path, replace=args.force, escape_formulas=args.escape_formulas)
     report = out.hlr.report()
     print(f"wrote {report.rows:,} rows to {out_path}", file=sys.stderr)
     written = _io.scan_polars(out_path) if _io.output_format(out_path).kind == "parquet" else out
@@ -822,7 +837,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
         _emit(json.dumps(est.to_dict(), default=str, indent=2))
     else:
-        _emit("\n".join(f"{key:>12}: {value}" for key, value in est.to_dict().items()))
+        _emit(f"{est}. Nothing was sent (--json for the figures).")
     return EXIT_OK
 
 

@@ -57,7 +57,7 @@ from .errors import BudgetExceededError, ColumnConflictError, HLRError
 from .normalize import LOCAL_VERDICTS, normalize
 from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
-from .report import Estimate, RunReport, stats_delta
+from .report import Estimate, RunReport, money, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
 
 if TYPE_CHECKING:
@@ -246,8 +246,8 @@ def check_budget(settings: ValidateSettings, run: Run, *, distinct: int, cached:
     est = make_estimate(run, settings, distinct=distinct, cached=cached)
     raise BudgetExceededError(
         f"this run needs {to_look_up:,} paid lookups but budget={settings.budget:,}; nothing "
-        f"was sent (estimated cost {est.cost:.4f} at {settings.price} per lookup). Raise the "
-        "budget, or validate fewer numbers.",
+        f"was sent (estimated cost {money(est.cost, settings.price)} at {settings.price} per "
+        "lookup). Raise the budget, or validate fewer numbers.",
         estimate=est,
     )
 
