@@ -125,8 +125,14 @@ def read_table(
     column: Hashable | None = None,
     sheet: str | None = None,
     notify: Callable[[str], None] | None = None,
+    sep: str | None = None,
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """One input file (or a parquet folder) as one pandas frame; ``column`` (the phones) as text.
+
+    CSV/TSV: ``sep`` and ``encoding`` as given; else the separator is sniffed where that is
+    unambiguous (:func:`sniff_separator`) and the text read as UTF-8, falling back to cp1252
+    (then Latin-1) when it is not UTF-8; each guess is said through ``notify``.
 
     >>> _ = pd.DataFrame({"phone": ["+447400123456"]}).to_csv("in.csv.gz", index=False)
     >>> read_table("in.csv.gz", column="phone")["phone"].tolist()
@@ -138,19 +144,104 @@ def read_table(
     fmt = Format("parquet") if p.is_dir() else input_format(p)
     if sheet is not None and fmt.kind != "excel":
         raise InputError(f"--sheet applies to Excel inputs (.xlsx), not to {p.name}")
+    if (sep is not None or encoding is not None) and fmt.kind != "text":
+        raise InputError(f"--sep and --encoding apply to CSV/TSV inputs, not to {p.name}")
     try:
         if fmt.kind == "parquet":
             return pd.read_parquet(p)
         if fmt.kind == "excel":
             return _read_excel(p, sheet, column, notify)
-        # Phone numbers are text: never let the CSV reader turn them into floats.
-        return pd.read_csv(
-            p, sep=fmt.sep, dtype=str, keep_default_na=True, compression=fmt.compression
-        )
+        return _read_text(p, fmt, sep, encoding, notify)
     except InputError:
         raise
     except _READ_ERRORS as exc:
         raise InputError(f"cannot read {path}: {_one_line(exc)}") from exc
+
+
+#: Encodings tried, in order, when none is given: UTF-8 (a byte-order mark is skipped), then
+#: Windows' Western European code page (what Excel saves as "CSV" there), then Latin-1.
+FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+#: Separators the sniffer may choose between.
+SNIFFED_SEPARATORS = ",;\t|"
+_SAMPLE_BYTES = 64 << 10
+
+
+def _head(path: Path, compression: str | None) -> bytes:
+    """The first bytes of a (maybe compressed) text file, for sniffing."""
+    import bz2
+    import gzip
+
+    opener: dict[str | None, Callable[[Path], Any]] = {
+        None: lambda p: p.open("rb"), "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open,
+    }
+    if compression == "zip":
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if not n.endswith("/"))
+            with archive.open(name) as fh:
+                return fh.read(_SAMPLE_BYTES)
+    with opener[compression](path) as fh:
+        return bytes(fh.read(_SAMPLE_BYTES))
+
+
+def sniff_separator(sample: str, default: str) -> str | None:
+    r"""The separator of a text table when it is unambiguous and not ``default``; else None.
+
+    The header line must not hold ``default`` and must hold exactly one of ``; \t |`` (or
+    ``,`` for a TSV), and :class:`csv.Sniffer` must agree on the sample.
+
+    >>> sniff_separator("id;name;phone\n1;Ada;+447400123456\n", ",")
+    ';'
+    >>> sniff_separator("id,name;x\n1,Ada;y\n", ",") is None  # the default: no guess
+    True
+    """
+    import csv
+
+    lines = sample.splitlines()
+    header = lines[0] if lines else ""
+    if not header or default in header:
+        return None
+    found = [c for c in SNIFFED_SEPARATORS if c != default and c in header]
+    if len(found) != 1:
+        return None
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=SNIFFED_SEPARATORS)
+    except csv.Error:
+        return None
+    return found[0] if dialect.delimiter == found[0] else None
+
+
+def _read_text(
+    path: Path,
+    fmt: Format,
+    sep: str | None,
+    encoding: str | None,
+    notify: Callable[[str], None] | None,
+) -> pd.DataFrame:
+    """A CSV/TSV file, every column as text (phone numbers never turn into floats)."""
+    say = notify or (lambda _message: None)
+    default = fmt.sep or ","
+    if sep is None:
+        sample = _head(path, fmt.compression).decode(encoding or "utf-8", "replace")
+        sniffed = sniff_separator(sample, default)
+        if sniffed is not None:
+            say(f"{path.name}: the header is {sniffed!r}-separated, read it so (--sep to choose)")
+        sep = sniffed or default
+    tries = (encoding,) if encoding else FALLBACK_ENCODINGS
+    for i, name in enumerate(tries):
+        try:
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True,
+                                compression=fmt.compression, encoding=name)
+        except UnicodeDecodeError as exc:
+            if encoding or i == len(tries) - 1:
+                raise InputError(
+                    f"cannot read {path} as {name}: {_one_line(exc)}; pass --encoding "
+                    "(e.g. cp1252, latin-1, utf-16)"
+                ) from exc
+            continue
+        if i:
+            say(f"{path.name} is not UTF-8: read as {name} (--encoding to choose)")
+        return frame
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _require_openpyxl(path: Path) -> None:
@@ -235,7 +326,9 @@ def _dataset_source(path: str) -> tuple[str | list[str], Format]:
     return source, Format("parquet") if first.is_dir() else input_format(first)
 
 
-def read_dataset(path: str) -> dd.DataFrame:
+def read_dataset(
+    path: str, *, sep: str | None = None, encoding: str | None = None
+) -> dd.DataFrame:
     """A folder, a file or a glob of parquet or CSV/TSV files as a lazy Dask DataFrame."""
     try:
         import dask.dataframe as dd
@@ -251,7 +344,8 @@ def read_dataset(path: str) -> dd.DataFrame:
         if fmt.kind == "text":
             return dd.read_csv(
                 source,
-                sep=fmt.sep,
+                sep=sep or fmt.sep,
+                **({"encoding": encoding} if encoding else {}),
                 dtype=str,
                 keep_default_na=True,
                 compression=fmt.compression,
@@ -271,7 +365,7 @@ def read_dataset(path: str) -> dd.DataFrame:
 POLARS_COMPRESSIONS = (None, "gzip")
 
 
-def scan_polars(path: str) -> Any:
+def scan_polars(path: str, *, sep: str | None = None, encoding: str | None = None) -> Any:
     """A file, a folder or a glob of parquet or CSV/TSV files as a Polars LazyFrame, read when
     the query runs (streaming); every CSV column is text, as with the other engines."""
     try:
@@ -290,7 +384,10 @@ def scan_polars(path: str) -> Any:
         )
     try:
         if fmt.kind == "text":
-            frame = pl.scan_csv(source, separator=fmt.sep or ",", infer_schema=False)
+            if encoding not in (None, "utf-8"):
+                raise InputError("the polars engine reads UTF-8 text only: use --engine pandas "
+                                 f"for --encoding {encoding}")
+            frame = pl.scan_csv(source, separator=sep or fmt.sep or ",", infer_schema=False)
         else:
             frame = pl.scan_parquet(source)
         frame.collect_schema()  # headers and footers now: an unreadable file is bad input
@@ -435,8 +532,9 @@ def write_atomically(
     """``write(tmp)`` to a temp name beside ``path``, then :func:`publish` it into place (the
     temp file is removed if ``write`` fails): every file pd-hlr writes for the user.
     ``replace=False`` (the command line without ``--force``): a ``path`` that appeared while
-    ``write`` ran is not replaced (:class:`OutputAppearedError`)."""
+    ``write`` ran is not replaced (:class:`OutputAppearedError`). A missing folder is made."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # "newdir/x.parquet": made, as --out does
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)

@@ -186,6 +186,39 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
         metavar="SHEET",
         help="Excel sheet: its name or position (1 = the first, the default)",
     )
+    p.add_argument(
+        "--sep",
+        type=_separator,
+        default=None,
+        metavar="SEP",
+        help="CSV/TSV separator, e.g. ';' or tab (default: by the suffix, or sniffed from "
+        "the header when unambiguous)",
+    )
+    p.add_argument(
+        "--encoding",
+        type=_encoding,
+        default=None,
+        metavar="ENC",
+        help="CSV/TSV text encoding, e.g. cp1252, latin-1, utf-16 (default: UTF-8, else "
+        "cp1252, else Latin-1, with a note)",
+    )
+
+
+def _separator(text: str) -> str:
+    """``--sep``: one character; ``tab`` or ``\\t`` for a tab."""
+    sep = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(f"a separator is one character (or 'tab'), not {text!r}")
+    return sep
+
+
+def _encoding(text: str) -> str:
+    import codecs
+
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {text!r}") from None
 
 
 def _add_lookup_options(p: argparse.ArgumentParser) -> None:
@@ -630,8 +663,11 @@ def _cache_arg(args: argparse.Namespace) -> Any:
 
 def _require_column(columns: Any, args: argparse.Namespace) -> None:
     if args.column not in columns:
+        from .pipeline import column_hint
+
         listed = ", ".join(map(str, columns)) or "(none)"
-        raise InputError(f"no column {args.column!r} in {args.input}; columns: {listed}")
+        hint = column_hint(args.column, list(columns))
+        raise InputError(f"no column {args.column!r} in {args.input}{hint}; columns: {listed}")
 
 
 def _engine(args: argparse.Namespace) -> str:
@@ -647,7 +683,7 @@ def _read_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
     """The input as a lazy Dask frame, and the Dask face (an error naming the extra without)."""
     from . import _io
 
-    ddf = _io.read_dataset(args.input)
+    ddf = _io.read_dataset(args.input, sep=args.sep, encoding=args.encoding)
     _require_column(ddf.columns, args)
     try:
         from . import dask as hlr_dask
@@ -659,7 +695,8 @@ def _read_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
 def _read(args: argparse.Namespace) -> Any:
     from . import _io
 
-    frame = _io.read_table(args.input, column=args.column, sheet=args.sheet, notify=_note)
+    frame = _io.read_table(args.input, column=args.column, sheet=args.sheet, notify=_note,
+                           sep=args.sep, encoding=args.encoding)
     _require_column(frame.columns, args)
     return frame
 
@@ -780,7 +817,7 @@ def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
         out_path += ".parquet"  # one file, not the dask engine's folder
     _io.check_output(out_path, source=args.input, force=args.force)
     _io.check_polars_output(out_path, args.input)
-    frame = _io.scan_polars(args.input)
+    frame = _io.scan_polars(args.input, sep=args.sep, encoding=args.encoding)
     _require_column(frame.collect_schema().names(), args)
     with _client(args) as client:
         out = frame.hlr.validate(
@@ -800,7 +837,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if _engine(args) == "polars":
         from . import _io
 
-        scanned = _io.scan_polars(args.input)
+        scanned = _io.scan_polars(args.input, sep=args.sep, encoding=args.encoding)
         _require_column(scanned.collect_schema().names(), args)
 
         def estimate(client: Any) -> Any:

@@ -233,3 +233,33 @@ def test_dask_output_folder_is_written_whole(
     assert cli.main(args) == 0
     assert len(pd.read_parquet(out)) == len(PHONES)
     assert sorted(os.listdir(tmp_path)) == ["in.csv", "o.hlr"]
+
+
+# --- small ones from issue 25 ---------------------------------------------------------------------
+def test_to_parquet_and_to_excel_make_a_missing_folder(sb: Any, tmp_path: Path) -> None:
+    out = _validate(sb)
+    out.hlr.to_parquet(tmp_path / "new" / "dir" / "x.parquet")
+    out.hlr.to_excel(tmp_path / "other" / "x.xlsx")
+    assert pd.read_parquet(tmp_path / "new" / "dir" / "x.parquet").hlr.report().looked_up == 4
+    assert len(pd.read_excel(tmp_path / "other" / "x.xlsx")) == len(out)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_polars_written_parquet_keeps_its_report_for_pandas(
+    sb: Any, tmp_path: Path, lazy: bool
+) -> None:
+    pl = pytest.importorskip("polars")
+    import pd_hlr.polars  # registers the namespace
+
+    frame = pl.from_pandas(_frame())
+    with pd_hlr.HLRClient(token=sb.token, base_url=sb.url) as client:
+        source = frame.lazy() if lazy else frame
+        out = source.hlr.validate("phone", default_region="GB", client=client, cache=False)
+        path = tmp_path / "x.parquet"
+        if lazy:
+            out.hlr.sink_parquet(path)
+        else:
+            out.hlr.write_parquet(path)
+    back = pd.read_parquet(path)
+    assert back.hlr.report() == out.hlr.report()
+    assert back.hlr.report().looked_up == 4
