@@ -527,7 +527,7 @@ def test_budget_error_quotes_the_given_price(tmp_path, capsys):
     )
     assert code == cli.EXIT_BUDGET
     err = capsys.readouterr().err
-    assert "needs 3 paid lookups" in err and "0.0300" in err
+    assert "needs 3 paid lookups" in err and "estimated cost 0.03 at 0.01 per lookup" in err
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -988,7 +988,7 @@ def test_zero_row_input_works_end_to_end(
         src.mkdir()
         empty.to_parquet(src / "a.parquet")
     common = [str(src), "-c", "phone", "--no-cache"]
-    assert cli.main(["estimate", *common]) == 0
+    assert cli.main(["estimate", *common, "--json"]) == 0
     assert _estimate_lines(capsys.readouterr().out)["rows"] == "0"
     assert cli.main(["validate", *common, "--sandbox", "--no-progress"]) == 0
     captured = capsys.readouterr()
