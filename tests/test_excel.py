@@ -36,6 +36,16 @@ def _validate(server: Any, **options: Any) -> pd.DataFrame:
         )
 
 
+def _api_and_input(make_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                   **knobs: Any) -> tuple[Any, Path]:
+    """A sandbox reached as the real API is (token in the environment) and ``in.csv``."""
+    sb = make_sandbox(**knobs)
+    monkeypatch.setenv("PROVERO_API_TOKEN", sb.token)
+    src = tmp_path / "in.csv"
+    _frame().to_csv(src, index=False)
+    return sb, src
+
+
 # --- formula cells -------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", HOSTILE)
 def test_every_owasp_start_is_neutralised(text: str) -> None:
@@ -65,10 +75,7 @@ def test_hostile_network_names_in_csv_and_xlsx_are_neutralised(
     make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sb = make_sandbox(faults=Faults(formula_name=1.0))
-    monkeypatch.setenv("PROVERO_API_TOKEN", sb.token)
-    src = tmp_path / "in.csv"
-    _frame().to_csv(src, index=False)
+    sb, src = _api_and_input(make_sandbox, monkeypatch, tmp_path, faults=Faults(formula_name=1.0))
     base = ["validate", str(src), "-c", "phone", "--default-region", "GB", "--detailed",
             "--base-url", sb.url, "--no-cache"]
     for name in ("o.csv", "o.xlsx"):
@@ -131,10 +138,7 @@ def test_polars_engine_refuses_xlsx_before_sending(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("polars")
-    sb = make_sandbox()
-    monkeypatch.setenv("PROVERO_API_TOKEN", sb.token)
-    src = tmp_path / "in.csv"
-    _frame().to_csv(src, index=False)
+    sb, src = _api_and_input(make_sandbox, monkeypatch, tmp_path)
     code = cli.main(["validate", str(src), "-c", "phone", "--engine", "polars", "--base-url",
                      sb.url, "--out", str(tmp_path / "o.xlsx")])
     assert code == cli.EXIT_INPUT
@@ -186,10 +190,7 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(
     capsys: pytest.CaptureFixture[str], engine: str, name: str,
 ) -> None:
     pytest.importorskip({"pandas": "pandas", "polars": "polars", "dask": "dask"}[engine])
-    sb = make_sandbox(latency=0.001)
-    monkeypatch.setenv("PROVERO_API_TOKEN", sb.token)
-    src = tmp_path / "in.csv"
-    _frame().to_csv(src, index=False)
+    sb, src = _api_and_input(make_sandbox, monkeypatch, tmp_path, latency=0.001)
     out = tmp_path / name
     folder = engine == "dask"
     _appear_during_the_run(sb, out, "<folder>" if folder else "theirs")
@@ -222,10 +223,7 @@ def test_dask_output_folder_is_written_whole(
     make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("dask")
-    sb = make_sandbox()
-    monkeypatch.setenv("PROVERO_API_TOKEN", sb.token)
-    src = tmp_path / "in.csv"
-    _frame().to_csv(src, index=False)
+    sb, src = _api_and_input(make_sandbox, monkeypatch, tmp_path)
     out = tmp_path / "o.hlr"
     out.mkdir()  # an empty folder is no output: it is used
     args = ["validate", str(src), "-c", "phone", "--engine", "dask", "--base-url", sb.url,
