@@ -35,6 +35,7 @@ _ON_RESULTS = (
     ("plot()", "status breakdown and top networks (the plot extra)"),
     ("to_parquet(path)", "parquet with the run's options and report in its metadata"),
     ("to_excel(path)", "xlsx: the rows, and the run report on a second sheet (excel extra)"),
+    ("to_csv(path)", "CSV, text cells safe from spreadsheet formula injection"),
 )
 
 
@@ -185,6 +186,18 @@ class HLRFrameAccessor:
         3
         """
         analysis.to_excel(self._obj, path, escape_formulas=escape_formulas, **kwargs)
+
+    def to_csv(self, path: str | Path, *, escape_formulas: bool = True, **kwargs: Any) -> None:
+        """``to_csv`` (no index; atomic) with text that would run as a spreadsheet formula
+        prefixed with ``'`` unless ``escape_formulas=False`` (see
+        :func:`pd_hlr.analysis.to_csv`).
+
+        >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
+        >>> out.hlr.to_csv("enriched.csv.gz")
+        >>> len(pd.read_csv("enriched.csv.gz"))
+        4
+        """
+        analysis.to_csv(self._obj, path, escape_formulas=escape_formulas, **kwargs)
 
 
 @pd.api.extensions.register_series_accessor("hlr")

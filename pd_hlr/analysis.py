@@ -858,3 +858,24 @@ def to_excel(
                             cell.data_type = "s"
 
     write_atomically(path, write)
+
+
+def to_csv(
+    frame: pd.DataFrame, path: str | Path, *, escape_formulas: bool = True, **kwargs: Any
+) -> None:
+    """``frame.to_csv(path, index=False, **kwargs)`` written atomically, its text cells that a
+    spreadsheet would run as a formula prefixed with ``'`` (plain numbers such as
+    ``+447400123456`` are left alone) unless ``escape_formulas=False``.
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
+    >>> out.hlr.to_csv("enriched.csv")
+    >>> pd.read_csv("enriched.csv", dtype=str)["to"].dropna().tolist()
+    ['+447400123456', '+447400123457']
+    """
+    from ._io import COMPRESSIONS, escape_formula_cells, write_atomically
+
+    rows = escape_formula_cells(frame) if escape_formulas else frame
+    kwargs.setdefault("index", False)
+    # by the final name (the temp file's name ends in .tmp): "x.csv.gz" is gzip-compressed
+    kwargs.setdefault("compression", COMPRESSIONS.get(Path(path).suffix.lower()))
+    write_atomically(path, lambda tmp: rows.to_csv(tmp, **kwargs))

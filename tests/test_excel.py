@@ -261,3 +261,19 @@ def test_polars_written_parquet_keeps_its_report_for_pandas(
     back = pd.read_parquet(path)
     assert back.hlr.report() == out.hlr.report()
     assert back.hlr.report().looked_up == 4
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.csv.gz"])
+def test_hlr_to_csv_escapes_and_compresses_by_the_name(
+    make_sandbox: Any, tmp_path: Path, name: str
+) -> None:
+    sb = make_sandbox(faults=Faults(formula_name=1.0))
+    out = _validate(sb)
+    out.hlr.to_csv(tmp_path / name)
+    back = pd.read_csv(tmp_path / name, dtype=str)  # pandas infers gzip from the name
+    answered = back["hlr_source"] == "api"
+    assert (back.loc[answered, "original_network_name"] == "'" + FORMULA_NAME).all()
+    assert back["phone"].tolist()[:4] == PHONES[:4]
+    out.hlr.to_csv(tmp_path / f"raw-{name}", escape_formulas=False)
+    raw = pd.read_csv(tmp_path / f"raw-{name}", dtype=str)
+    assert (raw.loc[answered, "original_network_name"] == FORMULA_NAME).all()
