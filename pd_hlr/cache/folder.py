@@ -21,7 +21,8 @@
 without the marker is adopted (the marker written) only when it is new, empty, or holds nothing
 but files this scheme names with the content it writes (a cache written before the marker
 existed); a folder holding anything else — someone's data, Spark's ``part-00000-….parquet`` —
-is refused with :class:`~pd_hlr.errors.CacheFolderError`, as is a folder owned by another user.
+is refused with :class:`~pd_hlr.errors.CacheFolderError`. A folder owned by another user is
+never written to (refused the same way); it may still be read (a published read-only cache).
 Cache files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and used only when they are regular
 files: a planted link or FIFO is refused or skipped with a warning, never followed or waited on.
 """
@@ -73,7 +74,9 @@ OWN_NAMES: dict[str, re.Pattern[str]] = {
         rf"^\.(?:{_PART}|seq|compaction\.json|pd_hlr-cache\.json"
         rf"|quarantine-\d{{8}}T\d{{6}}-{_ID}\.jsonl)(?:\.[0-9a-f]{{8}})?\.tmp$"
     ),
-    "fixed": re.compile(r"^(?:seq|claims\.lock|compaction\.lock|compaction\.json)$"),
+    "fixed": re.compile(
+        r"^(?:seq|claims\.lock|compaction\.lock|compaction\.json|pd_hlr-cache\.json)$"
+    ),
 }
 #: Files an operating system drops into any folder: neither the cache's nor a reason to refuse.
 HARMLESS = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory"})
@@ -242,7 +245,7 @@ def claim_folder(folder: Path, *, create: bool) -> bool:
         raise refused(folder, "it is not a folder") from exc
     if not stat.S_ISDIR(st.st_mode):
         raise refused(folder, "it is not a folder")
-    if st.st_uid != os.geteuid():
+    if create and st.st_uid != os.geteuid():  # reading a published (read-only) cache is fine
         raise refused(
             folder,
             f"it is owned by another user (uid {st.st_uid}); a cache is private to one user "
