@@ -26,7 +26,7 @@ from pd_hlr.cache import HLRCache, folder
 from pd_hlr.errors import CacheFolderError, CacheNotWritableError
 
 from .conftest import TOKEN
-from .test_cache import OPTS, numbers, run
+from .test_cache import numbers, run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 HANG = 120  # seconds: only a hang takes this long
