@@ -103,10 +103,12 @@ class Claims:
         self.close()
 
     def refresh(self) -> None:
-        """Renew the lease: touch the claims file (a waiter sees its stamp change)."""
+        """Renew the lease: move the claims file's modification time on (at least by 1 ns,
+        whatever the file system clock's grain), so a waiter sees its stamp change."""
         with self._fd_lock:
             if self._fd >= 0:
-                os.utime(self._fd)
+                now = max(time.time_ns(), os.fstat(self._fd).st_mtime_ns + 1)
+                os.utime(self._fd, ns=(now, now))
 
     def _heartbeat(self, every: float) -> None:
         while not self._stop.wait(every):
