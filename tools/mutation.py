@@ -51,7 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
     "claims": ("pd_hlr/cache/claims.py", None, ("tests/test_claims.py",)),
     "journal": ("pd_hlr/cache/journal.py", None, ("tests/test_journal.py",)),
-    "ratelimit": ("pd_hlr/ratelimit.py", None, ("tests/test_ratelimit.py",)),
+    "ratelimit": (
+        "pd_hlr/ratelimit.py",
+        None,
+        ("tests/test_ratelimit.py", "tests/test_ratelimit_real.py"),
+    ),
     "retry-policy": (
         "pd_hlr/retry.py",
         ("Failure", "Decision", "RetryPolicy", "_resume_later", "_duration", "CircuitBreaker"),
