@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 import pd_hlr
-from pd_hlr.cache import HLRCache
+from pd_hlr.cache import HLRCache, folder
 from pd_hlr.cache.claims import LEASE_SECONDS, Claims, Holder, LeaseWatch
 from pd_hlr.cache.store import ClaimedLookups
-from pd_hlr.errors import StaleClaimsError
+from pd_hlr.errors import CacheFolderError, StaleClaimsError
 
 from .conftest import bounded
 from .test_cache import numbers
@@ -112,6 +112,18 @@ def test_close_removes_the_claims_file_and_frees_its_numbers(tmp_path):
     with Claims(tmp_path, OPTS, API, lease=None) as c:
         assert c.path.exists()
     assert not c.path.exists()
+
+
+def test_claims_make_their_folder_a_cache_and_refuse_a_foreign_one(tmp_path):
+    with Claims(tmp_path / "new", OPTS, API, lease=None) as c:
+        assert (tmp_path / "new" / folder.MARKER).is_file()
+        assert os.stat(c.path).st_mode & 0o777 == 0o600
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "customers.csv").write_text("phone\n")
+    with pytest.raises(CacheFolderError):
+        Claims(data, OPTS, API, lease=None)
+    assert [p.name for p in data.iterdir()] == ["customers.csv"]
 
 
 def test_holders_name_the_process_and_only_the_numbers_asked(tmp_path):

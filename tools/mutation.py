@@ -189,7 +189,8 @@ def _sites(tree: ast.Module, only: tuple[str, ...] | None, lines: list[str]) -> 
             elif isinstance(node, ast.Continue | ast.Break):
                 sites.append((node, "loop", None))
             elif isinstance(node, ast.Return) and node.value is not None:
-                if not (isinstance(node.value, ast.Constant) and node.value.value is None):
+                none = isinstance(node.value, ast.Constant) and node.value.value is None
+                if not none:
                     sites.append((node, "return", None))
     sites.sort(key=lambda s: (getattr(s[0], "lineno", 0), getattr(s[0], "col_offset", 0)))
     return sites
@@ -202,7 +203,7 @@ class _Apply(ast.NodeTransformer):
         self.target, self.kind, self.detail = target, kind, detail
         self.change = ""
 
-    def visit(self, node: ast.AST):  # noqa: C901 - one branch per operator
+    def visit(self, node: ast.AST):
         if node is not self.target:
             return self.generic_visit(node)
         k = self.kind
@@ -300,9 +301,11 @@ def _scratch() -> Path:
     return d
 
 
-def run_target(name: str, jobs: int, limit: int | None) -> dict:
+def run_target(name: str, jobs: int, limit: int | None, indices: set[int] | None = None) -> dict:
     module, only, tests = TARGETS[name]
     found = mutants(ROOT / module, only)
+    if indices is not None:
+        found = [(m, t) for m, t in found if m.index in indices]
     if limit is not None:
         found = found[:limit]
     copies = [_scratch() for _ in range(max(1, jobs))]
@@ -374,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)} (default: all)")
     ap.add_argument("--jobs", type=int, default=1, help="mutants run at once (scratch copies)")
     ap.add_argument("--limit", type=int, help="only the first N mutants of each target")
+    ap.add_argument(
+        "--indices", help="only these mutants (comma-separated numbers, as --list shows them)"
+    )
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument("--out", type=Path, help="write the results as JSON")
     ap.add_argument("--self-test", action="store_true", help="check the operators and exit")
@@ -392,12 +398,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} #{m.index} line {m.line}: {m.change}    {m.source_line}")
             continue
         print(f"{name}: {module}", flush=True)
-        result = run_target(name, args.jobs, args.limit)
+        indices = {int(i) for i in args.indices.split(",")} if args.indices else None
+        result = run_target(name, args.jobs, args.limit, indices)
         report.append(result)
         score = 100 * result["killed"] / max(result["total"], 1)
         print(f"{name}: {result['killed']}/{result['total']} killed ({score:.1f} %)")
         for s in result["survivors"]:
-            print(f"  survived: line {s['line']}: {s['change']}    {s['source_line']}")
+            print(
+                f"  survived #{s['index']}: line {s['line']}: {s['change']}    {s['source_line']}"
+            )
     if args.out and report:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
