@@ -145,6 +145,11 @@ def test_refresh_changes_the_stamp_a_waiter_watches_and_the_heartbeat_refreshes(
     assert len(set(stamps)) == 4
     a.close()
     a.refresh()  # after close: nothing to refresh, no error
+    with Claims(tmp_path, OPTS, API) as default:
+        assert default.every == LEASE_SECONDS / 4 == 15.0  # the README's figures
+        assert default._beat is not None and default._beat.daemon
+        assert default._beat.name == "pd_hlr-claims"  # named in a thread dump
+    assert a.every is None and a._beat is None
     beating = Claims(tmp_path, OPTS, API, lease=0.04)  # refreshes every 0.01 s
     beating.claim(numbers(1, 50))
     first = b.holders(numbers(1, 50))[0].stamp

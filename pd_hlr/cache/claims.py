@@ -90,9 +90,11 @@ class Claims:
         self._fd_lock = threading.Lock()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
-        if lease is not None:
+        #: Seconds between two refreshes (a quarter of the lease; None: never refreshed).
+        self.every = None if lease is None else lease / 4
+        if self.every is not None:
             self._beat = threading.Thread(
-                target=self._heartbeat, args=(lease / 4,), name="pd_hlr-claims", daemon=True
+                target=self._heartbeat, args=(self.every,), name="pd_hlr-claims", daemon=True
             )
             self._beat.start()
 
