@@ -211,3 +211,21 @@ def test_orphans_drops_only_stale_unlocked_creation_names(tmp_path):
     assert STALE_NEW_SECONDS == 60.0
     assert orphans(tmp_path / "missing") == []
     assert journal.logger.name == "pd_hlr.cache"
+
+
+def test_a_cache_opened_with_fsync_syncs_its_journal_lines_and_parts(tmp_path, monkeypatch):
+    from pd_hlr.cache import CacheWriter, HLRCache
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    entry = Entry.from_line(line(1))
+    w = CacheWriter(HLRCache(tmp_path / "plain", compact=False))
+    w.add(entry)
+    w.close()
+    assert synced == []
+    w = CacheWriter(HLRCache(tmp_path / "durable", fsync=True, compact=False))
+    w.add(entry)
+    assert len(synced) == 1  # the journal line, before add returned
+    w.close()
+    assert len(synced) == 2  # and the part it was folded into
