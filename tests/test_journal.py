@@ -145,6 +145,10 @@ def test_retire_removes_the_journal_and_closes_it(tmp_path):
     j.retire()
     assert not j.path.exists() and j.fd == -1 and open_fds() == before
     j.close()  # twice is harmless
+    gone = Journal(tmp_path)
+    gone.path.unlink()  # e.g. HLRCache.clear() in another process
+    gone.retire()  # nothing to remove: no error
+    assert gone.fd == -1
     k = Journal(tmp_path)
     k.close()
     assert k.path.exists() and k.fd == -1 and open_fds() == before
