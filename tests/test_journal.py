@@ -233,3 +233,25 @@ def test_a_cache_opened_with_fsync_syncs_its_journal_lines_and_parts(tmp_path, m
     assert len(synced) == 1  # the journal line, before add returned
     w.close()
     assert len(synced) == 2  # and the part it was folded into
+
+
+def test_an_orphan_replaced_while_being_taken_is_left_to_its_new_owner(tmp_path, monkeypatch):
+    """The window between opening an orphan and locking it: another process folded it and a new
+    file took its name. take_orphan must let go (no descriptor kept) and take nothing."""
+    path = tmp_path / "journal-999999-0123456789ab.jsonl"
+    path.write_bytes(b"\n" + line(1))
+    monkeypatch.setattr(journal, "still_linked", lambda fd, p: False)
+    before = open_fds()
+    assert take_orphan(path) is None
+    assert open_fds() == before and path.exists()
+
+
+def test_dropping_an_orphan_someone_else_removed_is_harmless(tmp_path):
+    path = tmp_path / "journal-999999-0123456789ab.jsonl"
+    path.write_bytes(b"\n" + line(1))
+    before = open_fds()
+    taken = take_orphan(path)
+    assert taken is not None
+    path.unlink()  # HLRCache.clear() in another process
+    drop_orphan(path, taken[0])
+    assert open_fds() == before
