@@ -126,6 +126,28 @@ def test_claims_make_their_folder_a_cache_and_refuse_a_foreign_one(tmp_path):
     assert [p.name for p in data.iterdir()] == ["customers.csv"]
 
 
+def test_a_claims_file_gone_between_listing_and_reading_skips_only_itself(tmp_path, monkeypatch):
+    """Its owner closed it meanwhile: the claimants listed after it are still read."""
+    from pd_hlr.cache import claims as claims_module
+
+    a, b = claims(tmp_path), claims(tmp_path)
+    n = numbers(2)
+    a.claim(n)
+    real = claims_module.own_files
+    gone = tmp_path / "claims-1-000000000000.txt"  # sorts first, then vanished
+    monkeypatch.setattr(claims_module, "own_files", lambda f, kind: [gone, *real(f, kind)])
+    assert b.held(n) == n
+
+
+def test_close_lets_go_of_everything_even_when_the_file_is_gone(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    a = claims(tmp_path)
+    a.claim(numbers(1))
+    a.path.unlink()  # removed by hand
+    a.close()
+    assert len(os.listdir("/proc/self/fd")) == before  # no descriptor (nor its lock) kept
+
+
 def test_holders_name_the_process_and_only_the_numbers_asked(tmp_path):
     a, b = claims(tmp_path), claims(tmp_path)
     a.claim(numbers(3))
