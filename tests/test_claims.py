@@ -74,6 +74,18 @@ def test_every_other_claimant_is_read_whatever_the_listing_order(tmp_path):
         assert c.held(nums) == [m for m in nums if m != n]  # the others', never its own
 
 
+def test_reading_other_claimants_keeps_no_descriptor_and_survives_damaged_bytes(tmp_path):
+    a, b = claims(tmp_path), claims(tmp_path)
+    n = numbers(2)
+    a.claim(n)
+    with open(a.path, "ab") as damaged:  # bytes that are not UTF-8, in a live claimant's file
+        damaged.write(b"\xff\xfe\n")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        assert b.held(n) == n
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_a_claims_file_over_a_mebibyte_is_read_whole(tmp_path):
     a, b = claims(tmp_path), claims(tmp_path)
     many = numbers(100_000)  # about 1.4 MB of claims
