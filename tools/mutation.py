@@ -330,11 +330,14 @@ def run_target(name: str, jobs: int, limit: int | None, indices: set[int] | None
                 (d / module).write_text(original)
                 free.append(d)
 
-        with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+        pool = ThreadPoolExecutor(max_workers=len(copies))
+        try:
             for mutant, verdict in pool.map(one, found):
                 results.append((mutant, verdict))
                 mark = {"killed": ".", "timeout": "T", "survived": "S"}[verdict]
                 print(mark, end="", flush=True)
+        finally:  # Ctrl-C: run no further mutant (the one running finishes, then is undone)
+            pool.shutdown(wait=True, cancel_futures=True)
         print()
     finally:
         for d in copies:
