@@ -8,7 +8,7 @@ does the same in a scratch copy of the repository, one copy per job, so the work
 modified and a crash never leaves a mutant behind.
 
 Each target names a module, the top-level definitions mutated (``None``: all), and the test
-files run against each mutant (``-x``, slow tests excluded). Operators (one change per mutant):
+files (or test ids) run against each mutant (``-x``, slow tests excluded). Operators (one change per mutant):
 
 - comparisons: ``==``/``!=``, ``<``/``<=``, ``>``/``>=``, ``in``/``not in``, ``is``/``is not``
 - arithmetic and bit operators: ``+``/``-``, ``*``/``/``, ``//``/``/``, ``|``/``&``
@@ -59,7 +59,21 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
     "retry-policy": (
         "pd_hlr/retry.py",
         ("Failure", "Decision", "RetryPolicy", "_resume_later", "_duration", "CircuitBreaker"),
-        ("tests/test_retry.py", "tests/test_retry_policy_pins.py"),
+        (
+            "tests/test_retry_policy_pins.py",
+            *(
+                f"tests/test_retry.py::{t}"
+                for t in (
+                    "test_backoff_is_full_jitter_under_an_exponential_ceiling",
+                    "test_decide_retries_gives_up_and_stops",
+                    "test_a_retry_after_beyond_the_cap_stops_the_run",
+                    "test_bad_policies_are_refused",
+                    "test_breaker_trips_on_consecutive_failures_of_one_kind",
+                    "test_readme_retry_table_is_generated_from_the_policy",
+                    "test_kinds_table_says_what_it_does",
+                )
+            ),
+        ),
     ),
 }
 
