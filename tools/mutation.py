@@ -8,7 +8,8 @@ does the same in a scratch copy of the repository, one copy per job, so the work
 modified and a crash never leaves a mutant behind.
 
 Each target names a module, the top-level definitions mutated (``None``: all), and the test
-files (or test ids) run against each mutant (``-x``, slow tests excluded). Operators (one change per mutant):
+files (or test ids) run against each mutant (``-x``, slow tests excluded). Operators (one
+change per mutant):
 
 - comparisons: ``==``/``!=``, ``<``/``<=``, ``>``/``>=``, ``in``/``not in``, ``is``/``is not``
 - arithmetic and bit operators: ``+``/``-``, ``*``/``/``, ``//``/``/``, ``|``/``&``
