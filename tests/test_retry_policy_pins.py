@@ -119,3 +119,14 @@ def test_a_failure_carries_its_kind_and_its_kind_s_flags() -> None:
     assert f.error.kind == NEVER and f.retry is False
     assert f.possibly_charged is KINDS[NEVER].possibly_charged
     assert Failure(RETRIED, TransportError("t")).retry is True
+
+
+def test_what_is_compared_and_shown() -> None:
+    """A failure's cause and a policy's jitter source are neither compared nor shown: two
+    failures of one kind and error are equal whatever raised them, and a repr stays short."""
+    err = TransportError("t")
+    one = Failure(RETRIED, err, cause=OSError("a"))
+    assert one == Failure(RETRIED, err, cause=ValueError("b"))
+    assert "cause" not in repr(one) and "OSError" not in repr(one)
+    assert RetryPolicy(random=lambda: 0.1) == RetryPolicy(random=lambda: 0.9)
+    assert "random" not in repr(RetryPolicy())
