@@ -130,3 +130,8 @@ def test_what_is_compared_and_shown() -> None:
     assert "cause" not in repr(one) and "OSError" not in repr(one)
     assert RetryPolicy(random=lambda: 0.1) == RetryPolicy(random=lambda: 0.9)
     assert "random" not in repr(RetryPolicy())
+
+
+def test_the_backoff_exponent_stops_at_sixty_so_no_cap_overflows() -> None:
+    uncapped = RetryPolicy(backoff_max=float("inf"), random=lambda: 1.0)
+    assert uncapped.backoff(61) == uncapped.backoff(10**6) == 0.5 * 2.0**60
