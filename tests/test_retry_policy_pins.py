@@ -135,3 +135,16 @@ def test_what_is_compared_and_shown() -> None:
 def test_the_backoff_exponent_stops_at_sixty_so_no_cap_overflows() -> None:
     uncapped = RetryPolicy(backoff_max=float("inf"), random=lambda: 1.0)
     assert uncapped.backoff(61) == uncapped.backoff(10**6) == 0.5 * 2.0**60
+
+
+def test_the_stop_says_when_to_resume_in_the_future() -> None:
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    day = Failure("throttled", RateLimitError("slow", status=429), retry_after=86400.0)
+    err = RetryPolicy().decide(day, 1).error
+    when = re.search(r"Resume after (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", str(err))
+    assert when is not None and "HTTP 429" in str(err)
+    resume = datetime.strptime(when.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert resume > datetime.now(UTC) + timedelta(hours=23)
+    assert _duration(720000) == "200.0 h"
