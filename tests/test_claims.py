@@ -254,23 +254,30 @@ def test_a_holder_that_refreshes_is_waited_for_however_long(tmp_path):
     assert looked == nums
 
 
-def test_lease_watch_counts_from_the_last_change_and_warns_once_per_holder(caplog):
+def test_lease_watch_counts_from_the_last_change_and_warns_once_at_half_a_lease(caplog):
     clock = FakeClock()
     watch = LeaseWatch(10.0, clock)
     a = Holder(Path("/c/claims-1-0123456789ab.txt"), 1, frozenset({"x"}), (1, 1, 1))
     b = Holder(Path("/c/claims-2-0123456789ab.txt"), 2, frozenset({"y"}), (2, 1, 1))
     caplog.set_level(logging.INFO, logger="pd_hlr.cache")
+
+    def warned() -> list[str]:
+        return [r.message for r in caplog.records if r.levelno == logging.WARNING]
+
+    watch.check([a, b])  # first seen: the lease counts from now
+    clock.t += 4.0
     watch.check([a, b])
-    clock.t += 9.0
+    assert warned() == []  # 4 s idle: less than half a lease
+    clock.t += 1.0
     watch.check([a, Holder(b.path, 2, b.numbers, (2, 2, 1))])  # b refreshed
+    assert len(warned()) == 1 and "process 1 " in warned()[0]  # exactly half: a is warned about
+    clock.t += 4.5
+    watch.check([a, b])  # a: 9.5 s idle; b changed (back): its lease starts again
+    assert len(warned()) == 1  # once per holder
     clock.t += 0.5
     with pytest.raises(StaleClaimsError) as err:
-        watch.check([a, b])  # a: 9.5 s unchanged -> no; b changed again (back) -> fine
-        clock.t += 0.5
-        watch.check([a, b])  # a: 10 s unchanged: stale
+        watch.check([a, b])  # a: exactly one lease unchanged: stale
     assert err.value.pid == 1 and err.value.numbers == 1
-    warned = [r.message for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 1 and "process 1 " in warned[0]
     assert sum("waiting for 2" in r.message for r in caplog.records) == 1
     assert LEASE_SECONDS == 60.0  # the README's documented default
 
