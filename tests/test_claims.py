@@ -269,14 +269,14 @@ def test_lease_watch_counts_from_the_last_change_and_warns_once_at_half_a_lease(
     watch.check([a, b])
     assert warned() == []  # 4 s idle: less than half a lease
     clock.t += 1.0
-    watch.check([a, Holder(b.path, 2, b.numbers, (2, 2, 1))])  # b refreshed
+    watch.check([Holder(b.path, 2, b.numbers, (2, 2, 1)), a])  # b refreshed; a listed after
     assert len(warned()) == 1 and "process 1 " in warned()[0]  # exactly half: a is warned about
     clock.t += 4.5
-    watch.check([a, b])  # a: 9.5 s idle; b changed (back): its lease starts again
+    watch.check([b, a])  # a: 9.5 s idle; b changed (back): its lease starts again
     assert len(warned()) == 1  # once per holder
     clock.t += 0.5
     with pytest.raises(StaleClaimsError) as err:
-        watch.check([a, b])  # a: exactly one lease unchanged: stale
+        watch.check([Holder(b.path, 2, b.numbers, (2, 3, 1)), a])  # a: one lease unchanged
     assert err.value.pid == 1 and err.value.numbers == 1
     assert sum("waiting for 2" in r.message for r in caplog.records) == 1
     assert LEASE_SECONDS == 60.0  # the README's documented default
