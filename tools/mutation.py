@@ -52,6 +52,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
     "claims": ("pd_hlr/cache/claims.py", None, ("tests/test_claims.py",)),
     "journal": ("pd_hlr/cache/journal.py", None, ("tests/test_journal.py",)),
+    "cache-files": (
+        "pd_hlr/cache/folder.py",
+        ("read_all", "open_regular", "read_regular"),
+        (
+            "tests/test_journal.py",
+            "tests/test_claims.py",
+            "tests/test_cache_ownership.py::test_open_regular_refuses_links_and_fifos_without_blocking",
+        ),
+    ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",
         None,
