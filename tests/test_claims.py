@@ -130,6 +130,7 @@ def test_claims_make_their_folder_a_cache_and_refuse_a_foreign_one(tmp_path):
     with Claims(tmp_path / "new", OPTS, API, lease=None) as c:
         assert (tmp_path / "new" / folder.MARKER).is_file()
         assert os.stat(c.path).st_mode & 0o777 == 0o600
+        assert os.stat(tmp_path / "new" / "claims.lock").st_mode & 0o777 == 0o600
     data = tmp_path / "data"
     data.mkdir()
     (data / "customers.csv").write_text("phone\n")

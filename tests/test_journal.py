@@ -78,7 +78,9 @@ def test_a_bad_line_before_the_end_is_bad_not_cut_short():
 def test_read_journal_reads_the_file_and_skips_what_is_not_a_regular_file(tmp_path):
     path = tmp_path / "journal-1-0123456789ab.jsonl"
     path.write_bytes(b"\n" + line(1) + line(2))
+    before = open_fds()
     assert [e.number for e in read_journal(path).entries] == ["+447400000001", "+447400000002"]
+    assert open_fds() == before
     assert read_journal(tmp_path / "gone.jsonl").entries == []
     os.mkfifo(tmp_path / "journal-2-0123456789ab.jsonl")  # would block a plain open forever
     assert read_journal(tmp_path / "journal-2-0123456789ab.jsonl").entries == []
