@@ -257,3 +257,24 @@ def test_dropping_an_orphan_someone_else_removed_is_harmless(tmp_path):
     path.unlink()  # HLRCache.clear() in another process
     drop_orphan(path, taken[0])
     assert open_fds() == before
+
+
+def test_a_journal_on_descriptor_zero_is_closed_too(tmp_path):
+    """A daemon runs with standard input closed: its journal may get descriptor 0."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from pd_hlr.cache.journal import Journal\n"
+        "os.close(0)\n"
+        "j = Journal(Path(sys.argv[1]))\n"
+        "fd = j.fd\n"
+        "j.close()\n"
+        "print(fd, os.path.exists(f'/proc/self/fd/{fd}'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split() == ["0", "False"], out.stderr
