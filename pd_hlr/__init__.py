@@ -19,6 +19,7 @@ The token comes from ``HLRClient(token=...)`` or ``PROVERO_API_TOKEN``. The embe
 from __future__ import annotations
 
 from . import accessor as _accessor  # registers DataFrame.hlr and Series.hlr
+from . import datasets
 from ._version import __version__
 from .cache import HLRCache
 from .client import HLRClient
@@ -26,6 +27,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     BudgetExceededError,
+    CacheFolderError,
     CacheNotWritableError,
     ColumnConflictError,
     HLRError,
@@ -33,6 +35,7 @@ from .errors import (
     RateLimitError,
     RunInterrupted,
     ServiceUnavailableError,
+    StaleClaimsError,
     TransportError,
     ValidationError,
 )
@@ -43,6 +46,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BudgetExceededError",
+    "CacheFolderError",
     "CacheNotWritableError",
     "ColumnConflictError",
     "Estimate",
@@ -55,9 +59,11 @@ __all__ = [
     "RunInterrupted",
     "RunReport",
     "ServiceUnavailableError",
+    "StaleClaimsError",
     "TransportError",
     "ValidationError",
     "__version__",
+    "datasets",
 ]
 
 del _accessor

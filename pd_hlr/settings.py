@@ -136,6 +136,17 @@ def _flag_of(name: str) -> Callable[[Any], bool]:
     return check
 
 
+def parse_strict(value: Any) -> bool | None:
+    """``strict``: None (the default rule), True or False.
+
+    >>> parse_strict(None), parse_strict(True)
+    (None, True)
+    """
+    if value is None or isinstance(value, bool | np.bool_):
+        return None if value is None else bool(value)
+    raise TypeError(f"strict must be None, True or False, not {value!r}")
+
+
 def parse_progress(value: Any) -> bool | None:
     """``progress``: True, False or None (a bar in a terminal or notebook)."""
     return None if value is None else _flag("progress", value)
@@ -289,8 +300,15 @@ OPTIONS: tuple[Option, ...] = (
            _flag_of("msisdn")),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"',
            parse_region),
-    Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid",
-           _flag_of("strict")),
+    Option(
+        "strict",
+        None,
+        "bool | None",
+        "numbers libphonenumber calls possible but not valid: None withholds national readings "
+        "(digits without +/00 read in the region: often another country's) and sends "
+        "international ones with a note; True withholds all; False sends all with a note",
+        parse_strict,
+    ),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile",
            _flag_of("only_mobile")),
     Option(
@@ -504,7 +522,7 @@ class ValidateSettings:
 
     options: LookupOptions = field(default_factory=LookupOptions)
     default_region: str | None = None
-    strict: bool = False
+    strict: bool | None = None
     only_mobile: bool = False
     ambiguous: str = "skip"
     region_column: Any = None
