@@ -22,6 +22,7 @@ Run: ``.venv/bin/python benchmarks/bench_adaptive.py [--seconds 30] [--settle 5]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from typing import Any
@@ -71,10 +72,8 @@ def run(seconds: float) -> dict[str, Any]:
             if now >= end_at:
                 raise _Done
 
-        try:
+        with contextlib.suppress(_Done):
             client.lookup_many(numbers, on_result=on_result)
-        except _Done:
-            pass
         for th in threads:
             th.join(5)
         stats = sb.stats()

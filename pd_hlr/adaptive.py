@@ -90,9 +90,10 @@ class AdaptiveRateLimiter:
         ceiling: float | None = None,
         *,
         floor: float = 0.5,
-        beta: float = 0.8,
+        beta: float = 0.9,
         scale: float = 0.1,
         window: float = 1.0,
+        headroom: float = 0.97,
     ) -> None:
         if ceiling is not None and not ceiling > 0:
             raise ValueError(f"ceiling must be a positive rate or None, got {ceiling!r}")
@@ -109,9 +110,11 @@ class AdaptiveRateLimiter:
         self.beta = float(beta)
         self.scale = float(scale)
         self.window = float(window)
+        self.headroom = float(headroom)
         self.k = ((1.0 - self.beta) / self.scale) ** (1.0 / 3.0)
         self._lock = threading.Lock()
         self._tat: float | None = None  # the next free send slot
+        self._generation = 0  # +1 at each decrease: slots reserved before it are void
         self._limit: float | None = None  # the estimated limit at the last decrease
         self._decreased: float = -math.inf  # when
         self._signals = 0
@@ -142,6 +145,12 @@ class AdaptiveRateLimiter:
         rate = max(self.floor, self._limit * (1.0 + self.scale * t * t * t))
         return rate if self.ceiling is None else min(rate, self.ceiling)
 
+    def _limit_rate(self, now: float) -> float:
+        """The rate at ``now`` once a limit is known; call with the lock held."""
+        rate = self._rate_at(now)
+        assert rate is not None
+        return rate
+
     @property
     def rate(self) -> float | None:
         """The allowed requests/second now (None: unthrottled).
@@ -164,36 +173,51 @@ class AdaptiveRateLimiter:
         return self._per_second(self._answers, now)
 
     # ---------------------------------------------------------------- pacing
-    def reserve(self) -> float:
-        """Reserve the next send slot; return how many seconds the caller must wait for it.
-
-        Example:
-            >>> AdaptiveRateLimiter().reserve()
-            0.0
-        """
+    def _reserve(self) -> tuple[float, int]:
+        """(seconds to wait for the next slot, the pacing generation it was reserved in)."""
         with self._lock:
             now = self._clock()
             rate = self._rate_at(now)
             self._per_second(self._sent, now)  # prune
             if rate is None:
                 self._sent.append(now)
-                return 0.0
+                return 0.0, self._generation
             start = now if self._tat is None else max(self._tat, now)
             self._tat = start + 1.0 / rate
             self._sent.append(start)
-            return start - now
+            return start - now, self._generation
+
+    def reserve(self) -> float:
+        """Reserve the next send slot; return how many seconds the caller must wait for it.
+        (A slot reserved before a decrease is not honoured by :meth:`acquire`.)
+
+        Example:
+            >>> AdaptiveRateLimiter().reserve()
+            0.0
+        """
+        return self._reserve()[0]
 
     def acquire(self) -> float:
         """Wait for the next slot (thread-safe); return the seconds waited.
+
+        Callers waiting for slots reserved at the old rate when a decrease happens reserve
+        again at the new rate (so the decrease takes effect at once, not after the queue of
+        workers already waiting has gone out at the old pace).
 
         Example:
             >>> limiter = AdaptiveRateLimiter(ceiling=1000.0)
             >>> _ = [limiter.acquire() for _ in range(3)]
         """
-        wait = self.reserve()
-        if wait > 0:
+        waited = 0.0
+        while True:
+            wait, generation = self._reserve()
+            if wait <= 0:
+                return waited
             self._sleep(wait)
-        return wait
+            waited += wait
+            with self._lock:
+                if generation == self._generation:
+                    return waited
 
     # ---------------------------------------------------------------- feedback
     def success(self) -> None:
@@ -228,13 +252,15 @@ class AdaptiveRateLimiter:
             if now - self._decreased < self.window:
                 return False
             current = self._rate_at(now)
-            accepted = max(self._measured(now), 0.5 * self._per_second(self._sent, now))
-            limit = accepted if current is None else min(current, accepted)
+            accepted = self._measured(now) or 0.5 * self._per_second(self._sent, now)
+            limit = self.headroom * (accepted if current is None else min(current, accepted))
             limit = max(limit, self.floor / self.beta)
             if self.ceiling is not None:
                 limit = min(limit, self.ceiling)
             self._limit = limit
             self._decreased = now
+            self._generation += 1
+            self._tat = now + 1.0 / self._limit_rate(now)
             return True
 
     # ---------------------------------------------------------------- reporting
