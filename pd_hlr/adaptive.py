@@ -8,11 +8,12 @@ adaptive retry mode, a CUBIC-controlled token bucket) does:
   the ceiling): an account without a limit sees no slowdown.
 * **A limit signal** (a 429, a ``Retry-After``, a ``TRAFFIC_QUOTA_EXCEEDED`` result) is met with
   a multiplicative decrease. The rate the server was accepting when it said "too many" is the
-  estimate of the limit (``limit``): the answers counted over the last ``window`` seconds
-  (at least half the requests sent in it, so a run refused from its first request does not
-  fall to the floor), or the current rate when that is lower. The new rate is
-  ``beta × limit``. Further signals within ``window`` seconds of a decrease are the same
-  congestion event (requests already sent at the old rate) and do not decrease again.
+  estimate of the limit (``limit``): ``headroom ×`` the answers counted over the last
+  ``window`` seconds (half the requests sent in it when none was answered, so a run refused
+  from its first request does not fall to the floor), or the current rate when lower. The
+  new rate is ``beta × limit``. Further signals within ``window`` seconds of a decrease are
+  the same congestion event (requests already sent at the old rate) and do not decrease
+  again.
 * **While answers flow** the rate grows along CUBIC's curve: quickly back towards ``limit``,
   flat around it (where the limit most likely is), then faster and faster above it, so a limit
   raised mid-run is found in a few seconds and a lowered one at the next signal::
@@ -21,6 +22,8 @@ adaptive retry mode, a CUBIC-controlled token bucket) does:
 
   (``t``: seconds since the decrease). Unlike TCP's CUBIC, whose constant is in packets, the
   curve is relative to ``limit``: the same shape at 5/s and at 500/s.
+* A signal after fewer than ``min_sample`` requests in the last ``window`` measures nothing:
+  it decreases from the current rate, or, while unthrottled, is left to the retry policy.
 * The rate never goes below ``floor`` nor above ``ceiling`` (a user's ``rate_limit``: a hard
   ceiling).
 
@@ -33,9 +36,12 @@ Example:
     >>> limiter = AdaptiveRateLimiter()
     >>> limiter.rate is None, limiter.acquire()   # no limit seen yet: no wait at all
     (True, 0.0)
-    >>> limiter.success()
+    >>> for _ in range(49):
+    ...     _ = limiter.acquire(); limiter.success()
     >>> limiter.throttled()    # a 429: the rate is now beta × the measured one
     True
+    >>> round(limiter.rate)    # 0.9 × 97 % of the 49 answers of the last second
+    43
     >>> limiter.state().signals
     1
 """
@@ -79,6 +85,10 @@ class AdaptiveRateLimiter:
             seconds from a decrease back to the estimated limit, is ``∛((1 − beta) / scale)``.
         window: seconds over which answers are counted to measure the accepted rate; also the
             span of one congestion event (signals within it after a decrease are not new).
+        headroom: the estimated limit is this share of the measured accepted rate.
+        min_sample: fewer requests than this in the last ``window`` measure nothing: a signal
+            then decreases from the current rate, or, unthrottled, is left to the retry
+            policy (one lookup's 429 does not set the pace of the next run).
 
     Example:
         >>> AdaptiveRateLimiter(ceiling=50)
@@ -94,6 +104,7 @@ class AdaptiveRateLimiter:
         scale: float = 0.1,
         window: float = 1.0,
         headroom: float = 0.97,
+        min_sample: int = 10,
     ) -> None:
         if ceiling is not None and not ceiling > 0:
             raise ValueError(f"ceiling must be a positive rate or None, got {ceiling!r}")
@@ -111,6 +122,7 @@ class AdaptiveRateLimiter:
         self.scale = float(scale)
         self.window = float(window)
         self.headroom = float(headroom)
+        self.min_sample = int(min_sample)
         self.k = ((1.0 - self.beta) / self.scale) ** (1.0 / 3.0)
         self._lock = threading.Lock()
         self._tat: float | None = None  # the next free send slot
@@ -252,8 +264,14 @@ class AdaptiveRateLimiter:
             if now - self._decreased < self.window:
                 return False
             current = self._rate_at(now)
-            accepted = self._measured(now) or 0.5 * self._per_second(self._sent, now)
-            limit = self.headroom * (accepted if current is None else min(current, accepted))
+            sent = self._per_second(self._sent, now)
+            if sent * self.window < self.min_sample:  # too few requests to measure a pace by
+                if current is None:
+                    return False  # the retry policy's wait for this number is enough
+                limit = current
+            else:
+                accepted = self._measured(now) or 0.5 * sent
+                limit = self.headroom * (accepted if current is None else min(current, accepted))
             limit = max(limit, self.floor / self.beta)
             if self.ceiling is not None:
                 limit = min(limit, self.ceiling)
