@@ -343,3 +343,24 @@ def test_the_fixed_limiter_is_still_there(client_for: Callable[..., Any], sb: An
     client = client_for(sb, rate_limit=50, adaptive=False)
     assert client.current_rate() == pytest.approx(50 * 0.97)
     assert client_for(sb, adaptive=False).current_rate() is None
+
+
+def test_the_benchmark_runs_in_its_small_mode() -> None:
+    """What CI runs of ``benchmarks/bench_adaptive.py``: it finishes, prints its figures, and
+    the sandbox's ledger shows nothing paid twice (the script exits non-zero otherwise)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_adaptive.py", "--small"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "0 paid twice" in proc.stdout
+    assert proc.stdout.count("SUMMARY ") == 3
