@@ -110,7 +110,7 @@ class AdaptiveRateLimiter:
             raise ValueError(f"ceiling must be a positive rate or None, got {ceiling!r}")
         if not floor > 0:
             raise ValueError(f"floor must be a positive rate, got {floor!r}")
-        if ceiling is not None and floor > ceiling:
+        if ceiling is not None and floor > ceiling:  # pragma: no mutate (== is the same)
             floor = float(ceiling)
         if not 0 < beta < 1:
             raise ValueError(f"beta must be in (0, 1), got {beta!r}")
@@ -126,7 +126,8 @@ class AdaptiveRateLimiter:
         self.k = ((1.0 - self.beta) / self.scale) ** (1.0 / 3.0)
         self._lock = threading.Lock()
         self._tat: float | None = None  # the next free send slot
-        self._generation = 0  # +1 at each decrease: slots reserved before it are void
+        # +1 at each decrease: the slots reserved before it are void
+        self._generation = 0  # pragma: no mutate
         self._limit: float | None = None  # the estimated limit at the last decrease
         self._decreased: float = -math.inf  # when
         self._signals = 0

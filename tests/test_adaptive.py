@@ -113,6 +113,32 @@ def test_never_below_the_floor() -> None:
     assert limiter.rate == pytest.approx(5.0)  # 0.5 x 97 % of half the 12 sent: the floor
 
 
+def test_the_default_floor_is_half_a_request_a_second() -> None:
+    limiter = AdaptiveRateLimiter(beta=0.01)  # a decrease to 1 % of 40/s: below the floor
+    t = fake(limiter)
+    answers(limiter, t, 40)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("sent", "measured"), [(9, False), (10, True)])
+def test_ten_requests_in_the_window_are_enough_to_measure_a_pace(sent: int, measured: bool) -> None:
+    limiter = AdaptiveRateLimiter(beta=0.5, headroom=1.0)
+    t = fake(limiter)
+    for _ in range(sent):  # all refused: half of them is the estimate
+        limiter.acquire()
+    t.now += 0.01
+    assert limiter.throttled() is measured
+    assert limiter.rate == (pytest.approx(sent / 4) if measured else None)
+
+
+def test_the_module_exports_what_it_names() -> None:
+    from pd_hlr import adaptive
+
+    assert sorted(adaptive.__all__) == ["AdaptiveRateLimiter", "RateState"]
+    assert all(hasattr(adaptive, name) for name in adaptive.__all__)
+
+
 def test_one_refused_lookup_does_not_set_a_pace() -> None:
     limiter = AdaptiveRateLimiter()
     limiter.acquire()
@@ -278,7 +304,15 @@ def test_a_slot_reserved_before_a_decrease_is_reserved_again() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"ceiling": 0}, {"floor": 0}, {"beta": 1.0}, {"beta": 0}, {"scale": 0}, {"window": -1}],
+    [
+        {"ceiling": 0},
+        {"floor": 0},
+        {"beta": 1.0},
+        {"beta": 0},
+        {"scale": 0},
+        {"window": 0},
+        {"window": -1},
+    ],
 )
 def test_bad_arguments(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
