@@ -139,6 +139,47 @@ def test_the_module_exports_what_it_names() -> None:
     assert all(hasattr(adaptive, name) for name in adaptive.__all__)
 
 
+def test_a_fresh_limiter_reads_well() -> None:
+    from pd_hlr.adaptive import RateState
+
+    assert AdaptiveRateLimiter().state() == RateState(None, None, 0, 0.0, 0.0)
+    assert repr(AdaptiveRateLimiter()) == "AdaptiveRateLimiter(rate=None, ceiling=None, signals=0)"
+    limiter = AdaptiveRateLimiter(ceiling=12.5)
+    limiter.throttled()
+    assert repr(limiter) == "AdaptiveRateLimiter(rate=11.25, ceiling=12.5, signals=1)"
+
+
+def test_answers_are_counted_over_exactly_the_window() -> None:
+    limiter = AdaptiveRateLimiter(window=2.0)
+    t = fake(limiter)
+    for _ in range(4):
+        limiter.success()
+    assert limiter.state().measured == 2.0  # 4 answers over a 2-second window
+    t.now += 1.999
+    assert limiter.state().measured == 2.0
+    t.now += 0.001  # exactly a window later: they no longer count
+    assert limiter.state().measured == 0.0
+    assert limiter.state().peak == 2.0
+
+
+def test_the_send_log_stays_bounded() -> None:
+    limiter = AdaptiveRateLimiter()
+    t = fake(limiter)
+    for _ in range(10_000):  # 100 s of sends at 100/s, unthrottled
+        t.now += 0.01
+        limiter.reserve()
+    assert len(limiter._sent) <= 101  # type: ignore[attr-defined]  # the last second only
+
+
+def test_the_real_sleep_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pd_hlr import adaptive
+
+    slept: list[float] = []
+    monkeypatch.setattr(adaptive.time, "sleep", slept.append)
+    AdaptiveRateLimiter()._sleep(0.25)
+    assert slept == [0.25]
+
+
 def test_one_refused_lookup_does_not_set_a_pace() -> None:
     limiter = AdaptiveRateLimiter()
     limiter.acquire()
