@@ -224,7 +224,7 @@ class AdaptiveRateLimiter:
         waited = 0.0
         while True:
             wait, generation = self._reserve()
-            if wait <= 0:
+            if wait <= 0:  # pragma: no mutate (< 0: a sleep(0), the same slot)
                 return waited
             self._sleep(wait)
             waited += wait
@@ -245,7 +245,7 @@ class AdaptiveRateLimiter:
             now = self._clock()
             self._answers.append(now)
             measured = self._measured(now)
-            if measured > self._peak:
+            if measured > self._peak:  # pragma: no mutate (>= is the same)
                 self._peak = measured
 
     def throttled(self) -> bool:
@@ -278,7 +278,7 @@ class AdaptiveRateLimiter:
                 limit = min(limit, self.ceiling)
             self._limit = limit
             self._decreased = now
-            self._generation += 1
+            self._generation += 1  # pragma: no mutate (any change voids the old slots)
             self._tat = now + 1.0 / self._limit_rate(now)
             return True
 

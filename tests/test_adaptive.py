@@ -83,7 +83,7 @@ def test_signals_of_one_congestion_event_decrease_once() -> None:
     t.now += 0.5
     assert limiter.throttled() is False  # requests sent at the old pace, still answered 429
     assert limiter.rate is not None and limiter.rate >= after_first  # not decreased again
-    t.now += 0.6  # a new event: more than a window after the decrease
+    t.now += 0.5  # a new event: a window after the decrease
     assert limiter.throttled() is True
     assert limiter.state().signals == 3
 
@@ -119,6 +119,7 @@ def test_the_default_floor_is_half_a_request_a_second() -> None:
     answers(limiter, t, 40)
     limiter.throttled()
     assert limiter.rate == pytest.approx(0.5)
+    assert limiter.state().limit == pytest.approx(50.0)  # so that beta x limit is the floor
 
 
 @pytest.mark.parametrize(("sent", "measured"), [(9, False), (10, True)])
@@ -130,6 +131,10 @@ def test_ten_requests_in_the_window_are_enough_to_measure_a_pace(sent: int, meas
     t.now += 0.01
     assert limiter.throttled() is measured
     assert limiter.rate == (pytest.approx(sent / 4) if measured else None)
+    longer = AdaptiveRateLimiter(window=2.0)  # a count over the window, not a rate
+    for _ in range(sent):
+        longer.acquire()
+    assert longer.throttled() is measured
 
 
 def test_the_module_exports_what_it_names() -> None:
@@ -169,6 +174,18 @@ def test_the_send_log_stays_bounded() -> None:
         t.now += 0.01
         limiter.reserve()
     assert len(limiter._sent) <= 101  # type: ignore[attr-defined]  # the last second only
+
+
+def test_reset_peak_forgets_the_peak_and_the_signals_not_the_pace() -> None:
+    limiter = AdaptiveRateLimiter()
+    t = fake(limiter)
+    answers(limiter, t, 30)
+    limiter.throttled()
+    rate = limiter.rate
+    limiter.reset_peak()
+    state = limiter.state()
+    assert (state.peak, state.signals) == (0.0, 0)
+    assert state.rate == rate and state.limit is not None
 
 
 def test_the_real_sleep_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
