@@ -14,8 +14,17 @@ numbers. The per-row baseline is timed on a sample and extrapolated (said so in 
 per-distinct one runs in full. Keys that differ from the per-distinct baseline are counted and
 explained.
 
+**Per-row region** (``--part regional``, also run by default): the same sizes as a
+12-country contact list, national formats mostly, with a country column written every way CRM
+exports write it (``GB``, ``gb``, ``Germany``, ``Deutschland``, ``+49``, ``49``), read with
+``normalize(..., regions=country)``; the baseline is ``phonenumbers.parse(cell, region)`` +
+``format_number(E164)`` once per distinct *(cell, ISO region)* pair (given the ISO code, so
+the country names cost it nothing). Then the same frame with no region at all: ``normalize``
+without ``default_region`` against ``parse(cell, None)`` once per distinct cell.
+
 Run: ``.venv/bin/python benchmarks/bench_normalize.py [--rows 1000000] [--distinct 200000]
-[--compare-src /work/main] [--repeat 2]``
+[--compare-src /work/main] [--repeat 2] [--part all|mixed|regional]``; small (CI-sized) mode:
+``--rows 20000 --distinct 4000 --sample 5000 --repeat 1``.
 """
 
 from __future__ import annotations
@@ -185,9 +194,204 @@ def time_normalize(src: Path, frame: Path, out: Path | None = None) -> tuple[flo
     return float(result["seconds"]), float(result["cpu"])
 
 
+# --- per-row region: a 12-country list with a country column ---------------------------------
+
+#: The list's countries and how its country column writes each (one chosen per row).
+COUNTRIES: dict[str, list[object]] = {
+    "GB": ["GB", "gb", "United Kingdom", "UK", "+44", 44],
+    "US": ["US", "USA", "United States", "+1"],
+    "DE": ["DE", "Germany", "Deutschland", "+49", 49],
+    "FR": ["FR", "France", "+33"],
+    "IT": ["IT", "Italy", "Italia", "+39"],
+    "NL": ["NL", "Netherlands", "Nederland", "+31"],
+    "ES": ["ES", "Spain", "España", "+34"],
+    "IE": ["IE", "Ireland", "+353"],
+    "AU": ["AU", "Australia", "+61"],
+    "IN": ["IN", "India", "+91"],
+    "CH": ["CH", "Switzerland", "Schweiz", "+41"],
+    "AT": ["AT", "Austria", "Österreich", "+43"],
+}
+
+
+def build_regional_distinct(n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """n distinct valid numbers (E.164, region), spread over `COUNTRIES`: libphonenumber's
+    example mobile and fixed numbers of each region with their last five digits drawn."""
+    bases = []
+    for region in COUNTRIES:
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            bases.append((region, example.country_code, str(example.national_number)))
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        region, cc, nsn = bases[int(rng.integers(0, len(bases)))]
+        e164 = f"+{cc}{nsn[:-5]}{int(rng.integers(0, 10**5)):05d}"
+        if e164 in seen or not phonenumbers.is_valid_number(phonenumbers.parse(e164)):
+            continue
+        seen.add(e164)
+        out.append((e164, region))
+    return out
+
+
+def regional_formats(e164: str) -> list[str]:
+    """National format (most rows), its digits alone, E.164, international."""
+    num = phonenumbers.parse(e164)
+    national = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
+    intl = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    digits = "".join(ch for ch in national if ch.isdigit())
+    return [national, national, national, digits, e164, intl]
+
+
+def build_regional(rows: int, distinct: int, seed: int = 11) -> pd.DataFrame:
+    """``phone``, ``country`` (written every way) and ``iso`` (the baseline's region)."""
+    rng = np.random.default_rng(seed)
+    numbers = build_regional_distinct(distinct, rng)
+    ways = [regional_formats(e164) for e164, _ in numbers]
+    picks = np.concatenate(
+        [np.arange(distinct), (rng.pareto(1.5, rows - distinct) * 1000).astype(int) % distinct]
+    )
+    rng.shuffle(picks)
+    fmt = rng.integers(0, 6, size=rows)
+    spell = rng.integers(0, 60, size=rows)
+    blank = rng.random(rows) < 0.01
+    phone: list[object] = [None] * rows
+    country: list[object] = [None] * rows
+    iso: list[object] = [None] * rows
+    for r in range(rows):
+        k = picks[r]
+        region = numbers[k][1]
+        writings = COUNTRIES[region]
+        phone[r] = None if blank[r] else ways[k][fmt[r]]
+        country[r] = writings[spell[r] % len(writings)]
+        iso[r] = region
+    return pd.DataFrame(
+        {"phone": pd.Series(phone, dtype=object), "country": pd.Series(country, dtype=object),
+         "iso": iso}
+    )
+
+
+def baseline_pairs(frame: pd.DataFrame, region: str | None = "iso") -> tuple[list, float, float]:
+    """``parse(cell, region)`` + E.164 once per distinct (cell, region) pair (``region=None``:
+    once per distinct cell, no region), mapped back to the rows; wall and CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    cells = frame["phone"]
+    if region is None:
+        codes, uniq = pd.factorize(cells, use_na_sentinel=True)
+        pairs = [(v, None) for v in uniq]
+    else:
+        idx = pd.MultiIndex.from_arrays([cells, frame[region]])
+        codes, uniq = pd.factorize(idx, use_na_sentinel=True)
+        pairs = list(uniq)
+    keys = []
+    for cell, reg in pairs:
+        if cell is None or cell != cell:
+            keys.append(None)
+            continue
+        try:
+            num = phonenumbers.parse(str(cell), reg)
+        except phonenumbers.NumberParseException:
+            keys.append(None)
+            continue
+        keys.append(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+                    if phonenumbers.is_possible_number(num) else None)
+    out = np.array([*keys, None], dtype=object)[np.asarray(codes)].tolist()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+CHILD_REGIONAL = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import pandas as pd
+import pd_hlr.normalize as m
+assert m.__file__.startswith(sys.argv[1]), m.__file__
+frame = pd.read_pickle(sys.argv[2])
+regional = sys.argv[3] == "regional"
+kwargs = lambda f: {"regions": f["country"]} if regional else {}
+m.normalize(frame["phone"].iloc[:2000], **kwargs(frame.iloc[:2000]))  # warm caches
+t0, c0 = time.perf_counter(), time.process_time()
+out = m.normalize(frame["phone"], **kwargs(frame))
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+out.to_pickle(sys.argv[4])
+print(json.dumps({"seconds": seconds, "cpu": cpu}))
+"""
+
+
+def time_regional(frame: Path, mode: str, out: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``normalize`` (``mode``: "regional" with the country column,
+    "none" without any region) on the frame, in a fresh process."""
+    src = HERE.parent
+    args = [sys.executable, "-c", CHILD_REGIONAL, str(src), str(frame), mode, str(out)]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=900)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["seconds"]), float(result["cpu"])
+
+
+def run_regional(args: argparse.Namespace) -> None:
+    from _common import summary
+
+    t0 = time.perf_counter()
+    frame = build_regional(args.rows, args.distinct)
+    pairs = len(frame[["phone", "iso"]].dropna().drop_duplicates())
+    print(
+        f"\nregional frame: {len(frame):,} rows, {args.distinct:,} distinct numbers in "
+        f"{len(COUNTRIES)} countries, {frame['phone'].nunique():,} distinct cells, {pairs:,} "
+        f"distinct (cell, region) pairs, {frame['country'].nunique()} distinct country values "
+        f"(built in {time.perf_counter() - t0:.1f}s)"
+    )
+    n = len(frame)
+    with tempfile.TemporaryDirectory() as tmp:
+        path, result = Path(tmp) / "frame.pkl", Path(tmp) / "out.pkl"
+        frame.to_pickle(path)
+        figures = {}
+        for mode in ("regional", "none"):
+            runs = [time_regional(path, mode, result) for _ in range(args.repeat)]
+            figures[mode] = (min(w for w, _ in runs), min(c for _, c in runs))
+            if mode == "regional":
+                out = pd.read_pickle(result)
+    base, t_base, c_base = baseline_pairs(frame)
+    _, t_none, c_none = baseline_pairs(frame, None)
+    (t_reg, c_reg), (t_nr, c_nr) = figures["regional"], figures["none"]
+    print(f"{'method':<66} {'wall s':>8} {'CPU s':>8}")
+    for label, wall, cpu in [
+        ("normalize(phone, regions=country) (fresh process, best of runs)", t_reg, c_reg),
+        ("phonenumbers parse(cell, region)+format, per distinct pair", t_base, c_base),
+        ("normalize(phone), no region at all", t_nr, c_nr),
+        ("phonenumbers parse(cell, None)+format, per distinct cell", t_none, c_none),
+    ]:
+        print(f"{label[:66]:<66} {wall:8.2f} {cpu:8.2f}")
+    print(f"ratio per-pair baseline / normalize with regions: {t_base / t_reg:.2f}x wall, "
+          f"{c_base / c_reg:.2f}x CPU (target >= 2x)")
+    print(f"ratio per-cell baseline / normalize with no region: {t_none / t_nr:.2f}x wall, "
+          f"{c_none / c_nr:.2f}x CPU")
+    summary("3 normalise", f"12-country region column, {n:,} rows",
+            f"{t_reg:.2f} s (CPU {c_reg:.2f} s)",
+            f"{t_base:.2f} s (CPU {c_base:.2f} s; parse once per (cell, region))",
+            f"{t_base / t_reg:.2f}x wall, {c_base / c_reg:.2f}x CPU")
+    summary("3 normalise", f"no region, same frame, {n:,} rows",
+            f"{t_nr:.2f} s (CPU {c_nr:.2f} s)",
+            f"{t_none:.2f} s (CPU {c_none:.2f} s; parse once per cell, no region)",
+            f"{t_none / t_nr:.2f}x wall, {c_none / c_nr:.2f}x CPU")
+    keys = out["hlr_number"].astype(object).where(out["hlr_number"].notna(), None).tolist()
+    truth = frame["iso"].tolist()
+    diffs = Counter()
+    examples: dict[str, tuple[object, object, object, object]] = {}
+    for cell, region, b, o in zip(frame["phone"], truth, base, keys, strict=True):
+        if b != o:
+            kind = "baseline sends" if b and not o else ("normalize sends" if o and not b
+                                                          else "different keys")
+            diffs[kind] += 1
+            examples.setdefault(kind, (cell, region, b, o))
+    print(f"rows where the keys differ from the per-pair baseline: {sum(diffs.values()):,}")
+    for kind, count in diffs.most_common():
+        cell, region, b, o = examples[kind]
+        print(f"  {count:8,}  {kind} (e.g. {cell!r} in {region}: baseline {b!r}, "
+              f"normalize {o!r})")
+
+
 def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(HERE))
-    from _common import machine, summary
+    from _common import machine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -195,8 +399,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=100_000, help="per-row baseline sample")
     parser.add_argument("--repeat", type=int, default=2, help="fresh-process runs per side")
     parser.add_argument("--compare-src", type=Path, help="another checkout to time alongside")
+    parser.add_argument("--part", choices=("all", "mixed", "regional"), default="all",
+                        help="the mixed-format column, the 12-country region column, or both")
     args = parser.parse_args(argv)
     print(machine())
+    if args.part in ("all", "mixed"):
+        run_mixed(args)
+    if args.part in ("all", "regional"):
+        run_regional(args)
+
+
+def run_mixed(args: argparse.Namespace) -> None:
+    from _common import summary
 
     t0 = time.perf_counter()
     series = build_frame(args.rows, args.distinct)

@@ -27,8 +27,29 @@ PRICE_PER_LOOKUP = Decimal("0.0060000000")
 MONEY_PLACES = 10
 
 #: Route values the examples use (the vendor's list of accepted values is empty); the CLI offers
-#: these for ``--route``.
+#: these for ``--route``, and every face and the client accept only these (:func:`check_route`).
 ROUTES = ("standard", "detailed")
+
+
+def check_route(value: object) -> str | None:
+    """``value`` if it is a route the spec defines (or None: not sent); else a ``ValueError``
+    (``TypeError`` for a non-string) before anything is sent: the API would charge for it.
+
+    >>> check_route("standard"), check_route(None)
+    ('standard', None)
+    >>> check_route("premium")
+    Traceback (most recent call last):
+    ...
+    ValueError: route must be one of 'standard', 'detailed' (the spec's values), not 'premium'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"route must be a string or None, not {type(value).__name__}")
+    if value not in ROUTES:
+        choices = ", ".join(repr(r) for r in ROUTES)
+        raise ValueError(f"route must be one of {choices} (the spec's values), not {value!r}")
+    return value
 
 # --- validation (Laravel-style ``{"message", "errors": {"phone": [...]}}`` bodies) -------------
 PHONE_MIN_LEN = 10

@@ -205,7 +205,7 @@ class HLRSeriesAccessor:
         >>> res.columns[0], res.hlr.report().rows
         ('to', 4)
         """
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         return pipeline.validate_frame(
             self._frame(),
             pipeline.SERIES_COLUMN,
@@ -223,7 +223,7 @@ class HLRSeriesAccessor:
         >>> df["phone"].hlr.estimate(default_region="GB", cache=False).distinct
         2
         """
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         return pipeline.estimate_frame(
             self._frame(), pipeline.SERIES_COLUMN, settings, client=client, cache=cache
         )

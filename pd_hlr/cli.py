@@ -39,12 +39,14 @@ from .settings import (
     BASE_URL_ENV,
     CACHE_ENV,
     DEFAULT_PRICE,
+    DEFAULT_RETRY_TEMPORARY,
     DEFAULT_WORKERS,
     OPTIONS,
     RUN_OBJECTS,
     TOKEN_ENV,
     parse_max_age,
     parse_price,
+    parse_retry_temporary,
 )
 
 __all__ = ["EXIT_CODES", "InputError", "build_parser", "exit_codes_markdown", "main"]
@@ -56,7 +58,9 @@ EXIT_BALANCE = 3
 EXIT_AUTH = 4
 EXIT_BUDGET = 5
 EXIT_API = 6
-EXIT_INTERRUPTED = 130
+EXIT_HANGUP = 129  # 128 + SIGHUP
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that left early
 
 #: Every exit code and its meaning: the one source of ``--help``'s list and the README's table.
@@ -66,7 +70,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_INPUT: (
         "bad input or usage: missing file or column, unreadable file, bad option, an output "
         "that exists (`--force`), result-named input columns (`--prefix`), a cache folder "
-        "that cannot be written or does not exist"
+        "that cannot be written or does not exist, an engine whose extra is not installed "
+        "(`pip install 'pd-hlr[polars]'`), an input the engine cannot read"
     ),
     EXIT_BALANCE: "insufficient balance (402); everything paid for is in the cache",
     EXIT_AUTH: f"authentication failed (401/403), or no token (`{TOKEN_ENV}`)",
@@ -77,9 +82,19 @@ EXIT_CODES: dict[int, str] = {
         "Also when a run finished but some numbers failed after retries: the output is written "
         "(their rows have `hlr_source` error) and a re-run looks up only those"
     ),
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); everything already answered is in the cache",
+    EXIT_HANGUP: (
+        "stopped by SIGHUP (the terminal closed) during the lookups; as for 130"
+    ),
+    EXIT_INTERRUPTED: (
+        "interrupted (Ctrl-C); the answers in flight are awaited and everything answered is in "
+        "the cache: a re-run continues with the rest"
+    ),
     EXIT_PIPE: (
         "standard output was closed early (e.g. piped into `head`); the command itself finished"
+    ),
+    EXIT_TERMINATED: (
+        "stopped by SIGTERM (`timeout`, `docker stop`, systemd, Kubernetes, Airflow) during the "
+        "lookups; as for 130"
     ),
 }
 
@@ -143,6 +158,7 @@ def _checked_by(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
 
 _price = _checked_by(parse_price)
 _max_age = _checked_by(parse_max_age)
+_retry_temporary_age = _checked_by(parse_retry_temporary)
 
 
 def _base_url(text: str) -> str:
@@ -207,13 +223,16 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         "--default-region", default=None, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
-        "--strict", action="store_true", help=_doc("strict")
+        "--strict", action=argparse.BooleanOptionalAction, default=None, help=_doc("strict")
     )
     sent.add_argument(
         "--only-mobile", action="store_true", help=_doc("only_mobile")
     )
     sent.add_argument(
         "--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")
+    )
+    sent.add_argument(
+        "--region-column", default=None, metavar="NAME", help=_doc("region_column")
     )
     cache = p.add_argument_group("the cache")
     where = cache.add_mutually_exclusive_group()
@@ -227,13 +246,22 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         help='look cached answers older than this up again: a duration with a unit, "30D"',
     )
     cache.add_argument("--refresh", action="store_true", help=_doc("refresh"))
-    cache.add_argument(
+    temporary = cache.add_mutually_exclusive_group()
+    temporary.add_argument(
+        "--retry-temporary",
+        dest="retry_temporary",
+        default=None,
+        type=_retry_temporary_age,
+        metavar="AGE",
+        help="look a cached temporary outcome (absent subscriber, ...) up again once it is "
+        f'this old (default "{DEFAULT_RETRY_TEMPORARY}"; "0s": on every run)',
+    )
+    temporary.add_argument(
         "--no-retry-temporary",
         dest="retry_temporary",
         action="store_false",
         default=None,
-        help="serve temporary outcomes (absent subscriber, ...) from the cache instead of "
-        "looking them up again",
+        help="serve temporary outcomes from the cache like any answer (only --max-age applies)",
     )
     target = p.add_argument_group("where lookups go")
     endpoint = target.add_mutually_exclusive_group()
@@ -595,9 +623,10 @@ def _cache_arg(args: argparse.Namespace) -> Any:
 
 
 def _require_column(columns: Any, args: argparse.Namespace) -> None:
-    if args.column not in columns:
-        listed = ", ".join(map(str, columns)) or "(none)"
-        raise InputError(f"no column {args.column!r} in {args.input}; columns: {listed}")
+    for name in (args.column, getattr(args, "region_column", None)):
+        if name is not None and name not in columns:
+            listed = ", ".join(map(str, columns)) or "(none)"
+            raise InputError(f"no column {name!r} in {args.input}; columns: {listed}")
 
 
 def _engine(args: argparse.Namespace) -> str:
@@ -732,25 +761,40 @@ def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
     once, then stream the rows joined to their results into the output (one file). Memory
     holds the per-value results, not the rows."""
     from . import _io
-    from . import polars as hlr_polars
 
     if not args.out and _io.is_dataset(args.input):
         out_path += ".parquet"  # one file, not the dask engine's folder
     _io.check_output(out_path, source=args.input, force=args.force)
     _io.check_polars_output(out_path, args.input)
-    frame = _io.scan_polars(args.input)
+    frame = _io.scan_polars(args.input)  # first: without the extra, an InputError naming it
+    from . import polars as hlr_polars
+
     _require_column(frame.collect_schema().names(), args)
-    with _client(args) as client:
-        out = frame.hlr.validate(
-            args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
-        )
-    _io.sink_polars(out, out_path)
+    with _polars_reads(args.input):
+        with _client(args) as client:
+            out = frame.hlr.validate(
+                args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
+            )
+        _io.sink_polars(out, out_path)
     report = out.hlr.report()
     print(f"wrote {report.rows:,} rows to {out_path}", file=sys.stderr)
     written = _io.scan_polars(out_path) if _io.output_format(out_path).kind == "parquet" else out
     summary = hlr_polars.summary(written, prefix=args.prefix)  # parquet: the result columns only
     _print_result(args, summary, report, out_path)
-    return EXIT_OK
+    return _finished(report)
+
+
+@contextlib.contextmanager
+def _polars_reads(source: str) -> Iterator[None]:
+    """Polars reads the input lazily, while the lookups' query and the output's sink run: a
+    file it cannot parse (a ragged CSV line, bad UTF-8) is bad input (exit 2), as it is for
+    the pandas and Dask engines, not a bug."""
+    import polars as pl
+
+    try:
+        yield
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"cannot read {source}: {' '.join(str(exc).split())}") from exc
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -762,9 +806,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         _require_column(scanned.collect_schema().names(), args)
 
         def estimate(client: Any) -> Any:
-            return scanned.hlr.estimate(
-                args.column, client=client, cache=_cache_arg(args), **kwargs
-            )
+            with _polars_reads(args.input):
+                return scanned.hlr.estimate(
+                    args.column, client=client, cache=_cache_arg(args), **kwargs
+                )
     elif _engine(args) == "dask":
         from .settings import ValidateSettings
 
@@ -945,6 +990,9 @@ def _main(argv: Sequence[str] | None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
+    except errors.RunInterrupted as exc:  # a run's lookups: what was saved, what is left
+        print(exc.args[0], file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         tail = "; everything already answered is in the cache" if args.command == "validate" else ""
         print(f"pd-hlr: interrupted{tail}", file=sys.stderr)

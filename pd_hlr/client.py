@@ -34,7 +34,7 @@ from requests.auth import AuthBase
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH
+from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, check_route
 from pd_hlr.adaptive import AdaptiveRateLimiter
 from pd_hlr.errors import AuthenticationError, HLRError
 from pd_hlr.ratelimit import RateLimiter
@@ -172,7 +172,25 @@ def _scrub_value(value: Any, secret: str) -> Any:
         return tuple(_scrub_value(v, secret) for v in value)
     if isinstance(value, list):
         return [_scrub_value(v, secret) for v in value]
+    if isinstance(value, dict):
+        return {_scrub_value(k, secret): _scrub_value(v, secret) for k, v in value.items()}
     return value
+
+
+#: Tokens at least this long are replaced wherever they occur in an answer; shorter ones (tests,
+#: demos: real tokens are long and random) only as the echoed header, ``Bearer <token>``.
+_BARE_TOKEN_MIN = 8
+
+
+def _holds(value: Any, secret: str) -> bool:
+    """True if ``secret`` occurs anywhere in a decoded JSON value (keys included)."""
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, dict):
+        return any(_holds(k, secret) or _holds(v, secret) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds(v, secret) for v in value)
+    return False
 
 
 def _scrub_exception(exc: BaseException, secret: str | None) -> BaseException:
@@ -465,9 +483,7 @@ def _check_timeout(timeout: float | tuple[float, float]) -> tuple[float, float]:
 
 def _option(name: str, value: object) -> object:
     if name == "route":
-        if not isinstance(value, str):
-            raise TypeError(f"route must be a string, got {type(value).__name__}")
-        return value
+        return check_route(value)
     if isinstance(value, str) or not hasattr(value, "__bool__"):
         raise TypeError(f"{name} must be True, False or None, got {value!r}")
     return bool(value)
@@ -571,6 +587,7 @@ class HLRClient:
         self._generation = 0
 
         self._stats_lock = threading.Lock()
+        self._echo_warned = False
         self.reset_stats()
 
     # ---------------------------------------------------------------- plumbing
@@ -664,6 +681,28 @@ class HLRClient:
         return _scrub_exception(exc, self._token.reveal() if self._token is not None else None)
 
     # ---------------------------------------------------------------- stats
+    def _scrub_answer(self, phone: str, result: dict[str, Any]) -> dict[str, Any]:
+        """The result with the token replaced by ``***`` wherever a gateway echoed it (before
+        it is journalled, cached or returned); a warning once per client."""
+        secret = self._token.reveal() if self._token is not None else None
+        if not secret:
+            return result
+        if len(secret) < _BARE_TOKEN_MIN:  # a short token is also ordinary text ("t" in "to")
+            secret = f"Bearer {secret}"  # so only the header as echoed is replaced
+        if not _holds(result, secret):
+            return result
+        logger.debug("%s: the token was echoed in the answer; replaced by ***", phone)
+        with self._stats_lock:
+            first, self._echo_warned = not self._echo_warned, True
+        if first:
+            logger.warning(
+                "%s echoed the API token in an answer (a gateway or proxy copying the "
+                "Authorization header): it was replaced by *** before the answer was kept. "
+                "Shown once per client.",
+                self._where,
+            )
+        return _scrub_value(result, secret)
+
     @property
     def stats(self) -> ClientStats:
         """Snapshot of the counters (see :class:`ClientStats`).
@@ -838,7 +877,7 @@ class HLRClient:
                         phone,
                         outcome.repaired,
                     )
-                return outcome.result
+                return self._scrub_answer(phone, outcome.result)
             failure = outcome
             error = failure.error
             self._scrub(error)

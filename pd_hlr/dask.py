@@ -81,6 +81,7 @@ import pandas as pd
 from . import analysis, pipeline, schema
 from .cache import HLRCache
 from .normalize import LOCAL_VERDICTS
+from .regions import resolve_regions
 from .settings import ValidateSettings, split_options, takes_options
 
 if TYPE_CHECKING:
@@ -96,6 +97,19 @@ def _normalize_partition(values: pd.Series, settings: ValidateSettings) -> pd.Da
     return pipeline.normalize_column(values, settings)
 
 
+def _normalize_regional(
+    part: pd.DataFrame, column: Hashable, settings: ValidateSettings
+) -> pd.DataFrame:
+    """A partition's cells, each read in its row's region (``settings.region_column``)."""
+    return pipeline.normalize_column(part[column], settings, _regions(part, settings))
+
+
+def _regions(part: pd.DataFrame, settings: ValidateSettings) -> pd.Series | None:
+    if settings.region_column is None:
+        return None
+    return pipeline.check_column(part, settings.region_column)
+
+
 def _enrich_partition(
     part: pd.DataFrame,
     resolved: pd.DataFrame,
@@ -107,7 +121,7 @@ def _enrich_partition(
 ) -> pd.DataFrame:
     """One partition of the output: exactly what the pandas accessor does after resolving
     (``replace``: an earlier run's result columns, found once in the calling process)."""
-    normalized = pipeline.normalize_column(part[column], settings)
+    normalized = pipeline.normalize_column(part[column], settings, _regions(part, settings))
     results = pipeline.join_results(normalized, resolved, settings.options.detailed)
     if results_only:
         out = results.add_prefix(settings.prefix) if settings.prefix else results
@@ -118,25 +132,40 @@ def _enrich_partition(
 
 
 # --- the three steps -------------------------------------------------------------------------
-def _normalized(values: dd.Series, settings: ValidateSettings) -> dd.DataFrame:
-    meta = pipeline.normalize_column(values._meta, settings)
-    return values.map_partitions(_normalize_partition, settings, meta=meta)
+def _normalized(ddf: dd.DataFrame, column: Hashable, settings: ValidateSettings) -> dd.DataFrame:
+    if settings.region_column is None:
+        values = ddf[column]
+        meta = pipeline.normalize_column(values._meta, settings)
+        return values.map_partitions(_normalize_partition, settings, meta=meta)
+    pair = ddf[list(dict.fromkeys([column, settings.region_column]))]
+    meta = _normalize_regional(pair._meta, column, settings)
+    return pair.map_partitions(_normalize_regional, column, settings, meta=meta)
 
 
-def _scan(values: dd.Series, settings: ValidateSettings) -> tuple[list[str], dict[str, int], int]:
-    """Distinct lookup keys, counts of missing/invalid/skipped rows, and rows: one compute."""
-    normalized = _normalized(values, settings)
+def _scan(
+    ddf: dd.DataFrame, column: Hashable, settings: ValidateSettings
+) -> tuple[list[str], pipeline.Run]:
+    """Distinct lookup keys and the run's counts (rows, local verdicts, regions): one compute."""
+    normalized = _normalized(ddf, column, settings)
     keys = normalized["hlr_number"].dropna().drop_duplicates(split_out=1)
     sources = normalized["hlr_source"].value_counts(dropna=True, split_out=1)
     rows = normalized.shape[0]
-    keys, sources, rows = dask.compute(keys, sources, rows)
+    if settings.region_column is None:
+        keys, sources, rows = dask.compute(keys, sources, rows)
+        regions = {}
+    else:
+        values = ddf[settings.region_column].value_counts(dropna=False, split_out=1)
+        keys, sources, rows, values = dask.compute(keys, sources, rows, values)
+        column_ = resolve_regions(pd.Series(values.index.to_numpy(dtype=object), dtype=object))
+        pipeline.warn_unrecognised(column_.unrecognised(), settings)
+        regions = column_.weighted_outcomes(values.to_numpy())
     counts = {k: int(sources.get(k, 0)) for k in LOCAL_VERDICTS}
     # Already non-null and distinct: one list of str, without pipeline.distinct_numbers'
     # second unique() pass and its temporary copy (this list is per distinct number, the
     # largest object the calling process holds besides the per-number table).
     numbers = keys.tolist()
     del keys
-    return numbers, counts, int(rows)
+    return numbers, pipeline.Run(rows=int(rows), sources=counts, regions=regions)
 
 
 def _cache(cache: Any) -> HLRCache | None:
@@ -219,6 +248,7 @@ def _validate(
 ) -> tuple[dd.DataFrame, dict[str, Any]]:
     """The lazy output and the run's record (``attrs``), after the scan and the lookups."""
     pipeline.check_column(ddf._meta, column)  # the pandas accessor's checks and messages
+    pipeline.region_column(ddf._meta, settings)  # the region column exists, before anything
     stale = pipeline.plan_columns(ddf._meta, column, settings)  # before anything is sent
     kept = [c for c in pipeline.own_columns(ddf._meta) if c not in stale]
     meta = _output_meta(ddf._meta, column, settings, stale, results_only)
@@ -232,8 +262,7 @@ def _validate(
         args = (resolved, meta, record(report), stale, results_only)
         return _lazy_output(ddf, column, settings, *args)
 
-    numbers, sources, rows = _scan(ddf[column], settings)
-    run = pipeline.Run(rows=rows, sources=sources)
+    numbers, run = _scan(ddf, column, settings)
     if not numbers:
         pipeline.check_client_options(client, settings)
         resolved = schema.empty_frame(settings.options.detailed, index=pd.Index([], dtype=object))
@@ -277,8 +306,8 @@ def estimate_frame(
 ) -> Estimate:
     """What :func:`validate_frame` would look up and cost; sends nothing."""
     pipeline.check_column(ddf._meta, column)
-    numbers, sources, rows = _scan(ddf[column], settings)
-    run = pipeline.Run(rows=rows, sources=sources)
+    pipeline.region_column(ddf._meta, settings)
+    numbers, run = _scan(ddf, column, settings)
     return pipeline.estimate_from(
         run, numbers, settings, _cache(cache), pipeline.api_namespace(client)
     )
@@ -366,7 +395,7 @@ class HLRDaskSeriesAccessor:
         >>> list(res.columns[:2]), res.hlr.report().rows
         (['to', 'status'], 4)
         """
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)
         out, _ = _validate(
             frame,
@@ -382,7 +411,7 @@ class HLRDaskSeriesAccessor:
     @takes_options
     def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)
         return estimate_frame(frame, pipeline.SERIES_COLUMN, settings, client=client, cache=cache)
 

@@ -19,6 +19,14 @@ the built-in exception they resemble, so generic handlers keep working::
     ├── CacheNotWritableError(HLRError, PermissionError)    cache folder not writable; nothing sent
     └── ColumnConflictError(HLRError, ValueError)           caller's columns named like results
 
+    RunInterrupted(KeyboardInterrupt)                   Ctrl-C / Kernel → Interrupt, SIGTERM,
+                                                        SIGHUP during a run; .signal .exit_code
+                                                        .partial .looked_up .remaining .report
+
+An interrupt is deliberately not an :class:`HLRError` (an ``Exception``): ``except Exception``
+in a notebook cell or a retry loop must not swallow it; it stops the kernel's cell as any
+``KeyboardInterrupt`` does, with a short message and the run's ``.partial``.
+
 Example:
     >>> err = InsufficientBalanceError("top up", required_amount=Decimal("0.006"))
     >>> err.stops_run, isinstance(err, HLRError)
@@ -39,14 +47,18 @@ __all__ = [
     "HLRError",
     "InsufficientBalanceError",
     "RateLimitError",
+    "RunInterrupted",
     "ServiceUnavailableError",
     "TransportError",
     "ValidationError",
 ]
 
 
-def _rebuild(cls: type[HLRError], args: tuple[Any, ...], state: dict[str, Any]) -> HLRError:
-    """Unpickle an :class:`HLRError` without calling its keyword-only ``__init__``."""
+def _rebuild(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
+) -> BaseException:
+    """Unpickle an :class:`HLRError` (or :class:`RunInterrupted`) without calling its
+    ``__init__``."""
     exc = cls.__new__(cls, *args)
     exc.args = args
     exc.__dict__.update(state)
@@ -291,3 +303,44 @@ class BudgetExceededError(HLRError, ValueError):
     def __init__(self, message: str, *, estimate: Any = None) -> None:
         super().__init__(message)
         self.estimate = estimate
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A ``validate`` run stopped by the user or the system: Ctrl-C (Jupyter's Kernel →
+    Interrupt), or SIGTERM / SIGHUP (``timeout``, ``docker stop``, systemd, Kubernetes, a closed
+    terminal). The answers that were in flight finished and, like every answer, are in the
+    cache: a re-run continues with the rest.
+
+    ``signal`` names the signal (``"SIGINT"`` for Ctrl-C), ``exit_code`` is the shell's
+    ``128 + signal number`` (what ``pd-hlr`` exits with). Like a run-stopping
+    :class:`HLRError`, it carries ``.partial`` (the result so far, the face's kind of frame),
+    ``.looked_up``, ``.remaining`` and ``.report``.
+
+    Example:
+        >>> exc = RunInterrupted("pd-hlr: stopped by SIGTERM", signal="SIGTERM")
+        >>> isinstance(exc, KeyboardInterrupt), isinstance(exc, Exception), exc.exit_code
+        (True, False, 143)
+    """
+
+    def __init__(self, message: str, signal: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.signal = signal
+        self.partial: Any = None
+        self.looked_up: int | None = None
+        self.remaining: int | None = None
+        self.report: Any = None
+
+    @property
+    def exit_code(self) -> int:
+        """``128 +`` the signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+        import signal as _signal
+
+        return 128 + int(getattr(_signal, self.signal, _signal.SIGINT))
+
+    def __str__(self) -> str:
+        said = str(self.args[0]) if self.args else ""
+        return said + (" The result so far is in .partial." if self.partial is not None else "")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+

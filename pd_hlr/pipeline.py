@@ -9,7 +9,8 @@ face can reuse, and the shared helpers of the faces (faces never import each oth
    (:func:`cached_numbers`), checks the budget, and starts the progress bar;
 4. **look up** — then looks the misses up (``HLRClient.lookup_many``), each answer journalled
    to the cache the moment it arrives; a run-stopping error (any ``HLRError`` with
-   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``;
+   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``,
+   and an interrupt (Ctrl-C, SIGTERM, SIGHUP) becomes a ``RunInterrupted`` carrying the same;
 5. **flatten** — and turns the raw answers into the mode's typed columns (``schema.flatten``),
    one row per distinct number.
 6. **join back** — :func:`join_results`: the per-number results onto the rows (through their
@@ -35,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import numbers as _numbers
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -53,12 +55,13 @@ from ._spec import DEFAULT_BASE_URL
 from ._warnings import warn
 from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
-from .errors import BudgetExceededError, ColumnConflictError, HLRError
+from .errors import BudgetExceededError, ColumnConflictError, HLRError, RunInterrupted
 from .normalize import LOCAL_VERDICTS, normalize
 from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
+from .regions import RegionColumn, resolve_regions
 from .report import Estimate, RunReport, stats_delta
-from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host
+from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host, split_options
 
 if TYPE_CHECKING:
     from .client import HLRClient
@@ -81,9 +84,12 @@ def _normalize_options(settings: ValidateSettings) -> dict[str, Any]:
     }
 
 
-def normalize_column(values: pd.Series, settings: ValidateSettings) -> pd.DataFrame:
-    """Local verdicts and lookup keys for one column (see :func:`pd_hlr.normalize.normalize`)."""
-    return normalize(values, **_normalize_options(settings))
+def normalize_column(
+    values: pd.Series, settings: ValidateSettings, regions: Any = None
+) -> pd.DataFrame:
+    """Local verdicts and lookup keys for one column (see :func:`pd_hlr.normalize.normalize`;
+    ``regions``: each row's country, with ``settings.region_column``)."""
+    return normalize(values, regions=regions, **_normalize_options(settings))
 
 
 @dataclass
@@ -107,10 +113,57 @@ class Cells:
         return count_sources(self.normalized, self.rows)
 
 
-def normalize_cells(values: pd.Series, settings: ValidateSettings) -> Cells:
-    """:func:`normalize_column`, once per distinct cell (see :class:`Cells`)."""
-    codes, normalized = normalize_cells_(values, **_normalize_options(settings))
+def _outcomes(regions: RegionColumn | None) -> dict[str, int]:
+    return {} if regions is None else regions.row_outcomes()
+
+
+def normalize_cells(values: pd.Series, settings: ValidateSettings, regions: Any = None) -> Cells:
+    """:func:`normalize_column`, once per distinct cell (with ``regions``: per distinct cell
+    and region; see :class:`Cells`)."""
+    codes, normalized = normalize_cells_(
+        values, regions=regions, **_normalize_options(settings)
+    )
     return Cells(codes, normalized, np.bincount(codes, minlength=len(normalized)))
+
+
+def region_column(frame: pd.DataFrame, settings: ValidateSettings) -> RegionColumn | None:
+    """The frame's ``settings.region_column`` read once per distinct value
+    (:func:`pd_hlr.regions.resolve_regions`), or ``None`` without one; warns once when some
+    values name no region."""
+    if settings.region_column is None:
+        return None
+    column = resolve_regions(check_column(frame, settings.region_column))
+    warn_unrecognised(column.unrecognised(), settings)
+    return column
+
+
+def series_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+    """``split_options`` for a Series face: ``region_column`` names a frame's column, so a
+    Series refuses it (a clear ``TypeError``)."""
+    client, cache, settings = split_options(options)
+    if settings.region_column is not None:
+        raise TypeError(
+            "region_column names a column of a frame: call validate on the frame, e.g. "
+            "df.hlr.validate('phone', region_column='country')"
+        )
+    return client, cache, settings
+
+
+def warn_unrecognised(values: list[Any], settings: ValidateSettings) -> None:
+    """One warning naming (some of) the region values that were not recognised."""
+    if not values:
+        return
+    shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    fallback = (
+        f"read in {settings.default_region} (default_region)"
+        if settings.default_region
+        else "read with no region: national formats not read (no default_region)"
+    )
+    what = "value names" if len(values) == 1 else "values name"
+    warn(
+        f"{len(values):,} {what} no region in region column {settings.region_column!r}: "
+        f"{shown}; those rows are {fallback}; see hlr_note"
+    )
 
 
 # --- 2. distinct -----------------------------------------------------------------------------
@@ -194,6 +247,7 @@ class Run:
 
     rows: int
     sources: Mapping[str, int] = field(default_factory=dict)
+    regions: Mapping[str, int] = field(default_factory=dict)  # rows per region outcome
     started: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     report: RunReport | None = None
@@ -206,6 +260,8 @@ class Run:
             invalid=int(self.sources.get("invalid", 0)),
             skipped=int(self.sources.get("skipped", 0)),
             ambiguous=int(self.sources.get("ambiguous", 0)),
+            regions={str(k): int(v) for k, v in self.regions.items()},
+            region_fallback=settings.default_region if self.regions else None,
             price=settings.price,
             duration=round(time.monotonic() - self.started, 3),
             api_host=api,
@@ -235,6 +291,8 @@ def make_estimate(
         to_look_up=distinct - cached,
         price=settings.price,
         ambiguous=int(run.sources.get("ambiguous", 0)),
+        regions={str(k): int(v) for k, v in run.regions.items()},
+        region_fallback=settings.default_region if run.regions else None,
     )
 
 
@@ -264,7 +322,8 @@ def cached_numbers(
         settings.options.key(),
         api,
         max_age=settings.max_age,
-        include_temporary=not settings.retry_temporary,
+        include_temporary=settings.retry_temporary is False,
+        temporary_max_age=settings.retry_temporary or None,
         columns=[f.column for f in schema.api_fields(detailed)],
     )
     return _shape_resolved(found, detailed, source="cache")
@@ -387,7 +446,9 @@ def resolve(
     ``stops_run``: 401/403, 402, the API unavailable) is re-raised with ``.looked_up``,
     ``.remaining`` (what a re-run will look up), ``.report`` and ``.partial`` (``join(resolved,
     report)`` when a ``join`` callable is given: the face's kind of frame); everything already
-    paid for is in the cache (also on Ctrl-C).
+    paid for is in the cache. An interrupt (Ctrl-C, or SIGTERM / SIGHUP, see
+    :func:`stop_signals`) waits for the answers in flight and raises
+    :class:`~pd_hlr.errors.RunInterrupted` with the same attributes.
     """
     detailed = settings.options.detailed
     run = run if run is not None else Run(rows=len(numbers))
@@ -419,8 +480,9 @@ def resolve(
         writer_cm = cache.writer() if cache is not None and misses else contextlib.nullcontext()
         claimed = None
         stop: HLRError | None = None
+        interrupted: str | None = None  # the signal that stopped the run (SIGINT: Ctrl-C)
         try:
-            with writer_cm as writer:
+            with writer_cm as writer, stop_signals():
                 collector = _Collector(writer, settings.options.key(), api, progress)
 
                 def lookup(batch: list[str]) -> None:
@@ -442,13 +504,15 @@ def resolve(
                         if not exc.stops_run:
                             raise
                         stop = exc
+                    except KeyboardInterrupt as exc:  # the answers in flight were delivered
+                        interrupted = getattr(exc, "signal", "SIGINT")
         finally:
             progress.close()
         served = claimed.served() if claimed is not None else None
         served_by_others = claimed.served_numbers if claimed is not None else set()
         errors = {n: str(e) for n, e in collector.errors.items()}
-        if stop is not None:
-            reason = type(stop).__name__
+        if stop is not None or interrupted is not None:
+            reason = type(stop).__name__ if stop is not None else f"interrupted by {interrupted}"
             for n in misses:
                 if n not in collector.results and n not in errors and n not in served_by_others:
                     errors[n] = f"not looked up: the run stopped ({reason})"
@@ -469,14 +533,96 @@ def resolve(
             - len(collector.results)
             - len(collector.errors)
             - len(served_by_others),
-            stopped=None if stop is None else type(stop).__name__,
+            stopped=(
+                type(stop).__name__ if stop is not None
+                else f"RunInterrupted ({interrupted})" if interrupted is not None
+                else None
+            ),
             **delta,
         )
+        if interrupted is not None:
+            exc = _interrupted(interrupted, report, answered, settings, cache, len(numbers))
+            exc.partial = join(resolved, report) if join is not None else resolved
+            raise exc from None
         if stop is not None:
             _stop_run(stop, report, answered, settings, cache, total=len(numbers))
             stop.partial = join(resolved, report) if join is not None else resolved
             raise stop
         return resolved
+
+
+def _again_at_once(answered: pd.DataFrame, settings: ValidateSettings) -> int:
+    """The temporary answers of this run that a re-run looks up again at once."""
+    rt = settings.retry_temporary
+    at_once = rt is not False and rt == pd.Timedelta(0)  # looked up again on every run
+    return int(schema.is_temporary(answered).sum()) if at_once else 0
+
+
+def _interrupted(
+    signal_name: str,
+    report: RunReport,
+    answered: pd.DataFrame,
+    settings: ValidateSettings,
+    cache: HLRCache | None,
+    total: int,
+) -> RunInterrupted:
+    """The short message of an interrupted run: what was saved, what a re-run does."""
+    how = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
+    got = f"{report.looked_up:,} of {total:,} numbers were looked up"
+    if cache is None:
+        remaining = total
+        saved = f"{got} but not kept (no cache): a re-run looks up all {total:,} again"
+    elif settings.refresh:
+        remaining = total
+        saved = f"{got} and saved to the cache; a re-run with refresh=True looks up all again"
+    else:
+        remaining = report.failed + report.not_looked_up + _again_at_once(answered, settings)
+        saved = (
+            f"{got} and are saved in the cache ({cache.path}); a re-run continues with the "
+            f"{remaining:,} left"
+        )
+    exc = RunInterrupted(
+        f"pd-hlr: {how}: {saved}.",
+        signal_name,
+    )
+    exc.looked_up, exc.remaining, exc.report = report.looked_up, remaining, report
+    return exc
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While the lookups run, SIGTERM and SIGHUP stop the run as Ctrl-C does (the answers in
+    flight are delivered and journalled, then :class:`RunInterrupted`), instead of killing the
+    process with paid answers unrecorded.
+
+    Only in the main thread, only for a signal whose handler is the default one (a host that
+    installed its own, or ignores it, e.g. ``nohup``, keeps it), and the previous handler is
+    put back after. A second signal while the run stops is ignored (the first one is obeyed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        exc = KeyboardInterrupt(signal.Signals(signum).name)
+        exc.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
+        raise exc
+
+    installed = []
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, handler)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, signal.SIG_DFL)
 
 
 def _stop_run(
@@ -506,7 +652,7 @@ def _stop_run(
             "rest is looked up."
         )
         return
-    temporary = int(schema.is_temporary(answered).sum()) if settings.retry_temporary else 0
+    temporary = _again_at_once(answered, settings)
     stop.remaining = report.failed + report.not_looked_up + temporary
     again = (
         f", {temporary:,} of them temporary answers that are looked up again" if temporary else ""
@@ -831,10 +977,11 @@ def validate_frame(
     values = check_column(frame, column)
     stale = plan_columns(frame, column, settings)
     kept = [c for c in own_columns(frame) if c not in stale]
-    cells = normalize_cells(values, settings)
+    regions = region_column(frame, settings)
+    cells = normalize_cells(values, settings, regions)
     numbers = cells.numbers()
     detailed = settings.options.detailed
-    run = Run(rows=len(values), sources=cells.sources())
+    run = Run(rows=len(values), sources=cells.sources(), regions=_outcomes(regions))
     label = column if label is None else label
 
     def finish(resolved: pd.DataFrame, report: RunReport) -> pd.DataFrame:
@@ -867,7 +1014,8 @@ def estimate_frame(
 ) -> Estimate:
     """What :func:`validate_frame` would look up and cost; sends nothing."""
     values = check_column(frame, column)
-    cells = normalize_cells(values, settings)
-    run = Run(rows=len(values), sources=cells.sources())
+    regions = region_column(frame, settings)
+    cells = normalize_cells(values, settings, regions)
+    run = Run(rows=len(values), sources=cells.sources(), regions=_outcomes(regions))
     numbers = cells.numbers()
     return estimate_from(run, numbers, settings, resolve_cache(cache), api_namespace(client))

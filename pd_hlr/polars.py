@@ -66,6 +66,7 @@ import pyarrow as pa
 
 from . import analysis, pipeline, schema
 from ._io import write_atomically
+from .regions import resolve_regions
 from .settings import ValidateSettings, option_names, split_options, takes_options
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ __all__ = [
 _KEY = "__pd_hlr_key__"
 _ROWS = "__pd_hlr_rows__"
 _POS = "__pd_hlr_pos__"
+_CELL, _REGION = "cell", "region"  # the fields of the key with a region column
 #: ``hlr_error`` of a row whose cell was not in the column when ``validate()`` scanned it.
 CHANGED_INPUT = "not looked up: the cell was not in the input when validate() ran"
 #: Cells (or rows) per batch when normalising, and computing a summary or status with the
@@ -186,13 +188,19 @@ class _Scan:
     resolved: pd.DataFrame | None = None  # the per-number answers, once resolved
 
 
-def _normalize_batches(cells: pl.Series, settings: ValidateSettings) -> list[pd.DataFrame]:
-    """:func:`pd_hlr.pipeline.normalize_column` of ``cells``, ``_BATCH_ROWS`` at a time (its
-    working memory stays that of a batch), on as many threads as Polars uses: normalising is
-    pure, and its vectorised (Arrow) parts release the GIL."""
+def _normalize_batches(
+    cells: pl.Series, settings: ValidateSettings, regions: pl.Series | None = None
+) -> list[pd.DataFrame]:
+    """:func:`pd_hlr.pipeline.normalize_column` of ``cells`` (and their ``regions``, with
+    ``region_column``), ``_BATCH_ROWS`` at a time (its working memory stays that of a batch),
+    on as many threads as Polars uses: normalising is pure, and its vectorised (Arrow) parts
+    release the GIL."""
 
     def batch(start: int) -> pd.DataFrame:
-        return pipeline.normalize_column(cells.slice(start, _BATCH_ROWS).to_pandas(), settings)
+        part = None if regions is None else regions.slice(start, _BATCH_ROWS).to_pandas()
+        return pipeline.normalize_column(
+            cells.slice(start, _BATCH_ROWS).to_pandas(), settings, part
+        )
 
     starts = range(0, max(len(cells), 1), _BATCH_ROWS)
     workers = min(len(starts), pl.thread_pool_size())
@@ -202,23 +210,58 @@ def _normalize_batches(cells: pl.Series, settings: ValidateSettings) -> list[pd.
         return list(pool.map(batch, starts))
 
 
+def _region_key(key: pl.Expr, names: pl.Schema, settings: ValidateSettings) -> pl.Expr:
+    """With ``region_column``: each row's (cell, region value) as one struct key (the region
+    as text: "44" for 44, a category's string), so that distinct pairs are read once."""
+    if settings.region_column is None:
+        return key
+    name = _column_name(list(names), settings.region_column)
+    dtype = names[name]
+    if dtype.is_nested() or dtype == pl.Object:
+        raise TypeError(
+            f"region column {name!r} holds {dtype}: give a column of country codes, names or "
+            "calling codes"
+        )
+    return pl.struct(key.alias(_CELL), pl.col(name).cast(pl.String).alias(_REGION))
+
+
 def _scan(lf: pl.LazyFrame, key: pl.Expr, settings: ValidateSettings, streaming: bool) -> _Scan:
     counts = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
     counts = counts.collect(engine="streaming" if streaming else "auto")
+    regional = settings.region_column is not None
     # The null cell last, and normalised apart: a null must not turn an int column into floats.
-    nulls = pl.col(_KEY).is_null()
+    nulls = (pl.col(_KEY).struct.field(_CELL) if regional else pl.col(_KEY)).is_null()
     counts = pl.concat([counts.filter(~nulls), counts.filter(nulls)])
     keys = counts.get_column(_KEY)
-    present = keys.slice(0, len(keys) - keys.null_count())
-    parts = _normalize_batches(present, settings)
-    if keys.null_count():
-        parts.append(pipeline.normalize_column(pd.Series([None], dtype=object), settings))
+    cells = keys.struct.field(_CELL) if regional else keys
+    regions = keys.struct.field(_REGION) if regional else None
+    n_null = cells.null_count()
+    present = cells.slice(0, len(keys) - n_null)
+    parts = _normalize_batches(
+        present, settings, None if regions is None else regions.slice(0, len(present))
+    )
+    if n_null:
+        tail = None if regions is None else regions.slice(len(present)).to_pandas()
+        parts.append(
+            pipeline.normalize_column(pd.Series([None] * n_null, dtype=object), settings, tail)
+        )
     normalized = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     weights = counts.get_column(_ROWS).to_numpy().astype(np.int64)
     run = pipeline.Run(
-        rows=int(weights.sum()), sources=pipeline.count_sources(normalized, weights)
+        rows=int(weights.sum()),
+        sources=pipeline.count_sources(normalized, weights),
+        regions={} if regions is None else _region_outcomes(regions, weights, settings),
     )
     return _Scan(keys, normalized, run, pipeline.distinct_numbers(normalized))
+
+
+def _region_outcomes(
+    regions: pl.Series, weights: np.ndarray, settings: ValidateSettings
+) -> dict[str, int]:
+    """Rows per region outcome, from the distinct pairs' region values and their rows."""
+    column = resolve_regions(regions.to_pandas())
+    pipeline.warn_unrecognised(column.unrecognised(), settings)
+    return column.weighted_outcomes(weights)
 
 
 # --- 3. the per-cell result table and the join -----------------------------------------------
@@ -316,6 +359,7 @@ def _validate(
     caller = [] if results_only else [c for c in names if c not in stale]
     lf = obj if lazy else obj.lazy()
     label = name if label is None else label
+    key = _region_key(key, names, settings)
     scan = _scan(lf, key, settings, streaming=lazy)
 
     def output(table: pl.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
@@ -385,7 +429,8 @@ def estimate_frame(
     lazy = isinstance(obj, pl.LazyFrame)
     names = _schema(obj)
     name = _column_name(list(names), column)
-    scan = _scan(obj.lazy(), _key_expr(name, names[name]), settings, streaming=lazy)
+    key = _region_key(_key_expr(name, names[name]), names, settings)
+    scan = _scan(obj.lazy(), key, settings, streaming=lazy)
     cache = pipeline.resolve_cache(cache, memo=not lazy)
     return pipeline.estimate_from(
         scan.run, scan.numbers, settings, cache, pipeline.api_namespace(client)
@@ -734,7 +779,7 @@ class HLRSeriesNamespace:
         >>> res.columns[0], res.get_column("hlr_source").to_list(), res.hlr.report().rows
         ('to', ['api', 'missing'], 2)
         """
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         out = _validate(
             self._s.to_frame(pipeline.SERIES_COLUMN),
             pipeline.SERIES_COLUMN,
@@ -750,7 +795,7 @@ class HLRSeriesNamespace:
     @takes_options
     def estimate(self, **options: Any) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
-        client, cache, settings = split_options(options)
+        client, cache, settings = pipeline.series_options(options)
         frame = self._s.to_frame(pipeline.SERIES_COLUMN)
         return estimate_frame(
             frame, pipeline.SERIES_COLUMN, settings, client=client, cache=cache

@@ -85,6 +85,8 @@ class Estimate:
     to_look_up: int
     price: Decimal
     ambiguous: int = 0
+    regions: dict[str, int] = field(default_factory=dict)
+    region_fallback: str | None = None
 
     @property
     def cost(self) -> Decimal:
@@ -99,13 +101,18 @@ class Estimate:
         Decimal('0.006')
         """
         fields_ = asdict(self)
-        ambiguous = fields_.pop("ambiguous")  # last among the fields (it has a default)
+        ambiguous = fields_.pop("ambiguous")  # among the last fields (it has a default)
+        regions, fallback = fields_.pop("regions"), fields_.pop("region_fallback")
         out: dict[str, Any] = {}
         for key, value in fields_.items():
             out[key] = value
             if key == "invalid":  # shown with the other local verdicts
                 out["ambiguous"] = ambiguous
         out["cost"] = self.cost
+        if regions:  # with region_column: rows per outcome, flat (one line each in the CLI)
+            for outcome in ("own", "blank", "unrecognised"):
+                out[f"region_{outcome}"] = int(regions.get(outcome, 0))
+            out["region_fallback"] = fallback
         return out
 
     def to_series(self) -> pd.Series:
@@ -113,12 +120,14 @@ class Estimate:
         return pd.Series(self.to_dict(), name="estimate", dtype=object)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.rows:,} rows: {self.missing:,} missing, {self.invalid:,} invalid, "
             f"{_ambiguous_text(self.ambiguous)}"
             f"{self.skipped:,} skipped; {self.distinct:,} distinct numbers, {self.cached:,} "
             f"cached, {self.to_look_up:,} to look up ≈ {money(self.cost)} at {self.price} each"
         )
+        regions = _regions_text(self.regions, self.region_fallback)
+        return f"{text}\n{regions}" if regions else text
 
     def __repr__(self) -> str:
         return f"<Estimate: {self}>"
@@ -135,7 +144,10 @@ class Estimate:
             ("to look up (paid)", f"{self.to_look_up:,}"),
             ("estimated cost", f"{money(self.cost)} at {self.price} per lookup"),
         ]
-        return _html_table("pd-hlr estimate (nothing was sent)", rows)
+        return _html_table(
+            "pd-hlr estimate (nothing was sent)",
+            rows + _regions_rows(self.regions, self.region_fallback),
+        )
 
 
 def stats_delta(before: Any, after: Any) -> dict[str, Any]:
@@ -186,6 +198,9 @@ class RunReport:
       end (None: unthrottled: no limit met and no ``rate_limit``); ``rate_peak``: the most
       answers the client counted in one second (since its counters were last reset);
     * ``spend``: ``looked_up × price``; ``spend_max`` adds the possibly charged attempts;
+    * ``regions`` (with ``region_column``): rows whose country was recognised (``own``),
+      ``blank`` or ``unrecognised``; those two were read in ``region_fallback`` (the
+      ``default_region``) or, without one, with no region;
     * ``api_host``, and ``sandbox``: True when that host is a loopback address (the embedded
       sandbox: synthetic answers).
 
@@ -205,6 +220,8 @@ class RunReport:
     invalid: int = 0
     skipped: int = 0
     ambiguous: int = 0
+    regions: dict[str, int] = field(default_factory=dict)
+    region_fallback: str | None = None
     failures: dict[str, int] = field(default_factory=dict)
     possibly_charged: int = 0
     requests: int = 0
@@ -238,6 +255,7 @@ class RunReport:
         """
         out: dict[str, Any] = asdict(self)
         out["failures"] = dict(self.failures)
+        out["regions"] = dict(self.regions)
         out["price"] = str(self.price)
         out["spend"] = str(self.spend)
         out["spend_max"] = str(self.spend_max)
@@ -256,6 +274,8 @@ class RunReport:
         kwargs = {k: v for k, v in data.items() if k in names}
         if "price" in kwargs:
             kwargs["price"] = Decimal(str(kwargs["price"]))
+        if "regions" in kwargs:
+            kwargs["regions"] = {str(k): int(v) for k, v in dict(kwargs["regions"]).items()}
         if "failures" in kwargs:
             kwargs["failures"] = {str(k): int(v) for k, v in dict(kwargs["failures"]).items()}
         return cls(**kwargs)
@@ -298,6 +318,8 @@ class RunReport:
             f"{self.throttled:,} throttled{self._rate_text()}; {self.duration:,.1f} s; "
             f"{self._where_text()}",
         ]
+        if self.regions:
+            lines.append(_regions_text(self.regions, self.region_fallback))
         if self.stopped:
             lines.append(
                 f"stopped by {self.stopped}: {self.not_looked_up:,} numbers not looked up"
@@ -316,6 +338,7 @@ class RunReport:
             ("served from the cache", f"{self.cached:,}"),
             ("looked up (paid)", f"{self.looked_up:,}"),
             ("failed after retries", f"{self.failed:,}"),
+            *_regions_rows(self.regions, self.region_fallback),
         ]
         rows += [(f"failed attempts: {kind}", f"{n:,}") for kind, n in self.failures.items()]
         if self.stopped:
@@ -337,3 +360,33 @@ class RunReport:
             else ""
         )
         return _html_table("pd-hlr run report", rows, note)
+
+
+# --- with region_column: the rows per region outcome -------------------------------------------
+def _regions_text(regions: Mapping[str, int], fallback: str | None) -> str:
+    """How the rows' regions were read (``region_column``), or "" without one.
+
+    >>> _regions_text({"own": 5, "blank": 1, "unrecognised": 2}, "GB")
+    'regions: 5 rows read in their own country, 1 blank and 2 unrecognised read in GB'
+    >>> _regions_text({"own": 5, "blank": 0, "unrecognised": 2}, None)
+    'regions: 5 rows read in their own country, 0 blank and 2 unrecognised read with no region'
+    """
+    if not regions:
+        return ""
+    where = f"read in {fallback}" if fallback else "read with no region"
+    return (
+        f"regions: {regions.get('own', 0):,} rows read in their own country, "
+        f"{regions.get('blank', 0):,} blank and {regions.get('unrecognised', 0):,} "
+        f"unrecognised {where}"
+    )
+
+
+def _regions_rows(regions: Mapping[str, int], fallback: str | None) -> list[tuple[str, str]]:
+    if not regions:
+        return []
+    where = f"read in {fallback}" if fallback else "read with no region"
+    return [
+        ("rows read in their own country", f"{regions.get('own', 0):,}"),
+        (f"rows with a blank country ({where})", f"{regions.get('blank', 0):,}"),
+        (f"rows with an unrecognised country ({where})", f"{regions.get('unrecognised', 0):,}"),
+    ]

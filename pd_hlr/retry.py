@@ -152,6 +152,15 @@ KINDS: dict[str, Kind] = {
             True,
         ),
         _K(
+            "incomplete_result",
+            "complete 200 `{\"results\": [{...}]}` whose result lacks its `to` number or holds "
+            "a bare `NaN` / `Infinity` (billed: the API answered)",
+            "never (not cached): a retry would be billed again",
+            False,
+            True,
+            True,
+        ),
+        _K(
             "wrong_number",
             "200 whose `to` is not the number asked (digits compared)",
             "never (not cached)",
@@ -522,6 +531,17 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _complete_result(text: str) -> bool:
+    """True when ``text`` is a whole ``{"results": [{...}]}`` answer once ``NaN`` /
+    ``Infinity`` are allowed: the API answered (and billed) it, only a value is broken."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    results = data.get("results") if isinstance(data, dict) else None
+    return isinstance(results, list) and bool(results) and isinstance(results[0], dict)
+
+
 # --------------------------------------------------------------------------------------------
 # classification
 
@@ -535,11 +555,13 @@ def classify_answer(
     """Classify one HTTP answer by status **and** body shape, decoding the body once.
 
     ``phone`` is the number as sent; when given, a 200 whose ``to`` names another number is a
-    ``wrong_number`` failure. A UTF-8 byte-order mark is tolerated. Undecodable bytes, JSON
-    nested deeper than :data:`pd_hlr._json.MAX_DEPTH`, ``NaN`` and any other shape than
-    ``{"results": [{...}]}`` make a 200 ``malformed``. Lone surrogates (``"\\ud83d"``, half an
-    emoji) are replaced by U+FFFD and counted in ``Answer.repaired``: the answer was paid for
-    and the rest of it is sound. A usable result wins over a top-level ``errors`` beside it.
+    ``wrong_number`` failure. A whole result without ``to``, or holding ``NaN``, is an
+    ``incomplete_result`` (billed, never retried). A UTF-8 byte-order mark is tolerated.
+    Undecodable bytes, JSON nested deeper than :data:`pd_hlr._json.MAX_DEPTH` and any other
+    shape than ``{"results": [{...}]}`` make a 200 ``malformed``. Lone surrogates
+    (``"\\ud83d"``, half an emoji) are replaced by U+FFFD and counted in ``Answer.repaired``:
+    the answer was paid for and the rest of it is sound. A usable result wins over a top-level
+    ``errors`` beside it.
 
     ========================================  ===========================================
     answer                                    failure kind (error)
@@ -551,7 +573,8 @@ def classify_answer(
     4xx ``{"message", "errors": {...}}``      validation (ValidationError)
     ``{"requestError": {...}}``               request_error (APIError with ``code``)
     200 ``{"results": [{...}]}``              the result, or throttled (quota), or
-                                              wrong_number
+                                              wrong_number, or incomplete_result (no
+                                              ``to``, or ``NaN`` in it)
     200 with ``errors`` and no results        validation (ValidationError)
     any other 200                             malformed (APIError, ``malformed=True``)
     anything else                             unexpected (APIError)
@@ -677,6 +700,18 @@ def classify_answer(
             ),
         )
 
+    if status == 200 and text is not None and _complete_result(text):
+        return fail(
+            "incomplete_result",
+            APIError(
+                "Provero answered 200 with a complete result holding NaN or Infinity, which "
+                f"JSON does not allow (the lookup was charged; not retried): {short}",
+                status=status,
+                body_excerpt=short,
+                malformed=True,
+            ),
+        )
+
     if status == 200:
         why = problem or 'not the documented {"results": [{...}]} shape'
         return fail(
@@ -729,10 +764,10 @@ def _result(result: dict[str, Any], text: str, short: str, phone: str | None) ->
     to = result.get("to")
     if not isinstance(to, str):
         return Failure(
-            "malformed",
+            "incomplete_result",
             APIError(
-                "Provero answered 200 with a result without its 'to' number (the lookup may "
-                f"have been charged): {short}",
+                "Provero answered 200 with a result without its 'to' number (the lookup was "
+                f"charged; not retried): {short}",
                 status=200,
                 body_excerpt=short,
                 malformed=True,

@@ -27,7 +27,7 @@ import ipaddress
 import numbers
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -40,6 +40,10 @@ from . import _spec
 #: The vendor's documented price of one lookup (the 402 example's ``required_amount``), without
 #: the money string's trailing zeros: ``Decimal('0.006')``.
 DEFAULT_PRICE = _spec.PRICE_PER_LOOKUP.normalize()
+
+#: How old a cached temporary outcome must be before a run looks it up again (``retry_temporary``
+#: and ``--retry-temporary``): re-running a cell at once pays nothing again.
+DEFAULT_RETRY_TEMPORARY = "1h"
 
 #: Concurrent requests of a client when none is given (``HLRClient(workers=)``, ``--workers``).
 DEFAULT_WORKERS = 8
@@ -65,10 +69,22 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("detailed", False, "bool", "the API's detailed mode: the full HLR payload"),
     Option("roaming", False, "bool", "the API's roaming check"),
-    Option("route", None, "str | None", 'the API\'s routing product, e.g. "standard", "detailed"'),
+    Option(
+        "route",
+        None,
+        "str | None",
+        "the API's routing product: " + " or ".join(f'"{r}"' for r in _spec.ROUTES),
+    ),
     Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
-    Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
+    Option(
+        "strict",
+        None,
+        "bool | None",
+        "numbers libphonenumber calls possible but not valid: None withholds national readings "
+        "(digits without +/00 read in the region: often another country's) and sends "
+        "international ones with a note; True withholds all; False sends all with a note",
+    ),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
     Option(
         "ambiguous",
@@ -76,6 +92,13 @@ OPTIONS: tuple[Option, ...] = (
         'Literal["skip", "international", "national"]',
         'cells with two plausible readings (e.g. bare "2015550123"): "skip" them (verdict '
         '"ambiguous", never sent), or read them as "international" / "national"',
+    ),
+    Option(
+        "region_column",
+        None,
+        "str | None",
+        "a column of each row's country (code, name or calling code): its national numbers are "
+        "read there; default_region is the fallback for blank or unrecognised values",
     ),
     Option("workers", None, "int | None", "concurrent requests (client made here)"),
     Option(
@@ -95,7 +118,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"'),
     Option("refresh", False, "bool", "ignore cached answers (still store the new ones)"),
-    Option("retry_temporary", True, "bool", "look temporary outcomes up again"),
+    Option(
+        "retry_temporary",
+        DEFAULT_RETRY_TEMPORARY,
+        "str | timedelta | bool",
+        "look a cached temporary outcome (absent subscriber, ...) up again once it is this old, "
+        'e.g. "1h", "2D"; True: on every run; False: never (only `max_age` applies)',
+    ),
     Option("budget", None, "int | None", "refuse to start if more paid lookups are needed"),
     Option("price", DEFAULT_PRICE, "Decimal | float | str", "price per lookup, for the estimates"),
     Option("prefix", "", "str", "put every result column under this prefix"),
@@ -250,8 +279,9 @@ _UNITLESS = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 _AGE_EXAMPLE = 'a string like "30D" (30 days) or "12h" (12 hours), or a datetime.timedelta'
 
 
-def parse_max_age(value: Any) -> pd.Timedelta | None:
-    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number.
+def parse_max_age(value: Any, name: str = "max_age") -> pd.Timedelta | None:
+    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number
+    (``name``: the option checked, for the message).
 
     >>> parse_max_age("12h")
     Timedelta('0 days 12:00:00')
@@ -262,25 +292,50 @@ def parse_max_age(value: Any) -> pd.Timedelta | None:
     """
     if value is None:
         return None
+    return _parse_age(value, name)
+
+
+def parse_retry_temporary(value: Any) -> pd.Timedelta | bool:
+    """``retry_temporary`` as the age at which a cached temporary outcome is looked up again:
+    a duration with a unit; ``True``: at once (every run, a zero age); ``False``: never.
+
+    >>> parse_retry_temporary("1h"), parse_retry_temporary(True), parse_retry_temporary(False)
+    (Timedelta('0 days 01:00:00'), Timedelta('0 days 00:00:00'), False)
+    >>> parse_retry_temporary(3600)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: retry_temporary needs a unit: a string like "30D" (30 days) or ...; got 3600
+    """
+    if isinstance(value, bool | np.bool_):
+        return pd.Timedelta(0) if value else False
+    if value is None:
+        raise TypeError(
+            f'retry_temporary must be a duration such as "1h", True or False, not None; '
+            f"the default is {_BY_NAME['retry_temporary'].default!r}"
+        )
+    return _parse_age(value, "retry_temporary")
+
+
+def _parse_age(value: Any, name: str) -> pd.Timedelta:
     if isinstance(value, _dt.timedelta | np.timedelta64):  # before Number: timedelta64 is one
         age = pd.Timedelta(value)
     elif isinstance(value, numbers.Number):
-        raise ValueError(f"max_age needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+        raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
     elif isinstance(value, str):
         if _UNITLESS.fullmatch(value):
-            raise ValueError(f"max_age needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+            raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
         try:
             age = pd.Timedelta(value)
         except ValueError:
             raise ValueError(
-                f"max_age {value!r} is not a duration: use {_AGE_EXAMPLE}"
+                f"{name} {value!r} is not a duration: use {_AGE_EXAMPLE}"
             ) from None
     else:
-        raise TypeError(f"max_age must be {_AGE_EXAMPLE}, not {type(value).__name__}")
+        raise TypeError(f"{name} must be {_AGE_EXAMPLE}, not {type(value).__name__}")
     if age is pd.NaT or pd.isna(age):
-        raise ValueError(f"max_age must be a duration: {_AGE_EXAMPLE}; got {value!r}")
+        raise ValueError(f"{name} must be a duration: {_AGE_EXAMPLE}; got {value!r}")
     if age < pd.Timedelta(0):
-        raise ValueError(f"max_age must not be negative: {_AGE_EXAMPLE}; got {value!r}")
+        raise ValueError(f"{name} must not be negative: {_AGE_EXAMPLE}; got {value!r}")
     return age
 
 
@@ -317,21 +372,27 @@ def _unknown(names: list[str]) -> TypeError:
     )
 
 
+_DEFAULT_TEMPORARY_AGE = pd.Timedelta(DEFAULT_RETRY_TEMPORARY)
+
+
 @dataclass(frozen=True)
 class ValidateSettings:
     """Everything one ``validate``/``estimate`` call needs besides the data, client and cache."""
 
     options: LookupOptions = field(default_factory=LookupOptions)
     default_region: str | None = None
-    strict: bool = False
+    strict: bool | None = None
     only_mobile: bool = False
     ambiguous: str = "skip"
+    region_column: Any = None
     workers: int | None = None
     rate_limit: float | None = None
     progress: bool | None = None
     max_age: pd.Timedelta | None = None
     refresh: bool = False
-    retry_temporary: bool = True
+    #: The age at which a cached temporary outcome is looked up again (0: every run; False:
+    #: never, only ``max_age`` applies).
+    retry_temporary: pd.Timedelta | bool = _DEFAULT_TEMPORARY_AGE
     prefix: str = ""
     budget: int | None = None
     price: Decimal = DEFAULT_PRICE
@@ -394,7 +455,16 @@ class ValidateSettings:
         ambiguous = v["ambiguous"]
         if ambiguous not in AMBIGUOUS_CHOICES:
             raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, not {ambiguous!r}")
-        if ambiguous == "national" and region is None:
+        region_column = v["region_column"]
+        if region_column is not None and (
+            isinstance(region_column, list | dict | set | slice)
+            or not isinstance(region_column, Hashable)
+        ):
+            raise TypeError(
+                f"region_column must be a column label (a str, an int, ...), not "
+                f"{type(region_column).__name__}"
+            )
+        if ambiguous == "national" and region is None and region_column is None:
             raise ValueError(
                 'ambiguous="national" reads a cell as a national number of default_region: '
                 "set default_region too (e.g. default_region=\"US\")"
@@ -404,19 +474,20 @@ class ValidateSettings:
             options=LookupOptions(
                 detailed=_flag("detailed", v["detailed"]),
                 roaming=_flag("roaming", v["roaming"]),
-                route=v["route"],
+                route=_spec.check_route(v["route"]),
                 msisdn=_flag("msisdn", v["msisdn"]),
             ),
             default_region=region,
-            strict=_flag("strict", v["strict"]),
+            strict=None if v["strict"] is None else _flag("strict", v["strict"]),
             only_mobile=_flag("only_mobile", v["only_mobile"]),
             ambiguous=ambiguous,
+            region_column=region_column,
             workers=None if workers is None else int(workers),
             rate_limit=None if rate is None else float(rate),
             progress=None if progress is None else _flag("progress", progress),
             max_age=parse_max_age(v["max_age"]),
             refresh=_flag("refresh", v["refresh"]),
-            retry_temporary=_flag("retry_temporary", v["retry_temporary"]),
+            retry_temporary=parse_retry_temporary(v["retry_temporary"]),
             prefix=v["prefix"],
             budget=None if budget is None else int(budget),
             price=parse_price(v["price"]),

@@ -57,16 +57,21 @@ def test_second_run_is_free_and_served_from_cache(sb, tmp_path):
     first = run(df, sb, tmp_path / "c", detailed=True, route="detailed")
     assert sb.stats().requests == 50
     second = run(df, sb, tmp_path / "c", detailed=True, route="detailed")
-    # zero new requests, except for temporary outcomes, which are looked up again
+    # zero new requests: temporary outcomes too are served while younger than retry_temporary
+    assert sb.stats().requests == 50
+    assert (second["hlr_source"] == "cache").all()
+    cols = [c for c in schema.output_columns(True) if c != "hlr_source"]
+    pd.testing.assert_frame_equal(first[cols], second[cols])
+    # retry_temporary=True looks the temporary outcomes up again at once
+    third = run(df, sb, tmp_path / "c", detailed=True, route="detailed", retry_temporary=True)
     temporary_ = schema.is_temporary(first).to_numpy()
     n_temporary = first.loc[temporary_, "hlr_number"].nunique()
     assert 0 < n_temporary < 10  # the sandbox's natural share of temporary answers
     assert sb.stats().requests == 50 + n_temporary
-    assert (second["hlr_source"][temporary_] == "api").all()
-    assert (second["hlr_source"][~temporary_] == "cache").all()
-    cols = [c for c in schema.output_columns(True) if c != "hlr_source"]
+    assert (third["hlr_source"][temporary_] == "api").all()
+    assert (third["hlr_source"][~temporary_] == "cache").all()
     stable = ~temporary_
-    pd.testing.assert_frame_equal(first.loc[stable, cols], second.loc[stable, cols])
+    pd.testing.assert_frame_equal(first.loc[stable, cols], third.loc[stable, cols])
 
 
 def test_only_new_numbers_are_requested(sb, tmp_path):
@@ -113,9 +118,11 @@ def test_temporary_outcomes_are_looked_up_again(make_sandbox, tmp_path):
     first = run(df, server, tmp_path / "c", detailed=True)
     assert schema.is_temporary(first).all()
     server.configure(faults=sandbox.Faults())
-    run(df, server, tmp_path / "c", detailed=True)
+    run(df, server, tmp_path / "c", detailed=True)  # the default: minutes old, served
+    assert server.stats().requests == 20
+    run(df, server, tmp_path / "c", detailed=True, retry_temporary=True)
     assert server.stats().requests == 40
-    third = run(df, server, tmp_path / "c", detailed=True)
+    third = run(df, server, tmp_path / "c", detailed=True, retry_temporary="0s")
     permanent = ~schema.is_temporary(third)
     assert server.stats().requests == 40 + int((~permanent).sum())
 
@@ -279,7 +286,7 @@ def test_runs_compact_size_tiered_and_stats_report_it(sb, tmp_path, monkeypatch)
     assert stats["entries"] == 360 and stats["stored_rows"] == 360
     assert stats["last_compaction"] is not None
     sb.reset_stats()
-    out = run(pd.DataFrame({"phone": numbers(360)}), sb, cache)
+    out = run(pd.DataFrame({"phone": numbers(360)}), sb, cache, retry_temporary=True)
     retried = temporary(numbers(360))
     assert set(sb.stats().received) == retried  # nothing lost by merging
     assert (out["hlr_source"] == "cache").sum() == 360 - len(retried)

@@ -156,7 +156,8 @@ def test_ctrl_c_mid_run_saves_everything_answered(make_sandbox, tmp_path):
     assert not list((tmp_path / "c").glob("journal-*"))
     assert not list((tmp_path / "c").glob("claims-*"))
     server.reset_stats()
-    run(pd.DataFrame({"phone": all_numbers}), server, tmp_path / "c", workers=4)
+    run(pd.DataFrame({"phone": all_numbers}), server, tmp_path / "c", workers=4,
+        retry_temporary=True)
     # the re-run looks up only the rest (and the temporary outcomes, by design)
     assert set(server.stats().received) == (set(all_numbers) - paid) | (
         paid & temporary(sorted(paid))
@@ -277,7 +278,7 @@ def test_two_processes_writing_one_cache_lose_nothing(make_sandbox, tmp_path):
     ]
     assert [p.wait(timeout=HANG) for p in procs] == [0, 0]
     before = server.stats().requests
-    out = run(pd.DataFrame({"phone": numbers(250)}), server, tmp_path / "c")
+    out = run(pd.DataFrame({"phone": numbers(250)}), server, tmp_path / "c", retry_temporary=True)
     retried = temporary(numbers(250))
     assert server.stats().requests == before + len(retried)
     assert set(server.stats().received) >= retried

@@ -1315,7 +1315,16 @@ def test_no_retry_temporary_serves_temporary_answers(
     assert cli.main(run) == 0
     assert sb.stats().total_charged == 2  # temporary answers are charged
     assert cli.main(run) == 0
-    assert sb.stats().total_charged == 4, "by default, temporary outcomes are looked up again"
+    assert sb.stats().total_charged == 2, "by default, served for an hour (a re-run at once)"
+    capsys.readouterr()
+    est = ["estimate", str(src), "-c", "phone", "--cache", str(tmp_path / "c"), "--json"]
+    assert cli.main([*est, "--retry-temporary", "0s"]) == 0  # the estimate counts the same
+    assert json.loads(capsys.readouterr().out)["to_look_up"] == 2
+    with pytest.raises(SystemExit) as info:
+        cli.main([*run, "--retry-temporary", "3600"])
+    assert info.value.code == 2 and "needs a unit" in capsys.readouterr().err
+    assert cli.main([*run, "--retry-temporary", "0s"]) == 0
+    assert sb.stats().total_charged == 4, "--retry-temporary 0s looks them up again at once"
     assert cli.main([*run, "--no-retry-temporary"]) == 0
     assert sb.stats().total_charged == 4, "--no-retry-temporary serves them from the cache"
     assert set(pd.read_parquet(tmp_path / "o.parquet")["hlr_source"]) == {"cache"}

@@ -152,11 +152,17 @@ def test_cold_run_looks_each_number_up_once_across_partitions(
     again = ddf.hlr.validate("phone", **GB_OPTS, client=client_for(sb), cache=tmp_path / "c")
     assert sb.stats().requests == 0
     assert set(again.compute()["hlr_source"]) == {"cache", "missing", "invalid"}
-    # by default, as in the pandas path, only the temporary outcomes are looked up again
+    # by default temporary outcomes are served for an hour too, as in the pandas path; with
+    # retry_temporary=True only they are looked up again
     frame = HLRCache(tmp_path / "c").to_frame()
     temporary = set(frame.loc[frame["temporary"].fillna(False).astype(bool), "number"])
     ddf.hlr.validate("phone", default_region="GB", client=client_for(sb), cache=tmp_path / "c")
-    assert sb.stats().received == dict.fromkeys(temporary, 1)
+    assert sb.stats().requests == 0
+    ddf.hlr.validate(
+        "phone", default_region="GB", client=client_for(sb), cache=tmp_path / "c",
+        retry_temporary=True,
+    )
+    assert temporary and sb.stats().received == dict.fromkeys(temporary, 1)
 
 
 def test_detailed_prefix_and_estimate(dask_client, dataset, sb, client_for, tmp_path):

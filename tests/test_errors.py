@@ -111,7 +111,11 @@ def test_the_module_docstring_tree_lists_every_class() -> None:
 
 
 def test_errors_module_holds_only_the_exception_classes() -> None:
-    assert set(errors.__all__) == {cls.__name__ for cls in _classes()}
+    # RunInterrupted is a KeyboardInterrupt, not an HLRError (``except Exception`` must not
+    # swallow an interrupt)
+    assert set(errors.__all__) == {cls.__name__ for cls in _classes()} | {"RunInterrupted"}
+    assert issubclass(errors.RunInterrupted, KeyboardInterrupt)
+    assert not issubclass(errors.RunInterrupted, Exception)
     functions = [
         name
         for name, fn in inspect.getmembers(errors, inspect.isfunction)

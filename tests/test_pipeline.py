@@ -67,8 +67,13 @@ def test_estimate_counts_and_sends_nothing(sb: Any, client_for: Any, tmp_path: P
     assert sb.stats().requests == 30
     again = frame.hlr.estimate("phone", default_region="GB", client=client, cache=cache)
     temporary = _temporary(NUMBERS)
-    # by default temporary outcomes are looked up again; retry_temporary=False serves them
-    assert (again.cached, again.to_look_up) == (30 - len(temporary), len(temporary))
+    # temporary outcomes are served for an hour by default; retry_temporary=True looks them up
+    # again at once, False serves them whatever their age
+    assert (again.cached, again.to_look_up, again.cost) == (30, 0, 0)
+    at_once = frame.hlr.estimate(
+        "phone", default_region="GB", client=client, cache=cache, retry_temporary=True
+    )
+    assert (at_once.cached, at_once.to_look_up) == (30 - len(temporary), len(temporary))
     kept = frame.hlr.estimate(
         "phone", default_region="GB", client=client, cache=cache, retry_temporary=False
     )
@@ -314,7 +319,8 @@ def test_ambiguous_cells_are_counted_never_sent_unless_the_user_chooses(
     out = frame.hlr.validate("phone", client=client, cache=cache)
     assert out["hlr_source"].tolist()[:2] == ["ambiguous", "ambiguous"]
     assert out["hlr_error"][0] == (
-        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX), "
+        "+20 15 550123 (international) or 1 more reading"
     )
     assert out.hlr.report().ambiguous == 2 and "2 ambiguous" in str(out.hlr.report())
     assert set(sb.stats().received) == {"+447400123456"}

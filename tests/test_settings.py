@@ -59,7 +59,8 @@ def test_every_option_reaches_the_settings() -> None:
     """A non-default value for each option changes the settings built from it."""
     changed = {
         "detailed": True, "roaming": True, "route": "detailed", "msisdn": False,
-        "default_region": "gb", "strict": True, "only_mobile": True, "ambiguous": "national",
+        "default_region": "gb", "region_column": "country", "strict": True,
+        "only_mobile": True, "ambiguous": "national",
         "workers": 3,
         "rate_limit": 7.5, "progress": True, "max_age": "12h", "refresh": True,
         "retry_temporary": False, "budget": 10, "price": "0.01", "prefix": "x_",
@@ -68,6 +69,7 @@ def test_every_option_reaches_the_settings() -> None:
     got = ValidateSettings.from_kwargs(**changed)
     assert got.options == pd_hlr.LookupOptions(True, True, "detailed", False)
     assert (got.default_region, got.strict, got.only_mobile) == ("GB", True, True)
+    assert got.region_column == "country"
     assert got.ambiguous == "national"
     assert (got.workers, got.rate_limit, got.progress) == (3, 7.5, True)
     assert (got.max_age, got.refresh, got.retry_temporary) == (pd.Timedelta(hours=12), True, False)
@@ -115,7 +117,7 @@ def test_unknown_option_names_the_close_one() -> None:
         ({"progress": "no"}, TypeError, "progress must be True or False"),
         ({"default_region": "Britain"}, ValueError, "2-letter ISO region"),
         ({"default_region": "12"}, ValueError, "2-letter ISO region"),
-        ({"route": ""}, TypeError, "route must be a non-empty string"),
+        ({"route": ""}, ValueError, "route must be one of"),
         ({"prefix": 3}, TypeError, "prefix must be a string"),
     ],
 )

@@ -268,6 +268,7 @@ class HLRCache:
         *,
         max_age: str | pd.Timedelta | None = None,
         include_temporary: bool = False,
+        temporary_max_age: str | pd.Timedelta | None = None,
         now: datetime | None = None,
         columns: Iterable[str] | None = None,
         since: int | None = None,
@@ -277,8 +278,9 @@ class HLRCache:
         Returns a frame indexed by number with ``hlr_checked_at``, the API columns of both
         modes (or only ``columns``) and ``hlr_extra``. Entries older than ``max_age`` and
         (unless ``include_temporary``) temporary outcomes are left out, so the caller looks them
-        up again. ``since`` (a :meth:`sequence` value) serves only answers written after it,
-        temporary ones included: what another process paid for while this one waited.
+        up again; with ``temporary_max_age``, only those older than it. ``since`` (a
+        :meth:`sequence` value) serves only answers written after it, temporary ones included:
+        what another process paid for while this one waited.
 
         >>> cache = HLRCache(cache_dir)
         >>> _ = df.hlr.validate("phone", cache=cache, client=client, progress=False)
@@ -300,10 +302,14 @@ class HLRCache:
             table = CACHE_SCHEMA.empty_table().select(cols)
         table = newest_per_number(table)
         mask = None
+        now = now or datetime.now(UTC)
         if since is None and not include_temporary and table.num_rows:
             mask = pc.invert(pc.fill_null(table["temporary"], False))
+            if temporary_max_age is not None and pd.Timedelta(temporary_max_age) > pd.Timedelta(0):
+                young = now - pd.Timedelta(temporary_max_age).to_pytimedelta()
+                mask = pc.or_(mask, pc.greater_equal(table["checked_at"], pa.scalar(young)))
         if max_age is not None and table.num_rows:  # with ``since`` too: a guard against clocks
-            cutoff = (now or datetime.now(UTC)) - pd.Timedelta(max_age).to_pytimedelta()
+            cutoff = now - pd.Timedelta(max_age).to_pytimedelta()
             fresh = pc.greater_equal(table["checked_at"], pa.scalar(cutoff))
             mask = fresh if mask is None else pc.and_(mask, fresh)
         if mask is not None:

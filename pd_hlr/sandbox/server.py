@@ -89,7 +89,8 @@ class Faults:
     Not charged (no answer was computed): ``drop``, ``error_500``, ``error_503``, ``rate_429``,
     ``html_200``, ``quota``. Charged (the API answered, the answer is broken on its way back):
     ``temporary``, ``wrong_to``, ``errors_beside_results``, ``bom``, ``bad_utf8``,
-    ``surrogate``, ``deep_nesting``, ``truncated``, ``slow``, ``trickle``, ``endless``,
+    ``surrogate``, ``deep_nesting``, ``truncated``, ``missing_to``, ``nan_field``,
+    ``echo_token``, ``slow``, ``trickle``, ``endless``,
     ``gzip_bomb``, ``huge``. ``unreachable`` closes the listening socket: connections are
     refused (nothing reaches the API) until it is cleared with :meth:`Sandbox.configure`.
 
@@ -116,6 +117,11 @@ class Faults:
     surrogate: float = _p(r"a network name ending in a lone surrogate escape \ud83d (charged)")
     deep_nesting: float = _p(f"an extra field nested {DEEP_NESTING:,} levels deep (charged)")
     truncated: float = _p("the JSON body cut in half (charged)")
+    missing_to: float = _p("a complete result without its 'to' number (charged)")
+    nan_field: float = _p("a complete result holding a bare NaN, not JSON (charged)")
+    echo_token: float = _p(
+        "a gateway echoes the request's Authorization header into the result (charged)"
+    )
     # Its delivery (charged).
     slow: float = _p("answer after slow_seconds (charged)")
     trickle: float = _p(f"send the body one byte every {TRICKLE_SECONDS:g} s (charged)")
@@ -164,6 +170,9 @@ _ORDER = (
     "surrogate",
     "deep_nesting",
     "truncated",
+    "missing_to",
+    "nan_field",
+    "echo_token",
     "slow",
     "trickle",
     "endless",
@@ -359,6 +368,7 @@ _BODY_HTML = (
     b"<body><h1>Please sign in</h1><p>This network requires you to log in.</p></body></html>"
 )
 _MARKER = "@@pd-hlr-sandbox-name@@"
+_NAN_MARKER = "@@pd-hlr-sandbox-nan@@"
 
 
 def _other_number(phone: str) -> str:
@@ -376,8 +386,9 @@ def _rename_network(result: dict[str, Any], name: str) -> None:
         result["originalNetwork"] = name
 
 
-def _answer_body(args: tuple[Any, ...], fired: set[str]) -> bytes:
-    """The 200 body of a charged answer, shaped by the answer faults that fired."""
+def _answer_body(args: tuple[Any, ...], fired: set[str], authorization: str = "") -> bytes:
+    """The 200 body of a charged answer, shaped by the answer faults that fired
+    (``authorization``: the request's header, which ``echo_token`` puts into the answer)."""
     force = "temporary" if "temporary" in fired else None
     phone = args[0]
     if "wrong_to" in fired:
@@ -388,6 +399,13 @@ def _answer_body(args: tuple[Any, ...], fired: set[str]) -> bytes:
         _rename_network(result, "Vodafone " + _SURROGATE)
     if "bad_utf8" in fired:
         _rename_network(result, _MARKER)
+    if "missing_to" in fired:
+        del result["to"]
+    if "nan_field" in fired:
+        result["ported"] = _NAN_MARKER
+    if "echo_token" in fired:  # a debugging gateway: into an extra field and a network name
+        result["gateway"] = {"request_headers": {"Authorization": authorization}}
+        _rename_network(result, f"Vodafone [{authorization}]")
     payload: dict[str, Any] = {"results": [result]}
     if "errors_beside_results" in fired:
         payload["errors"] = {}
@@ -397,6 +415,8 @@ def _answer_body(args: tuple[Any, ...], fired: set[str]) -> bytes:
         body = body[:-3] + b',"trace":' + nested + b"}]}"  # inside the result object
     if "bad_utf8" in fired:
         body = body.replace(_MARKER.encode(), _BAD_UTF8_NAME)
+    if "nan_field" in fired:
+        body = body.replace(f'"{_NAN_MARKER}"'.encode(), b"NaN")
     if "bom" in fired:
         body = b"\xef\xbb\xbf" + body
     if "truncated" in fired:
@@ -611,7 +631,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not charged:
             self._send(402, _dumps(payload))
             return None
-        body = _answer_body(args, fired)
+        body = _answer_body(args, fired, self.headers.get("Authorization", ""))
         if "slow" in fired:
             st.pause(faults.slow_seconds)
         if delivery is None:
