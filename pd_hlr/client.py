@@ -577,6 +577,8 @@ class HLRClient:
             self._limiter = AdaptiveRateLimiter(ceiling)
         else:
             self._limiter = RateLimiter(ceiling) if ceiling else None
+        if self._limiter is not None:  # a wait for a slot ends early when the run stops
+            self._limiter._sleep = self._sleep  # type: ignore[method-assign]
         self._loopback = is_loopback_host(urlsplit(self.base_url).hostname or "")
         self._where = f"Provero at {self.base_url}"
         self._watchdog = _Watchdog()

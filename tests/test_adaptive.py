@@ -434,3 +434,21 @@ def test_the_benchmark_runs_in_its_small_mode() -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "0 paid twice" in proc.stdout
     assert proc.stdout.count("SUMMARY ") == 3
+
+
+def test_a_stop_ends_the_wait_for_a_slot(
+    make_sandbox: Callable[..., sandbox.Sandbox], client_for: Callable[..., Any]
+) -> None:
+    """Workers queued for slots a quarter of an hour apart do not hold a stopped run."""
+    server = make_sandbox()
+    client = client_for(server, rate_limit=0.001 / 0.97, workers=3)  # one request in 1,000 s
+
+    class Enough(Exception):
+        pass
+
+    def on_result(number: str, outcome: Any) -> None:
+        raise Enough
+
+    with pytest.raises(Enough):
+        bounded(lambda: client.lookup_many(["+447400123456", "+447400123457"], on_result=on_result))
+    assert server.stats().requests == 1  # the second worker's slot never came
