@@ -110,7 +110,8 @@ class AdaptiveRateLimiter:
             raise ValueError(f"ceiling must be a positive rate or None, got {ceiling!r}")
         if not floor > 0:
             raise ValueError(f"floor must be a positive rate, got {floor!r}")
-        if ceiling is not None and floor > ceiling:  # pragma: no mutate (== is the same)
+        # (>= would clamp to the same value)
+        if ceiling is not None and floor > ceiling:  # pragma: no mutate
             floor = float(ceiling)
         if not 0 < beta < 1:
             raise ValueError(f"beta must be in (0, 1), got {beta!r}")
@@ -224,7 +225,7 @@ class AdaptiveRateLimiter:
         waited = 0.0
         while True:
             wait, generation = self._reserve()
-            if wait <= 0:  # pragma: no mutate (< 0: a sleep(0), the same slot)
+            if wait <= 0:
                 return waited
             self._sleep(wait)
             waited += wait
@@ -245,7 +246,8 @@ class AdaptiveRateLimiter:
             now = self._clock()
             self._answers.append(now)
             measured = self._measured(now)
-            if measured > self._peak:  # pragma: no mutate (>= is the same)
+            # (>= would store the same value)
+            if measured > self._peak:  # pragma: no mutate
                 self._peak = measured
 
     def throttled(self) -> bool:
@@ -278,7 +280,8 @@ class AdaptiveRateLimiter:
                 limit = min(limit, self.ceiling)
             self._limit = limit
             self._decreased = now
-            self._generation += 1  # pragma: no mutate (any change voids the old slots)
+            # any change of the generation voids the slots reserved before this decrease
+            self._generation += 1  # pragma: no mutate
             self._tat = now + 1.0 / self._limit_rate(now)
             return True
 
