@@ -474,8 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The README's main job, on the sample list that ships with pd-hlr (``pd-hlr demo``).
-DEMO_OPTIONS = ("--column", "phone", "--default-region", "GB", "--detailed", "--route",
-                "detailed", "--sandbox")
+DEMO_OPTIONS = ("--column", "phone", "--region-column", "country", "--default-region", "GB",
+                "--detailed", "--route", "detailed", "--sandbox")
 DEMO_OUT = "contacts.hlr.parquet"
 
 
