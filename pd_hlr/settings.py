@@ -305,7 +305,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "bool | None",
         "numbers libphonenumber calls possible but not valid: None withholds national readings "
-        "(digits without +/00 read in the region: often another country's) and sends "
+        "(digits without +/00 read in the region: often another country's) and numbers "
+        "written for another country than the row's own (region_column), and sends other "
         "international ones with a note; True withholds all; False sends all with a note",
         parse_strict,
     ),
@@ -329,8 +330,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("workers", None, "int | None", "concurrent requests (client made here)",
            parse_workers),
-    Option("rate_limit", None, "float | None", "requests per second (client made here)",
-           parse_rate_limit),
+    Option(
+        "rate_limit",
+        None,
+        "float | None",
+        "a hard ceiling on requests per second; None: the pace adapts to the server's limit "
+        "signals (client made here)",
+        parse_rate_limit,
+    ),
     Option("progress", None, "bool | None", "a progress bar; None: in a terminal or notebook",
            parse_progress),
     Option("client", None, "HLRClient | None", "the client to use; None: one from the environment"),
