@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from . import accessor as _accessor  # registers DataFrame.hlr and Series.hlr
 from . import datasets
+from ._version import __version__
 from .cache import HLRCache
 from .client import HLRClient
 from .errors import (
@@ -40,8 +41,6 @@ from .errors import (
 )
 from .report import Estimate, RunReport
 from .settings import LookupOptions
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",

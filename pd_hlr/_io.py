@@ -368,11 +368,10 @@ POLARS_COMPRESSIONS = (None, "gzip")
 def scan_polars(path: str, *, sep: str | None = None, encoding: str | None = None) -> Any:
     """A file, a folder or a glob of parquet or CSV/TSV files as a Polars LazyFrame, read when
     the query runs (streaming); every CSV column is text, as with the other engines."""
-    try:
-        from . import polars as _registers_hlr  # noqa: F401  (an ImportError names the extra)
-    except ImportError as exc:
-        raise InputError(f"--engine polars: {exc}") from None
-    import polars as pl
+    try:  # Polars itself, never the Polars face: the CLI enables ``.hlr`` (faces are above)
+        import polars as pl
+    except ImportError:
+        raise InputError("--engine polars needs Polars: pip install 'pd-hlr[polars]'") from None
 
     source, fmt = _dataset_source(path)
     if fmt.kind == "excel":
@@ -656,8 +655,8 @@ def write_table(
     """Write ``frame`` by the name's type, atomically (:func:`write_atomically`). Parquet
     carries the run's options in its metadata (``frame.hlr.to_parquet``); Excel is
     ``frame.hlr.to_excel`` (the run report on a second sheet). CSV/TSV and Excel text cells
-    are neutralised (:func:`escape_formula_cells`) unless ``escape_formulas=False``."""
-    from . import analysis
+    are neutralised (:func:`escape_formula_cells`) unless ``escape_formulas=False``. Through
+    the accessor (the CLI imported it): this base module imports nothing above it."""
 
     def text(tmp: Path, fmt: Format) -> None:
         safe = escape_formula_cells(frame) if escape_formulas else frame
@@ -667,7 +666,7 @@ def write_table(
         path,
         frame.hlr.to_parquet,
         text,
-        lambda tmp: analysis.to_excel(frame, tmp, escape_formulas=escape_formulas),
+        lambda tmp: frame.hlr.to_excel(tmp, escape_formulas=escape_formulas),
         replace=replace,
     )
 

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .schema import ATTRS_KEY
+
 STATUS_ORDER = (
     "live",
     "dead",
@@ -60,8 +62,6 @@ STATUS_ORDER = (
 ANSWERED_SOURCES = ("api", "cache")
 #: The order of the ``source`` section (values not listed here follow, by rows).
 SOURCE_ORDER = (*ANSWERED_SOURCES, "invalid", "ambiguous", "missing", "skipped", "error")
-
-ATTRS_KEY = "pd_hlr"
 
 #: The value for an answered row without one (a network without a name, mostly dead numbers;
 #: a number without a region). Never ranked among the top values: always listed last.
@@ -738,8 +738,8 @@ def to_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from . import __version__
     from ._io import write_atomically
+    from ._version import __version__
 
     info = run_info(frame)
     info.setdefault("written_at", datetime.now(UTC).isoformat())

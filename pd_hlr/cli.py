@@ -46,6 +46,7 @@ from .settings import (
     TOKEN_ENV,
     parse_max_age,
     parse_price,
+    parse_region,
     parse_retry_temporary,
 )
 
@@ -133,7 +134,6 @@ def _number_type(kind: type, test: Callable[[Any], bool], want: str) -> Callable
     return parse
 
 
-_positive_int = _number_type(int, lambda v: v > 0, "a positive whole number")
 _count = _number_type(int, lambda v: v >= 0, "a whole number >= 0")
 _positive = _number_type(float, lambda v: v > 0 and v != float("inf"), "a positive number")
 _seconds = _number_type(float, lambda v: 0 <= v < float("inf"), "a number of seconds >= 0")
@@ -141,16 +141,17 @@ _probability = _number_type(float, lambda v: 0 <= v <= 1, "a probability between
 _port = _number_type(int, lambda v: 0 <= v <= 65535, "a port number 0..65535 (0: any free)")
 
 
-def _checked_by(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+def _checked_by(parse: Callable[[Any], Any], converted: bool = False) -> Callable[[str], Any]:
     """An argparse type that applies the settings' own check (one rule, one message, for the
-    Python options and their flags): a bad value is a usage error, exit 2."""
+    Python options and their flags): a bad value is a usage error, exit 2. The flag's value is
+    the text (the settings convert it again), or with ``converted`` what ``parse`` returned."""
 
     def convert(text: str) -> Any:
         try:
-            parse(text)
+            value = parse(text)
         except (TypeError, ValueError) as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
+        return value if converted else text
 
     convert.__name__ = parse.__name__
     return convert
@@ -159,6 +160,28 @@ def _checked_by(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
 _price = _checked_by(parse_price)
 _max_age = _checked_by(parse_max_age)
 _retry_temporary_age = _checked_by(parse_retry_temporary)
+_region = _checked_by(parse_region)
+
+
+def _option_number(name: str, kind: type) -> Callable[[str], Any]:
+    """An argparse type for the option ``name``: the text read as ``kind``, then the option's
+    own validator from :data:`pd_hlr.settings.OPTIONS` (one rule, one message)."""
+    validator = next(o.validator for o in OPTIONS if o.name == name)
+
+    def read(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{name} must be a number, not {text!r}") from None
+        return validator(value)
+
+    read.__name__ = name
+    return _checked_by(read, converted=True)
+
+
+_workers = _option_number("workers", int)
+_rate_limit = _option_number("rate_limit", float)
+_budget = _option_number("budget", int)
 
 
 def _base_url(text: str) -> str:
@@ -253,7 +276,7 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
     sent = p.add_argument_group("what is sent")
     sent.add_argument(
-        "--default-region", default=None, metavar="XX", help=_doc("default_region")
+        "--default-region", default=None, type=_region, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
         "--strict", action=argparse.BooleanOptionalAction, default=None, help=_doc("strict")
@@ -402,21 +425,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = v.add_argument_group("the run")
     run.add_argument(
         "--budget",
-        type=_count,
+        type=_budget,
         default=None,
         metavar="N",
         help=_doc("budget"),
     )
     run.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_workers,
         default=None,
         metavar="N",
         help=f"concurrent requests (default {DEFAULT_WORKERS})",
     )
     run.add_argument(
         "--rate-limit",
-        type=_positive,
+        type=_rate_limit,
         default=None,
         metavar="R",
         help="a ceiling on requests per second (default: the pace adapts to the API's 429s)",
@@ -891,6 +914,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         from . import _io
 
         scanned = _io.scan_polars(args.input, sep=args.sep, encoding=args.encoding)
+        from . import polars as _registers_hlr  # noqa: F401  (scanned.hlr)
+
         _require_column(scanned.collect_schema().names(), args)
 
         def estimate(client: Any) -> Any:

@@ -13,47 +13,12 @@ Enable it with ``import pd_hlr.dask`` (``import pd_hlr`` alone never imports Das
 >>> est.to_look_up, out.hlr.report().looked_up
 (2, 2)
 
-How a call runs (the paid part in one place, the big part data-parallel):
-
-1. **Scan** (``validate``/``estimate`` compute this at once): every partition is normalised with
-   :func:`pd_hlr.pipeline.normalize_column`, the code the pandas accessor uses; the distinct
-   lookup keys are found with a distributed ``drop_duplicates`` and brought to the calling
-   process together with the row and missing/invalid/skipped counts (one ``dask.compute``).
-2. **Resolve** (at once, in the calling process): :func:`pd_hlr.pipeline.resolve`, as in the
-   pandas path: cache hits, one budget check, one ``HLRClient.lookup_many`` with one rate
-   limiter and one progress bar, every answer journalled to the cache as it arrives. A number
-   that appears in a thousand partitions costs one lookup. The cache is only ever touched by
-   the calling process; workers never open it. A cache named by a path is opened with
-   ``HLRCache(..., memo=False)``, so the calling process reads only the entries this run asks
-   for and holds no copy of the cache after the call (pass an ``HLRCache`` to choose
-   otherwise).
-3. **Join** (lazy): the returned Dask DataFrame re-normalises each partition and joins it to the
-   per-number table with :func:`pd_hlr.pipeline.join_results` + :func:`pd_hlr.pipeline.assemble`.
-   Its ``meta`` is the pandas accessor's output (caller's columns, then
-   ``schema.output_columns``; same dtypes); index and divisions are kept.
-
-The per-number table reaches the workers once per worker, not once per task: with a
-``distributed`` client it is scattered to every worker (``Client.scatter(broadcast=True)``) and
-the partitions depend on that future, which keeps it out of the task graph (Dask warns about, and
-slows down on, large graphs); without one (threaded/synchronous scheduler) it is one named
-``dask.delayed`` literal shared by all tasks. Each worker builds the table's hash index once.
-
-Normalisation runs twice (scan and join) on purpose: persisting the normalised frame between the
-two would hold six string columns per input row in cluster memory until the output is written,
-so memory would grow with the input, and the join still has to read the caller's columns again.
-Normalising works per distinct raw cell (factorised, vectorised), and is cheap next to reading,
-joining and writing parquet; ``benchmarks/bench_dask.py`` reports the two passes separately.
-
-On a run-stopping error (402, 401, the API unavailable) the error is raised as in the pandas
-path, with everything paid for already in the cache (a re-run pays only for the rest);
-``.partial`` is then a lazy Dask DataFrame of the rows with what was answered so far, and
-``.report`` the run's :class:`~pd_hlr.report.RunReport` (``out.hlr.report()`` on success).
-
-Shared cache: the cache is a local POSIX folder (``flock``, ``os.replace``) opened only by the
-calling process, so workers need no access to it. A team sharing answers should run its calls
-from machines that mount one POSIX file system with working ``flock`` (e.g. NFSv4), or sync the
-folder's immutable ``part-*.parquet`` files to object storage (``aws s3 sync``, ``gsutil rsync``)
-after compacting; a cache opened directly on object storage is not supported.
+Invariants: the paid part runs once, in the calling process (scan the partitions for distinct
+numbers, resolve them through :func:`pd_hlr.pipeline.resolve`, then a lazy join), so a number
+in a thousand partitions costs one lookup; workers never open the cache; the result's ``meta``
+is the pandas accessor's output (same columns, order, dtypes; index and divisions kept); a
+stopped run's ``.partial`` is a lazy frame of what was answered, everything paid for already
+in the cache. How a call runs, and why: ``docs/dask.md``.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ from . import _regional
 from ._spec import PHONE_MAX_LEN, PHONE_MIN_LEN
 from .regions import RegionColumn
 from .settings import AMBIGUOUS_CHOICES as _AMBIGUOUS_CHOICES
+from .settings import check_national, parse_ambiguous, parse_region, parse_strict
 
 __all__ = [
     "AMBIGUOUS_CHOICES",
@@ -395,13 +396,10 @@ def _normalize_distinct(
 ) -> tuple[np.ndarray, _State]:
     """The work of `normalize`, once per distinct cell (with ``regions``: per distinct cell
     and region): each row's line (``n`` for a missing cell) and the state of the ``n`` lines."""
-    region = _check_region(default_region)
-    if ambiguous not in AMBIGUOUS_CHOICES:
-        raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, got {ambiguous!r}")
-    if strict is not None and not isinstance(strict, bool | np.bool_):
-        raise TypeError(f"strict must be None, True or False, got {strict!r}")
-    if ambiguous == "national" and region is None and regions is None:
-        raise ValueError("ambiguous='national' needs a default_region to read national numbers")
+    region = parse_region(default_region)  # the options' own validators (pd_hlr.settings)
+    ambiguous = parse_ambiguous(ambiguous)
+    strict = parse_strict(strict)
+    check_national(ambiguous, region, regions)
     codes, uniq = _factorize(series)
 
     def read(cells: Any, in_region: str | None, row_region: bool = False) -> _State:
@@ -448,20 +446,6 @@ def _as_series(values: Any) -> pd.Series:
     if isinstance(values, np.ndarray):
         return pd.Series(values)
     return pd.Series(list(values), dtype=object)
-
-
-def _check_region(default_region: str | None) -> str | None:
-    if default_region is None:
-        return None
-    if not isinstance(default_region, str):
-        raise TypeError(f"default_region must be a str like 'GB', got {default_region!r}")
-    region = default_region.strip().upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(
-            f"default_region {default_region!r} is not a region libphonenumber knows "
-            "(use an ISO 3166 alpha-2 code such as 'GB', 'US', 'DE')"
-        )
-    return region
 
 
 _IS_BOOL = np.frompyfunc(lambda v: isinstance(v, bool | np.bool_), 1, 1)

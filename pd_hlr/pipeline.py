@@ -53,7 +53,6 @@ import pyarrow.compute as pc
 from . import schema
 from ._spec import DEFAULT_BASE_URL
 from ._warnings import warn
-from .analysis import ATTRS_KEY
 from .cache import CacheWriter, Entry, HLRCache, default_cache_path
 from .errors import BudgetExceededError, ColumnConflictError, HLRError, RunInterrupted
 from .normalize import LOCAL_VERDICTS, normalize
@@ -61,6 +60,7 @@ from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
 from .regions import RegionColumn, resolve_regions
 from .report import Estimate, RunReport, money, stats_delta
+from .schema import ATTRS_KEY
 from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host, split_options
 
 if TYPE_CHECKING:

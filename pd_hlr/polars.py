@@ -13,35 +13,13 @@ the ``polars`` extra: ``pip install 'pd-hlr[polars]'``.
 >>> out.hlr.report().looked_up
 2
 
-It is a thin face over the same steps as the pandas and Dask faces (:mod:`pd_hlr.pipeline`):
-
-1. **Distinct cells** (at ``validate()``/``estimate()`` time): the distinct values of the phone
-   column with their row counts, one ``group_by`` (``collect(engine="streaming")`` for a
-   LazyFrame, so the frame is never held in memory; a null cell is one more value).
-2. **Normalise, cache, look up** (at once, in the calling process): the distinct values are
-   normalised with the pandas face's code (:func:`pd_hlr.pipeline.normalize_column`, on
-   ``Series.to_pandas()`` of the non-null values, so ints stay ints; in batches, on Polars'
-   number of threads), and the numbers go
-   through :func:`pd_hlr.pipeline.resolve`: cache hits, one budget check, one progress bar,
-   every paid answer journalled as it arrives.
-3. **Join** (lazy for a LazyFrame): :func:`pd_hlr.pipeline.join_results` gives one row of result
-   columns per distinct cell, which goes to Polars through Arrow; the rows are left-joined to it
-   on the cell's value (``nulls_equal=True``, ``maintain_order="left"``), so the output keeps
-   the caller's columns untouched and in order, then the result columns, row order kept.
-
-So ``pl.scan_parquet(...).hlr.validate(...)`` followed by ``sink_parquet`` streams inputs
-larger than memory: only the distinct values and the per-value results are ever in memory.
-
-Polars frames carry no metadata (no ``attrs``): the run's record (options, result columns,
-:class:`~pd_hlr.report.RunReport`) belongs to the object ``validate()`` returned, where
-``out.hlr.report()`` finds it. Operations return new frames without it; keep it with
-``out.hlr.collect()`` (LazyFrame), and in files with ``out.hlr.write_parquet(path)`` /
-``out.hlr.sink_parquet(path)`` (the ``b"pd_hlr"`` key of the parquet metadata, as pandas
-writes it). ``summary()``, ``status()`` and the filters work on any frame with result columns.
-
-Column names in Polars are strings. A column label given as an ``int`` ``n`` means the column
-named ``str(n)`` (the name ``pl.from_pandas`` gives a pandas column labelled ``n``), never a
-position: use ``frame.columns[i]`` for that.
+Invariants: a thin face over :mod:`pd_hlr.pipeline` (the pandas face's normalising, cache,
+lookups and join), on the column's distinct values only, so a LazyFrame streams (only the
+distinct values and their results are in memory); the caller's columns are kept untouched and
+in order, row order kept; Polars frames carry no metadata, so the run's record belongs to the
+object ``validate()`` returned (``out.hlr.report()``, ``out.hlr.write_parquet``); an ``int``
+column label ``n`` names the column ``str(n)``, never a position. How a call runs, and why:
+``docs/polars.md``.
 """
 
 from __future__ import annotations
@@ -533,7 +511,7 @@ def _status(frame: pl.DataFrame) -> pl.Series:
 
 def _file_metadata(obj: Any, metadata: dict[str, Any] | None) -> dict[str, str]:
     """The ``pd_hlr`` key-value metadata of a written file (as :func:`analysis.to_parquet`)."""
-    from . import __version__
+    from ._version import __version__
 
     info = _record_of(obj)
     info.setdefault("written_at", datetime.now(UTC).isoformat())

@@ -351,3 +351,9 @@ def schema_table_markdown() -> str:
         path = ".".join(f.path) if f.path else "—"
         lines.append(f"| `{f.column}` | `{dtype}` | {mode} | `{path}` | {f.doc} |")
     return "\n".join(lines)
+
+
+#: The key of a result's run record: in ``frame.attrs`` (pandas, Dask's meta) and in the parquet
+#: metadata (``b"pd_hlr"``). Here, below every face and the pipeline, so that each reads it
+#: from the same base module.
+ATTRS_KEY = "pd_hlr"

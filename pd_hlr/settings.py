@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import phonenumbers
 
 from . import _spec
 
@@ -54,29 +55,251 @@ BASE_URL_ENV = "PROVERO_BASE_URL"
 CACHE_ENV = "PD_HLR_CACHE"
 
 
+# --- checks of single values --------------------------------------------------------------------
+_UNITLESS = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+_AGE_EXAMPLE = 'a string like "30D" (30 days) or "12h" (12 hours), or a datetime.timedelta'
+
+
+def parse_max_age(value: Any, name: str = "max_age") -> pd.Timedelta | None:
+    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number
+    (``name``: the option checked, for the message).
+
+    >>> parse_max_age("12h")
+    Timedelta('0 days 12:00:00')
+    >>> parse_max_age("30")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: max_age needs a unit: a string like "30D" (30 days) or ...; got '30'
+    """
+    if value is None:
+        return None
+    return _parse_age(value, name)
+
+
+def parse_retry_temporary(value: Any) -> pd.Timedelta | bool:
+    """``retry_temporary`` as the age at which a cached temporary outcome is looked up again:
+    a duration with a unit; ``True``: at once (every run, a zero age); ``False``: never.
+
+    >>> parse_retry_temporary("1h"), parse_retry_temporary(True), parse_retry_temporary(False)
+    (Timedelta('0 days 01:00:00'), Timedelta('0 days 00:00:00'), False)
+    >>> parse_retry_temporary(3600)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: retry_temporary needs a unit: a string like "30D" (30 days) or ...; got 3600
+    """
+    if isinstance(value, bool | np.bool_):
+        return pd.Timedelta(0) if value else False
+    if value is None:
+        raise TypeError(
+            f'retry_temporary must be a duration such as "1h", True or False, not None; '
+            f"the default is {_BY_NAME['retry_temporary'].default!r}"
+        )
+    return _parse_age(value, "retry_temporary")
+
+
+def _parse_age(value: Any, name: str) -> pd.Timedelta:
+    if isinstance(value, _dt.timedelta | np.timedelta64):  # before Number: timedelta64 is one
+        age = pd.Timedelta(value)
+    elif isinstance(value, numbers.Number):
+        raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+    elif isinstance(value, str):
+        if _UNITLESS.fullmatch(value):
+            raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
+        try:
+            age = pd.Timedelta(value)
+        except ValueError:
+            raise ValueError(
+                f"{name} {value!r} is not a duration: use {_AGE_EXAMPLE}"
+            ) from None
+    else:
+        raise TypeError(f"{name} must be {_AGE_EXAMPLE}, not {type(value).__name__}")
+    if age is pd.NaT or pd.isna(age):
+        raise ValueError(f"{name} must be a duration: {_AGE_EXAMPLE}; got {value!r}")
+    if age < pd.Timedelta(0):
+        raise ValueError(f"{name} must not be negative: {_AGE_EXAMPLE}; got {value!r}")
+    return age
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, not {value!r}")
+
+
+def _flag_of(name: str) -> Callable[[Any], bool]:
+    """The validator of a True/False option ``name`` (numpy's bools accepted)."""
+
+    def check(value: Any) -> bool:
+        return _flag(name, value)
+
+    check.__name__ = f"check_{name}"
+    return check
+
+
+def parse_strict(value: Any) -> bool | None:
+    """``strict``: None (the default rule), True or False.
+
+    >>> parse_strict(None), parse_strict(True)
+    (None, True)
+    """
+    if value is None or isinstance(value, bool | np.bool_):
+        return None if value is None else bool(value)
+    raise TypeError(f"strict must be None, True or False, not {value!r}")
+
+
+def parse_progress(value: Any) -> bool | None:
+    """``progress``: True, False or None (a bar in a terminal or notebook)."""
+    return None if value is None else _flag("progress", value)
+
+
+def parse_price(value: Any) -> Decimal:
+    """``price`` as a Decimal: a non-negative finite number per lookup.
+
+    >>> parse_price("0.006")
+    Decimal('0.006')
+    """
+    try:
+        price = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        price = None
+    if isinstance(value, bool) or price is None or not price.is_finite() or price < 0:
+        raise ValueError(
+            f"price must be a non-negative number per lookup (e.g. 0.006), not {value!r}"
+        )
+    return price
+
+
+def parse_region(value: Any) -> str | None:
+    """``default_region`` as the region code libphonenumber knows: spaces stripped, upper case
+    (``" gb"`` is ``"GB"``); a code it does not know (``"XX"``) is refused.
+
+    >>> parse_region(" gb"), parse_region(None)
+    ('GB', None)
+    >>> parse_region("XX")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: default_region must be a 2-letter ISO region code ..., like 'GB', not 'XX'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"default_region must be a str like 'GB' or None, not {value!r}")
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            "default_region must be a 2-letter ISO region code libphonenumber knows, like 'GB', "
+            f"not {value!r}"
+        )
+    return region
+
+
+def parse_ambiguous(value: Any) -> str:
+    """``ambiguous``: one of :data:`AMBIGUOUS_CHOICES`.
+
+    >>> parse_ambiguous("national")
+    'national'
+    """
+    if not isinstance(value, str) or value not in AMBIGUOUS_CHOICES:
+        raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, not {value!r}")
+    return value
+
+
+def check_national(ambiguous: str, region: str | None, region_column: Any) -> None:
+    """The one rule between options: ``ambiguous="national"`` reads a cell as a national number,
+    so it needs a region to read it in (``default_region`` or a ``region_column``)."""
+    if ambiguous == "national" and region is None and region_column is None:
+        raise ValueError(
+            'ambiguous="national" needs a default_region to read national numbers: set '
+            'default_region too (e.g. default_region="US")'
+        )
+
+
+def parse_region_column(value: Any) -> Any:
+    """``region_column``: a column label (a str, an int, ...) or None."""
+    if value is not None and (
+        isinstance(value, list | dict | set | slice) or not isinstance(value, Hashable)
+    ):
+        raise TypeError(
+            f"region_column must be a column label (a str, an int, ...), not "
+            f"{type(value).__name__}"
+        )
+    return value
+
+
+def parse_workers(value: Any) -> int | None:
+    """``workers``: a positive whole number, or None (the client's default)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"workers must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def parse_rate_limit(value: Any) -> float | None:
+    """``rate_limit``: a positive number of requests per second, or None."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 < value < float("inf")
+    ):
+        raise ValueError(f"rate_limit must be a positive number, not {value!r}")
+    return float(value)
+
+
+def parse_budget(value: Any) -> int | None:
+    """``budget``: a whole number of paid lookups >= 0, or None (no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"budget must be a non-negative number of lookups, not {value!r}")
+    return int(value)
+
+
+def parse_prefix(value: Any) -> str:
+    """``prefix``: a string put before every result column's name."""
+    if not isinstance(value, str):
+        raise TypeError(f"prefix must be a string, not {type(value).__name__}")
+    return value
+
+
+def _as_is(value: Any) -> Any:
+    """The run objects' validator: the faces hand ``client`` and ``cache`` to the pipeline."""
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
-    """One keyword argument of every face: its name, default, type (as text) and meaning."""
+    """One keyword argument of every face: its name, default, type (as text), meaning, and
+    validator: the one check of its values (value in, the converted value out; a bad value is
+    a ``TypeError``/``ValueError``), called by every face, the CLI, ``normalize`` and the cache.
+    """
 
     name: str
     default: Any
     annotation: str
     doc: str
+    validator: Callable[[Any], Any] = _as_is
 
 
 #: Every option of ``validate``/``estimate``, in the order ``help()`` shows them. ``client`` and
 #: ``cache`` are objects rather than settings: faces take them, :class:`ValidateSettings` does not.
 OPTIONS: tuple[Option, ...] = (
-    Option("detailed", False, "bool", "the API's detailed mode: the full HLR payload"),
-    Option("roaming", False, "bool", "the API's roaming check"),
+    Option("detailed", False, "bool", "the API's detailed mode: the full HLR payload",
+           _flag_of("detailed")),
+    Option("roaming", False, "bool", "the API's roaming check", _flag_of("roaming")),
     Option(
         "route",
         None,
         "str | None",
         "the API's routing product: " + " or ".join(f'"{r}"' for r in _spec.ROUTES),
+        _spec.check_route,
     ),
-    Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
-    Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
+    Option("msisdn", True, "bool", "False sends non-canonical numbers as they are",
+           _flag_of("msisdn")),
+    Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"',
+           parse_region),
     Option(
         "strict",
         None,
@@ -85,14 +308,17 @@ OPTIONS: tuple[Option, ...] = (
         "(digits without +/00 read in the region: often another country's) and numbers "
         "written for another country than the row's own (region_column), and sends other "
         "international ones with a note; True withholds all; False sends all with a note",
+        parse_strict,
     ),
-    Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
+    Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile",
+           _flag_of("only_mobile")),
     Option(
         "ambiguous",
         "skip",
         'Literal["skip", "international", "national"]',
         'cells with two plausible readings (e.g. bare "2015550123"): "skip" them (verdict '
         '"ambiguous", never sent), or read them as "international" / "national"',
+        parse_ambiguous,
     ),
     Option(
         "region_column",
@@ -100,16 +326,20 @@ OPTIONS: tuple[Option, ...] = (
         "str | None",
         "a column of each row's country (code, name or calling code): its national numbers are "
         "read there; default_region is the fallback for blank or unrecognised values",
+        parse_region_column,
     ),
-    Option("workers", None, "int | None", "concurrent requests (client made here)"),
+    Option("workers", None, "int | None", "concurrent requests (client made here)",
+           parse_workers),
     Option(
         "rate_limit",
         None,
         "float | None",
         "a hard ceiling on requests per second; None: the pace adapts to the server's limit "
         "signals (client made here)",
+        parse_rate_limit,
     ),
-    Option("progress", None, "bool | None", "a progress bar; None: in a terminal or notebook"),
+    Option("progress", None, "bool | None", "a progress bar; None: in a terminal or notebook",
+           parse_progress),
     Option("client", None, "HLRClient | None", "the client to use; None: one from the environment"),
     Option(
         "cache",
@@ -117,18 +347,23 @@ OPTIONS: tuple[Option, ...] = (
         "HLRCache | str | os.PathLike | bool | None",
         "an HLRCache or folder; None: $PD_HLR_CACHE or ~/.cache/pd_hlr; False: none",
     ),
-    Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"'),
-    Option("refresh", False, "bool", "ignore cached answers (still store the new ones)"),
+    Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"',
+           parse_max_age),
+    Option("refresh", False, "bool", "ignore cached answers (still store the new ones)",
+           _flag_of("refresh")),
     Option(
         "retry_temporary",
         DEFAULT_RETRY_TEMPORARY,
         "str | timedelta | bool",
         "look a cached temporary outcome (absent subscriber, ...) up again once it is this old, "
         'e.g. "1h", "2D"; True: on every run; False: never (only `max_age` applies)',
+        parse_retry_temporary,
     ),
-    Option("budget", None, "int | None", "refuse to start if more paid lookups are needed"),
-    Option("price", DEFAULT_PRICE, "Decimal | float | str", "price per lookup, for the estimates"),
-    Option("prefix", "", "str", "put every result column under this prefix"),
+    Option("budget", None, "int | None", "refuse to start if more paid lookups are needed",
+           parse_budget),
+    Option("price", DEFAULT_PRICE, "Decimal | float | str", "price per lookup, for the estimates",
+           parse_price),
+    Option("prefix", "", "str", "put every result column under this prefix", parse_prefix),
 )
 
 #: The choices of the ``ambiguous`` option (:func:`pd_hlr.normalize.normalize` takes them too).
@@ -275,94 +510,6 @@ class LookupOptions:
         return kwargs
 
 
-# --- checks of single values --------------------------------------------------------------------
-_UNITLESS = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
-_AGE_EXAMPLE = 'a string like "30D" (30 days) or "12h" (12 hours), or a datetime.timedelta'
-
-
-def parse_max_age(value: Any, name: str = "max_age") -> pd.Timedelta | None:
-    """``max_age`` as a Timedelta: a string with a unit, or a timedelta; never a bare number
-    (``name``: the option checked, for the message).
-
-    >>> parse_max_age("12h")
-    Timedelta('0 days 12:00:00')
-    >>> parse_max_age("30")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: max_age needs a unit: a string like "30D" (30 days) or ...; got '30'
-    """
-    if value is None:
-        return None
-    return _parse_age(value, name)
-
-
-def parse_retry_temporary(value: Any) -> pd.Timedelta | bool:
-    """``retry_temporary`` as the age at which a cached temporary outcome is looked up again:
-    a duration with a unit; ``True``: at once (every run, a zero age); ``False``: never.
-
-    >>> parse_retry_temporary("1h"), parse_retry_temporary(True), parse_retry_temporary(False)
-    (Timedelta('0 days 01:00:00'), Timedelta('0 days 00:00:00'), False)
-    >>> parse_retry_temporary(3600)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: retry_temporary needs a unit: a string like "30D" (30 days) or ...; got 3600
-    """
-    if isinstance(value, bool | np.bool_):
-        return pd.Timedelta(0) if value else False
-    if value is None:
-        raise TypeError(
-            f'retry_temporary must be a duration such as "1h", True or False, not None; '
-            f"the default is {_BY_NAME['retry_temporary'].default!r}"
-        )
-    return _parse_age(value, "retry_temporary")
-
-
-def _parse_age(value: Any, name: str) -> pd.Timedelta:
-    if isinstance(value, _dt.timedelta | np.timedelta64):  # before Number: timedelta64 is one
-        age = pd.Timedelta(value)
-    elif isinstance(value, numbers.Number):
-        raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
-    elif isinstance(value, str):
-        if _UNITLESS.fullmatch(value):
-            raise ValueError(f"{name} needs a unit: {_AGE_EXAMPLE}; got {value!r}")
-        try:
-            age = pd.Timedelta(value)
-        except ValueError:
-            raise ValueError(
-                f"{name} {value!r} is not a duration: use {_AGE_EXAMPLE}"
-            ) from None
-    else:
-        raise TypeError(f"{name} must be {_AGE_EXAMPLE}, not {type(value).__name__}")
-    if age is pd.NaT or pd.isna(age):
-        raise ValueError(f"{name} must be a duration: {_AGE_EXAMPLE}; got {value!r}")
-    if age < pd.Timedelta(0):
-        raise ValueError(f"{name} must not be negative: {_AGE_EXAMPLE}; got {value!r}")
-    return age
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    raise TypeError(f"{name} must be True or False, not {value!r}")
-
-
-def parse_price(value: Any) -> Decimal:
-    """``price`` as a Decimal: a non-negative finite number per lookup.
-
-    >>> parse_price("0.006")
-    Decimal('0.006')
-    """
-    try:
-        price = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        price = None
-    if isinstance(value, bool) or price is None or not price.is_finite() or price < 0:
-        raise ValueError(
-            f"price must be a non-negative number per lookup (e.g. 0.006), not {value!r}"
-        )
-    return price
-
-
 def _unknown(names: list[str]) -> TypeError:
     hints = []
     for name in names:
@@ -428,68 +575,15 @@ class ValidateSettings:
         unknown = [k for k in kwargs if k not in _BY_NAME or k in RUN_OBJECTS]
         if unknown:
             raise _unknown(unknown)
-        v = {o.name: kwargs.get(o.name, o.default) for o in OPTIONS if o.name not in RUN_OBJECTS}
-        region = v["default_region"]
-        if region is not None:
-            if not isinstance(region, str) or len(region) != 2 or not region.isalpha():
-                raise ValueError(
-                    f"default_region must be a 2-letter ISO region code like 'GB', not {region!r}"
-                )
-            region = region.upper()
-        workers = v["workers"]
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
-        ):
-            raise ValueError(f"workers must be a positive integer, not {workers!r}")
-        rate = v["rate_limit"]
-        if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not rate > 0
-        ):
-            raise ValueError(f"rate_limit must be a positive number, not {rate!r}")
-        budget = v["budget"]
-        if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 0
-        ):
-            raise ValueError(f"budget must be a non-negative number of lookups, not {budget!r}")
-        if not isinstance(v["prefix"], str):
-            raise TypeError(f"prefix must be a string, not {type(v['prefix']).__name__}")
-        ambiguous = v["ambiguous"]
-        if ambiguous not in AMBIGUOUS_CHOICES:
-            raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, not {ambiguous!r}")
-        region_column = v["region_column"]
-        if region_column is not None and (
-            isinstance(region_column, list | dict | set | slice)
-            or not isinstance(region_column, Hashable)
-        ):
-            raise TypeError(
-                f"region_column must be a column label (a str, an int, ...), not "
-                f"{type(region_column).__name__}"
-            )
-        if ambiguous == "national" and region is None and region_column is None:
-            raise ValueError(
-                'ambiguous="national" reads a cell as a national number of default_region: '
-                "set default_region too (e.g. default_region=\"US\")"
-            )
-        progress = v["progress"]
-        return cls(
-            options=LookupOptions(
-                detailed=_flag("detailed", v["detailed"]),
-                roaming=_flag("roaming", v["roaming"]),
-                route=_spec.check_route(v["route"]),
-                msisdn=_flag("msisdn", v["msisdn"]),
-            ),
-            default_region=region,
-            strict=None if v["strict"] is None else _flag("strict", v["strict"]),
-            only_mobile=_flag("only_mobile", v["only_mobile"]),
-            ambiguous=ambiguous,
-            region_column=region_column,
-            workers=None if workers is None else int(workers),
-            rate_limit=None if rate is None else float(rate),
-            progress=None if progress is None else _flag("progress", progress),
-            max_age=parse_max_age(v["max_age"]),
-            refresh=_flag("refresh", v["refresh"]),
-            retry_temporary=parse_retry_temporary(v["retry_temporary"]),
-            prefix=v["prefix"],
-            budget=None if budget is None else int(budget),
-            price=parse_price(v["price"]),
-        )
+        v = {
+            o.name: o.validator(kwargs.get(o.name, o.default))
+            for o in OPTIONS
+            if o.name not in RUN_OBJECTS
+        }
+        check_national(v["ambiguous"], v["default_region"], v["region_column"])
+        lookup = {name: v.pop(name) for name in _LOOKUP_FIELDS}
+        return cls(options=LookupOptions(**lookup), **v)
+
+
+#: The options that are :class:`LookupOptions` fields (the rest are :class:`ValidateSettings`').
+_LOOKUP_FIELDS = ("detailed", "roaming", "route", "msisdn")

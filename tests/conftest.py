@@ -135,3 +135,17 @@ def client_for() -> Iterator[Callable[..., Any]]:
     yield build
     for c in clients:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A ``distributed`` client on two worker processes, for one test module (while it lives,
+    it is Dask's default scheduler)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

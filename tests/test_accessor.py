@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pandas as pd
 import pytest
 
@@ -140,14 +138,6 @@ def test_series_accessor_returns_result_columns_only(sb, client_for):
     assert res["hlr_source"].tolist() == ["api", "missing"]
 
 
-def test_empty_frame_gives_full_schema_and_no_requests(sb, client_for):
-    df = pd.DataFrame({"phone": pd.Series([], dtype="str")})
-    out = df.hlr.validate("phone", detailed=True, client=client_for(sb), cache=False)
-    assert len(out) == 0
-    assert list(out.columns) == ["phone", *schema.output_columns(True)]
-    assert sb.stats().requests == 0
-
-
 def test_all_null_column_is_all_missing_without_requests(sb, client_for):
     df = pd.DataFrame({"phone": [None, float("nan"), pd.NA]}, dtype=object)
     out = df.hlr.validate("phone", client=client_for(sb), cache=False)
@@ -198,19 +188,6 @@ def test_missing_token_names_the_env_var():
         df.hlr.validate("phone", cache=False, progress=False)
 
 
-def test_rerun_replaces_result_columns_with_warning_and_prefix(sb, client_for):
-    df = pd.DataFrame({"phone": [GB_MOBILE]})
-    client = client_for(sb)
-    out = df.hlr.validate("phone", client=client, cache=False)
-    with pytest.warns(UserWarning, match="replacing existing result columns"):
-        again = out.hlr.validate("phone", client=client, cache=False)
-    assert list(again.columns) == list(out.columns)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        pre = df.hlr.validate("phone", client=client, cache=False, prefix="hlr.")
-    assert list(pre.columns) == ["phone"] + [f"hlr.{c}" for c in schema.output_columns(False)]
-
-
 def test_per_number_failure_is_a_row_status_not_a_crash(make_sandbox, client_for):
     server = make_sandbox(faults=sandbox.Faults(error_500=0.5), seed=3)
     client = client_for(server, max_retries=0, workers=1)
@@ -231,26 +208,6 @@ def test_msisdn_false_sends_the_cleaned_string(sb, client_for):
     assert out["hlr_source"].tolist() == ["api", "invalid"]
     assert "15" in out["hlr_error"].iloc[1]
     assert sb.stats().received == {"+44447400123456": 1}
-
-
-def test_402_mid_run_carries_partial_frame(make_sandbox, client_for):
-    server = make_sandbox(balance=5)
-    numbers = [f"+4474001234{i:02d}" for i in range(20)]
-    df = pd.DataFrame({"phone": numbers})
-    with pytest.raises(pd_hlr.InsufficientBalanceError) as info:
-        df.hlr.validate("phone", client=client_for(server, workers=4), cache=False)
-    exc = info.value
-    partial = exc.partial
-    assert list(partial.columns) == ["phone", *schema.output_columns(False)]
-    charged = {n for n, c in server.stats().charged.items() if c}
-    assert len(charged) == 5
-    assert set(partial.loc[partial["hlr_source"] == "api", "hlr_number"]) == charged
-    # no cache: a re-run looks every number up again, and the error says so
-    assert exc.looked_up == 5 and exc.remaining == 20
-    assert "5 numbers were looked up but not kept (no cache)" in " ".join(exc.__notes__)
-    assert exc.report.looked_up == 5 and exc.report.stopped == "InsufficientBalanceError"
-    assert exc.report.not_looked_up == 15 and exc.report.sandbox
-    assert partial.hlr.report() == exc.report
 
 
 def test_wrong_token_raises_authentication_error(sb):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pd_hlr  # noqa: E402
 import pd_hlr.dask as hlr_dask  # noqa: E402
 from pd_hlr import HLRCache, analysis, pipeline, schema  # noqa: E402
 from pd_hlr.cli import SANDBOX_TOKEN, main  # noqa: E402
-from pd_hlr.settings import LookupOptions, ValidateSettings  # noqa: E402
+from pd_hlr.settings import ValidateSettings  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,17 +69,6 @@ def _write_dataset(folder: Path) -> Path:
         pq.write_table(_partition(start, cells), folder / f"part-{i:02d}.parquet")
         start += len(cells)
     return folder
-
-
-@pytest.fixture(scope="module")
-def dask_client() -> Iterator[Any]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
 
 
 @pytest.fixture
@@ -187,47 +175,6 @@ def test_detailed_prefix_and_estimate(dask_client, dataset, sb, client_for, tmp_
     assert len(res.compute()) == len(ref)
 
 
-def test_402_part_way_keeps_paid_answers_and_rerun_pays_only_the_rest(
-    dask_client, dataset, make_sandbox, client_for, tmp_path
-):
-    server = make_sandbox(balance=10)
-    ddf = _read(dataset)
-    distinct = _distinct(ddf)
-    cache = tmp_path / "c"
-    with pytest.raises(pd_hlr.InsufficientBalanceError) as info:
-        ddf.hlr.validate("phone", **GB_OPTS, client=client_for(server, workers=4), cache=cache)
-    exc = info.value
-    paid = {n for n, c in server.stats().charged.items() if c}
-    assert len(paid) == 10
-    assert "10 numbers were looked up and saved to the cache" in " ".join(exc.__notes__)
-    api = pipeline.api_namespace(client_for(server))
-    cached = HLRCache(cache).get(sorted(paid), LookupOptions().key(), api)
-    assert set(cached.index) == paid
-    partial = exc.partial.compute()
-    assert set(partial.loc[partial["hlr_source"] == "api", "hlr_number"]) == paid
-
-    server.configure(balance=None)
-    out = ddf.hlr.validate("phone", **GB_OPTS, client=client_for(server, workers=4), cache=cache)
-    stats = server.stats()
-    assert stats.charged == dict.fromkeys(distinct, 1)  # nothing paid twice
-    got = out.compute()
-    assert set(got.loc[got["hlr_source"] == "cache", "hlr_number"]) == paid
-    assert set(got.loc[got["hlr_source"] == "api", "hlr_number"]) == distinct - paid
-
-
-def test_only_empty_null_and_junk_partitions_need_no_client(dask_client, tmp_path):
-    folder = tmp_path / "junk"
-    folder.mkdir()
-    for i, cells in enumerate([[], [None, None], JUNK, [None, "", "  "]]):
-        pq.write_table(_partition(i * 10, cells), folder / f"p{i}.parquet")
-    ddf = dd.read_parquet(folder, index="row")
-    out = ddf.hlr.validate("phone", default_region="GB", cache=tmp_path / "c")  # no token
-    got = out.compute()
-    assert len(got) == 10 and got["hlr_number"].isna().all()
-    assert set(got["hlr_source"]) == {"missing", "invalid"}
-    assert got.dtypes.equals(out._meta.dtypes)
-
-
 def test_local_scheduler_gets_the_table_as_one_delayed(dataset, sb, client_for, tmp_path):
     ddf = _read(dataset)
     with dask.config.set(scheduler="sync"):
@@ -274,23 +221,6 @@ def test_report_matches_the_ledger_and_stopped_runs_carry_it(
         got = out.compute()
     assert got.attrs["pd_hlr"]["report"] == report.to_dict()
     assert "pd-hlr accessor on a Dask DataFrame" in repr(ddf.hlr)
-
-
-def test_dask_columns_are_never_overwritten(dataset, sb, client_for):
-    ddf = _read(dataset).assign(status="theirs")
-    with pytest.raises(pd_hlr.ColumnConflictError, match="prefix"):
-        ddf.hlr.validate("phone", **GB_OPTS, client=client_for(sb), cache=False)
-    assert sb.stats().requests == 0
-    with dask.config.set(scheduler="sync"):
-        out = ddf.hlr.validate("phone", **GB_OPTS, client=client_for(sb), cache=False, prefix="r_")
-        assert (out["status"].compute() == "theirs").all()
-        with pytest.warns(UserWarning, match="replacing existing result columns") as caught:
-            again = out.hlr.validate(
-                "phone", **GB_OPTS, client=client_for(sb), cache=False, prefix="r_"
-            )
-        assert caught[0].filename == __file__
-        assert list(again.columns) == list(out.columns)
-        assert list(again.compute().columns) == list(out.columns)
 
 
 def test_dask_any_hashable_label_and_series_face(sb, client_for):

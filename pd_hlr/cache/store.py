@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import settings as _settings
 from .._warnings import warn
 from ..errors import CacheNotWritableError
 from ..settings import CACHE_ENV
@@ -305,6 +306,9 @@ class HLRCache:
         >>> hits.index.tolist(), list(hits.columns)
         (['+447400123456'], ['hlr_checked_at', 'live', 'hlr_extra'])
         """
+        # The option's own validator: 30 (no unit) is refused, as validate(max_age=30) is.
+        max_age = _settings.parse_max_age(max_age)
+        temporary_max_age = _settings.parse_max_age(temporary_max_age, "temporary_max_age")
         wanted = _wanted_array(numbers)
         answer_cols = ANSWER_COLUMNS
         if columns is not None:
@@ -321,11 +325,11 @@ class HLRCache:
         now = now or datetime.now(UTC)
         if since is None and not include_temporary and table.num_rows:
             mask = pc.invert(pc.fill_null(table["temporary"], False))
-            if temporary_max_age is not None and pd.Timedelta(temporary_max_age) > pd.Timedelta(0):
-                young = now - pd.Timedelta(temporary_max_age).to_pytimedelta()
+            if temporary_max_age is not None and temporary_max_age > pd.Timedelta(0):
+                young = now - temporary_max_age.to_pytimedelta()
                 mask = pc.or_(mask, pc.greater_equal(table["checked_at"], pa.scalar(young)))
         if max_age is not None and table.num_rows:  # with ``since`` too: a guard against clocks
-            cutoff = now - pd.Timedelta(max_age).to_pytimedelta()
+            cutoff = now - max_age.to_pytimedelta()
             fresh = pc.greater_equal(table["checked_at"], pa.scalar(cutoff))
             mask = fresh if mask is None else pc.and_(mask, fresh)
         if mask is not None:
