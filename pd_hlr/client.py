@@ -35,18 +35,17 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, check_route
-from pd_hlr.errors import AuthenticationError, HLRError
-from pd_hlr.ratelimit import RateLimiter
-from pd_hlr.retry import (
+from pd_hlr.classify import (
     KINDS,
     Answer,
-    CircuitBreaker,
     Failure,
-    RetryPolicy,
     classify_answer,
     classify_exception,
     too_large,
 )
+from pd_hlr.errors import AuthenticationError, HLRError
+from pd_hlr.ratelimit import RateLimiter
+from pd_hlr.retry import CircuitBreaker, RetryPolicy
 from pd_hlr.settings import BASE_URL_ENV, DEFAULT_WORKERS, TOKEN_ENV, is_loopback_host
 
 __all__ = ["ClientStats", "HLRClient", "Outcome"]
@@ -374,7 +373,7 @@ class ClientStats:
     ``throttled``: 429 / TRAFFIC_QUOTA_EXCEEDED answers; ``possibly_charged``: failed attempts
     the server may have billed (timeout, connection lost, malformed, too large, wrong number);
     ``possibly_charged_numbers``: the numbers concerned; ``failures``: failed attempts by kind
-    (the keys of :data:`pd_hlr.retry.KINDS`); ``repaired``: answers whose text held lone
+    (the keys of :data:`pd_hlr.classify.KINDS`); ``repaired``: answers whose text held lone
     surrogates, replaced by U+FFFD.
 
     Example:
@@ -496,7 +495,7 @@ class HLRClient:
             The limiter runs at 97% of it (see ``RATE_HEADROOM``).
         workers: default thread count of :meth:`lookup_many`.
         retry: the :class:`~pd_hlr.retry.RetryPolicy` (retries, backoff, the longest
-            ``Retry-After`` honoured, the circuit breaker); see :mod:`pd_hlr.retry` for what is
+            ``Retry-After`` honoured, the circuit breaker); see :mod:`pd_hlr.classify` for what is
             retried and what may have been charged.
         deadline: seconds one attempt may take in all (connect + the whole answer), whatever
             the server trickles; then it fails as a ``timeout`` (possibly charged).
