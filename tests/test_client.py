@@ -27,7 +27,7 @@ import pytest
 import pd_hlr  # noqa: F401  (registers df.hlr)
 from pd_hlr import sandbox
 from pd_hlr.cache import HLRCache
-from pd_hlr.client import HLRClient, _Watchdog
+from pd_hlr.client import HLRClient
 from pd_hlr.errors import (
     APIError,
     AuthenticationError,
@@ -41,6 +41,7 @@ from pd_hlr.errors import (
 from pd_hlr.pipeline import api_namespace
 from pd_hlr.retry import RetryPolicy
 from pd_hlr.settings import LookupOptions
+from pd_hlr.transport import _Watchdog
 
 from .conftest import bounded
 
@@ -255,10 +256,10 @@ def test_lookup_many_dedups_and_calls_back_from_workers(
     assert set(sb.stats().received.values()) == {1}
     assert threads and all(name.startswith("pd_hlr") for name in threads)
     # worker sessions are closed when the run ends; the client stays usable
-    assert all(t.is_alive() for t, _ in client._sessions)
+    assert all(t.is_alive() for t, _ in client._transport._sessions)
     assert client.lookup(NUMBERS[0], detailed=True) == out[NUMBERS[0]]
     client.close()
-    assert client._sessions == []
+    assert client._transport._sessions == []
     assert client.lookup(NUMBERS[1], detailed=True) == out[NUMBERS[1]]
     assert client.lookup_many([]) == {}
 
