@@ -35,7 +35,8 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -278,58 +279,90 @@ class _Deadline:
                 self._sock.shutdown(socket.SHUT_RDWR)
 
 
+#: The watchdog looks at new deadlines at least this often (seconds): arming one never wakes
+#: it, so an attempt pays no lock round-trip for its deadline; one may end this much late.
+_TICK = 0.05
+#: The watchdog's thread ends after this long with no deadline pending (seconds).
+_IDLE_EXIT = 1.0
+#: Released deadlines left in the heap beyond this many are swept out at once.
+_SWEEP_AT = 4096
+
+
 class _Watchdog:
     """Expires attempt deadlines on time: one daemon thread per client, started on demand and
-    ending when no attempt is in flight. ``clock`` is injectable; :meth:`expire_due` is the
-    logic, the thread only waits."""
+    ending when idle. Arming appends to a deque and releasing marks the deadline done: neither
+    takes a shared lock; the thread moves new deadlines into its heap every ``_TICK``.
+    ``clock`` is injectable; :meth:`expire_due` is the logic, the thread only waits."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # guards the thread's start and end only
+        self._new: deque[_Deadline] = deque()
         self._heap: list[tuple[float, int, _Deadline]] = []
         self._seq = itertools.count()
-        self._live = 0
         self._thread: threading.Thread | None = None
 
     def arm(self, seconds: float) -> _Deadline:
         deadline = _Deadline(self._clock() + seconds)
+        self._new.append(deadline)  # atomic; seen by the thread within _TICK
+        if self._thread is None:
+            self._start()
+        return deadline
+
+    def release(self, deadline: _Deadline) -> None:
+        deadline.finish()
+
+    def expire_due(self, now: float) -> float | None:
+        """Expire every deadline due at ``now`` (from one thread at a time); return the
+        seconds until the next one, or None when none is pending."""
+        new, heap = self._new, self._heap
+        while new:
+            deadline = new.popleft()
+            if not deadline.done:
+                heapq.heappush(heap, (deadline.at, next(self._seq), deadline))
+        while heap and (heap[0][2].done or heap[0][0] <= now):
+            _, _, deadline = heapq.heappop(heap)
+            deadline.expire()
+        if len(heap) > _SWEEP_AT:
+            heap[:] = [item for item in heap if not item[2].done]
+            heapq.heapify(heap)
+        return heap[0][0] - now if heap else None
+
+    def _start(self) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
-            self._live += 1
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="pd_hlr-deadline", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
-        return deadline
-
-    def release(self, deadline: _Deadline) -> None:
-        deadline.finish()
-        with self._cond:
-            self._live -= 1
-            if self._live == 0:
-                self._heap.clear()
-                self._cond.notify()
-
-    def expire_due(self, now: float) -> float | None:
-        """Expire every deadline due at ``now`` (call with the condition held); return the
-        seconds until the next one, or None when none is pending."""
-        heap = self._heap
-        while heap and (heap[0][2].done or heap[0][0] <= now):
-            _, _, deadline = heapq.heappop(heap)
-            deadline.expire()
-        return heap[0][0] - now if heap else None
 
     def _run(self) -> None:
+        idle_since: float | None = None
+        while True:
+            now = self._clock()
+            pause = self.expire_due(now)
+            if pause is not None:
+                idle_since = None
+                time.sleep(min(pause, _TICK))
+                continue
+            idle_since = now if idle_since is None else idle_since
+            if now - idle_since < _IDLE_EXIT:
+                time.sleep(_TICK)
+            elif not self._stay():
+                return
+
+    def _stay(self) -> bool:
+        """Idle: end the thread, unless a deadline was armed meanwhile (then keep it, if no
+        other thread took over)."""
         with self._cond:
-            while True:
-                pause = self.expire_due(self._clock())
-                if pause is None and not self._cond.wait(timeout=1.0) and not self._heap:
-                    self._thread = None
-                    return
-                if pause is not None:
-                    self._cond.wait(timeout=pause)
+            self._thread = None
+        if not self._new:
+            return False  # an arm() after this sees no thread and starts one
+        with self._cond:
+            if self._thread is not None:
+                return False
+            self._thread = threading.current_thread()
+        return True
 
 
 class _WatchedConnection:
@@ -381,7 +414,6 @@ class _Adapter(HTTPAdapter):
         return manager
 
 
-
 # ------------------------------------------------------------------------------- the seam
 class Reply(NamedTuple):
     """An answer: its status and headers, and its body (the first ``max_answer_bytes`` of it
@@ -399,6 +431,16 @@ class NoReply(NamedTuple):
 
     error: requests.RequestException
     expired: bool
+
+
+class _Line(NamedTuple):
+    """One thread's way to the API: its session (kept for closing), the session's adapter, the
+    request headers (auth included) and the send settings, merged once."""
+
+    session: requests.Session
+    adapter: HTTPAdapter
+    headers: MutableMapping[str, str]
+    settings: dict[str, Any]
 
 
 class Transport:
@@ -445,14 +487,27 @@ class Transport:
         raise TypeError("a Transport cannot be pickled (it holds the API token)")
 
     def post(self, payload: bytes) -> Reply | NoReply:
-        """One attempt, bounded by ``deadline`` and ``max_answer_bytes``."""
-        session = self._session()
+        """One attempt, bounded by ``deadline`` and ``max_answer_bytes``.
+
+        The request is this thread's template (headers, auth, proxies and TLS settings merged
+        once per session) with ``payload`` as its body, handed straight to the adapter: no
+        per-request merging of session settings, no redirects, no cookies kept.
+        """
+        try:
+            line = self._line()
+        except requests.RequestException as exc:  # e.g. an unusable proxy setting
+            _defuse(exc)
+            return NoReply(exc, False)
+        request = requests.PreparedRequest()
+        request.method, request.url, request.body = "POST", self.url, payload
+        request.headers = line.headers.copy()
+        request.headers["Content-Length"] = str(len(payload))
         deadline = self._watchdog.arm(self.deadline)
         _attempt_local.deadline = deadline
         response: requests.Response | None = None
         try:
-            response = session.post(
-                self.url, data=payload, timeout=self.timeout, allow_redirects=False, stream=True
+            response = line.adapter.send(
+                request, stream=True, timeout=self.timeout, **line.settings
             )
             body, complete = self._read(response)
         except requests.RequestException as exc:
@@ -481,12 +536,12 @@ class Transport:
         for _, session in dead:
             session.close()
 
-    def _session(self) -> requests.Session:
-        """This thread's keep-alive session (one per thread, created on first use)."""
+    def _line(self) -> _Line:
+        """This thread's keep-alive session and request template (created on first use)."""
         local = self._local
-        session: requests.Session | None = getattr(local, "session", None)
-        if session is not None and local.generation == self._generation:
-            return session
+        line: _Line | None = getattr(local, "line", None)
+        if line is not None and local.generation == self._generation:
+            return line
         assert self._token is not None
         session = requests.Session()
         # max_retries=0: urllib3 must not retry anything by itself. Every retry decision is
@@ -499,11 +554,15 @@ class Transport:
         session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
         if self._loopback:
             session.trust_env = False  # never send sandbox traffic through an env proxy
+        template = session.prepare_request(requests.Request("POST", self.url, data=b"{}"))
+        env = session.merge_environment_settings(self.url, {}, None, None, None)
+        settings = {name: env[name] for name in ("verify", "cert", "proxies")}
+        line = _Line(session, adapter, template.headers, settings)
         with self._sessions_lock:
             self._sessions.append((threading.current_thread(), session))
             local.generation = self._generation
-        local.session = session
-        return session
+        local.line = line
+        return line
 
     def _read(self, response: requests.Response) -> tuple[bytes, bool]:
         """(body, complete): the decoded body, or its first ``max_answer_bytes`` when longer."""
