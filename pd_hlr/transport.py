@@ -8,11 +8,14 @@ token in it. What an answer means is :mod:`pd_hlr.classify`'s job.
 
 Invariants:
 
-- One keep-alive ``requests.Session`` per thread; urllib3 never retries by itself (every retry
-  is the policy's decision, so a POST is never silently resent).
+- One keep-alive ``requests.Session`` per thread, whose headers, auth, proxy and TLS settings
+  are merged once into a request template; each attempt is that template with its body, sent
+  by the session's adapter (no per-request merging, no redirects, no cookies kept). urllib3
+  never retries by itself: every retry is the policy's, so a POST is never silently resent.
 - Each attempt ends by its ``deadline`` (connect + the whole answer), whatever the server
-  trickles: a watchdog shuts the attempt's socket down; no more than ``max_answer_bytes``
-  (decoded) is ever read.
+  trickles: a watchdog thread shuts the attempt's socket down (arming a deadline takes no
+  shared lock; it may fire up to 50 ms late). No more than ``max_answer_bytes`` (decoded) is
+  ever read.
 - The token lives in a :class:`Secret` (no repr, no pickle), is sent only as the
   ``Authorization`` header, and is scrubbed from every exception (:func:`scrub_exception`) and
   echoed answer (:func:`hide_echoed_token`) before either leaves the client.

@@ -541,6 +541,18 @@ def test_row7_the_watchdog_expires_due_deadlines_only() -> None:
     assert not late.expired
 
 
+def test_row7_an_idle_watchdog_ends_unless_a_deadline_was_armed_meanwhile() -> None:
+    me = threading.current_thread()
+    dog = _Watchdog(clock=lambda: 0.0)
+    dog._thread = me  # driven by hand, as above
+    assert dog._stay() is False and dog._thread is None  # idle: the thread ends
+    dog._thread = me
+    armed = dog.arm(1.0)  # armed while the thread decides to end: it stays
+    assert dog._stay() is True and dog._thread is me
+    assert dog.expire_due(0.5) == pytest.approx(0.5) and not armed.expired
+    assert dog.expire_due(1.0) is None and armed.expired
+
+
 # ----------------------------------------------------------------------------- issue 13 row 8
 @pytest.mark.parametrize("fault", ["endless", "gzip_bomb", "huge"])
 def test_row8_an_answer_too_large_fails_fast(
