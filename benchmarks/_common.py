@@ -292,11 +292,17 @@ def build_dataset(folder: Path, rows: int, distinct: int, rows_per_file: int, se
         pq.write_table(part, folder / f"part-{i:05d}.parquet")
 
 
+#: The engine benchmarks' small mode (``--small``, what CI runs): rows, distinct, rows per file.
+SMALL = (20_000, 2_000, 5_000)
+
+
 def seed_cache(cache_dir: Path, folder: Path, api: str) -> int:
-    """Answer every lookup key the data holds, without HTTP, as cache parts (keys read with
-    ``default_region=REGION``); returns how many."""
+    """Answer every lookup key the data holds, without HTTP, through the cache's own writer
+    (keys read with ``default_region=REGION``); returns how many."""
+    from datetime import UTC, datetime
+
     from pd_hlr import pipeline, sandbox
-    from pd_hlr.cache import Entry, HLRCache, _entries_to_table
+    from pd_hlr.cache import Entry, HLRCache
     from pd_hlr.settings import LookupOptions, ValidateSettings
 
     settings = ValidateSettings.from_kwargs(default_region=REGION)
@@ -305,17 +311,12 @@ def seed_cache(cache_dir: Path, folder: Path, api: str) -> int:
         col = pq.read_table(f, columns=["phone"]).column("phone").to_pandas()
         uniq = pd.Series(pd.unique(col), dtype=object)
         keys.update(pipeline.distinct_numbers(pipeline.normalize_column(uniq, settings)))
-    cache = HLRCache(cache_dir)
     options = LookupOptions().key()
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), 250_000):
-        chunk = ordered[start : start + 250_000]
-        entries = [Entry(n, options, api, sandbox.answer(n), now) for n in chunk]
-        cache._write_part(_entries_to_table(entries))
-    return len(ordered)
+    with HLRCache(cache_dir).writer() as writer:
+        for n in sorted(keys):
+            writer.add(Entry(n, options, api, sandbox.answer(n), now))
+    return len(keys)
 
 
 class Sampler:

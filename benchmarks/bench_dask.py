@@ -61,7 +61,7 @@ from typing import Any
 
 # The dataset, the cache seeding, the samplers and the measured child process are shared with
 # bench_polars.py (which runs the pandas and Dask paths of this script alongside its own).
-from _common import Sampler, cpu_seconds, prepare_dataset, run_measured
+from _common import SMALL, Sampler, cpu_seconds, prepare_dataset, run_measured
 from _common import gib as _gb
 from _common import status_bytes as _status_bytes
 from _common import vmhwm_bytes as _peak_bytes
@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None, help="keep data here (default: a temp dir)")
     parser.add_argument(
+        "--small", action="store_true", help="CI's small mode: {:,} rows, {:,} distinct, "
+        "{:,} per file (proves the script runs; its figures mean little)".format(*SMALL)
+    )
+    parser.add_argument(
         "--limit-gb",
         type=float,
         default=None,
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", choices=("pandas", "dask"), help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.small:
+        args.rows, args.distinct, args.rows_per_file = SMALL
 
     if args.child:
         folder, cache_dir, out, url = args.paths

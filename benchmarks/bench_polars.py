@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    SMALL,
     cpu_seconds,
     gib,
     machine,
@@ -115,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows-per-file", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None, help="keep data here (default: a temp dir)")
+    parser.add_argument(
+        "--small", action="store_true", help="CI's small mode: {:,} rows, {:,} distinct, "
+        "{:,} per file (proves the script runs; its figures mean little)".format(*SMALL)
+    )
     parser.add_argument("--limit-gb", type=float, default=None, help="per-process RSS limit")
     parser.add_argument("--only", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument(
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", choices=("polars",), help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.small:
+        args.rows, args.distinct, args.rows_per_file = SMALL
 
     if args.child:
         folder, cache_dir, out, url = args.paths

@@ -1,8 +1,9 @@
-"""Generate ``data/contacts.csv``: a synthetic, deterministic contact list for pd-hlr.
+"""Generate the sample list, ``pd_hlr/datasets/contacts.csv`` (linked as ``data/contacts.csv``).
 
 Run it from the repository root (it rewrites the file byte for byte the same every time)::
 
-    python data/make_contacts.py            # → data/contacts.csv
+    python data/make_contacts.py            # → pd_hlr/datasets/contacts.csv (data/contacts.csv
+                                            #   is a link to it; the wheel ships it)
     python data/make_contacts.py --rows 500 --seed 7 --out /tmp/small.csv
 
 Every person, company and phone number is made up. The numbers are built from libphonenumber's
@@ -47,6 +48,9 @@ from pathlib import Path
 import phonenumbers
 from phonenumbers import PhoneNumberFormat as Fmt
 from phonenumbers import PhoneNumberType as Type
+
+#: The one copy of the sample: package data (``pd_hlr.datasets.contacts()``).
+PACKAGED = Path(__file__).resolve().parents[1] / "pd_hlr" / "datasets" / "contacts.csv"
 
 SEED = 20240917
 ROWS = 3000
@@ -487,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("contacts.csv"))
+    parser.add_argument("--out", type=Path, default=PACKAGED)
     args = parser.parse_args(argv)
     rows = make_rows(args.rows, args.seed)
     write_csv(args.out, rows)

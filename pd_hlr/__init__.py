@@ -19,6 +19,7 @@ The token comes from ``HLRClient(token=...)`` or ``PROVERO_API_TOKEN``. The embe
 from __future__ import annotations
 
 from . import accessor as _accessor  # registers DataFrame.hlr and Series.hlr
+from . import datasets
 from .cache import HLRCache
 from .client import HLRClient
 from .errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "__version__",
+    "datasets",
 ]
 
 del _accessor

@@ -13,7 +13,8 @@ one with phonenumbers on many generated numbers of every region.
 * `classify`: ``region_code_for_number``, ``number_type``, ``is_possible_number_with_reason``.
 * `format_national`, `format_international`, `national_digits`: ``format_number``.
 * `natural_national_readings`: the valid numbers whose own country writes them nationally as
-  exactly some digits; `fixed_length_range`: whether a number's range has a fixed length.
+  exactly some digits (`written_nationally`); `fixed_length_range`: whether a number's range
+  has a fixed length.
 
 Inputs are pyarrow string arrays of ASCII digits (no ``+``, no separators) unless said otherwise.
 """
@@ -59,6 +60,8 @@ __all__ = [
     "split_country_code",
     "strip_idd",
     "strip_national_prefix",
+    "trunk_prefix",
+    "written_nationally",
 ]
 
 LARGE = pa.large_string()
@@ -237,6 +240,14 @@ def main_metadata(cc: int) -> PhoneMetadata | None:
     if not regions:
         return None
     return PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
+
+
+@cache
+def trunk_prefix(cc: int) -> str | None:
+    """The trunk prefix of a country calling code's main region (``"0"`` for 44, None for 39:
+    Italian numbers keep their leading 0 after the country code)."""
+    md = main_metadata(cc)
+    return md.national_prefix if md is not None else None
 
 
 @cache
@@ -750,8 +761,19 @@ def _format_nsn(cc: np.ndarray, nsn: pa.Array, international: bool) -> tuple[pa.
     """``_format_nsn``: each national number laid out by the first of its country's formats
     that fits it (``_choose_formatting_pattern_for_number``), or as it is when none does; and
     whether a format fitted (or the country has none, so bare digits are its format)."""
+    out, covered, _ = _format_nsn_optional(cc, nsn, international)
+    return out, covered
+
+
+def _format_nsn_optional(
+    cc: np.ndarray, nsn: pa.Array, international: bool
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """`_format_nsn`, and whether the format that fitted lets the trunk prefix out
+    (``national_prefix_optional_when_formatting``: India, Turkey, Russia ... write their
+    numbers with or without it)."""
     out = nsn.cast(LARGE)
     covered = np.zeros(cc.size, dtype=bool)
+    optional = np.zeros(cc.size, dtype=bool)
     for c, idx in groups(cc):
         md = main_metadata(c)
         if md is None:
@@ -775,8 +797,9 @@ def _format_nsn(cc: np.ndarray, nsn: pa.Array, international: bool) -> tuple[pa.
                 written = pc.replace_substring_regex(sub.filter(pa.array(ok)), fmt.pattern, rule)
                 out = scatter(out, remaining[ok], written)
                 covered[remaining[ok]] = True
+                optional[remaining[ok]] = bool(fmt.national_prefix_optional_when_formatting)
             remaining = remaining[~ok]
-    return out, covered
+    return out, covered, optional
 
 
 def format_national(cc: np.ndarray, nsn: pa.Array) -> pa.Array:
@@ -795,6 +818,28 @@ def format_international(cc: np.ndarray, nsn: pa.Array) -> pa.Array:
 def national_digits(cc: np.ndarray, nsn: pa.Array) -> pa.Array:
     """The digits of `format_national`, trunk prefix included."""
     return pc.replace_substring_regex(format_national(cc, nsn), r"\D", "").cast(LARGE)
+
+
+def written_nationally(cc: np.ndarray, nsn: pa.Array, digits: pa.Array) -> np.ndarray:
+    """Whether each number's own country writes it nationally as exactly ``digits``: the digits
+    of ``format_number(number, NATIONAL)`` by a format that fits the number (a number no
+    format fits has no national writing), or those digits without the trunk prefix where the
+    format lets it out (``national_prefix_optional_when_formatting``: ``9876543210`` is how
+    India writes +91 98765 43210 as often as ``098765 43210``)."""
+    if not cc.size:
+        return np.zeros(0, dtype=bool)
+    written, covered, optional = _format_nsn_optional(cc, nsn, international=False)
+    written = pc.replace_substring_regex(written, r"\D", "").cast(LARGE)
+    natural = covered & _bools(pc.equal(written, digits))
+    for c, idx in groups(cc):
+        md = main_metadata(c)
+        prefix = md.national_prefix if md is not None else None
+        idx = idx[optional[idx] & ~natural[idx]]
+        if not prefix or not idx.size:
+            continue
+        with_prefix = _join([prefix, take(digits, idx)], idx.size)
+        natural[idx] = _bools(pc.equal(take(written, idx), with_prefix))
+    return natural
 
 
 @dataclass(frozen=True)
@@ -853,10 +898,12 @@ def _natural_forms() -> tuple[_NaturalForm, ...]:
                 nsn_lengths |= set(rmd.general_desc.possible_length)
         by_prefix: dict[str, list[str]] = {}
         for fmt in md.number_format:
+            lead = fmt.leading_digits_pattern[-1] if fmt.leading_digits_pattern else r"\d"
             prefix = _format_prefix(fmt)
             if prefix is not None:
-                lead = fmt.leading_digits_pattern[-1] if fmt.leading_digits_pattern else r"\d"
                 by_prefix.setdefault(prefix, []).append(lead)
+            if fmt.national_prefix_optional_when_formatting and prefix != "":
+                by_prefix.setdefault("", []).append(lead)  # the number without its trunk
         if not md.number_format:  # no format: the national number is written as it is
             by_prefix[""] = [r"\d"]
         for prefix, leads in by_prefix.items():
@@ -921,7 +968,9 @@ def _natural_forms_by_length() -> dict[int, tuple[_NaturalForm, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+def natural_national_readings(
+    digits: pa.Array, possible: bool = False
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """The valid numbers whose own country writes them nationally as exactly these digits
     (the digits of ``format_number(number, NATIONAL)``), for digit strings that start with 1-9:
     rows (into ``digits``), country codes and national numbers.
@@ -945,7 +994,7 @@ def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray,
         sub = take(digits, cand)
         for form in forms:
             found = search(sub, form.pattern)
-            if found.sum() > VECTOR_MIN_GROUP:  # worth compiling the big pattern
+            if not possible and found.sum() > VECTOR_MIN_GROUP:  # worth the big pattern
                 found[found] = search(sub.filter(pa.array(found)), form.valid_pattern)
             hit = cand[found]
             rows.append(hit)
@@ -963,10 +1012,10 @@ def natural_national_readings(digits: pa.Array) -> tuple[np.ndarray, np.ndarray,
         if width:
             nsn = pc.if_else(pa.array(cut == width), pc.utf8_slice_codeunits(nsn, int(width)), nsn)
     nsn = nsn.cast(LARGE)
-    region, ntype, _ = classify(cc, nsn)
+    region, ntype, poss = classify(cc, nsn)
     valid = is_valid(region, ntype)
+    if possible:  # (``possible=True``: possible numbers too)
+        valid |= poss == ValidationResult.IS_POSSIBLE
     row, cc, nsn = row[valid], cc[valid], nsn.filter(pa.array(valid))
-    written, covered = _format_nsn(cc, nsn, international=False)
-    written = pc.replace_substring_regex(written, r"\D", "")
-    natural = covered & _bools(pc.equal(written, take(digits, row)))
+    natural = written_nationally(cc, nsn, take(digits, row))
     return row[natural], cc[natural], nsn.filter(pa.array(natural))

@@ -34,6 +34,8 @@ _ON_RESULTS = (
     ("live() / dead() / invalid()", "filters by status"),
     ("plot()", "status breakdown and top networks (the plot extra)"),
     ("to_parquet(path)", "parquet with the run's options and report in its metadata"),
+    ("to_excel(path)", "xlsx: the rows, and the run report on a second sheet (excel extra)"),
+    ("to_csv(path)", "CSV, text cells safe from spreadsheet formula injection"),
 )
 
 
@@ -172,6 +174,30 @@ class HLRFrameAccessor:
         True
         """
         analysis.to_parquet(self._obj, path, **kwargs)
+
+    def to_excel(self, path: str | Path, *, escape_formulas: bool = True, **kwargs: Any) -> None:
+        """Write ``.xlsx`` (the ``excel`` extra): the rows, then the run report on a second
+        sheet; timestamps as naive UTC (noted); text that would run as a formula prefixed with
+        ``'`` unless ``escape_formulas=False`` (see :func:`pd_hlr.analysis.to_excel`).
+
+        >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
+        >>> out.hlr.to_excel("enriched.xlsx")
+        >>> pd.read_excel("enriched.xlsx", sheet_name="report").shape[1]
+        3
+        """
+        analysis.to_excel(self._obj, path, escape_formulas=escape_formulas, **kwargs)
+
+    def to_csv(self, path: str | Path, *, escape_formulas: bool = True, **kwargs: Any) -> None:
+        """``to_csv`` (no index; atomic) with text that would run as a spreadsheet formula
+        prefixed with ``'`` unless ``escape_formulas=False`` (see
+        :func:`pd_hlr.analysis.to_csv`).
+
+        >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
+        >>> out.hlr.to_csv("enriched.csv.gz")
+        >>> len(pd.read_csv("enriched.csv.gz"))
+        4
+        """
+        analysis.to_csv(self._obj, path, escape_formulas=escape_formulas, **kwargs)
 
 
 @pd.api.extensions.register_series_accessor("hlr")

@@ -753,3 +753,129 @@ def to_parquet(
         meta[b"PANDAS_ATTRS"] = json.dumps(frame.attrs, default=str).encode()
     table = table.replace_schema_metadata(meta)
     write_atomically(path, lambda tmp: pq.write_table(table, tmp, **kwargs))
+
+
+#: Rows a worksheet holds (Excel's limit, the header included).
+EXCEL_MAX_ROWS = 1_048_576
+RESULTS_SHEET, REPORT_SHEET = "results", "report"
+
+
+def _excel_times(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Timezone-aware columns as naive UTC (Excel has no time zones), and their names."""
+    names: list[str] = []
+    out = frame
+    for i in range(frame.shape[1]):
+        col = frame.iloc[:, i]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            if out is frame:
+                out = frame.copy(deep=False)
+            out.isetitem(i, col.dt.tz_convert("UTC").dt.tz_localize(None))
+            names.append(str(frame.columns[i]))
+    return out, names
+
+
+def _report_rows(frame: pd.DataFrame, utc_columns: list[str], escaped: bool) -> pd.DataFrame:
+    """The second sheet: the run report, the run's options, and how to read the first sheet."""
+    info = run_info(frame)
+    rows: list[tuple[str, str, Any]] = []
+    report = info.get("report")
+    if isinstance(report, dict):
+        for key, value in report.items():
+            shown = json.dumps(value) if isinstance(value, dict | list) else value
+            rows.append(("report", key, shown))
+    for key, value in sorted(info.items()):
+        if key not in ("report", "columns"):
+            shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
+            rows.append(("run", key, shown))
+    if utc_columns:
+        rows.append(("note", "time zone", f"{', '.join(utc_columns)}: UTC (written without a "
+                                          "zone: Excel has none)"))
+    if escaped:
+        rows.append(("note", "formulas", "text cells that start like a formula (=, +, -, @, "
+                                         "tab, CR) begin with ' so no spreadsheet runs them"))
+    return pd.DataFrame(rows, columns=["section", "key", "value"]).astype({"value": object})
+
+
+def to_excel(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    escape_formulas: bool = True,
+    sheet_name: str = RESULTS_SHEET,
+    **kwargs: Any,
+) -> None:
+    """Write an ``.xlsx`` workbook (the ``excel`` extra): the rows on the first sheet, the run
+    report and the run's options on a second (``report``).
+
+    Timestamps (``hlr_checked_at``) are written as naive UTC, said in the header cell's comment
+    and on the report sheet. Text cells that a spreadsheet would run as a formula (OWASP's rule:
+    starting with ``=``, ``+``, ``-``, ``@``, tab, CR, e.g. a network name
+    ``=HYPERLINK(...)`` from a compromised API) get a leading ``'``; plain numbers such as
+    ``+447400123456`` are left alone; ``escape_formulas=False`` writes them as they are (as
+    text, never as formulas). Written to a temp file, then renamed into place.
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
+    >>> out.hlr.to_excel("enriched.xlsx")
+    >>> book = pd.read_excel("enriched.xlsx", sheet_name=None)
+    >>> list(book), len(book["results"]) == len(out)
+    (['results', 'report'], True)
+    """
+    from ._io import escape_formula_cells, write_atomically
+
+    try:
+        import openpyxl  # noqa: F401
+        from openpyxl.comments import Comment
+    except ImportError:
+        raise ImportError("writing .xlsx needs the excel extra: pip install 'pd-hlr[excel]'") \
+            from None
+    if len(frame) >= EXCEL_MAX_ROWS:
+        raise ValueError(
+            f"{len(frame):,} rows do not fit in an Excel sheet ({EXCEL_MAX_ROWS - 1:,} at "
+            "most): write parquet or CSV instead"
+        )
+    rows, utc_columns = _excel_times(frame)
+    escaped = escape_formulas
+    if escape_formulas:
+        rows = escape_formula_cells(rows)
+    report = _report_rows(frame, utc_columns, escaped)
+    if escape_formulas:
+        report = escape_formula_cells(report)
+    index = kwargs.pop("index", False)
+
+    def write(tmp: Path) -> None:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            rows.to_excel(writer, sheet_name=sheet_name, index=index, **kwargs)
+            report.to_excel(writer, sheet_name=REPORT_SHEET, index=False)
+            sheet = writer.sheets[sheet_name]
+            offset = rows.index.nlevels if index else 0
+            for i, name in enumerate(map(str, rows.columns)):
+                if name in utc_columns:
+                    sheet.cell(row=1, column=offset + i + 1).comment = Comment("UTC", "pd-hlr")
+            if not escape_formulas:  # written as they are, but as text: never as formulas
+                for row in sheet.iter_rows(min_row=2):
+                    for cell in row:
+                        if cell.data_type == "f":
+                            cell.data_type = "s"
+
+    write_atomically(path, write)
+
+
+def to_csv(
+    frame: pd.DataFrame, path: str | Path, *, escape_formulas: bool = True, **kwargs: Any
+) -> None:
+    """``frame.to_csv(path, index=False, **kwargs)`` written atomically, its text cells that a
+    spreadsheet would run as a formula prefixed with ``'`` (plain numbers such as
+    ``+447400123456`` are left alone) unless ``escape_formulas=False``.
+
+    >>> out = df.hlr.validate("phone", default_region="GB", client=client, cache=False)
+    >>> out.hlr.to_csv("enriched.csv")
+    >>> pd.read_csv("enriched.csv", dtype=str)["to"].dropna().tolist()
+    ['+447400123456', '+447400123457']
+    """
+    from ._io import COMPRESSIONS, escape_formula_cells, write_atomically
+
+    rows = escape_formula_cells(frame) if escape_formulas else frame
+    kwargs.setdefault("index", False)
+    # by the final name (the temp file's name ends in .tmp): "x.csv.gz" is gzip-compressed
+    kwargs.setdefault("compression", COMPRESSIONS.get(Path(path).suffix.lower()))
+    write_atomically(path, lambda tmp: rows.to_csv(tmp, **kwargs))

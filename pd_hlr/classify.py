@@ -265,7 +265,11 @@ def excerpt(body: str | bytes | None, limit: int = EXCERPT_CHARS) -> str:
 
 
 #: urllib3's Retry-After parser, without its silent 6-hour cap (the policy decides what is long).
-_RETRY_AFTER = Retry(0, retry_after_max=sys.maxsize)
+#: urllib3 < 2.7 has no cap and no ``retry_after_max`` argument.
+try:
+    _RETRY_AFTER = Retry(0, retry_after_max=sys.maxsize)
+except TypeError:  # urllib3 2.0-2.6
+    _RETRY_AFTER = Retry(0)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -202,6 +202,39 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
         metavar="SHEET",
         help="Excel sheet: its name or position (1 = the first, the default)",
     )
+    p.add_argument(
+        "--sep",
+        type=_separator,
+        default=None,
+        metavar="SEP",
+        help="CSV/TSV separator, e.g. ';' or tab (default: by the suffix, or sniffed from "
+        "the header when unambiguous)",
+    )
+    p.add_argument(
+        "--encoding",
+        type=_encoding,
+        default=None,
+        metavar="ENC",
+        help="CSV/TSV text encoding, e.g. cp1252, latin-1, utf-16 (default: UTF-8, else "
+        "cp1252, else Latin-1, with a note)",
+    )
+
+
+def _separator(text: str) -> str:
+    """``--sep``: one character; ``tab`` or ``\\t`` for a tab."""
+    sep = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(f"a separator is one character (or 'tab'), not {text!r}")
+    return sep
+
+
+def _encoding(text: str) -> str:
+    import codecs
+
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {text!r}") from None
 
 
 def _add_lookup_options(p: argparse.ArgumentParser) -> None:
@@ -223,7 +256,7 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
         "--default-region", default=None, metavar="XX", help=_doc("default_region")
     )
     sent.add_argument(
-        "--strict", action="store_true", help=_doc("strict")
+        "--strict", action=argparse.BooleanOptionalAction, default=None, help=_doc("strict")
     )
     sent.add_argument(
         "--only-mobile", action="store_true", help=_doc("only_mobile")
@@ -348,10 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         default=None,
         metavar="PATH",
-        help="output .parquet, .csv or .tsv (also .csv.gz ...); a folder for the dask engine "
-        "(default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
+        help="output .parquet, .csv, .tsv (also .csv.gz ...) or .xlsx; a folder for the dask "
+        "engine (default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
     )
     out.add_argument("--force", action="store_true", help="overwrite an existing output")
+    out.add_argument(
+        "--no-escape-formulas",
+        dest="escape_formulas",
+        action="store_false",
+        help="CSV/TSV/xlsx: write text cells that start like a spreadsheet formula (=, +, -, @, "
+        "tab, CR) as they are; by default they get a leading ' (plain numbers never do)",
+    )
     out.add_argument(
         "--prefix",
         default="",
@@ -425,7 +465,42 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_sandbox_options(s)
+    _add_demo_parser(sub, common)
     return parser
+
+
+#: The README's main job, on the sample list that ships with pd-hlr (``pd-hlr demo``).
+DEMO_OPTIONS = ("--column", "phone", "--default-region", "GB", "--detailed", "--route",
+                "detailed", "--sandbox")
+DEMO_OUT = "contacts.hlr.parquet"
+
+
+def _add_demo_parser(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser(
+        "demo",
+        parents=common,
+        help="enrich the bundled sample list against the embedded sandbox",
+        description="The README's main job, from any folder, no account or file needed: "
+        "validate the sample contact list that ships with pd-hlr (pd_hlr.datasets.contacts()) "
+        "against the embedded sandbox (synthetic answers) and write the enriched table. "
+        f"The same as: pd-hlr validate CONTACTS {' '.join(DEMO_OPTIONS)} --out {DEMO_OUT}",
+        epilog=_examples(
+            "pd-hlr demo",
+            "pd-hlr demo --out contacts.hlr.xlsx --force",
+        ),
+    )
+    d.add_argument(
+        "--out",
+        "-o",
+        default=DEMO_OUT,
+        metavar="PATH",
+        help=f"output .parquet, .csv, .tsv or .xlsx (default: {DEMO_OUT})",
+    )
+    d.add_argument("--force", action="store_true", help="overwrite an existing output")
+    d.add_argument("--cache", default=None, metavar="DIR", help=_CACHE_HELP)
+    d.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_json_option(d)
 
 
 # --- the sandbox command's options, generated from sandbox.Faults ------------------------------
@@ -615,10 +690,13 @@ def _cache_arg(args: argparse.Namespace) -> Any:
 
 
 def _require_column(columns: Any, args: argparse.Namespace) -> None:
+    from .pipeline import column_hint
+
     for name in (args.column, getattr(args, "region_column", None)):
         if name is not None and name not in columns:
             listed = ", ".join(map(str, columns)) or "(none)"
-            raise InputError(f"no column {name!r} in {args.input}; columns: {listed}")
+            hint = column_hint(name, list(columns))
+            raise InputError(f"no column {name!r} in {args.input}{hint}; columns: {listed}")
 
 
 def _engine(args: argparse.Namespace) -> str:
@@ -634,7 +712,7 @@ def _read_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
     """The input as a lazy Dask frame, and the Dask face (an error naming the extra without)."""
     from . import _io
 
-    ddf = _io.read_dataset(args.input)
+    ddf = _io.read_dataset(args.input, sep=args.sep, encoding=args.encoding)
     _require_column(ddf.columns, args)
     try:
         from . import dask as hlr_dask
@@ -646,7 +724,8 @@ def _read_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
 def _read(args: argparse.Namespace) -> Any:
     from . import _io
 
-    frame = _io.read_table(args.input, column=args.column, sheet=args.sheet, notify=_note)
+    frame = _io.read_table(args.input, column=args.column, sheet=args.sheet, notify=_note,
+                           sep=args.sep, encoding=args.encoding)
     _require_column(frame.columns, args)
     return frame
 
@@ -704,7 +783,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         out = frame.hlr.validate(
             args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
         )
-    _io.write_table(out, out_path)
+    _io.write_table(out, out_path, replace=args.force, escape_formulas=args.escape_formulas)
     print(f"wrote {len(out):,} rows to {out_path}", file=sys.stderr)
     report = out.hlr.report()
     _print_result(args, out.hlr.summary(), report, out_path)
@@ -732,15 +811,23 @@ def _validate_dataset(args: argparse.Namespace, out_path: str) -> int:
         )
     info = dict(out._meta.attrs.get(analysis.ATTRS_KEY) or {})
     info["pd_hlr_version"] = __version__
-    write = out.to_parquet(
-        out_path,
-        write_index=out.index.name is not None,
-        overwrite=Path(out_path).is_dir() and args.force,
-        compute=False,
-        custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
-        name_function=lambda i: f"part.{i:06d}.parquet",
-    )
-    _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
+    final = Path(out_path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")  # published whole, at the end
+    try:
+        write = out.to_parquet(
+            tmp,
+            write_index=out.index.name is not None,
+            compute=False,
+            custom_metadata={b"pd_hlr": json.dumps(info, default=str, sort_keys=True).encode()},
+            name_function=lambda i: f"part.{i:06d}.parquet",
+        )
+        _, counts = dask.compute(write, hlr_dask.summary_parts(out, settings.prefix))
+        _io.publish(tmp, final, replace=args.force)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     rows = int(counts.loc[counts["section"] == analysis.ROWS_KEY, "rows"].sum())
     print(f"wrote {rows:,} rows to {out_path}/", file=sys.stderr)
     report = report_of(out._meta)
@@ -758,7 +845,8 @@ def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
         out_path += ".parquet"  # one file, not the dask engine's folder
     _io.check_output(out_path, source=args.input, force=args.force)
     _io.check_polars_output(out_path, args.input)
-    frame = _io.scan_polars(args.input)  # first: without the extra, an InputError naming it
+    # first: without the extra, an InputError naming it
+    frame = _io.scan_polars(args.input, sep=args.sep, encoding=args.encoding)
     from . import polars as hlr_polars
 
     _require_column(frame.collect_schema().names(), args)
@@ -767,7 +855,7 @@ def _validate_polars(args: argparse.Namespace, out_path: str) -> int:
             out = frame.hlr.validate(
                 args.column, client=client, cache=_cache_arg(args), **_settings_kwargs(args)
             )
-        _io.sink_polars(out, out_path)
+        _io.sink_polars(out, out_path, replace=args.force, escape_formulas=args.escape_formulas)
     report = out.hlr.report()
     print(f"wrote {report.rows:,} rows to {out_path}", file=sys.stderr)
     written = _io.scan_polars(out_path) if _io.output_format(out_path).kind == "parquet" else out
@@ -794,7 +882,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if _engine(args) == "polars":
         from . import _io
 
-        scanned = _io.scan_polars(args.input)
+        scanned = _io.scan_polars(args.input, sep=args.sep, encoding=args.encoding)
         _require_column(scanned.collect_schema().names(), args)
 
         def estimate(client: Any) -> Any:
@@ -832,7 +920,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
         _emit(json.dumps(est.to_dict(), default=str, indent=2))
     else:
-        _emit("\n".join(f"{key:>12}: {value}" for key, value in est.to_dict().items()))
+        _emit(f"{est}. Nothing was sent (--json for the figures).")
     return EXIT_OK
 
 
@@ -940,11 +1028,24 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``pd-hlr validate`` on the bundled sample with the README's options, in the sandbox."""
+    from .datasets import contacts_file
+
+    with contacts_file() as sample:
+        argv = ["validate", str(sample), *DEMO_OPTIONS, "--out", args.out]
+        argv += ["--force"] * args.force + ["--no-cache"] * args.no_cache
+        argv += ["--no-progress"] * args.no_progress + ["--json"] * args.json
+        argv += ["--cache", args.cache] if args.cache else []
+        return cmd_validate(build_parser().parse_args(argv))
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "estimate": cmd_estimate,
     "cache": cmd_cache,
     "sandbox": cmd_sandbox,
+    "demo": cmd_demo,
 }
 
 

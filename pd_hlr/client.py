@@ -189,7 +189,9 @@ class HLRClient:
         base_url: default ``$PROVERO_BASE_URL``, else ``https://api.provero.io``. Must be
             https; plain http only for loopback hosts (a local sandbox), else ``ValueError``.
         timeout: ``(connect, read)`` seconds per socket operation, or one number for both.
-        max_retries, backoff_factor, backoff_max: shortcuts for the same fields of ``retry``.
+        max_retries: a shortcut for the same field of ``retry``.
+        backoff_factor: a shortcut for the same field of ``retry``.
+        backoff_max: a shortcut for the same field of ``retry``.
         rate_limit: requests/second shared by all threads of this client (None = no limit).
             The limiter runs at 97% of it (see ``RATE_HEADROOM``).
         workers: default thread count of :meth:`lookup_many`.

@@ -16,20 +16,25 @@ The work happens once per *distinct* raw value (the cells are factorized first),
    ``invalid`` with its type in the reason. No cell can raise.
 2. **Text**: Unicode NFKC, every Unicode decimal digit to ASCII, Unicode spaces and dashes to
    separators; then wrappers come off (spreadsheet apostrophe, quotes, ``="..."``, trailing
-   punctuation, a doubled ``+``), as do leading labels (``Tel:``, ``Mobile``, ``Тел.`` ...) and
-   extensions (``ext. 12``, ``x12``, ``доб. 12`` ...), each noted in ``hlr_note``. Floats
-   written as text (``447400123456.0``, ``4.47400123456e11``) are read as their digits; a
+   punctuation, a doubled ``+``), as do leading labels (``Tel:``, ``Mobile``, ``Тел.`` ...),
+   extensions (``ext. 12``, ``x12``, ``доб. 12`` ...) and words in brackets (``(24h)``,
+   ``(Freephone)``; ``(old)`` makes the cell invalid), each noted in ``hlr_note``; a bracketed
+   ``(0)`` after the country code goes where that country's trunk prefix is 0. Floats written
+   as text (``447400123456.0``, ``...456.000000``, ``4.47400123456e11``) are read as digits; a
    scientific rendering that lost digits (``4.47911E+11``) is invalid, never filled with zeros.
 3. **Readings** (`pd_hlr._numbering`, a vectorised mirror of libphonenumber's metadata): the
    international reading (after ``+``, the default region's own international prefix, ``00``,
    or of the bare digits) and the national reading in ``default_region``.
 4. **Decision** between them, by the table; then the verdicts: not a possible number →
-   ``invalid``; possible but not valid → sent with a note (``strict=True`` withholds it); a key
-   outside the API's 10–15 characters → ``invalid``.
+   ``invalid``; possible but not valid → sent with a note when read as international (the
+   metadata lags new ranges), ``invalid`` when read as a national number of the region (often
+   another country's number); ``strict=True`` withholds both, ``strict=False`` sends both; a
+   key outside the API's 10–15 characters → ``invalid``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -98,6 +103,10 @@ NOTE_NOT_VALID = (
 NOTE_FLOAT_TEXT = "written as a float (e.g. 4.47e11) in the source; read as its digits"
 NOTE_INTL_DIGITS = "digits without '+' read as international"
 ERR_NOT_VALID = "not a valid number per libphonenumber metadata"
+ERR_NOT_VALID_NATIONAL = (
+    "{reading}: not a valid number per libphonenumber metadata, so not sent (another "
+    "country's number?; strict=False sends it)"
+)
 ERR_LETTERS = "contains letters"
 ERR_VANITY = "letters in the number: vanity numbers such as 1-800-FLOWERS are not converted"
 ERR_MISSING = "no phone number in the cell"
@@ -173,9 +182,18 @@ _RE_CONTROL = r"[\x{00}-\x{08}\x{0E}-\x{1F}\x{7F}-\x{9F}]"
 _RE_NON_ASCII = r"[^\x{00}-\x{7F}]"
 _RE_LETTER = r"\pL"
 _RE_VANITY = r"^\+?[\d\s\-.()/]*(?:[A-Za-z][\d\s\-.()/]*){2,}$"  # + ≥ 3 digits, below
-_RE_FLOAT_WHOLE = r"^[1-9]\d{5,}\.0{1,2}$"  # "447400123456.0", as pandas / Python write floats
+_RE_FLOAT_WHOLE = r"^[1-9]\d*\.0+$"  # "447400123456.0", "...456.000000" (printf %f)
 _RE_FLOAT_SCI = r"^[+]?\d(?:[.,]\d+)?[eE][+-]?\d{1,3}$"  # "4.47400123456e11", "4.47911E+11"
 _RE_BRACKET_CLUE = r"^\(\s*\d"
+_ANNOTATION = r"[(\[](?P<word>[^()\[\]\d]*\pL[^()\[\]]*|\d+\s*\pL[^()\[\]]*)[)\]]"  # word(s)
+_RE_ANNOTATION_BEFORE = rf"^{_ANNOTATION}[\s:\-]*(?P<rest>[+(\d].*)$"  # "(Freephone) 0800 ..."
+_RE_ANNOTATION_AFTER = rf"^(?P<rest>.*\d[)\]]?)\s*[,;]?\s*{_ANNOTATION}$"  # "... (24h)", "(ext. 2)"
+_RE_EXT_WORD = rf"(?i)^(?:{_EXT})\.?\s*[:=.#]?\s*(?P<ext>\d{{1,10}})$"
+#: Annotations that say the number is not to be used: the cell is not read.
+_RE_DO_NOT_USE = (
+    r"(?i)\b(?:old|former|previous|wrong|invalid|disconnected|dead|deceased|inactive|"
+    r"obsolete|fake|test|do\s*not|don'?t|no\s+longer|not\s+in\s+service|unsubscribed)\b"
+)
 _RE_TRUNK_IN_BRACKETS = r"^\+\s*(\d{1,3})[\s\-.]*\(\s*0\s*\)"  # "+44 (0) 1302 ...": a trunk 0
 
 
@@ -207,6 +225,10 @@ DECISION_TABLE: tuple[DecisionRow, ...] = (
     DecisionRow("national format: trunk 0", "07911 123456", "GB"),
     DecisionRow("national format: brackets", "(201) 555-0123", "US"),
     DecisionRow("national format: brackets, not a valid number", "(358)956-9256", "US"),
+    DecisionRow("national format, not a valid number (another country's)", "06 89 80 78 86", "GB"),
+    DecisionRow("bare digits: another country's number, valid there", "4938352808", "GB"),
+    DecisionRow("bare digits: a national number in several countries", "3232861639", "IT"),
+    DecisionRow("bare digits: written without an optional trunk 0", "4902084369", "IN"),
     DecisionRow("bare digits with a country code (CRM export)", "447911123456", "GB"),
     DecisionRow("bare digits that also read as a national number", "2015550123", "US"),
     DecisionRow("bare digits: a national number elsewhere", "15526018159", "CN"),
@@ -214,6 +236,7 @@ DECISION_TABLE: tuple[DecisionRow, ...] = (
     DecisionRow("bare digits: the region's own code", "491701234567", "DE"),
     DecisionRow("a whole number that lost its trunk 0", 1302778473, "GB"),
     DecisionRow("a float from a CSV", 447911123456.0, "GB"),
+    DecisionRow("a float printed with six decimals", "447911123456.000000", "GB"),
     DecisionRow("float text", "4.47911123456e11", "GB"),
     DecisionRow("scientific text that lost digits", "4.47911E+11", "DE"),
     DecisionRow("national, a dot in it", "0207946.0000", "GB"),
@@ -223,11 +246,17 @@ DECISION_TABLE: tuple[DecisionRow, ...] = (
     DecisionRow("quotes, trailing punctuation", '"+44 7911 123456";', "GB"),
     DecisionRow("doubled +", "++44 7911 123456", "GB"),
     DecisionRow("label and extension", "Mobile: +44 7911 123456 ext. 12", "GB"),
+    DecisionRow("words in brackets", "Tel. (01234) 567890 (24h)", "GB"),
+    DecisionRow("words in brackets saying not to use it", "+44 7911 123456 (old)", "GB"),
+    DecisionRow("a katakana long-vowel mark as a dash", "090ー1234ー5678", "JP"),
+    DecisionRow("a bracketed (0) that is part of the number", "+39 (0)6 6988 3000", "IT"),
     DecisionRow("extension in another language", "+7 912 345-67-89 доб. 12", "RU"),
     DecisionRow("vanity letters", "1-800-FLOWERS", "US"),
     DecisionRow("unknown country code", "+999 1234 5678", "GB"),
     DecisionRow("not a possible number", "+44 7911 1234", "GB"),
     DecisionRow("possible, not valid (unassigned range)", "+1 200 555 0123", "US"),
+    DecisionRow("the same after `00`", "001 200 555 0123", "GB"),
+    DecisionRow("`00`, or a longer international prefix (AU's `0011`)", "0011 61 16 312 34", "AU"),
     DecisionRow("valid, but shorter than the API accepts", "+683 4002", "NU"),
     DecisionRow("blank or a null word", "n/a", "GB"),
     DecisionRow("not a phone number at all (a list)", ["+44 7911 123456"], "GB"),
@@ -273,7 +302,7 @@ def normalize(
     default_region: str | None = None,
     regions: pd.Series | Iterable[Any] | RegionColumn | None = None,
     msisdn: bool = True,
-    strict: bool = False,
+    strict: bool | None = None,
     only_mobile: bool = False,
     ambiguous: Literal["skip", "international", "national"] = "skip",
 ) -> pd.DataFrame:
@@ -284,7 +313,11 @@ def normalize(
     cell raises: each gets a key or a verdict (`LOCAL_VERDICTS`).
 
     ``default_region`` reads national numbers (and decides bare digits, see the module doc);
-    ``strict=True`` withholds numbers libphonenumber does not know as valid;
+    ``strict`` decides numbers that are possible but that libphonenumber does not know as
+    valid: ``None`` (default) withholds a national reading of them (digits written without
+    ``+``/``00`` and read in ``default_region``: often another country's number) and sends an
+    international one with a note (metadata lags new ranges); ``True`` withholds both,
+    ``False`` sends both with a note;
     ``only_mobile=True`` skips numbers that are certainly not mobile (`NOT_MOBILE_TYPES`);
     ``msisdn=False`` keeps the content of cells that are not a possible number as written
     (for the API's non-canonical mode), while every possible number still gets its E.164 key;
@@ -306,8 +339,9 @@ def normalize(
     [<NA>, <NA>, 'missing', 'invalid']
     >>> out["hlr_number_type"].tolist()
     ['mobile', 'fixed_line', <NA>, <NA>]
-    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]
-    'ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)'
+    >>> normalize(pd.Series(["2015550123"]))["hlr_error"].iloc[0]  # doctest: +NORMALIZE_WHITESPACE
+    'ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX),
+     +20 15 550123 (international) or 1 more reading'
     """
     series = _as_series(values)
     codes, state = _normalize_distinct(
@@ -322,7 +356,7 @@ def normalize_cells(
     default_region: str | None = None,
     regions: pd.Series | Iterable[Any] | RegionColumn | None = None,
     msisdn: bool = True,
-    strict: bool = False,
+    strict: bool | None = None,
     only_mobile: bool = False,
     ambiguous: Literal["skip", "international", "national"] = "skip",
 ) -> tuple[np.ndarray, pd.DataFrame]:
@@ -350,7 +384,7 @@ def _normalize_distinct(
     series: pd.Series,
     default_region: str | None,
     msisdn: bool,
-    strict: bool,
+    strict: bool | None,
     only_mobile: bool,
     ambiguous: str,
     regions: Any = None,
@@ -360,6 +394,8 @@ def _normalize_distinct(
     region = _check_region(default_region)
     if ambiguous not in AMBIGUOUS_CHOICES:
         raise ValueError(f"ambiguous must be one of {AMBIGUOUS_CHOICES}, got {ambiguous!r}")
+    if strict is not None and not isinstance(strict, bool | np.bool_):
+        raise TypeError(f"strict must be None, True or False, got {strict!r}")
     if ambiguous == "national" and region is None and regions is None:
         raise ValueError("ambiguous='national' needs a default_region to read national numbers")
     codes, uniq = _factorize(series)
@@ -375,7 +411,8 @@ def _normalize_distinct(
 
 
 def _read_distinct(
-    uniq: Any, region: str | None, msisdn: bool, strict: bool, only_mobile: bool, ambiguous: str
+    uniq: Any, region: str | None, msisdn: bool, strict: bool | None, only_mobile: bool,
+    ambiguous: str,
 ) -> _State:
     """Every verdict for distinct raw values ``uniq``, read in ``region``."""
     state = _State(len(uniq))
@@ -709,7 +746,7 @@ def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
         keep = np.ones(idx.size, dtype=bool)
         keep[sub[done]] = False
         idx, text, is_num = idx[keep], text.filter(pa.array(keep)), is_num[keep]
-    text = pc.replace_substring_regex(text, _RE_TRUNK_IN_BRACKETS, r"+\1 ")
+    text = _trunk_in_brackets(text)
     clue = nb.search(text, _RE_BRACKET_CLUE)
     cleaned = pc.replace_substring_regex(text, _RE_SEPARATORS, "").cast(LARGE)
     empty = nb.lengths(cleaned) == 0
@@ -726,6 +763,31 @@ def _read_text(texts: pa.Array, numeric: np.ndarray, state: _State) -> _Cells:
     plus = nb.startmatch(cleaned, r"\+")
     digits = pc.if_else(pa.array(plus), pc.utf8_slice_codeunits(cleaned, 1), cleaned)
     return _Cells(idx, digits.cast(LARGE), plus, clue & ~plus, is_num)
+
+
+def _trunk_in_brackets(text: pa.Array) -> pa.Array:
+    """``+44 (0)20 ...``: the bracketed 0 is a trunk prefix, dropped where the country's numbers
+    drop it (its trunk prefix is 0). Elsewhere it stays, unless only the number without it is
+    valid: Italian numbers keep their 0 (``+39 (0)6 6988 3000`` is +39 06 6988 3000)."""
+    cand = np.flatnonzero(nb.search(text, _RE_TRUNK_IN_BRACKETS))
+    if not cand.size:
+        return text
+    sub = nb.take(text, cand)
+    dropped = pc.replace_substring_regex(sub, _RE_TRUNK_IN_BRACKETS, r"+\1 ")
+    kept = pc.replace_substring_regex(sub, _RE_TRUNK_IN_BRACKETS, r"+\1 0")
+    head = pc.struct_field(pc.extract_regex(sub, r"^\+\s*(?P<cc>\d{1,3})"), "cc")
+    cc = np.asarray(pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    trunk_zero = np.array([nb.trunk_prefix(int(c)) == "0" for c in cc], dtype=bool)
+    keep = np.zeros(cand.size, dtype=bool)
+    other = np.flatnonzero(~trunk_zero)
+    if other.size:
+        valid = {}
+        for name, arr in (("kept", kept), ("dropped", dropped)):
+            digits = pc.replace_substring_regex(nb.take(arr, other), r"\D", "").cast(LARGE)
+            r = _Reading.classify(nb.read_international(digits))
+            valid[name] = r.status == _VALID
+        keep[other] = valid["kept"] | ~valid["dropped"]
+    return nb.scatter(text, cand, pc.if_else(pa.array(keep), kept, dropped))
 
 
 def _read_complex(text: pa.Array, uid: np.ndarray, state: _State) -> tuple[np.ndarray, pa.Array]:
@@ -762,7 +824,8 @@ def _fold_char(ch: str) -> str:
         out = str(unicodedata.decimal(ch))
     elif cat in ("Zs", "Zl", "Zp"):
         out = " "
-    elif cat == "Pd" or ch in "\u2212\u2796\ufe63\uff0d\u2043":
+    elif cat == "Pd" or ch in "\u2212\u2796\ufe63\uff0d\u2043\u30fc\u2500\u2501":
+        # minus signs, the katakana long-vowel mark and box lines written as dashes
         out = "-"
     elif cat == "Cf":
         out = ""  # zero-width spaces, bidi marks, soft hyphens, BOM
@@ -827,19 +890,30 @@ def _unwrap(text: pa.Array, uid: np.ndarray, state: _State) -> pa.Array:
             said.append(f"trailing {punct!r} removed")
         return "; ".join(said) or None
 
+    def annotation(f: dict[str, str]) -> str:
+        word = " ".join(f["word"].split())
+        ext = re.match(_RE_EXT_WORD, word)
+        return f"extension {ext['ext']} dropped" if ext else f"({word}) dropped"
+
     for _ in range(2):
         apply(r"^=", _RE_FORMULA, lambda f: "quotes removed")
         apply(r"""^["'`]|["'`;,:.]$""", _RE_WRAPPED, wrapped)
         apply(r"^[^+(\d]", _RE_LABEL, lambda f: f"label {f['label'].strip()!r} dropped")
         apply(r"[)\]]$", _RE_TRAILING_LABEL, lambda f: f"label {f['label']!r} dropped")
         apply(r"[^\d\s+().\-/]", _RE_EXTENSION, lambda f: f"extension {f['ext']} dropped")
+        apply(r"^[(\[]", _RE_ANNOTATION_BEFORE, annotation)  # "(Freephone) ..."
+        apply(r"[)\]]$", _RE_ANNOTATION_AFTER, annotation)  # "... (24h)", "... (ext. 2)"
     hit = nb.search(text, _RE_DOUBLE_PLUS)
     if hit.any():
         text = pc.replace_substring_regex(text, _RE_DOUBLE_PLUS, "+").cast(LARGE)
         for j in np.flatnonzero(hit):
             notes[j].append("doubled '+' read as one")
     for j in np.flatnonzero([bool(x) for x in notes]):
-        state.add_note([uid[j]], "; ".join(dict.fromkeys(notes[j])))
+        said = "; ".join(dict.fromkeys(notes[j]))
+        words = ", ".join(re.findall(r"(\([^()]*\)) dropped", said))  # the annotations
+        if re.search(_RE_DO_NOT_USE, words):  # "(old)", "(wrong number)": not to be paid for
+            state.mark(uid[j], "invalid", f"marked as not to be used: {words}")
+        state.add_note([uid[j]], said)
     return text
 
 
@@ -1007,7 +1081,9 @@ def _kinds(cells: _Cells, region: str | None) -> _Written:
     return _Written(kind, intl, alt, cells.plus & (idd | zz))
 
 
-def _decide(cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool) -> None:
+def _decide(
+    cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool | None
+) -> None:
     """Read each cell's digits every way its writing allows, choose, and give verdicts."""
     n = len(cells.uid)
     if not n:
@@ -1075,18 +1151,19 @@ def _choose_marked(
     zz = kind == _ZZ
     zero = kind == _ZERO
     if region is None:
-        # "00" is the international prefix of most of the world, not all: only a valid number
-        # after it is clearly meant
-        ok = zz & (ri.status == _VALID)
+        # "00" is the international prefix of most of the world: what follows is read as "+"
+        # would be (a possible number is sent with a note); no number after it is invalid
+        ok = zz & (ri.status >= _POSSIBLE)
         chosen[ok] = _CHOSE_I
-        weak = np.flatnonzero(zz & (ri.status != _VALID))
-        keys = ri.pick(weak).e164()
+        _longer_prefixes(cells, np.flatnonzero(zz & (ri.status == _POSSIBLE)), ri, chosen, pairs)
+        none = np.flatnonzero(zz & (ri.status < _POSSIBLE))
+        keys = ri.pick(none).e164()
         state.mark(
-            cells.uid[weak],
+            cells.uid[none],
             "invalid",
             np.array([_weak_00_reason(k) for k in keys], dtype=object),
         )
-        state.reading_invalid[cells.uid[weak]] = True
+        state.reading_invalid[cells.uid[none]] = True
         for k, err in ((zero, ERR_NO_REGION), (kind == _CLUE, ERR_NO_REGION_BRACKETS)):
             state.mark(cells.uid[k], "invalid", err)
             state.reading_invalid[cells.uid[k]] = True
@@ -1097,8 +1174,52 @@ def _choose_marked(
     chosen[zero] = _CHOSE_N
 
 
+@functools.cache
+def _longer_00_prefixes() -> tuple[tuple[str, str], ...]:
+    """(a region, its prefix as written) for each international prefix other than plain 00
+    (``0011`` in Australia, ``001`` ...), one region per distinct prefix pattern."""
+    out: dict[str, tuple[str, str]] = {}
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        facts = nb.region_facts(region)
+        idd = facts.international_prefix
+        if idd and idd != "00" and idd not in out and re.fullmatch(r"00\d+", facts.idd_label):
+            out[idd] = (region, facts.idd_label)
+    return tuple(out.values())
+
+
+def _longer_prefixes(
+    cells: _Cells, rows: np.ndarray, ri: _Reading, chosen: np.ndarray, pairs: dict[int, str]
+) -> None:
+    """No region, "00" then a possible but not valid number: when the digits also start with
+    a longer international prefix (Australia's ``0011``) that leaves a valid number,
+    ambiguous."""
+    if not rows.size:
+        return
+    digits = nb.take(cells.digits, rows)
+    length = nb.lengths(digits)
+    keys = ri.pick(rows).e164()
+    found: dict[int, dict[str, str]] = {}
+    for region, label in _longer_00_prefixes():
+        hit, after = nb.strip_idd(digits, region)
+        hit = np.flatnonzero(hit & (length - nb.lengths(after) > 2))
+        if not hit.size:
+            continue
+        other = _Reading.classify(nb.read_international(nb.take(after, hit)))
+        stands = np.flatnonzero(other.status == _VALID)
+        texts = other.label(stands, f"after {region}'s international prefix {label}")
+        for k, key, text in zip(stands, other.pick(stands).e164(), texts, strict=True):
+            j = int(hit[k])
+            if key != keys[j]:
+                found.setdefault(j, {}).setdefault(key, text)
+    for j, alternatives in found.items():
+        row = rows[j]
+        chosen[row] = _CHOSE_AMBIGUOUS
+        mine = ri.label(np.array([row]), "after 00")
+        pairs[int(row)] = _either([*alternatives.values(), *mine])
+
+
 def _weak_00_reason(key: str | None) -> str:
-    what = f"{key} is not a valid number" if key else "no number follows"
+    what = f"{key} is not a possible number" if key else "no number follows"
     return f"'00' and no default_region: {what} (set default_region to read the prefix)"
 
 
@@ -1144,8 +1265,9 @@ def _choose_bare_with_region(
     need = np.flatnonzero((s_n >= _POSSIBLE) & (s_i >= _POSSIBLE))
     if need.size:
         rows = sel[need]
-        written = nb.national_digits(rn.cc[rows], nb.take(rn.nsn, rows))
-        natural[need] = nb._bools(pc.equal(written, nb.take(cells.digits, rows)))
+        natural[need] = nb.written_nationally(
+            rn.cc[rows], nb.take(rn.nsn, rows), nb.take(cells.digits, rows)
+        )
     pick = _bare_rule(s_i, s_n, own, natural)
     pick[_same(ri, rn, sel)] = _CHOSE_N
     chosen[sel] = pick
@@ -1199,51 +1321,74 @@ def _choose_bare_without_region(
     rows, cc, nsn = nb.natural_national_readings(nb.take(cells.digits, bare))
     region, ntype, _ = nb.classify(cc, nsn)
     closed = nb.fixed_length_range(region, ntype)
+    # valid readings in open ranges do not make a cell ambiguous, but are counted in its error
+    loose: dict[int, set[str]] = {}
+    open_keys = nb.e164(cc[~closed], nsn.filter(pa.array(~closed))).to_pylist()
+    for r, key in zip(rows[~closed], open_keys, strict=True):
+        loose.setdefault(int(r), set()).add(key)
     rows, cc, nsn = rows[closed], cc[closed], nsn.filter(pa.array(closed))
+    # a possible, not valid, international reading is sent (as "+" would be) only when the
+    # digits are not also some country's national writing of a possible number
+    weak = np.flatnonzero(ri.status[bare] == _POSSIBLE)
+    weak = weak[~np.isin(weak, rows)]
+    if weak.size:
+        more, cc2, nsn2 = nb.natural_national_readings(
+            nb.take(cells.digits, bare[weak]), possible=True
+        )
+        rows = np.concatenate([rows, weak[more]])
+        cc = np.concatenate([cc, cc2])
+        nsn = pa.concat_arrays([nsn.cast(LARGE), nsn2.cast(LARGE)])
     intl_keys = ri.pick(bare).e164()
     keys = nb.e164(cc, nsn).to_pylist()
-    first: dict[int, int] = {}
+    seen: dict[int, dict[str, int]] = {}  # bare row -> each other reading's key -> its line
     for j, (r, key) in enumerate(zip(rows, keys, strict=True)):
         if key != intl_keys[r]:
-            first.setdefault(int(r), j)
-    national: dict[int, str] = {}
-    if first:
-        js = np.array(list(first.values()))
+            seen.setdefault(int(r), {}).setdefault(key, j)
+    national: dict[int, list[str]] = {}
+    if seen:
+        js = np.array([j for found in seen.values() for j in found.values()])
         found = _Reading.classify(nb.Readings(cc[js], nb.take(nsn, js), np.zeros(js.size, np.int8)))
-        hows = [f"national {r}" for r in found.region]
-        for r, text in zip(first, found.label(np.arange(js.size), hows), strict=True):
-            national[int(bare[r])] = text
+        hows = [
+            f"national {r or phonenumbers.region_code_for_country_code(int(c))}"
+            for r, c in zip(found.region, found.cc, strict=True)
+        ]
+        texts = iter(found.label(np.arange(js.size), hows))
+        for r, keyed in seen.items():
+            national[int(bare[r])] = [next(texts) for _ in keyed]
     s_i = ri.status[bare]
     conflict = np.array([int(b) in national for b in bare], dtype=bool)
-    chosen[bare[~conflict & (s_i != _POSSIBLE)]] = _CHOSE_I  # when invalid: its own reason
-    weak = bare[~conflict & (s_i == _POSSIBLE)]
-    keys = ri.pick(weak).e164()
-    state.mark(
-        cells.uid[weak],
-        "invalid",
-        np.array(
-            [f"digits without '+' and no default_region: {k} is not a valid number" for k in keys],
-            dtype=object,
-        ),
-    )
-    state.reading_invalid[cells.uid[weak]] = True
+    # no other reading: international, as with "+" (when not valid: its note, or its reason)
+    chosen[bare[~conflict]] = _CHOSE_I
     amb = bare[(s_i >= _POSSIBLE) & conflict]
     chosen[amb] = _CHOSE_AMBIGUOUS
     for j, text in zip(amb, ri.label(amb, "international"), strict=True):
-        pairs[int(j)] = f"{national[int(j)]} or {text}"
+        r = int(np.searchsorted(bare, j))
+        more = loose.get(r, set()) - set(seen.get(r, {})) - {intl_keys[r]}
+        pairs[int(j)] = _either([*national[int(j)], text], more=len(more))
     only_national = bare[(s_i < _POSSIBLE) & conflict]
     state.mark(
         cells.uid[only_national],
         "invalid",
         np.array(
             [
-                f"a national number ({national[int(b)]}) and no default_region"
+                f"a national number ({_either(national[int(b)])}) and no default_region"
                 for b in only_national
             ],
             dtype=object,
         ),
     )
     state.reading_invalid[cells.uid[only_national]] = True
+
+
+def _either(readings: list[str], most: int = 4, more: int = 0) -> str:
+    """ "A or B", "A, B or C": every plausible reading of a cell (past ``most``, the first
+    ones, the last one and how many more; ``more`` readings not listed are counted too)."""
+    if len(readings) + (more > 0) > most:
+        more += len(readings) - most + 1
+        readings = readings[: most - 2] + readings[-1:]
+    if more:
+        readings = [*readings, f"{more} more reading{'s' if more > 1 else ''}"]
+    return " or ".join([", ".join(readings[:-1]), readings[-1]] if len(readings) > 1 else readings)
 
 
 def _resolve_ambiguous(
@@ -1282,7 +1427,7 @@ def _verdicts(
     chosen: np.ndarray,
     readings: tuple[_Reading, _Reading, _Reading],
     region: str | None,
-    strict: bool,
+    strict: bool | None,
     state: _State,
 ) -> None:
     """Keys, verdicts, facts and notes for the chosen readings."""
@@ -1317,18 +1462,44 @@ def _verdicts(
     known = ~failed
     state.region[uid[known]] = np.where(r.region[known] == "001", None, r.region[known])
     state.ntype[uid[known]] = _type_names(r.ntype[known])
-    send = known & ((r.status == _VALID) | ((r.status == _POSSIBLE) & (not strict)))
+    weak = known & (r.status == _POSSIBLE)
+    # a national reading (the digits read in the region, not as some country's code + number)
+    national = (which == _CHOSE_N) & ~_same(ri, rn, rows)
+    withhold = weak & (national if strict is None else bool(strict))
+    send = known & ((r.status == _VALID) | (weak & ~withhold))
     key_list = np.asarray(nb.e164(r.cc, r.nsn).to_pylist(), dtype=object)
     state.number[uid[send]] = key_list[send]
     _api_length_check(state, uid[send], key_list[send])
     still = send & (state.number[uid] != None)  # noqa: E711 (element-wise)
-    state.add_note(uid[still & (r.status == _POSSIBLE)], NOTE_NOT_VALID)
-    state.mark(uid[known & (r.status == _POSSIBLE) & strict], "invalid", ERR_NOT_VALID)
+    state.add_note(uid[still & weak], NOTE_NOT_VALID)
+    state.mark(uid[withhold & ~national], "invalid", ERR_NOT_VALID)
+    _withhold_national(cells, rows[withhold & national], ri, rn, region, state)
     impossible = known & (r.status == _IMPOSSIBLE)
     for i, c, p in zip(uid[impossible], r.cc[impossible], r.poss[impossible], strict=True):
         why = _LENGTH_WORDS.get(int(p), "invalid length")
         state.mark(i, "invalid", f"not a possible number for {_where_label(int(c))} ({why})")
-    state.reading_invalid[uid[~still]] = True
+    # (withheld by the strict rule: a possible number, so msisdn=False does not send it either)
+    state.reading_invalid[uid[~still & ~withhold]] = True
+
+
+def _withhold_national(
+    cells: _Cells, rows: np.ndarray, ri: _Reading, rn: _Reading, region: str | None,
+    state: _State,
+) -> None:
+    """A national reading that is possible but not valid in the region is not sent (the number
+    of another country, or a typo, read in the wrong country): the error names the reading and
+    a valid international reading of the same digits, if there is one."""
+    if not rows.size:
+        return
+    texts = rn.label(rows, f"national {region}")
+    valid_i = ri.status[rows] == _VALID
+    also = dict(zip(rows[valid_i], ri.label(rows[valid_i], "international"), strict=True))
+    errors = []
+    for j, text in zip(rows, texts, strict=True):
+        other = also.get(j)
+        alt = f"; the digits also read as {other}, a valid number" if other else ""
+        errors.append(f"{ERR_NOT_VALID_NATIONAL.format(reading=text)}{alt}")
+    state.mark(cells.uid[rows], "invalid", np.array(errors, dtype=object))
 
 
 def _notes(

@@ -60,7 +60,7 @@ from .normalize import LOCAL_VERDICTS, normalize
 from .normalize import normalize_cells as normalize_cells_
 from .progress import Progress, progress_enabled
 from .regions import RegionColumn, resolve_regions
-from .report import Estimate, RunReport, stats_delta
+from .report import Estimate, RunReport, money, stats_delta
 from .settings import BASE_URL_ENV, ValidateSettings, is_loopback_host, split_options
 
 if TYPE_CHECKING:
@@ -304,8 +304,8 @@ def check_budget(settings: ValidateSettings, run: Run, *, distinct: int, cached:
     est = make_estimate(run, settings, distinct=distinct, cached=cached)
     raise BudgetExceededError(
         f"this run needs {to_look_up:,} paid lookups but budget={settings.budget:,}; nothing "
-        f"was sent (estimated cost {est.cost:.4f} at {settings.price} per lookup). Raise the "
-        "budget, or validate fewer numbers.",
+        f"was sent (estimated cost {money(est.cost, settings.price)} at {settings.price} per "
+        "lookup). Raise the budget, or validate fewer numbers.",
         estimate=est,
     )
 
@@ -804,11 +804,49 @@ def check_column(frame: pd.DataFrame, column: Hashable) -> pd.Series:
         present = False
     if not present:
         available = ", ".join(repr(c) for c in frame.columns) or "(none)"
-        raise KeyError(f"no column {column!r} in the frame; available columns: {available}")
+        hint = column_hint(column, list(frame.columns), sep_option="sep=")
+        raise KeyError(
+            f"no column {column!r} in the frame{hint}; available columns: {available}"
+        )
     values = frame[column]
     if isinstance(values, pd.DataFrame):
         raise ValueError(f"column label {column!r} is not unique in the frame")
     return values
+
+
+#: Separators a whole header read as one column gives away (a ``;`` file read with ``,``).
+_SEPARATORS = {";": "';'", "\t": "'\\t'", "|": "'|'", ",": "','"}
+
+
+def column_hint(column: Hashable, columns: list[Hashable], *, sep_option: str = "--sep ") -> str:
+    """What the user probably meant, for a "no column" message: a column equal to ``column``
+    but for case and surrounding spaces, or a close spelling (``" — did you mean 'phone'?"``);
+    or, when the header was read as one column holding separators, the separator to pass.
+    Empty when there is no good guess.
+
+    >>> column_hint("phone", ["id", "Phone "]), column_hint("phone", ["id", "phnoe"])
+    (" — did you mean 'Phone '?", " — did you mean 'phnoe'?")
+    >>> column_hint("phone", ["id;name;phone"], sep_option="sep=")
+    " — the header looks ';'-separated: pass sep=';'"
+    >>> column_hint("phone", ["id", "name"])
+    ''
+    """
+    import difflib
+
+    want = str(column).strip().casefold()
+    same = [c for c in columns if str(c).strip().casefold() == want]
+    if not same:
+        names = {str(c).strip().casefold(): c for c in columns}
+        close = difflib.get_close_matches(want, list(names), n=1, cutoff=0.8)
+        same = [names[close[0]]] if close else []
+    if same:
+        return f" — did you mean {same[0]!r}?"
+    if len(columns) == 1:
+        header = str(columns[0])
+        for sep, shown in _SEPARATORS.items():
+            if sep in header and want in (p.strip().casefold() for p in header.split(sep)):
+                return f" — the header looks {shown}-separated: pass {sep_option}{shown}"
+    return ""
 
 
 def result_columns(settings: ValidateSettings) -> list[str]:

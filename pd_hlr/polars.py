@@ -542,6 +542,19 @@ def _file_metadata(obj: Any, metadata: dict[str, Any] | None) -> dict[str, str]:
     return {analysis.ATTRS_KEY: json.dumps(info, default=str, sort_keys=True)}
 
 
+def _arrow_schema(obj: Any, meta: dict[str, str]) -> Any:
+    """The Arrow schema of ``obj`` carrying ``meta`` and ``PANDAS_ATTRS`` (what
+    ``pd.read_parquet`` restores as ``.attrs``, as the pandas face writes it): pyarrow reads a
+    file's schema metadata from its ``ARROW:schema``, not from the key-value pairs, so without
+    it ``pd.read_parquet(f).hlr.report()`` would find no report in a Polars-written file."""
+    schema = obj.collect_schema() if isinstance(obj, pl.LazyFrame) else obj.schema
+    record = meta[analysis.ATTRS_KEY]
+    attrs = f'{{"{analysis.ATTRS_KEY}": {record}}}'
+    return pl.DataFrame(schema=schema).to_arrow().schema.with_metadata(
+        {**meta, "PANDAS_ATTRS": attrs}
+    )
+
+
 def _describe(kind: str, lookups: list[tuple[str, str]], on_results: list[tuple[str, str]]) -> str:
     lines = [f"pd-hlr namespace on a Polars {kind}"]
     lines += [f"  .{name}: {doc}" for name, doc in lookups]
@@ -679,7 +692,11 @@ class HLRFrameNamespace:
         'phone'
         """
         meta = _file_metadata(self._df, metadata)
-        write_atomically(path, lambda tmp: self._df.write_parquet(tmp, metadata=meta, **kwargs))
+        schema = _arrow_schema(self._df, meta)
+        write_atomically(
+            path,
+            lambda tmp: self._df.write_parquet(tmp, metadata=meta, arrow_schema=schema, **kwargs),
+        )
 
 
 @pl.api.register_lazyframe_namespace("hlr")
@@ -746,7 +763,11 @@ class HLRLazyNamespace:
         4
         """
         meta = _file_metadata(self._lf, metadata)
-        write_atomically(path, lambda tmp: self._lf.sink_parquet(tmp, metadata=meta, **kwargs))
+        schema = _arrow_schema(self._lf, meta)
+        write_atomically(
+            path,
+            lambda tmp: self._lf.sink_parquet(tmp, metadata=meta, arrow_schema=schema, **kwargs),
+        )
 
     def summary(self, *, by: str | None = None, top: int = 10) -> analysis.Summary:
         """The summary table, computed batch by batch (memory bounded; reads the input again)."""

@@ -249,8 +249,9 @@ class Progress:
             "done": f"{self.looked_up + self.failed:,}",
             "todo": f"{self.total:,}",
             "tail": f"cached {self.cached:,} · failed {self.failed:,} · spend ≈ "
-            f"{money(self.spend)}",
-            "short_tail": f"cached {self.cached:,} · failed {self.failed:,} · ≈{money(self.spend)}",
+            f"{money(self.spend, self.price)}",
+            "short_tail": f"cached {self.cached:,} · failed {self.failed:,} · "
+            f"≈{money(self.spend, self.price)}",
         }
 
     def done(self, *, failed: bool) -> None:

@@ -25,16 +25,36 @@ import pandas as pd
 __all__ = ["Estimate", "RunReport", "stats_delta"]
 
 
-def money(value: Decimal) -> str:
-    """An amount for people: at most 4 decimals, at least 2, thousands separated.
+def money(value: Decimal, price: Decimal | None = None) -> str:
+    """An amount for people, thousands separated. One rule for a run: every amount shows the
+    decimals of the ``price`` per lookup (at least 2, at most 6), so a spend, a cost and a
+    budget line up (``0.000``, ``14.274``, ``0.006``). Without a price: 2 to 4 decimals.
 
+    >>> price = Decimal("0.006")
+    >>> money(Decimal("0"), price), money(Decimal("14.274"), price), money(Decimal("30.9"), price)
+    ('0.000', '14.274', '30.900')
     >>> money(Decimal("0.084")), money(Decimal("30.9")), money(Decimal("0"))
     ('0.084', '30.90', '0.00')
     """
+    if price is not None:
+        exponent = price.normalize().as_tuple().exponent
+        places = min(max(-exponent if isinstance(exponent, int) else 2, 2), 6)
+        return f"{value.quantize(Decimal(1).scaleb(-places)):,f}"
     text = f"{value.quantize(Decimal('0.0001')):,f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0").ljust(2, "0")
     return f"{whole}.{frac}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and the word, singular for one.
+
+    >>> plural(1, "distinct number"), plural(2_379, "distinct number")
+    ('1 distinct number', '2,379 distinct numbers')
+    >>> plural(1, "retry", "retries"), plural(0, "retry", "retries")
+    ('1 retry', '0 retries')
+    """
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def _ambiguous_text(n: int) -> str:
@@ -112,10 +132,11 @@ class Estimate:
 
     def __str__(self) -> str:
         text = (
-            f"{self.rows:,} rows: {self.missing:,} missing, {self.invalid:,} invalid, "
+            f"{plural(self.rows, 'row')}: {self.missing:,} missing, {self.invalid:,} invalid, "
             f"{_ambiguous_text(self.ambiguous)}"
-            f"{self.skipped:,} skipped; {self.distinct:,} distinct numbers, {self.cached:,} "
-            f"cached, {self.to_look_up:,} to look up ≈ {money(self.cost)} at {self.price} each"
+            f"{self.skipped:,} skipped; {plural(self.distinct, 'distinct number')}, "
+            f"{self.cached:,} cached, {self.to_look_up:,} to look up "
+            f"≈ {money(self.cost, self.price)} at {self.price} each"
         )
         regions = _regions_text(self.regions, self.region_fallback)
         return f"{text}\n{regions}" if regions else text
@@ -133,7 +154,7 @@ class Estimate:
             ("distinct numbers", f"{self.distinct:,}"),
             ("served from the cache", f"{self.cached:,}"),
             ("to look up (paid)", f"{self.to_look_up:,}"),
-            ("estimated cost", f"{money(self.cost)} at {self.price} per lookup"),
+            ("estimated cost", f"{money(self.cost, self.price)} at {self.price} per lookup"),
         ]
         return _html_table(
             "pd-hlr estimate (nothing was sent)",
@@ -264,11 +285,11 @@ class RunReport:
         return f"{self.failed:,} failed" + (f" (failed attempts: {kinds})" if kinds else "")
 
     def _spend_text(self) -> str:
-        text = f"spend ≈ {money(self.spend)} at {self.price} per lookup"
+        text = f"spend ≈ {money(self.spend, self.price)} at {self.price} per lookup"
         if self.possibly_charged:
             text += (
-                f" (up to {money(self.spend_max)} with {self.possibly_charged:,} possibly "
-                "charged attempts)"
+                f" (up to {money(self.spend_max, self.price)} with "
+                f"{plural(self.possibly_charged, 'possibly charged attempt')})"
             )
         return text
 
@@ -278,11 +299,12 @@ class RunReport:
 
     def __str__(self) -> str:
         lines = [
-            f"pd-hlr run: {self.rows:,} rows ({self.missing:,} missing, {self.invalid:,} "
+            f"pd-hlr run: {plural(self.rows, 'row')} ({self.missing:,} missing, {self.invalid:,} "
             f"invalid, {_ambiguous_text(self.ambiguous)}{self.skipped:,} skipped), "
-            f"{self.distinct:,} distinct numbers: "
+            f"{plural(self.distinct, 'distinct number')}: "
             f"{self.cached:,} cached, {self.looked_up:,} looked up, {self._failed_text()}",
-            f"{self._spend_text()}; {self.requests:,} requests, {self.retries:,} retries, "
+            f"{self._spend_text()}; {plural(self.requests, 'request')}, "
+            f"{plural(self.retries, 'retry', 'retries')}, "
             f"{self.throttled:,} throttled; {self.duration:,.1f} s; {self._where_text()}",
         ]
         if self.regions:
@@ -312,7 +334,7 @@ class RunReport:
             rows.append((f"not looked up (stopped by {self.stopped})", f"{self.not_looked_up:,}"))
         rows += [
             ("possibly charged attempts", f"{self.possibly_charged:,}"),
-            ("estimated spend", f"{money(self.spend)} at {self.price} per lookup"),
+            ("estimated spend", f"{money(self.spend, self.price)} at {self.price} per lookup"),
             ("requests / retries / throttled",
              f"{self.requests:,} / {self.retries:,} / {self.throttled:,}"),
             ("duration", f"{self.duration:,.1f} s"),

@@ -77,7 +77,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("msisdn", True, "bool", "False sends non-canonical numbers as they are"),
     Option("default_region", None, "str | None", 'region of national numbers, e.g. "GB"'),
-    Option("strict", False, "bool", "also withhold numbers libphonenumber calls invalid"),
+    Option(
+        "strict",
+        None,
+        "bool | None",
+        "numbers libphonenumber calls possible but not valid: None withholds national readings "
+        "(digits without +/00 read in the region: often another country's) and sends "
+        "international ones with a note; True withholds all; False sends all with a note",
+    ),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),
     Option(
         "ambiguous",
@@ -368,7 +375,7 @@ class ValidateSettings:
 
     options: LookupOptions = field(default_factory=LookupOptions)
     default_region: str | None = None
-    strict: bool = False
+    strict: bool | None = None
     only_mobile: bool = False
     ambiguous: str = "skip"
     region_column: Any = None
@@ -465,7 +472,7 @@ class ValidateSettings:
                 msisdn=_flag("msisdn", v["msisdn"]),
             ),
             default_region=region,
-            strict=_flag("strict", v["strict"]),
+            strict=None if v["strict"] is None else _flag("strict", v["strict"]),
             only_mobile=_flag("only_mobile", v["only_mobile"]),
             ambiguous=ambiguous,
             region_column=region_column,

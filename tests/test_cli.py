@@ -174,6 +174,9 @@ def test_validate_against_real_api_settings(
 
 # --- estimate ---------------------------------------------------------------------------------
 def _estimate_lines(text: str) -> dict[str, str]:
+    """The figures of ``estimate --json`` (or the ``key: value`` lines of ``cache stats``)."""
+    if text.lstrip().startswith("{"):
+        return {k: str(v) for k, v in json.loads(text).items()}
     pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
     return {k.strip(): v.strip() for k, v in pairs}
 
@@ -183,7 +186,8 @@ def test_estimate_prints_counts_and_sends_nothing(
 ) -> None:
     sb = real_api()
     cache = str(tmp_path / "c")
-    args = ["estimate", str(small_csv), "-c", "phone", "--default-region", "GB", "--cache", cache]
+    args = ["estimate", str(small_csv), "-c", "phone", "--default-region", "GB", "--cache", cache,
+            "--json"]
     assert cli.main(args) == 0
     got = _estimate_lines(capsys.readouterr().out)
     assert got["rows"] == str(len(PHONES))
@@ -206,6 +210,20 @@ def test_estimate_prints_counts_and_sends_nothing(
     assert sb.stats().requests == DISTINCT
 
 
+def test_estimate_prints_a_sentence(
+    small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: the README promises a sentence, not a ``rows: 1500000`` dump."""
+    args = ["estimate", str(small_csv), "-c", "phone", "--default-region", "GB", "--no-cache"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == (
+        f"{len(PHONES)} rows: 2 missing, 1 invalid, 0 skipped; {DISTINCT} distinct numbers, "
+        f"0 cached, {DISTINCT} to look up ≈ 0.030 at 0.006 each. Nothing was sent (--json for "
+        "the figures)."
+    )
+
+
 def test_estimate_sandbox_counts_the_sandbox_cache(
     small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -214,11 +232,11 @@ def test_estimate_sandbox_counts_the_sandbox_cache(
     assert cli.main(["validate", *common, "--sandbox", "--out", str(tmp_path / "o.csv")]) == 0
     capsys.readouterr()
     temporary = HLRCache(cache).stats()["temporary"]
-    assert cli.main(["estimate", *common, "--sandbox"]) == 0
+    assert cli.main(["estimate", *common, "--sandbox", "--json"]) == 0
     captured = capsys.readouterr()
     assert _estimate_lines(captured.out)["cached"] == str(DISTINCT - temporary)
     # Without --sandbox the real API's namespace is asked: sandbox answers are not real ones.
-    assert cli.main(["estimate", *common]) == 0
+    assert cli.main(["estimate", *common, "--json"]) == 0
     assert _estimate_lines(capsys.readouterr().out)["cached"] == "0"
 
 
@@ -286,10 +304,10 @@ def test_bad_output_type_exits_2_before_any_lookup(
     real_api: Any, small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sb = real_api()
-    out = tmp_path / "out.xlsx"
+    out = tmp_path / "out.json"
     code = cli.main(["validate", str(small_csv), "-c", "phone", "--out", str(out)])
     assert code == 2
-    assert ".xlsx" in _one_line_error(capsys.readouterr().err)
+    assert ".json" in _one_line_error(capsys.readouterr().err)
     assert sb.stats().requests == 0 and not out.exists()
 
 
@@ -509,7 +527,7 @@ def test_budget_error_quotes_the_given_price(tmp_path, capsys):
     )
     assert code == cli.EXIT_BUDGET
     err = capsys.readouterr().err
-    assert "needs 3 paid lookups" in err and "0.0300" in err
+    assert "needs 3 paid lookups" in err and "estimated cost 0.03 at 0.01 per lookup" in err
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -677,11 +695,11 @@ def test_base_url_option_wins_over_the_variable(
     # estimate counts the cache of the API --base-url names (sandbox hosts: 127.0.0.1) ...
     temporary = HLRCache(cache).stats()["temporary"]
     capsys.readouterr()
-    assert cli.main(["estimate", *common, "--base-url", option_sb.url]) == 0
+    assert cli.main(["estimate", *common, "--base-url", option_sb.url, "--json"]) == 0
     assert _estimate_lines(capsys.readouterr().out)["cached"] == str(DISTINCT - temporary)
     # ... and not the vendor's
     monkeypatch.delenv(BASE_URL_ENV)
-    assert cli.main(["estimate", *common]) == 0
+    assert cli.main(["estimate", *common, "--json"]) == 0
     assert _estimate_lines(capsys.readouterr().out)["cached"] == "0"
 
 
@@ -843,7 +861,8 @@ def test_contacts_as_csv_gz_and_xlsx_estimate_alike(
         frame.notna(), None).values.tolist()]})
     outs = []
     for path in (CONTACTS, gz, xlsx):
-        assert cli.main(["estimate", str(path), "-c", "phone", "--default-region", "GB"]) == 0
+        args = ["estimate", str(path), "-c", "phone", "--default-region", "GB", "--json"]
+        assert cli.main(args) == 0
         outs.append(_estimate_lines(capsys.readouterr().out))
     assert outs[0] == outs[1] == outs[2]
     assert outs[0]["rows"] == "3000"
@@ -969,7 +988,7 @@ def test_zero_row_input_works_end_to_end(
         src.mkdir()
         empty.to_parquet(src / "a.parquet")
     common = [str(src), "-c", "phone", "--no-cache"]
-    assert cli.main(["estimate", *common]) == 0
+    assert cli.main(["estimate", *common, "--json"]) == 0
     assert _estimate_lines(capsys.readouterr().out)["rows"] == "0"
     assert cli.main(["validate", *common, "--sandbox", "--no-progress"]) == 0
     captured = capsys.readouterr()
@@ -1281,7 +1300,7 @@ def test_estimate_on_a_folder_or_glob_matches_pandas(
         [str(folder)],
         [str(folder / "*.parquet")],
     ):
-        assert cli.main(["estimate", *argv, *common]) == 0, capsys.readouterr().err
+        assert cli.main(["estimate", *argv, *common, "--json"]) == 0, capsys.readouterr().err
         got.append(_estimate_lines(capsys.readouterr().out))
     assert got[0] == got[1] == got[2]
     assert got[0]["rows"] == str(len(PHONES)) and got[0]["distinct"] == str(DISTINCT)

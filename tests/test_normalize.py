@@ -280,8 +280,9 @@ def test_bare_digits_that_also_read_as_a_national_number_are_ambiguous() -> None
     s = pd.Series([2015550123, 441302778473])
     out = normalize(s)  # +1 201-555-0123 written the US way, or +20 (Egypt)?
     assert out["hlr_source"].tolist() == ["ambiguous", pd.NA]
-    assert out["hlr_error"].iloc[0] == (
-        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+    assert out["hlr_error"].iloc[0] == (  # every plausible reading is named
+        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX), "
+        "+20 15 550123 (international) or 1 more reading"
     )
     assert out["hlr_number"].tolist() == [pd.NA, "+441302778473"]
     us = normalize(s, default_region="US")  # a US list: its own national writing wins
@@ -613,16 +614,21 @@ def test_property_fast_path_matches_phonenumbers(cells: list[str], threshold: in
 )
 def test_property_national_matches_phonenumbers(cell: str, region: str) -> None:
     row = one(cell, default_region=region)
+    lenient = one(cell, default_region=region, strict=False)
     try:
         num = phonenumbers.parse(cell, region)
     except phonenumbers.NumberParseException:
-        assert row["hlr_source"] == "invalid"
+        assert row["hlr_source"] == lenient["hlr_source"] == "invalid"
         return
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
-    sent = (
-        phonenumbers.is_valid_number(num) or phonenumbers.is_possible_number_with_reason(num) == 0
-    ) and 10 <= len(e164) <= 15
-    assert row["hlr_number"] == (e164 if sent else None)
+    fits = 10 <= len(e164) <= 15
+    valid = phonenumbers.is_valid_number(num)
+    possible = phonenumbers.is_possible_number_with_reason(num) == 0
+    # a national reading is sent when valid; strict=False also sends a possible one
+    assert row["hlr_number"] == (e164 if valid and fits else None)
+    assert lenient["hlr_number"] == (e164 if (valid or possible) and fits else None)
+    if possible and fits and not valid:
+        assert row["hlr_source"] == "invalid" and e164 in re.sub(r"[ -]", "", row["hlr_error"])
 
 
 @pytest.mark.parametrize(
@@ -700,8 +706,9 @@ ISSUE_CASES = [
     ("447911123456", None, "+447911123456"),
     ("2015550123", None, "ambiguous"),
     ("15526018159", None, "ambiguous"),
-    ("5977443142", "US", "+15977443142"),
-    ("(358)956-9256", "US", "+13589569256"),
+    # a national reading that is not valid there, and a valid international one (issue 23)
+    ("5977443142", "US", "invalid"),
+    ("(358)956-9256", "US", "invalid"),
     ("491701234567", "DE", "+491701234567"),
     ("'+44 7911 123456", None, "+447911123456"),
     ("+44 7911 123456;", None, "+447911123456"),
@@ -978,3 +985,116 @@ def test_other_containers_of_cells() -> None:
     assert normalize(arrow)["hlr_number"].tolist() == ["+447911123456", pd.NA]
     ints = pd.Series([447911123456, None], dtype=pd.ArrowDtype(pa.int64()))
     assert normalize(ints)["hlr_number"].tolist() == ["+447911123456", pd.NA]
+
+
+# --- issue 23: the reader's rules ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "region", "reading", "also"),
+    [
+        # the issue's examples: other countries' numbers in a GB list (DE, US, FR, IE)
+        ("(217) 532-2262", "GB", "+44 21 7532 2262 (national GB)", None),
+        ("06 89 80 78 86", "GB", "+44 689807886 (national GB)", None),
+        ("086 715 8986", "GB", "+44 867158986 (national GB)", None),
+        ("(358)956-9256", "US", "+1 358-956-9256 (national US)", "+358 9 569256 (international)"),
+    ],
+)
+def test_a_national_reading_that_is_not_valid_is_not_sent(
+    cell: str, region: str, reading: str, also: str | None
+) -> None:
+    truth = phonenumbers.parse(cell, region)
+    assert phonenumbers.is_possible_number(truth) and not phonenumbers.is_valid_number(truth)
+    row = one(cell, default_region=region)
+    assert (row["hlr_number"], row["hlr_source"]) == (None, "invalid")
+    assert row["hlr_error"].startswith(f"{reading}: not a valid number")
+    assert "strict=False sends it" in row["hlr_error"]
+    assert (also in row["hlr_error"]) if also else ("also read" not in row["hlr_error"])
+    # strict=False keeps the old rule (sent with a note); strict=True withholds it too
+    lenient = one(cell, default_region=region, strict=False)
+    e164 = phonenumbers.format_number(truth, PhoneNumberFormat.E164)
+    assert lenient["hlr_number"] == e164 and nz.NOTE_NOT_VALID in lenient["hlr_note"]
+    assert one(cell, default_region=region, strict=True)["hlr_source"] == "invalid"
+
+
+def test_a_bare_number_of_another_country_is_read_there_when_valid() -> None:
+    # DE 4938352808 in a GB list: +49 38352 808 is valid, +44 4938 352808 is not
+    row = one("4938352808", default_region="GB")
+    assert row["hlr_number"] == "+4938352808" and row["hlr_region"] == "DE"
+
+
+@pytest.mark.parametrize("strict", [None, False])
+def test_an_international_reading_that_is_not_valid_is_sent_with_a_note(strict: bool) -> None:
+    for cell in ("+446028785052", "0044 6028 785052", "446028785052", 446028785052.0):
+        for region in (None, "GB", "US"):  # (in a DE list the bare digits are a DE number)
+            row = one(cell, default_region=region, strict=strict)
+            assert row["hlr_number"] == "+446028785052", (cell, region)
+            assert nz.NOTE_NOT_VALID in row["hlr_note"]
+        assert one(cell, strict=True)["hlr_source"] == "invalid"
+
+
+def test_strict_must_be_none_or_a_bool() -> None:
+    with pytest.raises(TypeError, match="strict must be None, True or False"):
+        normalize(pd.Series(["+447911123456"]), strict="yes")
+
+
+@pytest.mark.parametrize(
+    ("cell", "region", "key", "note"),
+    [
+        ("447911123456.000000", None, "+447911123456", "read as its digits"),
+        ("447911123456.000", "GB", "+447911123456", "read as its digits"),
+        ("01635 35033 (ext. 2)", "GB", "+44163535033", "extension 2 dropped"),
+        ("(Freephone) 0800 854 390", "GB", "+44800854390", "(Freephone) dropped"),
+        ("Tel. (01234) 567890 (24h)", "GB", "+441234567890", "(24h) dropped"),
+        ("090ー1234ー5678", "JP", "+819012345678", "national format read as JP"),
+        ("090ｰ1234ｰ5678", "JP", "+819012345678", "national format read as JP"),
+        # a bracketed (0): a trunk prefix where the country's numbers drop it, kept in Italy
+        ("+39 (0)6 6988 3000", None, "+390669883000", None),
+        ("+39 (0)347 123 4567", None, "+393471234567", None),  # only without it valid
+        ("+44 (0)20 7946 0000", None, "+442079460000", None),
+        ("+33 (0)6 12 34 56 78", None, "+33612345678", None),
+    ],
+)
+def test_the_readers_leaks(cell: str, region: str | None, key: str, note: str | None) -> None:
+    row = one(cell, default_region=region)
+    assert row["hlr_number"] == key, row
+    assert (note in row["hlr_note"]) if note else True
+    assert one(cell, default_region=region, msisdn=False)["hlr_number"] == key
+
+
+def test_an_annotation_that_says_do_not_use_is_not_read() -> None:
+    for cell in ("+44 7911 123456 (old)", "(wrong number) 07911 123456"):
+        row = one(cell, default_region="GB")
+        assert row["hlr_source"] == "invalid" and "not to be used" in row["hlr_error"]
+
+
+def test_ambiguous_names_every_plausible_reading() -> None:
+    # 3232861639: the US and Belgium, and also Italy (a mobile written without +39) ...
+    row = one("3232861639")
+    assert row["hlr_source"] == "ambiguous"
+    assert "+1 323-286-1639 (national US)" in row["hlr_error"]
+    assert "+39 323 286 1639 (national IT)" in row["hlr_error"]
+    assert "+32 3 286 16 39 (international)" in row["hlr_error"]
+    assert re.search(r"or \d+ more readings$", row["hlr_error"])
+    # 5321234567: Brazil, Turkey (written without its trunk 0) or Cuba
+    assert one("5321234567")["hlr_error"] == (
+        "ambiguous: +55 53 2123-4567 (national BR), +90 532 123 45 67 (national TR), "
+        "+53 21 234567 (international) or 1 more reading"
+    )
+
+
+def test_bare_indian_numbers_without_a_region_are_ambiguous() -> None:
+    # India writes its numbers with or without the trunk 0 (the metadata says so)
+    row = one("4902084369")
+    assert row["hlr_source"] == "ambiguous" and "+91 490 208 4369 (national IN)" in row["hlr_error"]
+    assert one("4902084369", default_region="IN")["hlr_number"] == "+914902084369"
+    assert one("9876543210", default_region="IN")["hlr_number"] == "+919876543210"
+
+
+def test_msisdn_false_does_not_send_what_the_strict_rule_withholds() -> None:
+    # a possible number withheld (a national reading not valid; strict=True) is not sent as
+    # written either: msisdn=False only sends what is not a possible number
+    for cell, strict in (("06 89 80 78 86", None), ("+1 200 555 0123", True)):
+        row = one(cell, default_region="GB", msisdn=False, strict=strict)
+        assert (row["hlr_number"], row["hlr_source"]) == (None, "invalid"), row
+    assert one("+44 7911 1234", default_region="GB", msisdn=False)["hlr_number"] == "+4479111234"

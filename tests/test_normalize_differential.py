@@ -33,8 +33,11 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
+import hypothesis
 import pandas as pd
 import phonenumbers
+from hypothesis import given
+from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from pd_hlr.normalize import normalize
@@ -63,10 +66,22 @@ MARKED = {
     "semicolon",
     "double_plus",
     "trunk_in_brackets",
+    "trunk_zero_kept",
     "float_text_plus",
+    "annotated_before",
+    "annotated_after",
 }
-NATIONAL = {"national", "national_digits", "national_fullwidth"}
-BARE = {"e164_digits", "int", "float", "float_text", "sci_exact"}
+NATIONAL = {
+    "national",
+    "national_digits",
+    "national_fullwidth",
+    "national_katakana_dash",
+    "national_ext_bracket",
+    "national_no_trunk",
+}
+BARE = {"e164_digits", "int", "float", "float_text", "float_text_zeros", "sci_exact"}
+#: Forms libphonenumber reads itself once the cell is cleaned (`_clean`), in the number's region.
+READ_IN_REGION = {"national", "national_katakana_dash", "national_ext_bracket"}
 
 
 @dataclass
@@ -90,6 +105,11 @@ class Report:
     wrong_silent: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
     missed: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
     disagree: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
+    #: ambiguous rows without a region whose error names neither the number written nor
+    #: "more readings"
+    unnamed: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
+    #: wrong keys that are not even a valid number (a weak reading of someone else's number)
+    wrong_weak: list[tuple[Case, dict[str, object]]] = field(default_factory=list)
     sources: Counter[str] = field(default_factory=Counter)
     by_form: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -97,8 +117,10 @@ class Report:
         return (
             f"rows {self.rows:,}; sent {self.sent:,} ({self.right:,} right); "
             f"wrong keys {len(self.wrong)} (as a valid number without a note: "
-            f"{len(self.wrong_silent)}); valid numbers not sent {len(self.missed)}; "
-            f"disagreements with phonenumbers {len(self.disagree)}; verdicts "
+            f"{len(self.wrong_silent)}; not a valid number: {len(self.wrong_weak)}); "
+            f"valid numbers not sent {len(self.missed)}; "
+            f"disagreements with phonenumbers {len(self.disagree)}; ambiguous without the "
+            f"number written among its readings {len(self.unnamed)}; verdicts "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(self.sources.items()))
         )
 
@@ -168,9 +190,24 @@ def _forms(num: phonenumbers.PhoneNumber, home: str) -> dict[str, object]:
     }
     if len(digits) > 7:
         forms["sci_lost"] = f"{digits[0]}.{digits[1:6]}E+{len(digits) - 1}"
+    # issue 23's leaks: many zero decimals, words in brackets, a katakana dash, (0)
+    forms["float_text_zeros"] = digits + ".000000"
+    forms["annotated_before"] = f"(Freephone) {intl}"
+    forms["annotated_after"] = f"{intl} (24h)"
+    forms["national_katakana_dash"] = re.sub(r"[ \-]", "\u30fc", nat)
+    forms["national_ext_bracket"] = f"{nat} (ext. 2)"
     md = phonenumbers.PhoneMetadata.metadata_for_region(home, None)
     if md is not None and md.national_prefix == "0":
         forms["trunk_in_brackets"] = f"+{num.country_code} (0){nsn}"
+    if md is not None and not md.national_prefix and nsn.startswith("0"):
+        forms["trunk_zero_kept"] = f"+{num.country_code} (0){nsn[1:]}"  # Italy keeps its 0
+    fmt = phonenumbers.phonenumberutil._choose_formatting_pattern_for_number(
+        md.number_format if md is not None else [], nsn
+    )
+    if fmt is not None and fmt.national_prefix_optional_when_formatting and md.national_prefix:
+        written = re.sub(r"\D", "", nat)
+        if written.startswith(md.national_prefix):  # India, Turkey ... also write it without
+            forms["national_no_trunk"] = written[len(md.national_prefix) :]
     idd = md.preferred_international_prefix or md.international_prefix if md else None
     if idd and re.fullmatch(r"\d+", idd):
         forms["region_idd"] = f"{idd} {intl[1:]}"
@@ -206,7 +243,16 @@ def _clean(cell: object) -> str:
         str.maketrans("０１２３４５６７８９＋٠١٢٣٤٥٦٧٨٩", "0123456789+0123456789")
     )
     text = re.sub(r"^(Tel:|Моб\.)\s*|\s*(ext\. 12|доб\. 12)$|^['\"+]+(?=\+)|[\"';]", "", text)
-    text = re.sub(r"^(\+\d{1,3}) \(0\)", r"\1 ", text)  # the table: "(0)" is a trunk 0
+    text = re.sub(r"^\(Freephone\) |\s*\((24h|ext\. 2)\)$", "", text)  # annotations
+    text = text.replace("\u30fc", "-")  # the katakana long-vowel mark written as a dash
+    # "(0)" is a trunk 0 where the country's trunk prefix is 0; Italy's numbers keep it
+    m = re.match(r"^\+(\d{1,3}) \(0\)", text)
+    if m:
+        md = phonenumbers.PhoneMetadata.metadata_for_region(
+            phonenumbers.region_code_for_country_code(int(m[1])), None
+        )
+        keep = md is not None and md.national_prefix != "0"
+        text = f"+{m[1]} {'0' if keep else ''}{text[m.end():]}"
     return text.replace("\u00a0", " ").replace("\u2013", "-")
 
 
@@ -233,14 +279,22 @@ def _reference(case: Case) -> str | None:
     international prefix (the table: region prefix, or 00 + valid national, or 00 + cc)."""
     own = case.region == case.home
     text = _clean(case.cell)
-    if case.form in MARKED or (case.form == "national" and own):
+    if case.form in MARKED:
         return _read(text, case.region)[1]
+    if case.form in READ_IN_REGION and own:
+        # a national reading is sent when valid (possible, not valid: not sent; issue 23)
+        rank, key = _read(text, case.region)
+        return key if rank == 3 else None
     if case.form not in {"idd00", "region_idd"} or (case.region is not None and not own):
         return None
     digits = re.sub(r"\D", "", text)
     after00 = _read("+" + digits[2:], None) if digits.startswith("00") else (0, None)
     if case.region is None:
-        return after00[1] if after00[0] == 3 else None
+        # read as "+" would be, unless a longer prefix (AU's 0011) leaves a valid number too
+        longer = [p for p in _longer_00() if digits.startswith(p)]
+        if after00[0] == 2 and any(_read("+" + digits[len(p) :], None)[0] == 3 for p in longer):
+            return None
+        return after00[1] if after00[0] >= 2 else None
     md = phonenumbers.PhoneMetadata.metadata_for_region(case.region, None)
     m = re.match(md.international_prefix or "NonMatch", digits)
     if m and not digits[m.end() :].startswith("0"):
@@ -252,6 +306,23 @@ def _reference(case: Case) -> str | None:
         return (by_region if by_region[0] >= after00[0] else after00)[1]
     national = _read(text, case.region)
     return national[1] if national[0] == 3 else after00[1]
+
+
+@functools.cache
+def _international(e164: str) -> str:
+    return phonenumbers.format_number(phonenumbers.parse(e164), PhoneNumberFormat.INTERNATIONAL)
+
+
+@functools.cache
+def _longer_00() -> tuple[str, ...]:
+    """International prefixes written as digits longer than 00 (``0011``, ``001`` ...)."""
+    found = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        md = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+        idd = md.preferred_international_prefix or md.international_prefix
+        if idd and re.fullmatch(r"00\d+", idd):
+            found.add(idd)
+    return tuple(sorted(found))
 
 
 def run(cases: list[Case]) -> Report:
@@ -287,6 +358,8 @@ def run(cases: list[Case]) -> Report:
                 report.wrong.append((case, row))
                 if row["hlr_note"] is None and row["hlr_number_type"] != "unknown":
                     report.wrong_silent.append((case, row))
+                if row["hlr_number_type"] in (None, "unknown"):
+                    report.wrong_weak.append((case, row))
         must_send = (
             case.valid
             and case.sendable
@@ -301,6 +374,10 @@ def run(cases: list[Case]) -> Report:
             report.missed.append((case, row))
         if case.expected is not None and key != case.expected:
             report.disagree.append((case, row))
+        if row["hlr_source"] == "ambiguous" and case.valid and case.region is None:
+            named = _international(case.truth)
+            if named not in row["hlr_error"] and "more readings" not in row["hlr_error"]:
+                report.unnamed.append((case, row))
     return report
 
 
@@ -311,6 +388,11 @@ def test_differential_every_region() -> None:
     assert not report.wrong_silent, report.wrong_silent[:5]
     assert not report.missed, report.missed[:5]
     assert not report.disagree, report.disagree[:5]
+    # a wrong key is at most a valid number of the list's region read from another country's
+    # digits (the full run reads cells in unrelated regions); never a weak reading
+    assert not report.wrong_weak, report.wrong_weak[:5]
+    assert FULL or not report.wrong, report.wrong[:5]
+    assert not report.unnamed, report.unnamed[:5]  # ambiguous names the number (or "more")
     # scientific text that lost digits is never sent
     assert all(r["hlr_number"] is None for c, r in report.wrong if c.form == "sci_lost")
 
@@ -323,7 +405,7 @@ if __name__ == "__main__":
     for (form, how, source), count in sorted(result.by_form.items()):
         if source in ("ambiguous", "invalid"):
             print(f"  {form:20} {how:12} {source:10} {count:6,}")
-    for name in ("wrong_silent", "missed", "disagree", "wrong"):
+    for name in ("wrong_silent", "wrong_weak", "missed", "disagree", "unnamed", "wrong"):
         items = getattr(result, name)
         print(f"\n{name}: {len(items)}; by form: {Counter(c.form for c, _ in items).most_common()}")
         for c, r in items[:15]:
@@ -332,3 +414,96 @@ if __name__ == "__main__":
                 f"form={c.form} -> {r['hlr_number']} {r['hlr_source']} {r['hlr_error']!r} "
                 f"note={r['hlr_note']!r}"
             )
+
+
+# --- the same number in every writing (issue 23) ---------------------------------------------
+
+
+@functools.cache
+def _examples() -> tuple[phonenumbers.PhoneNumber, ...]:
+    """libphonenumber's example number of every region and type."""
+    found = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for t in TYPES:
+            ex = phonenumbers.example_number_for_type(region, t)
+            if ex is not None:
+                found.append(ex)
+    return tuple(found)
+
+
+def _writings(e164: str) -> dict[str, object]:
+    """The ways a column may hold one international number, all with the same digits."""
+    num = phonenumbers.parse(e164)
+    intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    digits = e164[1:]
+    return {
+        "+": e164,
+        "+ spaced": intl,
+        "+ dashed": intl.replace(" ", "-"),
+        "00": "00" + digits,
+        "00 spaced": "00 " + intl[1:],
+        "bare": digits,
+        "bare spaced": intl[1:],
+        "int": int(digits),
+        "float": float(digits),
+        "float text": digits + ".0",
+        "float text %f": digits + ".000000",
+    }
+
+
+@given(
+    example=st.sampled_from(_examples()),
+    tail=st.text("0123456789", min_size=0, max_size=4),
+    cut=st.integers(0, 4),
+    strict=st.sampled_from([None, True, False]),
+)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_property_every_writing_of_a_number_gets_one_verdict(
+    example: phonenumbers.PhoneNumber, tail: str, cut: int, strict: bool | None
+) -> None:
+    """With no default_region, every writing of an international number gets the verdict and
+    key of its "+" writing, under the same options. The one exception is what the decision
+    table calls ambiguous: digits without "+" that are also some country's national writing
+    (or "00" that is also a longer international prefix) are never sent, and the error names
+    the "+" reading among the others (or says how many more there are)."""
+    nsn = phonenumbers.national_significant_number(example)
+    nsn = (nsn[: len(nsn) - cut] + tail) or nsn  # a neighbour: valid, possible or neither
+    e164 = f"+{example.country_code}{nsn}"
+    try:
+        num = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return
+    hypothesis.assume(phonenumbers.format_number(num, PhoneNumberFormat.E164) == e164)
+    hypothesis.assume(len(e164) <= 17)  # a float keeps every digit
+    writings = _writings(e164)
+    out = normalize(pd.Series(list(writings.values()), dtype=object), strict=strict)
+    out = out.astype(object).where(out.notna(), None)
+    rows = dict(zip(writings, out.to_dict("records"), strict=True))
+    plus = rows["+"]
+    verdict = (plus["hlr_source"], plus["hlr_number"])
+    for name, row in rows.items():
+        got = (row["hlr_source"], row["hlr_number"])
+        if row["hlr_source"] == "ambiguous" and not name.startswith("+"):
+            assert plus["hlr_source"] not in ("ambiguous", "missing"), (name, row)
+            if plus["hlr_number"] is not None:
+                assert (
+                    _international(e164) in row["hlr_error"] or "more reading" in row["hlr_error"]
+                ), (name, row)
+            continue
+        assert got == verdict, (name, writings[name], row, plus)
+    # the "+" writing follows libphonenumber: valid → sent, possible → sent with a note unless
+    # strict=True, and the API's 10-15 characters
+    valid = phonenumbers.is_valid_number(num)
+    possible = phonenumbers.is_possible_number_with_reason(num) == 0
+    fits = 10 <= len(e164) <= 15
+    sent = fits and (valid or (possible and strict is not True))
+    assert plus["hlr_number"] == (e164 if sent else None), plus
+    # in a list whose region dials abroad with 00, the marked writings agree there too
+    region = phonenumbers.region_code_for_country_code(example.country_code)
+    md = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+    if md is not None and md.international_prefix == "00":
+        marked = [writings[k] for k in ("+", "+ spaced", "00", "00 spaced")]
+        there = normalize(pd.Series(marked, dtype=object), default_region=region, strict=strict)
+        there = there.astype(object).where(there.notna(), None)
+        got = set(zip(there["hlr_source"], there["hlr_number"], strict=True))
+        assert len(got) == 1, (region, marked, there.to_dict("records"))

@@ -211,16 +211,24 @@ def _natural_brute_force(digits: str) -> set[tuple[int, str]]:
             num = nb._numobj(cc, nsn)
             if not phonenumbers.is_valid_number(num):
                 continue
-            written = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
-            covered = not md.number_format or choose_format(md.number_format, nsn) is not None
-            if covered and re.sub(r"\D", "", written) == digits:
+            written = re.sub(r"\D", "", phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL))
+            fmt = choose_format(md.number_format, nsn)
+            covered = not md.number_format or fmt is not None
+            # a format that lets the trunk prefix out: also written without it (India, Turkey)
+            optional = fmt is not None and fmt.national_prefix_optional_when_formatting
+            trunk = md.national_prefix or ""
+            if covered and (
+                written == digits or (optional and trunk and written == trunk + digits)
+            ):
                 found.add((cc, nsn))
     return found
 
 
 def test_natural_national_readings_match_brute_force() -> None:
     rng = random.Random(4)
-    samples: set[str] = {"2015550123", "15526018159", "447911123456", "84951234567"}
+    samples: set[str] = {
+        "2015550123", "15526018159", "447911123456", "84951234567", "4902084369", "5321234567"
+    }
     while len(samples) < 80:
         num = rng.choice(_examples(neighbours=0))
         nat = re.sub(r"\D", "", phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL))
@@ -237,6 +245,8 @@ def test_natural_national_readings_match_brute_force() -> None:
     assert (86, "15526018159") in got["15526018159"]
     assert (7, "4951234567") in got["84951234567"]  # Russia writes its trunk 8
     assert got["447911123456"] == set()
+    # India writes 0490 208 4369 with or without its trunk 0 (not only +49 208 4369)
+    assert (91, "4902084369") in got["4902084369"]
 
 
 def test_region_facts() -> None:

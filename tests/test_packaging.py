@@ -29,3 +29,56 @@ def test_dev_brings_what_the_notebook_test_and_its_rendering_use() -> None:
     dev = " ".join(PYPROJECT["project"]["optional-dependencies"]["dev"])
     for name in ("nbclient", "nbformat", "ipykernel", "ipywidgets", "nbconvert", "matplotlib"):
         assert name in dev
+
+
+def test_classifiers_are_real_and_claim_only_what_ci_runs() -> None:
+    from trove_classifiers import classifiers as known
+
+    project = PYPROJECT["project"]
+    assert set(project["classifiers"]) <= known, set(project["classifiers"]) - known
+    versions = [c for c in project["classifiers"] if re.fullmatch(r".*Python :: 3\.\d+", c)]
+    assert versions == ["Programming Language :: Python :: 3.11"]  # CI's Python
+    assert project["requires-python"] == ">=3.11"
+    assert "Typing :: Typed" in project["classifiers"] and (ROOT / "pd_hlr" / "py.typed").exists()
+
+
+def test_every_runtime_dependency_declares_a_floor_ci_installs() -> None:
+    """.ci/lowest-deps installs exactly these pins; each needs a ``>=`` floor."""
+    import subprocess
+    import sys
+
+    pins = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "floors.py"), "excel"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    names = [re.split(r"[\[=<>]", r, maxsplit=1)[0] for r in PYPROJECT["project"]["dependencies"]]
+    assert [p.split("==")[0] for p in pins] == [*names, "openpyxl"]
+    assert "urllib3==2.0.2" in pins  # retry.py works without Retry(retry_after_max=), < 2.7
+
+
+def test_the_sample_list_is_package_data_with_one_copy() -> None:
+    packaged = ROOT / "pd_hlr" / "datasets" / "contacts.csv"
+    linked = ROOT / "data" / "contacts.csv"
+    assert packaged.is_file() and not packaged.is_symlink()
+    assert linked.is_symlink() and linked.resolve() == packaged.resolve()
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]["pd_hlr"]
+    assert "datasets/*.csv" in data
+
+
+def test_what_the_readme_and_demo_write_in_a_checkout_is_ignored(tmp_path: Path) -> None:
+    """The README's main job (``--out contacts.hlr.parquet``) and ``pd-hlr demo`` write into
+    the checkout's root: git must not offer them for a commit."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("git") or not (ROOT / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+    readme = (ROOT / "README.md").read_text()
+    outs = set(re.findall(r"--out (\S+\.(?:parquet|csv|xlsx))", readme.split("## ")[0]))
+    assert "contacts.hlr.parquet" in outs
+    names = [*outs, "contacts.hlr.xlsx", "contacts.hlr.csv", "enriched.parquet", "enriched.xlsx"]
+    for name in names:
+        check = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT)
+        assert check.returncode == 0, f"{name} is not covered by .gitignore"

@@ -57,7 +57,7 @@ def test_estimate_counts_and_sends_nothing(sb: Any, client_for: Any, tmp_path: P
     assert (est.distinct, est.cached, est.to_look_up) == (30, 0, 30)
     assert est.price == DEFAULT_PRICE and est.cost == DEFAULT_PRICE * 30
     assert est.to_dict()["cost"] == DEFAULT_PRICE * 30
-    assert "30 to look up ≈ 0.18 at 0.006 each" in str(est)
+    assert "30 to look up ≈ 0.180 at 0.006 each" in str(est)
     assert est == frame["phone"].hlr.estimate(default_region="GB", client=client, cache=cache)
 
     pricey = frame.hlr.estimate("phone", default_region="GB", cache=cache, price="0.01")
@@ -105,7 +105,7 @@ def test_budget_refuses_before_sending_with_the_same_estimate(
     assert sb.stats().requests == 0
     refused = info.value.estimate
     assert refused == pd_hlr.Estimate(**{**est.__dict__, "price": Decimal("0.01")})
-    assert "estimated cost 0.3000 at 0.01 per lookup" in str(info.value)
+    assert "estimated cost 0.30 at 0.01 per lookup" in str(info.value)
 
     out = frame.hlr.validate(
         "phone", default_region="GB", client=client, cache=cache, budget=30,
@@ -319,7 +319,8 @@ def test_ambiguous_cells_are_counted_never_sent_unless_the_user_chooses(
     out = frame.hlr.validate("phone", client=client, cache=cache)
     assert out["hlr_source"].tolist()[:2] == ["ambiguous", "ambiguous"]
     assert out["hlr_error"][0] == (
-        "ambiguous: +1 201-555-0123 (national US) or +20 15 550123 (international)"
+        "ambiguous: +1 201-555-0123 (national US), +52 201 555 0123 (national MX), "
+        "+20 15 550123 (international) or 1 more reading"
     )
     assert out.hlr.report().ambiguous == 2 and "2 ambiguous" in str(out.hlr.report())
     assert set(sb.stats().received) == {"+447400123456"}

@@ -171,7 +171,7 @@ def test_partly_cached_run_draws_each_lookup_beside_the_cache_hits(
     parsed = _parsed(_frames(err))
     assert {(p[1], p[2]) for p in parsed} == {(20, 40)}  # total = lookups; hits beside
     assert sorted({p[0] for p in parsed}) == list(range(21))
-    assert parsed[-1][0] == 20 and parsed[-1][4] == "0.12"
+    assert parsed[-1][0] == 20 and parsed[-1][4] == "0.120"  # 20 × 0.006
     assert (out["hlr_source"] == "cache").sum() == 40
     assert sb.stats().received == dict.fromkeys(cached + new, 1)
 

@@ -22,15 +22,20 @@ def test_readme_schema_table_is_generated_from_the_code():
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+    """The first screen: install from the package index and the demo (what .ci/wheel runs);
+    then, from a clone, the main job and the test command CI runs."""
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```bash\n(.*?)\n```", text, re.S)
-    assert block and text.index("```bash") < text.index("\n## ")
-    commands = block.group(1).strip().splitlines()
+    blocks = re.findall(r"```bash\n(.*?)\n```", text, re.S)
+    assert len(blocks) >= 2 and text.index("```bash") < text.index("\n## ")
+    first = [line.split("#")[0].strip() for line in blocks[0].strip().splitlines()]
+    assert first == ["pip install pd-hlr", "pd-hlr demo"]
+    commands = blocks[1].strip().splitlines()
     assert len(commands) == 2
     assert "pd-hlr validate" in commands[0] and "--sandbox" in commands[0]
     assert commands[1].endswith("-m pytest -q")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q" in ci and 'pip install --quiet -e ".[dev]"' in ci
+    assert ".ci/wheel" in ci and "pd-hlr\" demo" in (ROOT / ".ci" / "wheel").read_text()
 
 
 def _slug(heading: str) -> str:

@@ -155,10 +155,10 @@ def test_estimate_reads_well() -> None:
     est = Estimate(20_000, 10, 5, 0, 13_508, 8_358, 5_150, Decimal("0.006"))
     assert repr(est) == (
         "<Estimate: 20,000 rows: 10 missing, 5 invalid, 0 skipped; 13,508 distinct numbers, "
-        "8,358 cached, 5,150 to look up ≈ 30.90 at 0.006 each>"
+        "8,358 cached, 5,150 to look up ≈ 30.900 at 0.006 each>"
     )
     page = est._repr_html_()
-    assert "5,150" in page and "30.90 at 0.006 per lookup" in page
+    assert "5,150" in page and "30.900 at 0.006 per lookup" in page
     assert json.loads(json.dumps(est.to_dict(), default=str))["cost"] == "30.900"
 
 
@@ -168,6 +168,33 @@ def test_estimate_reads_well() -> None:
 )
 def test_money(amount: str, text: str) -> None:
     assert money(Decimal(amount)) == text
+
+
+@pytest.mark.parametrize(
+    ("price", "amounts", "texts"),
+    [
+        ("0.006", ["0", "14.274", "30.9", "1234.5"], ["0.000", "14.274", "30.900", "1,234.500"]),
+        ("0.01", ["0", "0.12", "7"], ["0.00", "0.12", "7.00"]),
+        ("0.0055", ["0", "1.1"], ["0.0000", "1.1000"]),
+        ("1", ["3"], ["3.00"]),
+    ],
+)
+def test_money_shows_every_amount_of_a_run_with_the_prices_decimals(
+    price: str, amounts: list[str], texts: list[str]
+) -> None:
+    """Issue 25: "0.00", "14.274" and "14.2740" in one run. One rule: the price's decimals."""
+    assert [money(Decimal(a), Decimal(price)) for a in amounts] == texts
+
+
+def test_report_counts_read_as_english_for_one() -> None:
+    one = RunReport(rows=1, distinct=1, cached=0, looked_up=1, requests=1, retries=1,
+                    price=Decimal("0.006"))
+    text = str(one)
+    assert "1 row (" in text and "1 distinct number:" in text
+    assert "1 request, 1 retry," in text and "spend ≈ 0.006 at 0.006" in text
+    many = str(RunReport(rows=2, distinct=2, cached=0, looked_up=2, requests=2,
+                         price=Decimal("0.006")))
+    assert "2 rows (" in many and "2 distinct numbers:" in many and "0 retries" in many
 
 
 @pytest.mark.parametrize(

