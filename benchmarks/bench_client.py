@@ -22,6 +22,7 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 import urllib3
@@ -69,18 +70,9 @@ def throughput(seconds: float) -> None:
     )
 
 
-def _plain_sessions(url: str, numbers: list[str]) -> float:
-    """16 threads of keep-alive sessions posting and parsing JSON, no checks; lookups/s."""
-    endpoint = url + "/api/validate/phone"
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    chunks = [numbers[k::WORKERS] for k in range(WORKERS)]
-
-    def work(chunk: list[str]) -> None:
-        with requests.Session() as s:
-            for phone in chunk:
-                s.post(endpoint, json={"phone": phone}, headers=headers, timeout=10).json()
-
-    threads = [threading.Thread(target=work, args=(c,)) for c in chunks]
+def _threaded(work: Callable[[list[str]], None], numbers: list[str]) -> float:
+    """``work`` on WORKERS threads, each given its share of ``numbers``; lookups/s."""
+    threads = [threading.Thread(target=work, args=(numbers[k::WORKERS],)) for k in range(WORKERS)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -89,11 +81,23 @@ def _plain_sessions(url: str, numbers: list[str]) -> float:
     return len(numbers) / (time.perf_counter() - start)
 
 
+def _plain_sessions(url: str, numbers: list[str]) -> float:
+    """16 threads of keep-alive sessions posting and parsing JSON, no checks; lookups/s."""
+    endpoint = url + "/api/validate/phone"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def work(chunk: list[str]) -> None:
+        with requests.Session() as s:
+            for phone in chunk:
+                s.post(endpoint, json={"phone": phone}, headers=headers, timeout=10).json()
+
+    return _threaded(work, numbers)
+
+
 def _raw_pool(url: str, numbers: list[str]) -> float:
     """16 threads sharing one raw urllib3 keep-alive pool, posting bytes, parsing JSON; /s."""
     parts = urllib3.util.parse_url(url)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    chunks = [numbers[k::WORKERS] for k in range(WORKERS)]
     with urllib3.HTTPConnectionPool(parts.host, parts.port, maxsize=WORKERS) as pool:
 
         def work(chunk: list[str]) -> None:
@@ -102,13 +106,7 @@ def _raw_pool(url: str, numbers: list[str]) -> float:
                 r = pool.urlopen("POST", "/api/validate/phone", body=body, headers=headers)
                 json.loads(r.data)
 
-        threads = [threading.Thread(target=work, args=(c,)) for c in chunks]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return len(numbers) / (time.perf_counter() - start)
+        return _threaded(work, numbers)
 
 
 def overhead(seconds: float) -> None:
