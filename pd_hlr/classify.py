@@ -22,7 +22,6 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import cached_property
 from typing import Any, NamedTuple
 
 import requests
@@ -390,47 +389,40 @@ STATUS_KINDS: Mapping[int, str] = {
 }
 
 
-@dataclass(frozen=True)
+def _decode(body: bytes) -> tuple[str | None, Any, str]:
+    """(text or None when not UTF-8, the JSON value or None, why it is not JSON or "")."""
+    try:
+        text = body.decode("utf-8-sig")  # a UTF-8 byte-order mark tolerated
+    except UnicodeDecodeError as exc:
+        return None, None, f"not UTF-8 ({exc.reason} at byte {exc.start})"
+    if not text.strip():
+        return text, None, "empty body"
+    try:
+        return text, json.loads(text, parse_constant=_reject_constant), ""
+    except RecursionError:
+        return text, None, "JSON nested too deeply"
+    except ValueError as exc:
+        return text, None, f"not JSON ({str(exc)[:80]})"
+
+
 class _Body:
     """One HTTP answer, decoded once: what the checks and the error messages read."""
 
-    status: int
-    raw: bytes
-    headers: Mapping[str, str] | None
-    text: str | None  # None: not UTF-8
-    data: Any  # the decoded JSON, None when there is none
-    problem: str  # why the body is not JSON ("" when it is)
+    __slots__ = ("_short", "headers", "obj", "problem", "raw", "status", "text")
 
-    @classmethod
-    def decode(cls, status: int, body: bytes, headers: Mapping[str, str] | None) -> _Body:
-        """Decode ``body`` (a UTF-8 byte-order mark tolerated; JSON constants refused)."""
-        try:
-            text: str | None = body.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            return cls(
-                status, body, headers, None, None, f"not UTF-8 ({exc.reason} at byte {exc.start})"
-            )
-        if not text.strip():
-            return cls(status, body, headers, text, None, "empty body")
-        try:
-            return cls(
-                status, body, headers, text, json.loads(text, parse_constant=_reject_constant), ""
-            )
-        except RecursionError:
-            problem = "JSON nested too deeply"
-        except ValueError as exc:
-            problem = f"not JSON ({str(exc)[:80]})"
-        return cls(status, body, headers, text, None, problem)
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str] | None) -> None:
+        self.status, self.raw, self.headers = status, body, headers
+        self.text, data, self.problem = _decode(body)
+        #: The body when it is a JSON object, else ``{}``.
+        self.obj: dict[str, Any] = data if isinstance(data, dict) else {}
+        self._short: str | None = None
 
-    @cached_property
-    def obj(self) -> dict[str, Any]:
-        """The body when it is a JSON object, else ``{}``."""
-        return self.data if isinstance(self.data, dict) else {}
-
-    @cached_property
+    @property
     def short(self) -> str:
-        """The body's start, for messages."""
-        return excerpt(self.text if self.text is not None else self.raw)
+        """The body's start, for messages (made once, only for a failure)."""
+        if self._short is None:
+            self._short = excerpt(self.text if self.text is not None else self.raw)
+        return self._short
 
     @property
     def said(self) -> str:
@@ -462,7 +454,7 @@ class _Body:
             return results[0]
         return None
 
-    @cached_property
+    @property
     def validation_errors(self) -> dict[str, list[str]] | None:
         return _validation_errors(self.obj)
 
@@ -691,16 +683,15 @@ def classify_answer(
         >>> classify_answer(401, b'{"message": "Unauthenticated."}').error.status
         401
     """
-    decoded = _Body.decode(status, body, headers)
-    kind = _kind(decoded)
-    if kind == "result":
-        assert decoded.first_result is not None
-        return _result(decoded.first_result, decoded.short, phone)
-    return _FAILURES[kind](decoded)
+    answer = _Body(status, body, headers)
+    kind = _kind(answer)
+    return _result(answer, phone) if kind == "result" else _FAILURES[kind](answer)
 
 
-def _result(result: dict[str, Any], short: str, phone: str | None) -> Answer | Failure:
+def _result(b: _Body, phone: str | None) -> Answer | Failure:
     """Check one 200 result: depth and strings, quota, ``to``."""
+    result = b.first_result
+    assert result is not None
     try:
         result, fixed = repaired(result)
     except NotStorable as exc:
@@ -708,9 +699,9 @@ def _result(result: dict[str, Any], short: str, phone: str | None) -> Answer | F
             "malformed",
             APIError(
                 f"Provero answered 200 with an unusable body ({exc}; the lookup may have been "
-                f"charged): {short}",
+                f"charged): {b.short}",
                 status=200,
-                body_excerpt=short,
+                body_excerpt=b.short,
                 malformed=True,
             ),
         )
@@ -721,7 +712,7 @@ def _result(result: dict[str, Any], short: str, phone: str | None) -> Answer | F
                 "Provero traffic quota exceeded (TRAFFIC_QUOTA_EXCEEDED in a 200 result). "
                 "Lower rate_limit= or retry later.",
                 status=200,
-                body_excerpt=short,
+                body_excerpt=b.short,
             ),
         )
     to = result.get("to")
@@ -730,9 +721,9 @@ def _result(result: dict[str, Any], short: str, phone: str | None) -> Answer | F
             "incomplete_result",
             APIError(
                 "Provero answered 200 with a result without its 'to' number (the lookup was "
-                f"charged; not retried): {short}",
+                f"charged; not retried): {b.short}",
                 status=200,
-                body_excerpt=short,
+                body_excerpt=b.short,
                 malformed=True,
             ),
         )
@@ -743,7 +734,7 @@ def _result(result: dict[str, Any], short: str, phone: str | None) -> Answer | F
                 f"Provero answered for {to!r} when asked for {phone!r}: the answer is not used "
                 "(the lookup may have been charged)",
                 status=200,
-                body_excerpt=short,
+                body_excerpt=b.short,
             ),
         )
     return Answer(result, fixed)
