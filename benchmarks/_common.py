@@ -89,6 +89,9 @@ def _serve_child(conn: Connection, knobs: dict[str, Any]) -> None:
             elif cmd == "reset":
                 sb.reset_stats()
                 conn.send(None)
+            elif isinstance(cmd, tuple) and cmd[0] == "configure":
+                sb.configure(**cmd[1])
+                conn.send(None)
             else:
                 return
 
@@ -109,6 +112,11 @@ class SandboxProcess:
 
     def reset_stats(self) -> None:
         self._conn.send("reset")
+        self._conn.recv()
+
+    def configure(self, **knobs: Any) -> None:
+        """:meth:`~pd_hlr.sandbox.Sandbox.configure` in the child (e.g. a new rate limit)."""
+        self._conn.send(("configure", knobs))
         self._conn.recv()
 
 

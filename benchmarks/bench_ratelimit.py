@@ -8,8 +8,10 @@ itself (answering 429 beyond it) with 50 ms latency:
    the sandbox counts arrivals in a sliding 1-second window, so none means it never saw more
    than 50 in any second), the sustained rate (target >= 95 % of 50), and the most sends in any
    1-second window as the client made them (target <= 51).
-2. Baseline, in the same run: the same client without ``rate_limit`` (so only the server's 429s
-   and ``Retry-After`` hold it back): its 429s, i.e. requests sent only to be refused.
+2. Baseline, in the same run: the same client without ``rate_limit`` and with
+   ``adaptive=False`` (so only the server's 429s and ``Retry-After`` hold it back): its 429s,
+   i.e. requests sent only to be refused. (The adaptive pace, the default without
+   ``rate_limit``, has its own benchmark: ``bench_adaptive.py``.)
 
 Run: ``.venv/bin/python benchmarks/bench_ratelimit.py [--seconds 5]``
 """
@@ -43,7 +45,12 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
 def run(rate_limit: float | None, n: int, offset: int) -> dict[str, float]:
     with sandbox_process(latency=LATENCY, rate_limit=LIMIT) as sb:
         with HLRClient(
-            token=TOKEN, base_url=sb.url, workers=WORKERS, rate_limit=rate_limit, max_retries=50
+            token=TOKEN,
+            base_url=sb.url,
+            workers=WORKERS,
+            rate_limit=rate_limit,
+            max_retries=50,
+            adaptive=rate_limit is not None,  # the baseline: neither a limit nor adaptation
         ) as client:
             sent: list[float] = []
             if client._limiter is not None:
@@ -88,7 +95,7 @@ def main() -> None:
         f"client sent them: {limited['client_peak']:.0f} (limit + 1 = {LIMIT + 1:g})"
     )
 
-    print(f"2. baseline: the same client without rate_limit, {n} lookups")
+    print(f"2. baseline: the same client without rate_limit nor adaptation, {n} lookups")
     free = run(None, n, n)
     print(
         f"  answered {free['answered']} in {free['elapsed']:.2f}s = {free['rate']:.1f}/s; "

@@ -415,7 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"concurrent requests (default {DEFAULT_WORKERS})",
     )
     run.add_argument(
-        "--rate-limit", type=_positive, default=None, metavar="R", help="max requests per second"
+        "--rate-limit",
+        type=_positive,
+        default=None,
+        metavar="R",
+        help="a ceiling on requests per second (default: the pace adapts to the API's 429s)",
     )
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
@@ -470,8 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The README's main job, on the sample list that ships with pd-hlr (``pd-hlr demo``).
-DEMO_OPTIONS = ("--column", "phone", "--default-region", "GB", "--detailed", "--route",
-                "detailed", "--sandbox")
+DEMO_OPTIONS = ("--column", "phone", "--region-column", "country", "--default-region", "GB",
+                "--detailed", "--route", "detailed", "--sandbox")
 DEMO_OUT = "contacts.hlr.parquet"
 
 
@@ -574,7 +578,11 @@ def _add_sandbox_options(p: argparse.ArgumentParser) -> None:
         "--balance", type=_count, default=None, metavar="N", help="lookups before 402"
     )
     p.add_argument(
-        "--rate-limit", type=_positive, default=None, metavar="R", help="requests per second"
+        "--rate-limit",
+        type=_positive,
+        default=None,
+        metavar="R",
+        help="the hidden limit: requests in any second beyond it get 429 + Retry-After",
     )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fault RNG")
     probabilities = p.add_argument_group(

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, check_route
+from pd_hlr.adaptive import AdaptiveRateLimiter
 from pd_hlr.classify import (
     KINDS,
     Answer,
@@ -73,7 +74,10 @@ class ClientStats:
     the server may have billed (timeout, connection lost, malformed, too large, wrong number);
     ``possibly_charged_numbers``: the numbers concerned; ``failures``: failed attempts by kind
     (the keys of :data:`pd_hlr.classify.KINDS`); ``repaired``: answers whose text held lone
-    surrogates, replaced by U+FFFD.
+    surrogates, replaced by U+FFFD; ``rate``: the requests/second the limiter allows now (None:
+    unthrottled); ``rate_peak``: the most answers counted in one second; ``limit_signals``:
+    429s, ``Retry-After``s and quota answers the adaptive limiter reacted to (or counted as one
+    congestion event).
 
     Example:
         >>> ClientStats(requests=3, possibly_charged_numbers=frozenset({"+441302778473"}))
@@ -87,6 +91,9 @@ class ClientStats:
     possibly_charged_numbers: frozenset[str] = field(default_factory=frozenset)
     failures: dict[str, int] = field(default_factory=dict)
     repaired: int = 0
+    rate: float | None = None
+    rate_peak: float = 0.0
+    limit_signals: int = 0
 
     def __repr__(self) -> str:
         numbers = len(self.possibly_charged_numbers)
@@ -94,7 +101,9 @@ class ClientStats:
             f"ClientStats(requests={self.requests}, retries={self.retries}, "
             f"throttled={self.throttled}, possibly_charged={self.possibly_charged} "
             f"({numbers} numbers), failures={dict(sorted(self.failures.items()))}, "
-            f"repaired={self.repaired})"
+            f"repaired={self.repaired}"
+            + ("" if self.rate is None else f", rate={self.rate:.3g}/s")
+            + ")"
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
@@ -192,8 +201,13 @@ class HLRClient:
         max_retries: a shortcut for the same field of ``retry``.
         backoff_factor: a shortcut for the same field of ``retry``.
         backoff_max: a shortcut for the same field of ``retry``.
-        rate_limit: requests/second shared by all threads of this client (None = no limit).
-            The limiter runs at 97% of it (see ``RATE_HEADROOM``).
+        rate_limit: the most requests/second shared by all threads of this client, a hard
+            ceiling (None = none). The limiter runs at 97% of it (see ``RATE_HEADROOM``).
+        adaptive: pace requests at the rate the account accepts, found from the server's limit
+            signals (429, ``Retry-After``, ``TRAFFIC_QUOTA_EXCEEDED``): unthrottled (or at
+            ``rate_limit``) until the first signal, then a multiplicative decrease and a CUBIC
+            climb (see :mod:`pd_hlr.adaptive`); never above ``rate_limit``. False: a fixed
+            ``rate_limit`` (or none), whatever the server says.
         workers: default thread count of :meth:`lookup_many`.
         retry: the :class:`~pd_hlr.retry.RetryPolicy` (retries, backoff, the longest
             ``Retry-After`` honoured, the circuit breaker); see :mod:`pd_hlr.classify` for what is
@@ -228,6 +242,7 @@ class HLRClient:
         retry: RetryPolicy | None = None,
         deadline: float = 60.0,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        adaptive: bool = True,
     ) -> None:
         self._token, problem = read_token(token)
         del token  # no frame local keeps the token (tracebacks with locals stay clean)
@@ -256,7 +271,14 @@ class HLRClient:
         )
         self.workers = workers
         self.rate_limit = rate_limit
-        self._limiter = RateLimiter(rate_limit * RATE_HEADROOM) if rate_limit else None
+        ceiling = rate_limit * RATE_HEADROOM if rate_limit else None
+        self._limiter: AdaptiveRateLimiter | RateLimiter | None
+        if adaptive:
+            self._limiter = AdaptiveRateLimiter(ceiling)
+        else:
+            self._limiter = RateLimiter(ceiling) if ceiling else None
+        if self._limiter is not None:  # a wait for a slot ends early when the run stops
+            self._limiter._sleep = self._sleep  # type: ignore[method-assign]
         self._where = f"Provero at {self.base_url}"
         self._transport = Transport(
             self.url,
@@ -363,6 +385,7 @@ class HLRClient:
                 possibly_charged_numbers=frozenset(self._charged_numbers),
                 failures=dict(self._failures),
                 repaired=self._repaired,
+                **self._rate_stats(),
             )
 
     def reset_stats(self) -> None:
@@ -377,6 +400,41 @@ class HLRClient:
             self._failures: dict[str, int] = {}
             #: Failure kinds already warned about by single lookups (one WARNING per kind).
             self._warned: set[str] = set()
+        if isinstance(self._limiter, AdaptiveRateLimiter):
+            self._limiter.reset_peak()
+
+    def current_rate(self) -> float | None:
+        """The requests/second the limiter allows now; None when unthrottled (no limit
+        signal met yet and no ``rate_limit``).
+
+        Example:
+            >>> HLRClient(token="t").current_rate() is None
+            True
+            >>> HLRClient(token="t", rate_limit=100).current_rate()
+            97.0
+        """
+        return getattr(self._limiter, "rate", None)
+
+    def _rate_stats(self) -> dict[str, Any]:
+        limiter = self._limiter
+        if isinstance(limiter, AdaptiveRateLimiter):
+            state = limiter.state()
+            return {"rate": state.rate, "rate_peak": state.peak, "limit_signals": state.signals}
+        return {"rate": getattr(limiter, "rate", None)}
+
+    def _observe(self, outcome: Answer | Failure) -> None:
+        """Tell an adaptive limiter what the server said: a limit signal (a 429, a
+        ``TRAFFIC_QUOTA_EXCEEDED`` result, any ``Retry-After``), or an answer it accepted."""
+        limiter = self._limiter
+        if not isinstance(limiter, AdaptiveRateLimiter):
+            return
+        if isinstance(outcome, Answer):
+            limiter.success()
+        elif outcome.kind == "throttled" or outcome.retry_after is not None:
+            if limiter.throttled():
+                logger.debug("limit signal (%s): rate now %s/s", outcome.kind, limiter.rate)
+        elif outcome.error.status is not None:
+            limiter.success()
 
     # ---------------------------------------------------------------- one attempt
     def _payload(self, phone: str, options: dict[str, object]) -> bytes:
@@ -441,6 +499,7 @@ class HLRClient:
             with self._stats_lock:
                 self._requests += 1
             outcome = self._attempt(payload, phone)
+            self._observe(outcome)
             if isinstance(outcome, Answer):
                 if run.breaker is not None:
                     run.breaker.success()

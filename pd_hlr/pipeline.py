@@ -472,6 +472,7 @@ def resolve(
             cached=len(hits),
             price=settings.price,
             enabled=progress_enabled(settings.progress),
+            rate=getattr(cl, "current_rate", None),
         )
         # The writer opens (and writes to) its journal first: an unwritable cache folder is a
         # CacheNotWritableError before any request. Misses are claimed in the cache folder, so

@@ -6,6 +6,10 @@ it, with failures and the spend so far at the price::
 
     HLR lookups:  45%|████▌     | 9/20 [00:05<00:06,  1.80/s] cached 840 · failed 1 · spend ≈ 0.048
 
+Once the server has signalled a rate limit (a 429, ``Retry-After``, a quota answer), the pace
+the client's adaptive limiter allows is shown too (``· pace 38/s``); an unthrottled run shows
+none.
+
 It redraws at least every 0.5 s (:attr:`Progress.interval`) whatever happened before, so a run
 with many cache hits or slow answers never looks frozen.
 
@@ -199,6 +203,9 @@ class Progress:
         price: the price per lookup (the spend so far is shown).
         enabled: draw anything at all (see :func:`progress_enabled`).
         file: where the terminal bar goes (default ``sys.stderr``).
+        rate: returns the requests/second the client's limiter allows now, or None when
+            unthrottled (e.g. :meth:`pd_hlr.client.HLRClient.current_rate`); shown when not
+            None.
     """
 
     #: Longest time between two redraws (seconds).
@@ -215,8 +222,10 @@ class Progress:
         enabled: bool = True,
         desc: str = "HLR lookups",
         file: IO[str] | None = None,
+        rate: Callable[[], float | None] | None = None,
     ) -> None:
         self.total = int(to_look_up)
+        self._rate = rate
         self.cached = int(cached)
         self.price = price
         self.looked_up = 0
@@ -244,13 +253,27 @@ class Progress:
         """The spend so far: answers received, at the price."""
         return self.price * self.looked_up
 
+    def pace(self) -> str:
+        """The limiter's allowed rate as the bar shows it ("" when unthrottled).
+
+        >>> Progress(5, enabled=False, rate=lambda: 38.4).pace()
+        ' · pace 38/s'
+        >>> Progress(5, enabled=False, rate=lambda: None).pace()
+        ''
+        """
+        rate = self._rate() if self._rate is not None else None
+        if rate is None:
+            return ""
+        return f" · pace {rate:,.0f}/s" if rate >= 10 else f" · pace {rate:.2g}/s"
+
     def _fields(self) -> dict[str, Any]:
+        pace = self.pace()
         return {
             "done": f"{self.looked_up + self.failed:,}",
             "todo": f"{self.total:,}",
-            "tail": f"cached {self.cached:,} · failed {self.failed:,} · spend ≈ "
+            "tail": f"cached {self.cached:,} · failed {self.failed:,}{pace} · spend ≈ "
             f"{money(self.spend, self.price)}",
-            "short_tail": f"cached {self.cached:,} · failed {self.failed:,} · "
+            "short_tail": f"cached {self.cached:,} · failed {self.failed:,}{pace} · "
             f"≈{money(self.spend, self.price)}",
         }
 
@@ -286,6 +309,7 @@ class Progress:
             if bar is None or self._closed:
                 return
             if self.clock() - bar.last_print_t >= self.interval:
+                bar.fields = self._fields()  # the pace moves without answers too
                 bar.refresh()
                 bar.last_print_t = self.clock()
 

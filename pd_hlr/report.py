@@ -62,6 +62,15 @@ def _ambiguous_text(n: int) -> str:
     return f"{n:,} ambiguous, " if n else ""
 
 
+def _per_second(rate: float | None) -> str:
+    """A rate for people; "unthrottled" for None.
+
+    >>> _per_second(38.25), _per_second(None)
+    ('38.2/s', 'unthrottled')
+    """
+    return "unthrottled" if rate is None else f"{rate:,.1f}/s"
+
+
 def _html_table(title: str, rows: list[tuple[str, str]], note: str = "") -> str:
     body = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
@@ -164,16 +173,21 @@ class Estimate:
 
 def stats_delta(before: Any, after: Any) -> dict[str, Any]:
     """What a client's counters (:class:`~pd_hlr.client.ClientStats`) added between two
-    snapshots: ``requests``, ``retries``, ``throttled``, ``possibly_charged`` and
-    ``failures`` (failure kind → count; empty when the client does not count kinds).
+    snapshots: ``requests``, ``retries``, ``throttled``, ``possibly_charged``,
+    ``limit_signals`` and ``failures`` (failure kind → count; empty when the client does not
+    count kinds); and the limiter's ``rate`` and ``rate_peak`` at ``after`` (None when the
+    client has no such figures).
 
     >>> from pd_hlr.client import ClientStats
     >>> stats_delta(ClientStats(requests=2), ClientStats(requests=5, retries=1))["requests"]
     3
     """
     out: dict[str, Any] = {}
-    for name in ("requests", "retries", "throttled", "possibly_charged"):
+    for name in ("requests", "retries", "throttled", "possibly_charged", "limit_signals"):
         out[name] = int(getattr(after, name, 0) or 0) - int(getattr(before, name, 0) or 0)
+    for name in ("rate", "rate_peak"):
+        value = getattr(after, name, None)
+        out[name] = None if value is None else round(float(value), 3)
     was: Mapping[str, int] = getattr(before, "failures", None) or {}
     now: Mapping[str, int] = getattr(after, "failures", None) or {}
     out["failures"] = {
@@ -200,6 +214,10 @@ class RunReport:
     * ``failures``: failed attempts by kind, retried ones included, and ``possibly_charged``:
       attempts the server may have billed without an answer reaching us (both from the
       client's counters over this run, as are ``requests``, ``retries`` and ``throttled``);
+    * ``limit_signals``: the server's "too many requests" (429s, ``Retry-After``, quota
+      answers) in this run; ``rate``: the requests/second the client's limiter allowed at the
+      end (None: unthrottled: no limit met and no ``rate_limit``); ``rate_peak``: the most
+      answers the client counted in one second (since its counters were last reset);
     * ``spend``: ``looked_up × price``; ``spend_max`` adds the possibly charged attempts;
     * ``regions`` (with ``region_column``): rows whose country was recognised (``own``),
       ``blank`` or ``unrecognised``; those two were read in ``region_fallback`` (the
@@ -230,6 +248,9 @@ class RunReport:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    limit_signals: int = 0
+    rate: float | None = None
+    rate_peak: float | None = None
     price: Decimal = Decimal("0")
     duration: float = 0.0
     api_host: str = ""
@@ -293,6 +314,17 @@ class RunReport:
             )
         return text
 
+    def _rate_text(self) -> str:
+        """The pace: "" when unthrottled and no limit signal."""
+        if self.rate is None and not self.limit_signals:
+            return ""
+        text = f"; {self.limit_signals:,} limit signals"
+        if self.rate is not None:
+            text += f", rate {self.rate:,.1f}/s"
+        if self.rate_peak:
+            text += f" (peak {self.rate_peak:,.1f}/s)"
+        return text
+
     def _where_text(self) -> str:
         where = f"API {self.api_host or '(none)'}"
         return where + (" — SANDBOX: synthetic answers" if self.sandbox else "")
@@ -305,7 +337,8 @@ class RunReport:
             f"{self.cached:,} cached, {self.looked_up:,} looked up, {self._failed_text()}",
             f"{self._spend_text()}; {plural(self.requests, 'request')}, "
             f"{plural(self.retries, 'retry', 'retries')}, "
-            f"{self.throttled:,} throttled; {self.duration:,.1f} s; {self._where_text()}",
+            f"{self.throttled:,} throttled{self._rate_text()}; {self.duration:,.1f} s; "
+            f"{self._where_text()}",
         ]
         if self.regions:
             lines.append(_regions_text(self.regions, self.region_fallback))
@@ -337,6 +370,9 @@ class RunReport:
             ("estimated spend", f"{money(self.spend, self.price)} at {self.price} per lookup"),
             ("requests / retries / throttled",
              f"{self.requests:,} / {self.retries:,} / {self.throttled:,}"),
+            ("limit signals / rate at the end / peak",
+             f"{self.limit_signals:,} / {_per_second(self.rate)} / "
+             f"{_per_second(self.rate_peak) if self.rate_peak else '-'}"),
             ("duration", f"{self.duration:,.1f} s"),
             ("API host", self.api_host or "(none)"),
         ]

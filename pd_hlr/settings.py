@@ -101,7 +101,13 @@ OPTIONS: tuple[Option, ...] = (
         "read there; default_region is the fallback for blank or unrecognised values",
     ),
     Option("workers", None, "int | None", "concurrent requests (client made here)"),
-    Option("rate_limit", None, "float | None", "requests per second (client made here)"),
+    Option(
+        "rate_limit",
+        None,
+        "float | None",
+        "a hard ceiling on requests per second; None: the pace adapts to the server's limit "
+        "signals (client made here)",
+    ),
     Option("progress", None, "bool | None", "a progress bar; None: in a terminal or notebook"),
     Option("client", None, "HLRClient | None", "the client to use; None: one from the environment"),
     Option(

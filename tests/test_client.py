@@ -428,7 +428,9 @@ def test_every_double_charge_is_reported(server: Callable[..., Any], new_client:
         error_500=0.1, error_503=0.1, rate_429=0.1, retry_after=1, drop=0.1, truncated=0.1
     )
     sb = server(faults=faults, seed=11)
-    client = new_client(sb, max_retries=30, workers=6)
+    # adaptive=False: 10 % random 429s at any rate would pace this run down to ~10/s (the
+    # adaptive pace has its own tests in test_adaptive.py); this test is about the money
+    client = new_client(sb, max_retries=30, workers=6, adaptive=False)
     out = bounded(lambda: client.lookup_many(NUMBERS[:120]))
     assert all(isinstance(v, dict) for v in out.values())
     stats = sb.stats()

@@ -23,7 +23,7 @@ from pd_hlr.progress import Progress
 WIDTH = 100
 FRAME = re.compile(
     r"HLR(?: lookups)?: +(\d+)%\|.*\| ([\d,]+)/([\d,]+) \[[^\]]*\] "
-    r"cached ([\d,]+) · failed ([\d,]+) · (?:spend ≈ |≈)([\d.,]+)"
+    r"cached ([\d,]+) · failed ([\d,]+)(?: · pace [\d.,]+/s)? · (?:spend ≈ |≈)([\d.,]+)"
 )
 
 
@@ -129,6 +129,31 @@ def test_rate_and_eta_are_about_lookups(monkeypatch: pytest.MonkeyPatch) -> None
     assert " 0.50/s]" in last  # 5 lookups in 10 s, not a million numbers per second
 
 
+def test_the_pace_shows_once_the_server_has_signalled_a_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(Progress, "clock", staticmethod(lambda: now[0]))
+    monkeypatch.setattr(Progress, "interval", 1.0)
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    pace: list[float | None] = [None]
+    buf = io.StringIO()
+    bar = Progress(10, price=Decimal("0.006"), file=buf, rate=lambda: pace[0])
+    now[0] += 2.0
+    bar.done(failed=False)
+    assert "pace" not in _frames(buf.getvalue())[-1]  # unthrottled: nothing to show
+    pace[0] = 38.4
+    now[0] += 2.0
+    bar.done(failed=False)
+    assert re.search(r" · pace 38/s · (spend ≈ |≈)0\.012$", _frames(buf.getvalue())[-1])
+    pace[0] = 2.5
+    now[0] += 2.0
+    bar.tick()  # no answer arrived, the pace moved: the redraw shows it
+    assert " · pace 2.5/s · " in _frames(buf.getvalue())[-1]
+    bar.close()
+    assert _parsed(_frames(buf.getvalue()))[-1][:2] == (2, 10)
+
+
 def test_nothing_to_look_up_is_one_line(clock: FakeClock) -> None:
     buf = io.StringIO()
     Progress(0, cached=8_358, file=buf).close()
@@ -184,6 +209,35 @@ def test_all_cached_run_says_so_in_one_line(
     df.hlr.validate("phone", progress=False, **opts)
     df.hlr.validate("phone", progress=True, **opts)
     assert capsys.readouterr().err == "HLR lookups: nothing to look up; cached 5\n"
+
+
+def test_a_run_against_a_hidden_limit_shows_its_pace_and_reports_it(
+    make_sandbox: Any, client_for: Any, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    import json
+
+    from pd_hlr.report import RunReport
+
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    monkeypatch.setattr(Progress, "interval", 0.05)
+    server = make_sandbox(rate_limit=30)  # the client is not told
+    numbers = [f"+4474009870{i:02d}" for i in range(90)]
+    client = client_for(server, workers=8, max_retries=50)
+    out = pd.DataFrame({"phone": numbers}).hlr.validate(
+        "phone", client=client, cache=tmp_path / "c", progress=True
+    )
+    frames = _frames(capsys.readouterr().err)
+    paces = [float(m) for f in frames for m in re.findall(r"· pace ([\d.]+)/s", f)]
+    assert paces and all(0.5 <= p <= 1000 for p in paces)
+    assert "pace" not in frames[0]  # nothing shown before the first limit signal
+    stats = server.stats()
+    assert stats.charged == dict.fromkeys(numbers, 1)  # the 429s cost nothing, no number twice
+    report = out.hlr.report()
+    assert report.looked_up == 90
+    assert report.limit_signals == report.throttled == stats.status_counts[429] > 0
+    assert report.rate is not None and report.rate_peak
+    assert RunReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    assert "limit signals" in str(report) and "limit signals" in report._repr_html_()
 
 
 def test_no_bar_off_a_terminal_by_default(sb: Any, client_for: Any, capsys: Any) -> None:

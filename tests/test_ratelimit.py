@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pd_hlr import sandbox
+from pd_hlr.adaptive import AdaptiveRateLimiter
 from pd_hlr.client import RATE_HEADROOM
 from pd_hlr.ratelimit import RateLimiter
 
@@ -78,8 +79,13 @@ def test_bad_arguments(bad: dict[str, Any]) -> None:
         RateLimiter(**bad)
 
 
-def test_reservations_from_many_threads_never_share_a_slot() -> None:
-    limiter = RateLimiter(400.0)
+@pytest.mark.parametrize(
+    "make", [lambda: RateLimiter(400.0), lambda: AdaptiveRateLimiter(ceiling=400.0)]
+)
+def test_reservations_from_many_threads_never_share_a_slot(
+    make: Callable[[], RateLimiter | AdaptiveRateLimiter],
+) -> None:
+    limiter = make()
     limiter._clock = lambda: 0.0  # type: ignore[method-assign]  # time stands still
     waits: list[float] = []
     lock = threading.Lock()

@@ -1,0 +1,306 @@
+"""An adaptive rate limiter: it finds the account's rate limit from the server's limit signals.
+
+The spec documents no rate limit, and each account has its own. So instead of asking the user
+for a number, the client paces itself the way TCP's CUBIC congestion control (and botocore's
+adaptive retry mode, a CUBIC-controlled token bucket) does:
+
+* **Before the first limit signal nothing is throttled** (or, with a ``ceiling``, requests go at
+  the ceiling): an account without a limit sees no slowdown.
+* **A limit signal** (a 429, a ``Retry-After``, a ``TRAFFIC_QUOTA_EXCEEDED`` result) is met with
+  a multiplicative decrease. The rate the server was accepting when it said "too many" is the
+  estimate of the limit (``limit``): ``headroom ×`` the answers counted over the last
+  ``window`` seconds (half the requests sent in it when none was answered, so a run refused
+  from its first request does not fall to the floor), or the current rate when lower. The
+  new rate is ``beta × limit``. Further signals within ``window`` seconds of a decrease are
+  the same congestion event (requests already sent at the old rate) and do not decrease
+  again.
+* **While answers flow** the rate grows along CUBIC's curve: quickly back towards ``limit``,
+  flat around it (where the limit most likely is), then faster and faster above it, so a limit
+  raised mid-run is found in a few seconds and a lowered one at the next signal::
+
+      rate(t) = limit × (1 + scale × (t − K)³),   K = ∛((1 − beta) / scale)
+
+  (``t``: seconds since the decrease). Unlike TCP's CUBIC, whose constant is in packets, the
+  curve is relative to ``limit``: the same shape at 5/s and at 500/s.
+* A signal after fewer than ``min_sample`` requests in the last ``window`` measures nothing:
+  it decreases from the current rate, or, while unthrottled, is left to the retry policy.
+* The rate never goes below ``floor`` nor above ``ceiling`` (a user's ``rate_limit``: a hard
+  ceiling).
+
+Sends are spaced by the same slot scheduler as :class:`~pd_hlr.ratelimit.RateLimiter` (a
+caller reserves the next send time under a lock and sleeps outside it), with the interval
+``1 / rate`` at the time of reserving. ``_clock`` and ``_sleep`` are methods so tests can
+replace them with a fake clock.
+
+Example:
+    >>> limiter = AdaptiveRateLimiter()
+    >>> limiter.rate is None, limiter.acquire()   # no limit seen yet: no wait at all
+    (True, 0.0)
+    >>> for _ in range(49):
+    ...     _ = limiter.acquire(); limiter.success()
+    >>> limiter.throttled()    # a 429: the rate is now beta × the measured one
+    True
+    >>> round(limiter.rate)    # 0.9 × 97 % of the 49 answers of the last second
+    43
+    >>> limiter.state().signals
+    1
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from typing import NamedTuple
+
+__all__ = ["AdaptiveRateLimiter", "RateState"]
+
+
+class RateState(NamedTuple):
+    """A snapshot of an :class:`AdaptiveRateLimiter`.
+
+    ``rate``: the current allowed requests/second (None: no limit signal seen and no
+    ceiling, so unthrottled); ``limit``: the estimate of the server's limit at the last
+    decrease (None before any); ``signals``: limit signals seen; ``measured``: answers in the
+    last ``window`` seconds, per second; ``peak``: the highest ``measured`` seen since
+    :meth:`AdaptiveRateLimiter.reset_peak`.
+    """
+
+    rate: float | None
+    limit: float | None
+    signals: int
+    measured: float
+    peak: float
+
+
+class AdaptiveRateLimiter:
+    """Pace requests at a rate discovered from the server's limit signals (thread-safe).
+
+    Args:
+        ceiling: the highest rate ever used (requests/second), or None for no ceiling.
+        floor: the lowest rate a decrease can reach.
+        beta: the multiplicative decrease (the new rate is ``beta ×`` the estimated limit).
+        scale: how fast the rate grows back and beyond (see the module docstring); ``K``, the
+            seconds from a decrease back to the estimated limit, is ``∛((1 − beta) / scale)``.
+        window: seconds over which answers are counted to measure the accepted rate; also the
+            span of one congestion event (signals within it after a decrease are not new).
+        headroom: the estimated limit is this share of the measured accepted rate.
+        min_sample: fewer requests than this in the last ``window`` measure nothing: a signal
+            then decreases from the current rate, or, unthrottled, is left to the retry
+            policy (one lookup's 429 does not set the pace of the next run).
+
+    Example:
+        >>> AdaptiveRateLimiter(ceiling=50)
+        AdaptiveRateLimiter(rate=50, ceiling=50, signals=0)
+    """
+
+    def __init__(
+        self,
+        ceiling: float | None = None,
+        *,
+        floor: float = 0.5,
+        beta: float = 0.9,
+        scale: float = 0.1,
+        window: float = 1.0,
+        headroom: float = 0.97,
+        min_sample: int = 10,
+    ) -> None:
+        if ceiling is not None and not ceiling > 0:
+            raise ValueError(f"ceiling must be a positive rate or None, got {ceiling!r}")
+        if not floor > 0:
+            raise ValueError(f"floor must be a positive rate, got {floor!r}")
+        # (>= would clamp to the same value)
+        if ceiling is not None and floor > ceiling:  # pragma: no mutate
+            floor = float(ceiling)
+        if not 0 < beta < 1:
+            raise ValueError(f"beta must be in (0, 1), got {beta!r}")
+        if not scale > 0 or not window > 0:
+            raise ValueError(f"scale and window must be > 0, got {scale!r}, {window!r}")
+        self.ceiling = None if ceiling is None else float(ceiling)
+        self.floor = float(floor)
+        self.beta = float(beta)
+        self.scale = float(scale)
+        self.window = float(window)
+        self.headroom = float(headroom)
+        self.min_sample = int(min_sample)
+        self.k = ((1.0 - self.beta) / self.scale) ** (1.0 / 3.0)
+        self._lock = threading.Lock()
+        self._tat: float | None = None  # the next free send slot
+        # +1 at each decrease: the slots reserved before it are void
+        self._generation = 0  # pragma: no mutate
+        self._limit: float | None = None  # the estimated limit at the last decrease
+        self._decreased: float = -math.inf  # when
+        self._signals = 0
+        self._answers: collections.deque[float] = collections.deque()
+        self._sent: collections.deque[float] = collections.deque()
+        self._peak = 0.0
+
+    def __repr__(self) -> str:
+        rate = self.rate
+        shown = "None" if rate is None else f"{rate:.4g}"
+        ceiling = "None" if self.ceiling is None else f"{self.ceiling:g}"
+        return f"AdaptiveRateLimiter(rate={shown}, ceiling={ceiling}, signals={self._signals})"
+
+    def _clock(self) -> float:
+        """Monotonic seconds (replace in tests)."""
+        return time.monotonic()
+
+    def _sleep(self, seconds: float) -> None:
+        """Block for ``seconds`` (replace in tests)."""
+        time.sleep(seconds)
+
+    # ---------------------------------------------------------------- the rate
+    def _rate_at(self, now: float) -> float | None:
+        """The allowed rate at ``now``; call with the lock held."""
+        if self._limit is None:
+            return self.ceiling
+        t = now - self._decreased - self.k
+        rate = max(self.floor, self._limit * (1.0 + self.scale * t * t * t))
+        return rate if self.ceiling is None else min(rate, self.ceiling)
+
+    def _limit_rate(self, now: float) -> float:
+        """The rate at ``now`` once a limit is known; call with the lock held."""
+        rate = self._rate_at(now)
+        assert rate is not None
+        return rate
+
+    @property
+    def rate(self) -> float | None:
+        """The allowed requests/second now (None: unthrottled).
+
+        Example:
+            >>> AdaptiveRateLimiter(ceiling=20).rate
+            20.0
+        """
+        with self._lock:
+            return self._rate_at(self._clock())
+
+    def _per_second(self, times: collections.deque[float], now: float) -> float:
+        """Events per second over the last ``window``; call with the lock held."""
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return len(times) / self.window
+
+    def _measured(self, now: float) -> float:
+        """Answers per second over the last ``window``; call with the lock held."""
+        return self._per_second(self._answers, now)
+
+    # ---------------------------------------------------------------- pacing
+    def _reserve(self) -> tuple[float, int]:
+        """(seconds to wait for the next slot, the pacing generation it was reserved in)."""
+        with self._lock:
+            now = self._clock()
+            rate = self._rate_at(now)
+            self._per_second(self._sent, now)  # prune
+            if rate is None:
+                self._sent.append(now)
+                return 0.0, self._generation
+            start = now if self._tat is None else max(self._tat, now)
+            self._tat = start + 1.0 / rate
+            self._sent.append(start)
+            return start - now, self._generation
+
+    def reserve(self) -> float:
+        """Reserve the next send slot; return how many seconds the caller must wait for it.
+        (A slot reserved before a decrease is not honoured by :meth:`acquire`.)
+
+        Example:
+            >>> AdaptiveRateLimiter().reserve()
+            0.0
+        """
+        return self._reserve()[0]
+
+    def acquire(self) -> float:
+        """Wait for the next slot (thread-safe); return the seconds waited.
+
+        Callers waiting for slots reserved at the old rate when a decrease happens reserve
+        again at the new rate (so the decrease takes effect at once, not after the queue of
+        workers already waiting has gone out at the old pace).
+
+        Example:
+            >>> limiter = AdaptiveRateLimiter(ceiling=1000.0)
+            >>> _ = [limiter.acquire() for _ in range(3)]
+        """
+        waited = 0.0
+        while True:
+            wait, generation = self._reserve()
+            if wait <= 0:
+                return waited
+            self._sleep(wait)
+            waited += wait
+            with self._lock:
+                if generation == self._generation:
+                    return waited
+
+    # ---------------------------------------------------------------- feedback
+    def success(self) -> None:
+        """One answer that was not a limit signal arrived (it is counted in the measured rate).
+
+        Example:
+            >>> limiter = AdaptiveRateLimiter(window=1.0)
+            >>> limiter.success(); limiter.state().measured
+            1.0
+        """
+        with self._lock:
+            now = self._clock()
+            self._answers.append(now)
+            measured = self._measured(now)
+            # (>= would store the same value)
+            if measured > self._peak:  # pragma: no mutate
+                self._peak = measured
+
+    def throttled(self) -> bool:
+        """A limit signal arrived: decrease the rate, unless this is the congestion event of
+        the last decrease. Return whether the rate was decreased.
+
+        Example:
+            >>> limiter = AdaptiveRateLimiter(ceiling=10.0)
+            >>> limiter.throttled(), limiter.throttled()   # the second is the same event
+            (True, False)
+            >>> limiter.rate < 10.0
+            True
+        """
+        with self._lock:
+            now = self._clock()
+            self._signals += 1
+            if now - self._decreased < self.window:
+                return False
+            current = self._rate_at(now)
+            sent = self._per_second(self._sent, now)
+            if sent * self.window < self.min_sample:  # too few requests to measure a pace by
+                if current is None:
+                    return False  # the retry policy's wait for this number is enough
+                limit = current
+            else:
+                accepted = self._measured(now) or 0.5 * sent
+                limit = self.headroom * (accepted if current is None else min(current, accepted))
+            limit = max(limit, self.floor / self.beta)
+            if self.ceiling is not None:
+                limit = min(limit, self.ceiling)
+            self._limit = limit
+            self._decreased = now
+            # any change of the generation voids the slots reserved before this decrease
+            self._generation += 1  # pragma: no mutate
+            self._tat = now + 1.0 / self._limit_rate(now)
+            return True
+
+    # ---------------------------------------------------------------- reporting
+    def state(self) -> RateState:
+        """A consistent snapshot (see :class:`RateState`).
+
+        Example:
+            >>> AdaptiveRateLimiter().state()
+            RateState(rate=None, limit=None, signals=0, measured=0.0, peak=0.0)
+        """
+        with self._lock:
+            now = self._clock()
+            return RateState(
+                self._rate_at(now), self._limit, self._signals, self._measured(now), self._peak
+            )
+
+    def reset_peak(self) -> None:
+        """Forget the peak measured rate and the signal count (what was learnt stays)."""
+        with self._lock:
+            self._peak = 0.0
+            self._signals = 0
