@@ -395,3 +395,10 @@ def test_the_resume_time_is_read_from_the_injected_wall_clock() -> None:
     assert decision.action == "stop" and decision.error is not None
     assert "Resume after 2030-01-02 00:30 UTC" in str(decision.error)
     assert "wait 60 min before" in str(decision.error)
+
+
+def test_the_wall_clock_is_neither_shown_nor_compared() -> None:
+    from datetime import UTC, datetime
+
+    policy = RetryPolicy(now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    assert policy == RetryPolicy() and "now" not in repr(policy)
