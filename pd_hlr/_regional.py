@@ -62,14 +62,15 @@ def by_row_region(
     uniq: Any,
     regions: Any,
     default_region: str | None,
-    read: Callable[[Any, str | None], Any],
+    read: Callable[[Any, str | None, bool], Any],
     new_state: Callable[[int], Any],
 ) -> tuple[np.ndarray, Any]:
     """Lines per distinct (cell, region) pair: each row's line (the last, ``n``: the missing
     cell) and the state of the ``n`` lines.
 
-    ``codes``/``uniq``: the factorized cells (-1: null); ``read(cells, region)``: the engine's
-    state for distinct ``cells`` read in ``region``; ``new_state(n)``: an empty state.
+    ``codes``/``uniq``: the factorized cells (-1: null); ``read(cells, region, own)``: the
+    engine's state for distinct ``cells`` read in ``region`` (``own``: it is the rows' own
+    country); ``new_state(n)``: an empty state.
     """
     column = _as_region_column(regions, len(codes))
     # One key per region value: recognised values by their region (so "DE", "Germany" and
@@ -108,12 +109,16 @@ def by_row_region(
     state = new_state(n)
     arrays = {k: v for k, v in vars(state).items() if isinstance(v, np.ndarray) and len(v) == n}
     pair_cell, pair_key = pairs // n_keys, pairs % n_keys
-    pair_region = pd.Series([key_region[k] for k in range(n_keys)], dtype=object)[pair_key]
-    groups = pd.Series(np.arange(n)).groupby(pair_region.to_numpy(), dropna=False, sort=False)
-    for region, lines in groups:
+    # a region's own rows and the rows that fall back to it are read apart: a row's own
+    # country is evidence about its cells (see normalize's strict rule), a fallback is not
+    key_group = [(key_region[k], key_note[k] is None) for k in range(n_keys)]
+    group_codes, group_uniq = pd.factorize(pd.Series(key_group, dtype=object))
+    pair_group = np.asarray(group_codes, dtype=np.int64)[pair_key]
+    for g, lines in pd.Series(np.arange(n)).groupby(pair_group, sort=False):
+        region, own = group_uniq[g]
         at = lines.to_numpy()
         cells, inverse = np.unique(pair_cell[at], return_inverse=True)
-        group = read(uniq[cells], None if pd.isna(region) else region)
+        group = read(uniq[cells], None if pd.isna(region) else region, own and region is not None)
         for name, target in arrays.items():
             target[at] = getattr(group, name)[inverse]
     notes = np.asarray(key_note, dtype=object)[pair_key]

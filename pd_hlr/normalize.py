@@ -107,6 +107,10 @@ ERR_NOT_VALID_NATIONAL = (
     "{reading}: not a valid number per libphonenumber metadata, so not sent (another "
     "country's number?; strict=False sends it)"
 )
+ERR_NOT_VALID_FOREIGN = (
+    "written as a number of {where}, not a valid one per libphonenumber metadata, in a row of "
+    "{region}: not sent (strict=False sends it)"
+)
 ERR_LETTERS = "contains letters"
 ERR_VANITY = "letters in the number: vanity numbers such as 1-800-FLOWERS are not converted"
 ERR_MISSING = "no phone number in the cell"
@@ -400,9 +404,9 @@ def _normalize_distinct(
         raise ValueError("ambiguous='national' needs a default_region to read national numbers")
     codes, uniq = _factorize(series)
 
-    def read(cells: Any, in_region: str | None) -> _State:
+    def read(cells: Any, in_region: str | None, row_region: bool = False) -> _State:
         choice = "skip" if ambiguous == "national" and in_region is None else ambiguous
-        return _read_distinct(cells, in_region, msisdn, strict, only_mobile, choice)
+        return _read_distinct(cells, in_region, msisdn, strict, only_mobile, choice, row_region)
 
     if regions is not None:
         return _regional.by_row_region(codes, uniq, regions, region, read, _State)
@@ -412,13 +416,14 @@ def _normalize_distinct(
 
 def _read_distinct(
     uniq: Any, region: str | None, msisdn: bool, strict: bool | None, only_mobile: bool,
-    ambiguous: str,
+    ambiguous: str, row_region: bool = False,
 ) -> _State:
-    """Every verdict for distinct raw values ``uniq``, read in ``region``."""
+    """Every verdict for distinct raw values ``uniq``, read in ``region`` (``row_region``: the
+    rows' own country, from a region column, rather than a default for the whole list)."""
     state = _State(len(uniq))
     texts, numeric = _uniques_to_text(uniq, state)
     cells = _read_text(texts, numeric, state)
-    _decide(cells, state, region, ambiguous, strict)
+    _decide(cells, state, region, ambiguous, strict, row_region)
     if not msisdn:
         _as_written(cells, state)
     if only_mobile:
@@ -1082,7 +1087,8 @@ def _kinds(cells: _Cells, region: str | None) -> _Written:
 
 
 def _decide(
-    cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool | None
+    cells: _Cells, state: _State, region: str | None, ambiguous: str, strict: bool | None,
+    row_region: bool = False,
 ) -> None:
     """Read each cell's digits every way its writing allows, choose, and give verdicts."""
     n = len(cells.uid)
@@ -1110,7 +1116,8 @@ def _decide(
     else:
         _choose_bare_with_region(cells, w, ri, rn, region, chosen, pairs)
     _resolve_ambiguous(cells, w, chosen, pairs, ambiguous, state)
-    _verdicts(cells, w, chosen, (ri, ri00, rn), region, strict, state)
+    _verdicts(cells, w, chosen, (ri, ri00, rn), region if row_region else None, strict, state,
+              region)
     if region is None:  # say how bare digits were read when that reading fails
         bare = cells.uid[(w.kind == _BARE) & (chosen == _CHOSE_I)]
         failed = bare[state.source[bare] == "invalid"]
@@ -1426,11 +1433,13 @@ def _verdicts(
     w: _Written,
     chosen: np.ndarray,
     readings: tuple[_Reading, _Reading, _Reading],
-    region: str | None,
+    row_region: str | None,
     strict: bool | None,
     state: _State,
+    region: str | None,
 ) -> None:
-    """Keys, verdicts, facts and notes for the chosen readings."""
+    """Keys, verdicts, facts and notes for the chosen readings (``row_region``: the region when
+    it is the row's own country, from a region column)."""
     ri, ri00, rn = readings
     open_ = state.open()[cells.uid]
     rows = np.flatnonzero(open_ & np.isin(chosen, [_CHOSE_I, _CHOSE_N, _CHOSE_I00]))
@@ -1465,14 +1474,20 @@ def _verdicts(
     weak = known & (r.status == _POSSIBLE)
     # a national reading (the digits read in the region, not as some country's code + number)
     national = (which == _CHOSE_N) & ~_same(ri, rn, rows)
-    withhold = weak & (national if strict is None else bool(strict))
+    # with strict=None a possible, not valid number is also withheld when it was written
+    # internationally for another country than the row's own (two signals against it)
+    foreign = np.zeros(len(rows), dtype=bool)
+    if row_region is not None:
+        foreign = r.cc != phonenumbers.country_code_for_region(row_region)
+    withhold = weak & ((national | foreign) if strict is None else bool(strict))
     send = known & ((r.status == _VALID) | (weak & ~withhold))
     key_list = np.asarray(nb.e164(r.cc, r.nsn).to_pylist(), dtype=object)
     state.number[uid[send]] = key_list[send]
     _api_length_check(state, uid[send], key_list[send])
     still = send & (state.number[uid] != None)  # noqa: E711 (element-wise)
     state.add_note(uid[still & weak], NOTE_NOT_VALID)
-    state.mark(uid[withhold & ~national], "invalid", ERR_NOT_VALID)
+    state.mark(uid[withhold & ~national & ~foreign], "invalid", ERR_NOT_VALID)
+    _withhold_foreign(np.flatnonzero(withhold & ~national & foreign), r, row_region, uid, state)
     _withhold_national(cells, rows[withhold & national], ri, rn, region, state)
     impossible = known & (r.status == _IMPOSSIBLE)
     for i, c, p in zip(uid[impossible], r.cc[impossible], r.poss[impossible], strict=True):
@@ -1480,6 +1495,20 @@ def _verdicts(
         state.mark(i, "invalid", f"not a possible number for {_where_label(int(c))} ({why})")
     # (withheld by the strict rule: a possible number, so msisdn=False does not send it either)
     state.reading_invalid[uid[~still & ~withhold]] = True
+
+
+def _withhold_foreign(
+    at: np.ndarray, r: _Reading, row_region: str | None, uid: np.ndarray, state: _State
+) -> None:
+    """A number written for another country than the row's own, possible but not valid there,
+    is not sent: the error names both countries (``at``: positions in ``r`` and ``uid``)."""
+    if not at.size:
+        return
+    errors = [
+        ERR_NOT_VALID_FOREIGN.format(where=_where_label(int(c)), region=row_region)
+        for c in r.cc[at]
+    ]
+    state.mark(uid[at], "invalid", np.array(errors, dtype=object))
 
 
 def _withhold_national(

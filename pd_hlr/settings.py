@@ -82,7 +82,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "bool | None",
         "numbers libphonenumber calls possible but not valid: None withholds national readings "
-        "(digits without +/00 read in the region: often another country's) and sends "
+        "(digits without +/00 read in the region: often another country's) and numbers "
+        "written for another country than the row's own (region_column), and sends other "
         "international ones with a note; True withholds all; False sends all with a note",
     ),
     Option("only_mobile", False, "bool", "skip numbers that are certainly not mobile"),

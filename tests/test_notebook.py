@@ -111,8 +111,8 @@ def test_notebook_executes_top_to_bottom(venv_kernel: str) -> None:
     assert "HLR lookups" in joined  # the progress bar was drawn
     assert "IProgress" not in joined
     assert _stderr_other_than_the_bar(executed) == []
-    # 2,754: each row read in its own country (region_column), GB for the rest (issue 23)
-    assert "share of the 2,754 answered rows" in joined  # the summary says its denominators
+    # 2,736: each row read in its own country (region_column), GB for the rest (issue 23)
+    assert "share of the 2,736 answered rows" in joined  # the summary says its denominators
     assert 'HLR summary by country' in joined
 
     if os.environ.get("PD_HLR_UPDATE_NOTEBOOK"):
@@ -155,7 +155,7 @@ def test_committed_notebook_renders_readably() -> None:
 
     page, _ = HTMLExporter().from_notebook_node(nbformat.read(NOTEBOOK, as_version=4))
     assert page.count('class="pd-hlr-summary"') == 2  # summary() and summary(by="country")
-    assert "share of the 2,754 answered rows" in page and "share of all 3,000 rows" in page
+    assert "share of the 2,736 answered rows" in page and "share of all 3,000 rows" in page
     assert re.search(r">\d+\.\d %</td>", page)
     assert 'src="data:image/png;base64,' in page
     assert "Traceback" not in page

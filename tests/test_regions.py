@@ -268,3 +268,28 @@ def test_cli_region_column_flag(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert cli.main(["estimate", str(src), "-c", "phone", "--region-column", "land",
                      "--no-cache"]) != 0
     assert "no column 'land'" in capsys.readouterr().err
+
+
+def test_a_number_written_for_another_country_and_not_valid_is_withheld_in_that_row() -> None:
+    # the sample's "+44 1…" cells: possible, not valid UK numbers (libphonenumber says so)
+    sample = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "contacts.csv", dtype=str)
+    def possible_not_valid(cell: str) -> bool:
+        number = phonenumbers.parse(cell)
+        return phonenumbers.is_possible_number(number) and not phonenumbers.is_valid_number(number)
+
+    cells = sorted({c for c in sample["phone"].dropna() if c.startswith("+44 1")})
+    cells = [c for c in cells if possible_not_valid(c)]
+    assert len(cells) >= 10
+    n = len(cells)
+    frame = pd.DataFrame({"phone": cells * 4, "country": ["DE"] * n + ["GB"] * n + [None] * n
+                          + ["Narnia"] * n})
+    for strict, foreign_sent in ((None, False), (False, True), (True, False)):
+        out = normalize(frame["phone"], regions=frame["country"], default_region="GB",
+                        strict=strict)
+        sent = out["hlr_number"].notna().to_numpy().reshape(4, n)
+        assert (sent[0] == foreign_sent).all()  # a row of DE
+        assert (sent[1:] == (strict is not True)).all()  # GB's own rows and the fallbacks
+        if not foreign_sent:
+            errors = out["hlr_error"].iloc[:n]
+            assert errors.str.contains("a row of DE").all()
+            assert errors.str.contains("strict=False sends it" if strict is None else ".").all()
