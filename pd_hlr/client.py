@@ -1,8 +1,12 @@
-"""``HLRClient``: the only code in pd-hlr that talks HTTP to Provero.
+"""``HLRClient``: the Provero API — one number per request, many numbers concurrently.
 
-It owns the plumbing (token, sessions, threads, the rate limiter, bounded time and size per
-attempt, counters, logs); what each answer means and what to do after a failure is
-:mod:`pd_hlr.retry`'s job.
+It builds each request, asks :mod:`pd_hlr.transport` for the answer, asks
+:mod:`pd_hlr.classify` what came back and :mod:`pd_hlr.retry` what to do about a failure, and
+runs the numbers on a thread pool behind the rate limiter, with counters and logs. It never
+sees a socket or the token in clear.
+
+Invariants: every attempt passes the stop event, the rate limiter and the counters; an answer
+is delivered once per number; no exception, answer or log line leaving it holds the token.
 
 Example:
     >>> client.lookup("+441302778473", detailed=True)["status"]["groupName"]
@@ -11,44 +15,40 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import heapq
-import itertools
 import json
 import logging
 import os
-import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
 from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, check_route
 from pd_hlr.adaptive import AdaptiveRateLimiter
-from pd_hlr.errors import AuthenticationError, HLRError
-from pd_hlr.ratelimit import RateLimiter
-from pd_hlr.retry import (
+from pd_hlr.classify import (
     KINDS,
     Answer,
-    CircuitBreaker,
     Failure,
-    RetryPolicy,
     classify_answer,
     classify_exception,
     too_large,
 )
+from pd_hlr.errors import AuthenticationError, HLRError
+from pd_hlr.ratelimit import RateLimiter
+from pd_hlr.retry import CircuitBreaker, RetryPolicy
 from pd_hlr.settings import BASE_URL_ENV, DEFAULT_WORKERS, TOKEN_ENV, is_loopback_host
+from pd_hlr.transport import (
+    MAX_ANSWER_BYTES,
+    NoReply,
+    Transport,
+    hide_echoed_token,
+    read_token,
+    scrub_exception,
+)
 
 __all__ = ["ClientStats", "HLRClient", "Outcome"]
 
@@ -58,312 +58,10 @@ logger = logging.getLogger("pd_hlr.client")
 #: edge of a server's sliding 1-second window, and tens of ms of network/scheduling jitter
 #: (measured against the sandbox at 50 ms latency) tip a request over it now and then.
 RATE_HEADROOM = 0.97
-#: Default of ``max_answer_bytes``: a documented answer is under 2 KB.
-MAX_ANSWER_BYTES = 1 << 20
 
 #: What ``lookup_many`` gives per number: the result object, or the error that ended it.
 Outcome = dict[str, Any] | HLRError
 OnResult = Callable[[str, Outcome], None]
-
-
-# ------------------------------------------------------------------------------------ secrets
-class _Secret:
-    """Holds the token: its repr never shows it, and it refuses to be pickled.
-
-    Example:
-        >>> import pickle
-        >>> secret = _Secret("s3cret")
-        >>> secret
-        '***'
-        >>> pickle.dumps(secret)
-        Traceback (most recent call last):
-        ...
-        TypeError: the API token cannot be pickled (it would be written in clear)
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("the API token cannot be pickled (it would be written in clear)")
-
-
-class _BearerAuth(AuthBase):
-    """Adds ``Authorization: Bearer …`` to each request (kept out of ``session.headers``)."""
-
-    def __init__(self, secret: _Secret) -> None:
-        self._secret = secret
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = "Bearer " + self._secret.reveal()
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth('***')"
-
-
-def _read_token(token: str | None) -> tuple[_Secret | None, str | None]:
-    """(secret or None, problem or None); never raises, so no traceback holds the token."""
-    raw = token if token is not None else os.environ.get(TOKEN_ENV)
-    raw = raw.strip() if isinstance(raw, str) else raw
-    if raw is not None and not isinstance(raw, str):
-        return None, f"the API token must be a str, got {type(raw).__name__}"
-    if not raw:
-        return None, None
-    for position, ch in enumerate(raw, 1):
-        code = ord(ch)
-        if ch.isspace() or code < 32 or 127 <= code < 160:
-            # Checked here: requests would echo the header value in its InvalidHeader message.
-            return None, "the API token contains whitespace or control characters"
-        if code > 255:
-            return None, (
-                f"the API token has a character at position {position} that cannot be sent in "
-                "an HTTP header (not Latin-1: e.g. a typographic quote or dash pasted from a "
-                "document). Copy the token again from the Provero dashboard."
-            )
-    return _Secret(raw), None
-
-
-def _defuse(exc: BaseException) -> None:
-    """Make a requests/urllib3 exception safe to chain as a ``__cause__``.
-
-    Its prepared request holds the Authorization header, and the frames of its traceback (and
-    of its own causes) hold the headers as locals; keep the exceptions and their messages,
-    drop the request objects and the frames.
-    """
-    for item in _chain(exc):
-        if isinstance(item, requests.RequestException):
-            item.request = None
-            item.response = None
-        item.__traceback__ = None
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, its causes, contexts, wrapped reasons and group members (each once)."""
-    seen: set[int] = set()
-    todo: list[object] = [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        todo.extend((item.__cause__, item.__context__, getattr(item, "reason", None)))
-        todo.extend(item.args)
-        todo.extend(getattr(item, "exceptions", ()))
-
-
-def _scrub_value(value: Any, secret: str) -> Any:
-    if isinstance(value, str) and secret in value:
-        return value.replace(secret, "***")
-    if isinstance(value, bytes | bytearray) and secret.encode("utf-8", "replace") in value:
-        return bytes(value).replace(secret.encode("utf-8", "replace"), b"***")
-    if isinstance(value, tuple):
-        return tuple(_scrub_value(v, secret) for v in value)
-    if isinstance(value, list):
-        return [_scrub_value(v, secret) for v in value]
-    if isinstance(value, dict):
-        return {_scrub_value(k, secret): _scrub_value(v, secret) for k, v in value.items()}
-    return value
-
-
-#: Tokens at least this long are replaced wherever they occur in an answer; shorter ones (tests,
-#: demos: real tokens are long and random) only as the echoed header, ``Bearer <token>``.
-_BARE_TOKEN_MIN = 8
-
-
-def _holds(value: Any, secret: str) -> bool:
-    """True if ``secret`` occurs anywhere in a decoded JSON value (keys included)."""
-    if isinstance(value, str):
-        return secret in value
-    if isinstance(value, dict):
-        return any(_holds(k, secret) or _holds(v, secret) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds(v, secret) for v in value)
-    return False
-
-
-def _scrub_exception(exc: BaseException, secret: str | None) -> BaseException:
-    """Remove the token from an exception of any type and everything chained to it: args,
-    attributes (a UnicodeEncodeError's ``.object``), notes, and the locals of finished frames.
-    """
-    for item in _chain(exc):
-        if secret:
-            with contextlib.suppress(AttributeError, TypeError):
-                item.args = _scrub_value(item.args, secret)
-            if isinstance(item, UnicodeError):
-                for name in ("object", "reason"):
-                    with contextlib.suppress(AttributeError, TypeError):
-                        setattr(item, name, _scrub_value(getattr(item, name), secret))
-            notes = getattr(item, "__notes__", None)
-            if isinstance(notes, list):
-                item.__notes__ = _scrub_value(notes, secret)
-            for name, value in list(getattr(item, "__dict__", {}).items()):
-                with contextlib.suppress(AttributeError, TypeError):
-                    setattr(item, name, _scrub_value(value, secret))
-        for frame, _ in traceback.walk_tb(item.__traceback__):
-            with contextlib.suppress(RuntimeError):  # a frame still running (ours, callers)
-                frame.clear()  # its locals may hold the request headers
-    return exc
-
-
-# ------------------------------------------------------------------- deadline per attempt
-_attempt_local = threading.local()
-
-
-class _Deadline:
-    """One attempt's deadline. When it passes, the socket of the attempt's connection is shut
-    down, which ends any blocked read (a body trickled one byte a second included)."""
-
-    __slots__ = ("_lock", "_sock", "at", "done", "expired")
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.expired = False
-        self.done = False
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
-
-    def attach(self, conn: HTTPConnection) -> None:
-        """Note the connection's socket (kept: http.client drops ``conn.sock`` on a
-        ``Connection: close`` answer while the body is still being read from it)."""
-        sock = getattr(conn, "sock", None)
-        with self._lock:
-            if self.done or sock is None:
-                return
-            self._sock = sock
-            if self.expired:
-                self._shutdown()
-
-    def expire(self) -> None:
-        with self._lock:
-            if self.done:
-                return
-            self.expired = True
-            self._shutdown()
-
-    def finish(self) -> None:
-        with self._lock:
-            self.done = True
-            self._sock = None
-
-    def _shutdown(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Watchdog:
-    """Expires attempt deadlines on time: one daemon thread per client, started on demand and
-    ending when no attempt is in flight. ``clock`` is injectable; :meth:`expire_due` is the
-    logic, the thread only waits."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Deadline]] = []
-        self._seq = itertools.count()
-        self._live = 0
-        self._thread: threading.Thread | None = None
-
-    def arm(self, seconds: float) -> _Deadline:
-        deadline = _Deadline(self._clock() + seconds)
-        with self._cond:
-            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
-            self._live += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="pd_hlr-deadline", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-        return deadline
-
-    def release(self, deadline: _Deadline) -> None:
-        deadline.finish()
-        with self._cond:
-            self._live -= 1
-            if self._live == 0:
-                self._heap.clear()
-                self._cond.notify()
-
-    def expire_due(self, now: float) -> float | None:
-        """Expire every deadline due at ``now`` (call with the condition held); return the
-        seconds until the next one, or None when none is pending."""
-        heap = self._heap
-        while heap and (heap[0][2].done or heap[0][0] <= now):
-            _, _, deadline = heapq.heappop(heap)
-            deadline.expire()
-        return heap[0][0] - now if heap else None
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                pause = self.expire_due(self._clock())
-                if pause is None and not self._cond.wait(timeout=1.0) and not self._heap:
-                    self._thread = None
-                    return
-                if pause is not None:
-                    self._cond.wait(timeout=pause)
-
-
-class _WatchedConnection:
-    """Mixin: tell the current attempt's deadline which connection (socket) it runs on."""
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
-        if deadline is not None:
-            deadline.attach(self)  # type: ignore[arg-type]
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
-        if deadline is not None:
-            deadline.attach(self)  # type: ignore[arg-type]
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_WatchedConnection, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Adapter(HTTPAdapter):
-    """requests' adapter with connections that a deadline can cut."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if hasattr(manager, "pool_classes_by_scheme"):
-            manager.pool_classes_by_scheme = dict(_POOLS)
-        return manager
 
 
 # ------------------------------------------------------------------------------- stats, run
@@ -375,7 +73,7 @@ class ClientStats:
     ``throttled``: 429 / TRAFFIC_QUOTA_EXCEEDED answers; ``possibly_charged``: failed attempts
     the server may have billed (timeout, connection lost, malformed, too large, wrong number);
     ``possibly_charged_numbers``: the numbers concerned; ``failures``: failed attempts by kind
-    (the keys of :data:`pd_hlr.retry.KINDS`); ``repaired``: answers whose text held lone
+    (the keys of :data:`pd_hlr.classify.KINDS`); ``repaired``: answers whose text held lone
     surrogates, replaced by U+FFFD; ``rate``: the requests/second the limiter allows now (None:
     unthrottled); ``rate_peak``: the most answers counted in one second; ``limit_signals``:
     429s, ``Retry-After``s and quota answers the adaptive limiter reacted to (or counted as one
@@ -512,7 +210,7 @@ class HLRClient:
             ``rate_limit`` (or none), whatever the server says.
         workers: default thread count of :meth:`lookup_many`.
         retry: the :class:`~pd_hlr.retry.RetryPolicy` (retries, backoff, the longest
-            ``Retry-After`` honoured, the circuit breaker); see :mod:`pd_hlr.retry` for what is
+            ``Retry-After`` honoured, the circuit breaker); see :mod:`pd_hlr.classify` for what is
             retried and what may have been charged.
         deadline: seconds one attempt may take in all (connect + the whole answer), whatever
             the server trickles; then it fails as a ``timeout`` (possibly charged).
@@ -546,7 +244,7 @@ class HLRClient:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         adaptive: bool = True,
     ) -> None:
-        self._token, problem = _read_token(token)
+        self._token, problem = read_token(token)
         del token  # no frame local keeps the token (tracebacks with locals stay clean)
         if problem:
             raise ValueError(problem)
@@ -581,14 +279,16 @@ class HLRClient:
             self._limiter = RateLimiter(ceiling) if ceiling else None
         if self._limiter is not None:  # a wait for a slot ends early when the run stops
             self._limiter._sleep = self._sleep  # type: ignore[method-assign]
-        self._loopback = is_loopback_host(urlsplit(self.base_url).hostname or "")
         self._where = f"Provero at {self.base_url}"
-        self._watchdog = _Watchdog()
-
+        self._transport = Transport(
+            self.url,
+            self._token,
+            timeout=self.timeout,
+            deadline=self.deadline,
+            max_answer_bytes=max_answer_bytes,
+            pool_size=workers,
+        )
         self._local = threading.local()
-        self._sessions_lock = threading.Lock()
-        self._sessions: list[tuple[threading.Thread, requests.Session]] = []
-        self._generation = 0
 
         self._stats_lock = threading.Lock()
         self._echo_warned = False
@@ -624,11 +324,7 @@ class HLRClient:
         Example:
             >>> HLRClient(token="t").close()
         """
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-            self._generation += 1
-        for _, session in sessions:
-            session.close()
+        self._transport.close()
 
     def _clock(self) -> float:
         """Monotonic seconds (replace in tests)."""
@@ -642,37 +338,6 @@ class HLRClient:
         else:
             time.sleep(seconds)
 
-    def _session(self) -> requests.Session:
-        """This thread's keep-alive session (one per thread, created on first use)."""
-        local = self._local
-        session: requests.Session | None = getattr(local, "session", None)
-        if session is not None and local.generation == self._generation:
-            return session
-        assert self._token is not None
-        session = requests.Session()
-        # max_retries=0: urllib3 must not retry anything by itself. Every retry decision is
-        # made per failure by the retry policy, so each attempt passes the rate limiter, the
-        # stop event and the stats; a POST is never silently resent.
-        adapter = _Adapter(pool_connections=1, pool_maxsize=self.workers, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.auth = _BearerAuth(self._token)
-        session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
-        if self._loopback:
-            session.trust_env = False  # never send sandbox traffic through an env proxy
-        with self._sessions_lock:
-            self._sessions.append((threading.current_thread(), session))
-            local.generation = self._generation
-        local.session = session
-        return session
-
-    def _close_dead_sessions(self) -> None:
-        with self._sessions_lock:
-            dead = [(t, s) for t, s in self._sessions if not t.is_alive()]
-            self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
-        for _, session in dead:
-            session.close()
-
     def _require_token(self) -> None:
         if self._token is None:
             raise AuthenticationError(
@@ -682,18 +347,14 @@ class HLRClient:
 
     def _scrub(self, exc: BaseException) -> BaseException:
         """No exception leaving the client may hold the token, whatever the server echoed."""
-        return _scrub_exception(exc, self._token.reveal() if self._token is not None else None)
+        return scrub_exception(exc, self._token)
 
     # ---------------------------------------------------------------- stats
     def _scrub_answer(self, phone: str, result: dict[str, Any]) -> dict[str, Any]:
         """The result with the token replaced by ``***`` wherever a gateway echoed it (before
         it is journalled, cached or returned); a warning once per client."""
-        secret = self._token.reveal() if self._token is not None else None
-        if not secret:
-            return result
-        if len(secret) < _BARE_TOKEN_MIN:  # a short token is also ordinary text ("t" in "to")
-            secret = f"Bearer {secret}"  # so only the header as echoed is replaced
-        if not _holds(result, secret):
+        result, echoed = hide_echoed_token(result, self._token)
+        if not echoed:
             return result
         logger.debug("%s: the token was echoed in the answer; replaced by ***", phone)
         with self._stats_lock:
@@ -705,7 +366,7 @@ class HLRClient:
                 "Shown once per client.",
                 self._where,
             )
-        return _scrub_value(result, secret)
+        return result
 
     @property
     def stats(self) -> ClientStats:
@@ -785,45 +446,14 @@ class HLRClient:
     def _options(**options: object) -> dict[str, object]:
         return {k: _option(k, v) for k, v in options.items() if v is not None}
 
-    def _read(self, response: requests.Response) -> tuple[bytes, bool]:
-        """(body, complete): the decoded body, or its first ``max_answer_bytes`` when longer."""
-        limit = self.max_answer_bytes
-        declared = response.headers.get("Content-Length", "")
-        encoded = "Content-Encoding" in response.headers  # the decoded size is what counts
-        if declared.isdigit() and int(declared) > limit and not encoded:
-            return b"", False
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                return b"".join(chunks), False
-            chunks.append(chunk)
-        return b"".join(chunks), True
-
     def _attempt(self, payload: bytes, phone: str) -> Answer | Failure:
-        """One HTTP attempt, bounded by ``deadline`` and ``max_answer_bytes``."""
-        session = self._session()
-        deadline = self._watchdog.arm(self.deadline)
-        _attempt_local.deadline = deadline
-        response: requests.Response | None = None
-        try:
-            response = session.post(
-                self.url, data=payload, timeout=self.timeout, allow_redirects=False, stream=True
-            )
-            body, complete = self._read(response)
-        except requests.RequestException as exc:
-            _defuse(exc)
-            return classify_exception(exc, self._where, expired=deadline.expired)
-        finally:
-            _attempt_local.deadline = None
-            self._watchdog.release(deadline)
-            if response is not None:
-                response.close()
-        status = response.status_code
-        if not complete and status == 200:
-            return too_large(status, self.max_answer_bytes, self._where)
-        return classify_answer(status, body, response.headers, phone)
+        """One HTTP attempt (bounded by ``deadline`` and ``max_answer_bytes``), classified."""
+        reply = self._transport.post(payload)
+        if isinstance(reply, NoReply):
+            return classify_exception(reply.error, self._where, expired=reply.expired)
+        if not reply.complete and reply.status == 200:
+            return too_large(reply.status, self.max_answer_bytes, self._where)
+        return classify_answer(reply.status, reply.body, reply.headers, phone)
 
     # ---------------------------------------------------------------- one number
     def _failed(self, run: _Run, phone: str, failure: Failure, attempt: int) -> None:
@@ -1002,7 +632,7 @@ class HLRClient:
             self._drive(pool, run, iter(keys), payloads, window=2 * n_workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            self._close_dead_sessions()
+            self._transport.close_dead_sessions()
         logger.debug(
             "lookup_many: %d outcomes of %d numbers in %.2fs",
             len(run.outcomes),

@@ -1,5 +1,5 @@
 """The exception tree of pd-hlr (classes only; which answer maps to which error, and whether it
-is retried, is :mod:`pd_hlr.retry`'s job).
+is retried, is the job of :mod:`pd_hlr.classify` and :mod:`pd_hlr.retry`).
 
 Every error the package raises about a lookup is an :class:`HLRError`. Subclasses also inherit
 the built-in exception they resemble, so generic handlers keep working::
@@ -74,7 +74,7 @@ class HLRError(Exception):
 
     ``status`` is the HTTP status (None when no answer came), ``body_excerpt`` the start of the
     answer's body, ``kind`` the failure kind the client classified it as (a key of
-    ``pd_hlr.retry.KINDS``, e.g. ``"timeout"``; None when the error did not come from an
+    ``pd_hlr.classify.KINDS``, e.g. ``"timeout"``; None when the error did not come from an
     answer). ``outcomes`` and ``pending`` are filled only on errors that stop a whole
     ``lookup_many`` run (those with ``stops_run`` true).
 
@@ -88,7 +88,7 @@ class HLRError(Exception):
 
     #: True on the errors that stop a ``lookup_many`` run (no further request is sent).
     stops_run: bool = False
-    #: The failure kind (``pd_hlr.retry.KINDS``) set by the client; None otherwise.
+    #: The failure kind (``pd_hlr.classify.KINDS``) set by the client; None otherwise.
     kind: str | None = None
 
     def __init__(

@@ -27,7 +27,7 @@ import pytest
 import pd_hlr  # noqa: F401  (registers df.hlr)
 from pd_hlr import sandbox
 from pd_hlr.cache import HLRCache
-from pd_hlr.client import HLRClient, _Watchdog
+from pd_hlr.client import HLRClient
 from pd_hlr.errors import (
     APIError,
     AuthenticationError,
@@ -41,6 +41,7 @@ from pd_hlr.errors import (
 from pd_hlr.pipeline import api_namespace
 from pd_hlr.retry import RetryPolicy
 from pd_hlr.settings import LookupOptions
+from pd_hlr.transport import _Watchdog
 
 from .conftest import bounded
 
@@ -255,10 +256,10 @@ def test_lookup_many_dedups_and_calls_back_from_workers(
     assert set(sb.stats().received.values()) == {1}
     assert threads and all(name.startswith("pd_hlr") for name in threads)
     # worker sessions are closed when the run ends; the client stays usable
-    assert all(t.is_alive() for t, _ in client._sessions)
+    assert all(t.is_alive() for t, _ in client._transport._sessions)
     assert client.lookup(NUMBERS[0], detailed=True) == out[NUMBERS[0]]
     client.close()
-    assert client._sessions == []
+    assert client._transport._sessions == []
     assert client.lookup(NUMBERS[1], detailed=True) == out[NUMBERS[1]]
     assert client.lookup_many([]) == {}
 
@@ -540,6 +541,18 @@ def test_row7_the_watchdog_expires_due_deadlines_only() -> None:
     with dog._cond:
         assert dog.expire_due(100.0) is None  # nothing in flight: nothing left to expire
     assert not late.expired
+
+
+def test_row7_an_idle_watchdog_ends_unless_a_deadline_was_armed_meanwhile() -> None:
+    me = threading.current_thread()
+    dog = _Watchdog(clock=lambda: 0.0)
+    dog._thread = me  # driven by hand, as above
+    assert dog._stay() is False and dog._thread is None  # idle: the thread ends
+    dog._thread = me
+    armed = dog.arm(1.0)  # armed while the thread decides to end: it stays
+    assert dog._stay() is True and dog._thread is me
+    assert dog.expire_due(0.5) == pytest.approx(0.5) and not armed.expired
+    assert dog.expire_due(1.0) is None and armed.expired
 
 
 # ----------------------------------------------------------------------------- issue 13 row 8

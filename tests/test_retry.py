@@ -1,5 +1,5 @@
-"""The retry and answer-classification policy (``pd_hlr.retry``), without a server: answers as
-bytes, the policy's decisions, the circuit breaker, and the README's retry table."""
+"""Answer classification (``pd_hlr.classify``) and the retry policy (``pd_hlr.retry``), without
+a server: answers as bytes, the policy's decisions, the circuit breaker, the README's table."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ from hypothesis import strategies as st
 from urllib3.exceptions import NewConnectionError, ProtocolError
 
 from pd_hlr import sandbox
+from pd_hlr.classify import (
+    KINDS,
+    Answer,
+    Failure,
+    classify_answer,
+    classify_exception,
+    parse_retry_after,
+    retry_table_markdown,
+    same_number,
+    too_large,
+)
 from pd_hlr.errors import (
     APIError,
     AuthenticationError,
@@ -30,19 +41,7 @@ from pd_hlr.errors import (
     TransportError,
     ValidationError,
 )
-from pd_hlr.retry import (
-    KINDS,
-    Answer,
-    CircuitBreaker,
-    Failure,
-    RetryPolicy,
-    classify_answer,
-    classify_exception,
-    parse_retry_after,
-    retry_table_markdown,
-    same_number,
-    too_large,
-)
+from pd_hlr.retry import CircuitBreaker, RetryPolicy
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PHONE = "+441302778473"
@@ -385,3 +384,21 @@ def test_kinds_table_says_what_it_does() -> None:
     for kind in KINDS.values():
         assert kind.retried.startswith("yes") == kind.retry, kind.name
         assert not (kind.possibly_charged and not kind.breaker), kind.name
+
+
+def test_the_resume_time_is_read_from_the_injected_wall_clock() -> None:
+    from datetime import UTC, datetime
+
+    policy = RetryPolicy(now=lambda: datetime(2030, 1, 1, 23, 30, tzinfo=UTC))
+    slow = Failure("throttled", RateLimitError("slow down", status=429), retry_after=3600.0)
+    decision = policy.decide(slow, attempt=1)
+    assert decision.action == "stop" and decision.error is not None
+    assert "Resume after 2030-01-02 00:30 UTC" in str(decision.error)
+    assert "wait 60 min before" in str(decision.error)
+
+
+def test_the_wall_clock_is_neither_shown_nor_compared() -> None:
+    from datetime import UTC, datetime
+
+    policy = RetryPolicy(now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    assert policy == RetryPolicy() and "now" not in repr(policy)

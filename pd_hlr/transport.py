@@ -1,0 +1,584 @@
+"""The transport: POST one body to Provero and bring back the answer, bounded in time and size.
+
+:class:`Transport` is the one seam between :class:`~pd_hlr.client.HLRClient` and the network
+(as geopy's ``adapters.py`` is for its geocoders): the client hands it a body and gets back a
+:class:`Reply` (status, headers, the body read) or a :class:`NoReply` (the exception, and
+whether the deadline cut the attempt); it never sees a session, a socket or a header with the
+token in it. What an answer means is :mod:`pd_hlr.classify`'s job.
+
+Invariants:
+
+- One keep-alive ``requests.Session`` per thread, whose headers, auth, proxy and TLS settings
+  are merged once into a request template; each attempt is that template with its body, sent
+  by the session's adapter (no per-request merging, no redirects, no cookies kept). urllib3
+  never retries by itself: every retry is the policy's, so a POST is never silently resent.
+- Each attempt ends by its ``deadline`` (connect + the whole answer), whatever the server
+  trickles: a watchdog thread shuts the attempt's socket down (arming a deadline takes no
+  shared lock; it may fire up to 50 ms late). No more than ``max_answer_bytes`` (decoded) is
+  ever read.
+- The token lives in a :class:`Secret` (no repr, no pickle), is sent only as the
+  ``Authorization`` header, and is scrubbed from every exception (:func:`scrub_exception`) and
+  echoed answer (:func:`hide_echoed_token`) before either leaves the client.
+
+Example:
+    >>> transport = Transport(client.url, Secret("doctest-token"))
+    >>> reply = transport.post(b'{"phone": "+441302778473"}')
+    >>> reply.status, reply.complete
+    (200, True)
+    >>> transport.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import socket
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from pd_hlr.settings import TOKEN_ENV, is_loopback_host
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "NoReply",
+    "Reply",
+    "Secret",
+    "Transport",
+    "hide_echoed_token",
+    "read_token",
+    "scrub_exception",
+]
+
+#: Default of ``max_answer_bytes``: a documented answer is under 2 KB.
+MAX_ANSWER_BYTES = 1 << 20
+
+
+# ------------------------------------------------------------------------------------ secrets
+class Secret:
+    """Holds the token: its repr never shows it, and it refuses to be pickled.
+
+    Example:
+        >>> import pickle
+        >>> secret = Secret("s3cret")
+        >>> secret
+        '***'
+        >>> pickle.dumps(secret)
+        Traceback (most recent call last):
+        ...
+        TypeError: the API token cannot be pickled (it would be written in clear)
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the API token cannot be pickled (it would be written in clear)")
+
+
+class _BearerAuth(AuthBase):
+    """Adds ``Authorization: Bearer …`` to each request (kept out of ``session.headers``)."""
+
+    def __init__(self, secret: Secret) -> None:
+        self._secret = secret
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = "Bearer " + self._secret.reveal()
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth('***')"
+
+
+def read_token(token: str | None) -> tuple[Secret | None, str | None]:
+    """(secret or None, problem or None); never raises, so no traceback holds the token."""
+    raw = token if token is not None else os.environ.get(TOKEN_ENV)
+    raw = raw.strip() if isinstance(raw, str) else raw
+    if raw is not None and not isinstance(raw, str):
+        return None, f"the API token must be a str, got {type(raw).__name__}"
+    if not raw:
+        return None, None
+    for position, ch in enumerate(raw, 1):
+        code = ord(ch)
+        if ch.isspace() or code < 32 or 127 <= code < 160:
+            # Checked here: requests would echo the header value in its InvalidHeader message.
+            return None, "the API token contains whitespace or control characters"
+        if code > 255:
+            return None, (
+                f"the API token has a character at position {position} that cannot be sent in "
+                "an HTTP header (not Latin-1: e.g. a typographic quote or dash pasted from a "
+                "document). Copy the token again from the Provero dashboard."
+            )
+    return Secret(raw), None
+
+
+def _defuse(exc: BaseException) -> None:
+    """Make a requests/urllib3 exception safe to chain as a ``__cause__``.
+
+    Its prepared request holds the Authorization header, and the frames of its traceback (and
+    of its own causes) hold the headers as locals; keep the exceptions and their messages,
+    drop the request objects and the frames.
+    """
+    for item in _chain(exc):
+        if isinstance(item, requests.RequestException):
+            item.request = None
+            item.response = None
+        item.__traceback__ = None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes, contexts, wrapped reasons and group members (each once)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend((item.__cause__, item.__context__, getattr(item, "reason", None)))
+        todo.extend(item.args)
+        todo.extend(getattr(item, "exceptions", ()))
+
+
+def _scrub_value(value: Any, secret: str) -> Any:
+    if isinstance(value, str) and secret in value:
+        return value.replace(secret, "***")
+    if isinstance(value, bytes | bytearray) and secret.encode("utf-8", "replace") in value:
+        return bytes(value).replace(secret.encode("utf-8", "replace"), b"***")
+    if isinstance(value, tuple):
+        return tuple(_scrub_value(v, secret) for v in value)
+    if isinstance(value, list):
+        return [_scrub_value(v, secret) for v in value]
+    if isinstance(value, dict):
+        return {_scrub_value(k, secret): _scrub_value(v, secret) for k, v in value.items()}
+    return value
+
+
+#: Tokens at least this long are replaced wherever they occur in an answer; shorter ones (tests,
+#: demos: real tokens are long and random) only as the echoed header, ``Bearer <token>``.
+_BARE_TOKEN_MIN = 8
+
+
+def _holds(value: Any, secret: str) -> bool:
+    """True if ``secret`` occurs anywhere in a decoded JSON value (keys included)."""
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, dict):
+        return any(_holds(k, secret) or _holds(v, secret) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds(v, secret) for v in value)
+    return False
+
+
+def scrub_exception(exc: BaseException, token: Secret | None) -> BaseException:
+    """Remove the token from an exception of any type and everything chained to it: args,
+    attributes (a UnicodeEncodeError's ``.object``), notes, and the locals of finished frames.
+    """
+    secret = token.reveal() if token is not None else None
+    for item in _chain(exc):
+        if secret:
+            with contextlib.suppress(AttributeError, TypeError):
+                item.args = _scrub_value(item.args, secret)
+            if isinstance(item, UnicodeError):
+                for name in ("object", "reason"):
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(item, name, _scrub_value(getattr(item, name), secret))
+            notes = getattr(item, "__notes__", None)
+            if isinstance(notes, list):
+                item.__notes__ = _scrub_value(notes, secret)
+            for name, value in list(getattr(item, "__dict__", {}).items()):
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(item, name, _scrub_value(value, secret))
+        for frame, _ in traceback.walk_tb(item.__traceback__):
+            with contextlib.suppress(RuntimeError):  # a frame still running (ours, callers)
+                frame.clear()  # its locals may hold the request headers
+    return exc
+
+
+def hide_echoed_token(result: dict[str, Any], token: Secret | None) -> tuple[dict[str, Any], bool]:
+    """(the result with the token replaced by ``***`` wherever a gateway echoed it, whether it
+    was). A short token is replaced only as the echoed header, ``Bearer <token>``.
+
+    Example:
+        >>> hide_echoed_token({"to": "+44", "echo": "Bearer s3cret-token"}, Secret("s3cret-token"))
+        ({'to': '+44', 'echo': 'Bearer ***'}, True)
+    """
+    secret = token.reveal() if token is not None else None
+    if not secret:
+        return result, False
+    if len(secret) < _BARE_TOKEN_MIN:  # a short token is also ordinary text ("t" in "to")
+        secret = f"Bearer {secret}"  # so only the header as echoed is replaced
+    if not _holds(result, secret):
+        return result, False
+    return _scrub_value(result, secret), True
+
+
+# ------------------------------------------------------------------- deadline per attempt
+_attempt_local = threading.local()
+
+
+class _Deadline:
+    """One attempt's deadline. When it passes, the socket of the attempt's connection is shut
+    down, which ends any blocked read (a body trickled one byte a second included)."""
+
+    __slots__ = ("_lock", "_sock", "at", "done", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.expired = False
+        self.done = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, conn: HTTPConnection) -> None:
+        """Note the connection's socket (kept: http.client drops ``conn.sock`` on a
+        ``Connection: close`` answer while the body is still being read from it)."""
+        sock = getattr(conn, "sock", None)
+        with self._lock:
+            if self.done or sock is None:
+                return
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            self._shutdown()
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._sock = None
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
+#: The watchdog looks at new deadlines at least this often (seconds): arming one never wakes
+#: it, so an attempt pays no lock round-trip for its deadline; one may end this much late.
+_TICK = 0.05
+#: The watchdog's thread ends after this long with no deadline pending (seconds).
+_IDLE_EXIT = 1.0
+#: Released deadlines left in the heap beyond this many are swept out at once.
+_SWEEP_AT = 4096
+
+
+class _Watchdog:
+    """Expires attempt deadlines on time: one daemon thread per client, started on demand and
+    ending when idle. Arming appends to a deque and releasing marks the deadline done: neither
+    takes a shared lock; the thread moves new deadlines into its heap every ``_TICK``.
+    ``clock`` is injectable; :meth:`expire_due` is the logic, the thread only waits."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()  # guards the thread's start and end only
+        self._new: deque[_Deadline] = deque()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> _Deadline:
+        deadline = _Deadline(self._clock() + seconds)
+        self._new.append(deadline)  # atomic; seen by the thread within _TICK
+        if self._thread is None:
+            self._start()
+        return deadline
+
+    def release(self, deadline: _Deadline) -> None:
+        deadline.finish()
+
+    def expire_due(self, now: float) -> float | None:
+        """Expire every deadline due at ``now`` (from one thread at a time); return the
+        seconds until the next one, or None when none is pending."""
+        new, heap = self._new, self._heap
+        while new:
+            deadline = new.popleft()
+            if not deadline.done:
+                heapq.heappush(heap, (deadline.at, next(self._seq), deadline))
+        while heap and (heap[0][2].done or heap[0][0] <= now):
+            _, _, deadline = heapq.heappop(heap)
+            deadline.expire()
+        if len(heap) > _SWEEP_AT:
+            heap[:] = [item for item in heap if not item[2].done]
+            heapq.heapify(heap)
+        return heap[0][0] - now if heap else None
+
+    def _start(self) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="pd_hlr-deadline", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        while True:
+            now = self._clock()
+            pause = self.expire_due(now)
+            if pause is not None:
+                idle_since = None
+                time.sleep(min(pause, _TICK))
+                continue
+            idle_since = now if idle_since is None else idle_since
+            if now - idle_since < _IDLE_EXIT:
+                time.sleep(_TICK)
+            elif not self._stay():
+                return
+
+    def _stay(self) -> bool:
+        """Idle: end the thread, unless a deadline was armed meanwhile (then keep it, if no
+        other thread took over)."""
+        with self._cond:
+            self._thread = None
+        if not self._new:
+            return False  # an arm() after this sees no thread and starts one
+        with self._cond:
+            if self._thread is not None:
+                return False
+            self._thread = threading.current_thread()
+        return True
+
+
+class _WatchedConnection:
+    """Mixin: tell the current attempt's deadline which connection (socket) it runs on."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)  # type: ignore[arg-type]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections that a deadline can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
+
+
+# ------------------------------------------------------------------------------- the seam
+class Reply(NamedTuple):
+    """An answer: its status and headers, and its body (the first ``max_answer_bytes`` of it
+    when ``complete`` is false)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    complete: bool
+
+
+class NoReply(NamedTuple):
+    """An attempt without a complete answer: the exception (safe to chain: no request, no
+    frames), and whether the attempt's deadline cut it off."""
+
+    error: requests.RequestException
+    expired: bool
+
+
+class _Line(NamedTuple):
+    """One thread's way to the API: its session (kept for closing), the session's adapter, the
+    request headers (auth included) and the send settings, merged once."""
+
+    session: requests.Session
+    adapter: HTTPAdapter
+    headers: MutableMapping[str, str]
+    settings: dict[str, Any]
+
+
+class Transport:
+    """POSTs bodies to one URL over keep-alive connections, one session per thread.
+
+    Args:
+        url: the endpoint.
+        token: the API token; None only for a transport that is never asked to post.
+        timeout: ``(connect, read)`` seconds per socket operation.
+        deadline: seconds one attempt may take in all (connect + the whole answer).
+        max_answer_bytes: the most of an answer read (decoded).
+        pool_size: connections kept per session.
+        clock: monotonic seconds, for the deadlines.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: Secret | None,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        deadline: float = 60.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        pool_size: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_answer_bytes = max_answer_bytes
+        self.pool_size = pool_size
+        self._token = token
+        self._loopback = is_loopback_host(urlsplit(url).hostname or "")
+        self._watchdog = _Watchdog(clock)
+        self._local = threading.local()
+        self._sessions_lock = threading.Lock()
+        self._sessions: list[tuple[threading.Thread, requests.Session]] = []
+        self._generation = 0
+
+    def __repr__(self) -> str:
+        return f"Transport({self.url!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Transport cannot be pickled (it holds the API token)")
+
+    def post(self, payload: bytes) -> Reply | NoReply:
+        """One attempt, bounded by ``deadline`` and ``max_answer_bytes``.
+
+        The request is this thread's template (headers, auth, proxies and TLS settings merged
+        once per session) with ``payload`` as its body, handed straight to the adapter: no
+        per-request merging of session settings, no redirects, no cookies kept.
+        """
+        try:
+            line = self._line()
+        except requests.RequestException as exc:  # e.g. an unusable proxy setting
+            _defuse(exc)
+            return NoReply(exc, False)
+        request = requests.PreparedRequest()
+        request.method, request.url, request.body = "POST", self.url, payload
+        request.headers = line.headers.copy()
+        request.headers["Content-Length"] = str(len(payload))
+        deadline = self._watchdog.arm(self.deadline)
+        _attempt_local.deadline = deadline
+        response: requests.Response | None = None
+        try:
+            response = line.adapter.send(
+                request, stream=True, timeout=self.timeout, **line.settings
+            )
+            body, complete = self._read(response)
+        except requests.RequestException as exc:
+            _defuse(exc)
+            return NoReply(exc, deadline.expired)
+        finally:
+            _attempt_local.deadline = None
+            self._watchdog.release(deadline)
+            if response is not None:
+                response.close()
+        return Reply(response.status_code, response.headers, body, complete)
+
+    def close(self) -> None:
+        """Close every session opened so far (new ones open lazily)."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+            self._generation += 1
+        for _, session in sessions:
+            session.close()
+
+    def close_dead_sessions(self) -> None:
+        """Close the sessions of threads that have ended (a finished run's workers)."""
+        with self._sessions_lock:
+            dead = [(t, s) for t, s in self._sessions if not t.is_alive()]
+            self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
+        for _, session in dead:
+            session.close()
+
+    def _line(self) -> _Line:
+        """This thread's keep-alive session and request template (created on first use)."""
+        local = self._local
+        line: _Line | None = getattr(local, "line", None)
+        if line is not None and local.generation == self._generation:
+            return line
+        assert self._token is not None
+        session = requests.Session()
+        # max_retries=0: urllib3 must not retry anything by itself. Every retry decision is
+        # made per failure by the retry policy, so each attempt passes the rate limiter, the
+        # stop event and the stats; a POST is never silently resent.
+        adapter = _Adapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.auth = _BearerAuth(self._token)
+        session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
+        if self._loopback:
+            session.trust_env = False  # never send sandbox traffic through an env proxy
+        template = session.prepare_request(requests.Request("POST", self.url, data=b"{}"))
+        env = session.merge_environment_settings(self.url, {}, None, None, None)
+        settings = {name: env[name] for name in ("verify", "cert", "proxies")}
+        line = _Line(session, adapter, template.headers, settings)
+        with self._sessions_lock:
+            self._sessions.append((threading.current_thread(), session))
+            local.generation = self._generation
+        local.line = line
+        return line
+
+    def _read(self, response: requests.Response) -> tuple[bytes, bool]:
+        """(body, complete): the decoded body, or its first ``max_answer_bytes`` when longer."""
+        limit = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        encoded = "Content-Encoding" in response.headers  # the decoded size is what counts
+        if declared.isdigit() and int(declared) > limit and not encoded:
+            return b"", False
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks), False
+            chunks.append(chunk)
+        return b"".join(chunks), True
