@@ -17,6 +17,8 @@ the built-in exception they resemble, so generic handlers keep working::
     ├── TransportError(HLRError, ConnectionError)           connection / timeout
     ├── BudgetExceededError(HLRError, ValueError)           more lookups than budget=; nothing sent
     ├── CacheNotWritableError(HLRError, PermissionError)    cache folder not writable; nothing sent
+    │   └── CacheFolderError(CacheNotWritableError)         folder not provably the cache's; .files
+    ├── StaleClaimsError(HLRError, TimeoutError)            numbers held by a suspended process
     └── ColumnConflictError(HLRError, ValueError)           caller's columns named like results
 
     RunInterrupted(KeyboardInterrupt)                   Ctrl-C / Kernel → Interrupt, SIGTERM,
@@ -42,6 +44,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BudgetExceededError",
+    "CacheFolderError",
     "CacheNotWritableError",
     "ColumnConflictError",
     "HLRError",
@@ -49,6 +52,7 @@ __all__ = [
     "RateLimitError",
     "RunInterrupted",
     "ServiceUnavailableError",
+    "StaleClaimsError",
     "TransportError",
     "ValidationError",
 ]
@@ -275,6 +279,49 @@ class CacheNotWritableError(HLRError, PermissionError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class CacheFolderError(CacheNotWritableError):
+    """The cache refuses a folder it cannot prove is its own (it holds files the cache did not
+    write, it is owned by another user, or a cache file is a link or a special file). Raised
+    before anything is read, written, moved or looked up.
+
+    Example:
+        >>> err = CacheFolderError("not a cache", path="/data", files=["part-00000-x.parquet"])
+        >>> err.files, isinstance(err, CacheNotWritableError)
+        (['part-00000-x.parquet'], True)
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, files: list[str] | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.files = list(files or [])
+
+
+class StaleClaimsError(HLRError, TimeoutError):
+    """Numbers this run needs are claimed by another process that stopped refreshing its
+    claims (suspended: Ctrl-Z, ``docker pause``, a closed laptop lid) for longer than the
+    claims lease. Raised instead of waiting forever; what this run already paid for is in the
+    cache, and a re-run continues.
+
+    Example:
+        >>> StaleClaimsError("stale", pid=4242, numbers=3).pid
+        4242
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pid: int | None = None,
+        path: str | None = None,
+        numbers: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.path = path
+        self.numbers = numbers
 
 
 class ColumnConflictError(HLRError, ValueError):

@@ -16,12 +16,14 @@ from pd_hlr.errors import (
     APIError,
     AuthenticationError,
     BudgetExceededError,
+    CacheFolderError,
     CacheNotWritableError,
     ColumnConflictError,
     HLRError,
     InsufficientBalanceError,
     RateLimitError,
     ServiceUnavailableError,
+    StaleClaimsError,
     TransportError,
     ValidationError,
 )
@@ -57,6 +59,16 @@ SAMPLES: list[tuple[HLRError, dict[str, Any], type[BaseException] | None]] = [
     (BudgetExceededError("too many", estimate=None), {"estimate": None}, ValueError),
     (CacheNotWritableError("ro", path="/ro"), {"path": "/ro"}, PermissionError),
     (ColumnConflictError("clash", columns=["to"]), {"columns": ["to"]}, ValueError),
+    (
+        CacheFolderError("foreign", path="/d", files=["a.csv"]),
+        {"path": "/d", "files": ["a.csv"]},
+        PermissionError,
+    ),
+    (
+        StaleClaimsError("stale", pid=7, path="/c/claims-7-x.txt", numbers=3),
+        {"pid": 7, "path": "/c/claims-7-x.txt", "numbers": 3},
+        TimeoutError,
+    ),
 ]
 
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._warnings import warn
-from .folder import COMPACTION_RECORD, part_info, quarantine_part, write_atomic
+from .folder import COMPACTION_RECORD, part_info, quarantine_part, read_regular, write_atomic
 from .parts import newest, read_part, write_part
 
 logger = logging.getLogger("pd_hlr.cache")
@@ -115,7 +115,7 @@ def record(folder: Path, kind: str, result: dict[str, Any], seconds: float) -> N
 
 def last(folder: Path) -> dict[str, Any] | None:
     try:
-        info = json.loads((folder / COMPACTION_RECORD).read_bytes())
+        info = json.loads(read_regular(folder / COMPACTION_RECORD))
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .entry import BadEntry, Entry
-from .folder import JOURNAL_GLOB, NEW_JOURNAL_GLOB, still_linked, unique
+from .folder import (
+    NotRegularFile,
+    open_regular,
+    own_files,
+    read_all,
+    read_regular,
+    still_linked,
+    unique,
+)
 
 logger = logging.getLogger("pd_hlr.cache")
 
@@ -54,14 +62,15 @@ def parse_journal(data: bytes) -> JournalContents:
 
 def read_journal(path: Path) -> JournalContents:
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = read_regular(path)
+    except (FileNotFoundError, NotRegularFile):  # gone, or swapped for a link / FIFO: skipped
         return JournalContents()
     return parse_journal(data)
 
 
 def journals(folder: Path) -> list[Path]:
-    return sorted(folder.glob(JOURNAL_GLOB)) if folder.is_dir() else []
+    """The folder's journals (regular files named ``journal-<pid>-<id>.jsonl`` only)."""
+    return own_files(folder, "journal")
 
 
 class Journal:
@@ -108,16 +117,14 @@ def orphans(folder: Path) -> list[Path]:
     """Published journals, whether or not their writer is alive. Journals being created
     (``.journal-*.new``) are never folded: their writer may not hold their lock yet. One left
     behind by a process that died in that window (it holds no entry) is removed once stale."""
-    if not folder.is_dir():
-        return []
     now = time.time()
-    for new in folder.glob(NEW_JOURNAL_GLOB):
+    for new in own_files(folder, "new journal"):
         with contextlib.suppress(OSError):
             if now - new.stat().st_mtime > STALE_NEW_SECONDS:
                 taken = take_orphan(new)
                 if taken is not None:
                     drop_orphan(new, taken[0])
-    return sorted(folder.glob(JOURNAL_GLOB))
+    return journals(folder)
 
 
 def take_orphan(path: Path) -> tuple[int, JournalContents] | None:
@@ -125,8 +132,8 @@ def take_orphan(path: Path) -> tuple[int, JournalContents] | None:
     or None when a live writer holds it or another process took it first. The caller folds
     the contents, then calls :func:`drop_orphan`."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = open_regular(path, os.O_RDONLY)
+    except (FileNotFoundError, NotRegularFile):
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -136,10 +143,7 @@ def take_orphan(path: Path) -> tuple[int, JournalContents] | None:
     if not still_linked(fd, path):
         os.close(fd)
         return None
-    data = b""
-    while chunk := os.read(fd, 1 << 20):
-        data += chunk
-    return fd, parse_journal(data)
+    return fd, parse_journal(read_all(fd))
 
 
 def drop_orphan(path: Path, fd: int) -> None:

@@ -18,17 +18,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._warnings import warn
+from ..errors import CacheNotWritableError
 from ..settings import CACHE_ENV
 from . import compaction
-from .claims import Claims
+from .claims import LEASE_SECONDS, Claims, LeaseWatch
 from .entry import BadEntry, Entry
 from .folder import (
     CLAIMS_GLOB,
     COMPACTION_LOCK,
-    PART_GLOB,
-    ensure_dir,
+    claim_folder,
     locked,
     not_writable,
+    own_files,
     part_info,
     quarantine_lines,
     read_sequence,
@@ -137,14 +138,28 @@ class HLRCache:
 
     # -- files ----------------------------------------------------------------------------
     def _parts(self) -> list[Path]:
-        return sorted(self.path.glob(PART_GLOB)) if self.path.is_dir() else []
+        return own_files(self.path, "part")
+
+    def _own(self, *, create: bool = False) -> bool:
+        """Check that the folder is this cache's before touching anything in it (see the
+        ownership rule in ``pd_hlr/cache/folder.py``); ``create``: make it and its marker.
+        Returns whether the folder exists."""
+        try:
+            return claim_folder(self.path, create=create)
+        except CacheNotWritableError:
+            raise
+        except OSError as exc:
+            raise not_writable(self.path, exc, "written" if create else "read") from exc
 
     def sequence(self) -> int:
         """The folder's write sequence now: every entry stored now has a ``seq`` at most this,
         every entry written later a higher one — also when parts were copied in from another
         folder or the counter file was lost (the stored entries' own ``seq`` count too)."""
+        self._own()
         try:
             return max(read_sequence(self.path), self._max_stored_seq())
+        except CacheNotWritableError:
+            raise
         except PermissionError as exc:
             raise not_writable(self.path, exc, "read") from exc
 
@@ -183,6 +198,7 @@ class HLRCache:
     def _read(self, cols: list[str], read_once: Callable[[], list[pa.Table]]) -> pa.Table:
         """``read_once()`` (journals, then parts), again when a compaction removed a part it
         listed; the tables it gives, as one."""
+        self._own()
         try:
             for _ in range(_RELIST):
                 try:
@@ -336,7 +352,7 @@ class HLRCache:
         files = [*parts, *journals(self.path)]
         checked = latest["checked_at"]
         last = compaction.last(self.path)
-        quarantined = sorted(self.path.glob("quarantine-*")) if self.path.is_dir() else []
+        quarantined = own_files(self.path, "quarantine")
         sizes = 0
         for f in files:
             with contextlib.suppress(OSError):
@@ -360,6 +376,8 @@ class HLRCache:
         """Fold journals whose writer is gone (no lock held) into a part; lines that are not
         entries are moved aside (see :func:`~pd_hlr.cache.folder.quarantine_lines`). Returns
         the number of entries folded."""
+        if not self._own():
+            return 0
         folded = 0
         for j in orphans(self.path):
             taken = take_orphan(j)
@@ -389,9 +407,7 @@ class HLRCache:
         """Fold orphan journals and merge all parts into one (newest per key), atomically.
         Only parts read in full are removed; one that cannot be read now stays."""
         t0 = time.perf_counter()
-        with (
-            locked(self.path / COMPACTION_LOCK) if self.path.is_dir() else contextlib.nullcontext()
-        ):
+        with locked(self.path / COMPACTION_LOCK) if self._own() else contextlib.nullcontext():
             self.fold_orphans()
             parts = self._parts()
             result = compaction.merge(self.path, parts, fsync=self.fsync) if parts else {}
@@ -408,7 +424,7 @@ class HLRCache:
     def auto_compact_now(self) -> dict[str, int] | None:
         """Size-tiered compaction (what a writer does when it closes); skipped while another
         process compacts this folder."""
-        if not self.path.is_dir():
+        if not self._own():
             return None
         with locked(self.path / COMPACTION_LOCK, block=False) as got:
             if not got:
@@ -419,7 +435,10 @@ class HLRCache:
             return result
 
     def clear(self) -> int:
-        """Delete every part and journal of this cache. Returns the number of files removed."""
+        """Delete every part and journal of this cache (its own files only: see the ownership
+        rule in ``pd_hlr/cache/folder.py``). Returns the number of files removed."""
+        if not self._own():
+            return 0
         files = self._parts() + journals(self.path)
         for f in files:
             f.unlink(missing_ok=True)
@@ -457,10 +476,14 @@ class CacheWriter:
         self._pending: list[Entry] = []
         self._last_fold = time.monotonic()
         self.written = 0
+        cache._own(create=True)
         try:
-            ensure_dir(cache.path)
             self._journal: Journal | None = Journal(cache.path, fsync=cache.fsync)
             self._seq = WriteSequence(cache.path)
+        except CacheNotWritableError:
+            if self._journal is not None:
+                self._journal.retire()
+            raise
         except OSError as exc:
             raise not_writable(cache.path, exc) from exc
         self._seq.raise_to(cache._max_stored_seq())
@@ -537,6 +560,8 @@ class ClaimedLookups:
     ``run(numbers, lookup)``: claim what no live process holds and look those up (each answer
     is journalled as it arrives); wait for the numbers others hold, serving their answers from
     the cache as they land; claim what they gave back unanswered; repeat until nothing is left.
+    A holder that stops refreshing its claims for ``lease`` seconds (suspended) ends the wait
+    with :class:`~pd_hlr.errors.StaleClaimsError` (see ``pd_hlr.cache.claims``).
     ``served`` is what other processes paid for during this run (a ``get`` frame).
     """
 
@@ -550,6 +575,8 @@ class ClaimedLookups:
         poll: float = 0.05,
         max_poll: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        lease: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache
         self.options = options
@@ -558,6 +585,8 @@ class ClaimedLookups:
         self.poll = poll
         self.max_poll = max_poll
         self.sleep = sleep
+        self.lease = lease
+        self.clock = clock
         self._served: list[pd.DataFrame] = []
         self.served_numbers: set[str] = set()
 
@@ -582,7 +611,8 @@ class ClaimedLookups:
         on_served: Callable[[int], None] | None = None,
     ) -> None:
         pending = list(numbers)
-        with Claims(self.cache.path, self.options, self.api) as claims:
+        watch = LeaseWatch(self.lease, self.clock)
+        with Claims(self.cache.path, self.options, self.api, lease=self.lease) as claims:
             while pending:
                 mine, others = claims.claim(pending)
                 try:
@@ -597,8 +627,10 @@ class ClaimedLookups:
                     pending = self._serve(pending, on_served)
                     if not pending:
                         break
-                    if len(claims.held(pending)) < len(pending):
+                    holders = claims.holders(pending)
+                    if sum(len(h.numbers) for h in holders) < len(pending):
                         break  # some were given back unanswered: claim them
+                    watch.check(holders)  # says what it waits for; stops at a stale lease
                     self.sleep(delay)
                     delay = min(delay * 1.5, self.max_poll)
 
