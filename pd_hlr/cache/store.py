@@ -51,6 +51,7 @@ from .parts import (
     to_pandas_types,
     write_part,
 )
+from .s3 import is_url
 
 logger = logging.getLogger("pd_hlr.cache")
 
@@ -59,8 +60,11 @@ _RELIST = 8
 
 
 def default_cache_path() -> Path:
-    """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``."""
+    """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``
+    (``$PD_HLR_CACHE`` may name ``s3://bucket/prefix``: then that text, not a Path)."""
     env = os.environ.get(CACHE_ENV)
+    if env and is_url(env):
+        return env  # type: ignore[return-value]
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -112,6 +116,14 @@ class HLRCache:
     the row groups they need; ``memo=False`` keeps nothing after the call (the Dask path uses
     it). ``compact=False`` turns off the size-tiered merge a writer runs when it closes.
     """
+
+    def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> HLRCache:
+        """``s3://bucket/prefix``: the same cache on object storage (``objects.py``)."""
+        if cls is HLRCache and is_url(path):
+            from .objects import ObjectCache
+
+            return super().__new__(ObjectCache)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -348,28 +360,38 @@ class HLRCache:
         oldest and newest answer, the last compaction, quarantined files."""
         table = self._stored(["number", "options", "api", "checked_at", "temporary", "seq"])
         latest = newest(table)
-        parts = self._parts()
-        files = [*parts, *journals(self.path)]
+        parts, n_journals, sizes = self._inventory()
         checked = latest["checked_at"]
-        last = compaction.last(self.path)
-        quarantined = own_files(self.path, "quarantine")
-        sizes = 0
-        for f in files:
-            with contextlib.suppress(OSError):
-                sizes += f.stat().st_size
+        last = self._last_compaction()
         return {
             "path": str(self.path),
             "entries": latest.num_rows,
             "stored_rows": table.num_rows,
             "temporary": int(pc.sum(pc.fill_null(latest["temporary"], False)).as_py() or 0),
-            "parts": len(parts),
-            "journals": len(files) - len(parts),
+            "parts": parts,
+            "journals": n_journals,
             "bytes": sizes,
             "oldest": pc.min(checked).as_py() if latest.num_rows else None,
             "newest": pc.max(checked).as_py() if latest.num_rows else None,
             "last_compaction": last.get("at") if last else None,
-            "quarantined": len(quarantined),
+            "quarantined": self._quarantined(),
         }
+
+    def _inventory(self) -> tuple[int, int, int]:
+        """(parts, journals, bytes of both)."""
+        parts = self._parts()
+        files = [*parts, *journals(self.path)]
+        sizes = 0
+        for f in files:
+            with contextlib.suppress(OSError):
+                sizes += f.stat().st_size
+        return len(parts), len(files) - len(parts), sizes
+
+    def _last_compaction(self) -> dict[str, Any] | None:
+        return compaction.last(self.path)
+
+    def _quarantined(self) -> int:
+        return len(own_files(self.path, "quarantine"))
 
     # -- maintenance ----------------------------------------------------------------------
     def fold_orphans(self) -> int:
