@@ -164,6 +164,10 @@ class ObjectCache(HLRCache):
         self.lease = float(lease)
         self._owned = False
 
+    # several writers fold and merge at once: list again more patiently than a folder does
+    _relists = 64
+    _relist_pause = 0.01
+
     def __repr__(self) -> str:
         return f"HLRCache({self.url!r})"
 
@@ -252,7 +256,11 @@ class ObjectCache(HLRCache):
     def _journal_table(self) -> pa.Table | None:
         entries: list[Entry] = []
         for g in self._groups():
-            data, _ = self.store.get(g.name)  # FileNotFoundError: folded meanwhile, relist
+            try:
+                data, _ = self.store.get(g.name)
+            except FileNotFoundError:
+                logger.debug("cache: group %s folded while read; listing again", g.name)
+                raise  # folded meanwhile: its part was written first, so list again
             entries.extend(parse_journal(data).entries)
         if not entries:
             return None
@@ -265,6 +273,7 @@ class ObjectCache(HLRCache):
             try:
                 out.append(read_part(p.open(), cols))
             except FileNotFoundError:
+                logger.debug("cache: part %s merged away while read; listing again", p.name)
                 raise
             except (OSError, ValueError, pa.ArrowException) as exc:
                 self._skip_part(p, exc)

@@ -145,6 +145,11 @@ class HLRCache:
         #: Merge parts size-tiered when a writer closes (see ``pd_hlr.cache.compaction``).
         self.auto_compact = bool(compact)
 
+    #: How many times a read lists again when something listed was merged away meanwhile,
+    #: and the pause (times the attempt) between two listings.
+    _relists = _RELIST
+    _relist_pause = 0.0
+
     def __repr__(self) -> str:
         return f"HLRCache({str(self.path)!r})"
 
@@ -212,11 +217,13 @@ class HLRCache:
         listed; the tables it gives, as one."""
         self._own()
         try:
-            for _ in range(_RELIST):
+            for attempt in range(self._relists):
                 try:
                     tables = read_once()
                 except FileNotFoundError:
-                    continue  # a compaction replaced parts meanwhile: list them again
+                    # a compaction replaced parts meanwhile: list them again
+                    time.sleep(self._relist_pause * attempt)
+                    continue
                 break
             else:  # pragma: no cover - eight compactions during one read
                 raise RuntimeError(f"the parts of {self.path} kept changing while being read")
