@@ -561,6 +561,13 @@ class ObjectWriter:
                 )
 
 
+class _Unchanged(Exception):
+    """Raised by a claims change that has nothing to write, carrying its result."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
 class ObjectClaims:
     """This process's claims in ``claims.json`` for one (options, API host) key.
 
@@ -574,6 +581,7 @@ class ObjectClaims:
     ) -> None:
         self.store = store
         self.key = f"{api}\t{options}"
+        self.lease = LEASE_SECONDS if lease is None else float(lease)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.lost = False
         self._cas(self._enter)
@@ -597,6 +605,7 @@ class ObjectClaims:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "beat": 0,
+            "lease": self.lease,
             "numbers": [],
         }
 
@@ -616,7 +625,10 @@ class ObjectClaims:
                 etag, holders = None, {}
             except ValueError:  # damaged: rebuilt (claims are only ever a few seconds old)
                 etag, holders = "*", {}
-            result = change(holders)
+            try:
+                result = change(holders)
+            except _Unchanged as same:  # nothing to write: the answer as it stands
+                return same.result
             if result is None:
                 return None
             body = json.dumps({"holders": holders}, separators=(",", ":")).encode()
@@ -633,9 +645,9 @@ class ObjectClaims:
 
     def claim(
         self, numbers: Sequence[str], limit: int = CLAIM_CHUNK
-    ) -> tuple[list[str], dict[str, tuple[int, int | None, frozenset[str]]]]:
+    ) -> tuple[list[str], dict[str, tuple[int, int | None, frozenset[str], float]]]:
         """Claim up to ``limit`` numbers no live claimer holds. Returns (claimed, the other
-        holders of the rest: id → (beat, pid, their numbers among ``numbers``))."""
+        holders of the rest: id → (beat, pid, their numbers among ``numbers``, their lease))."""
         wanted = list(numbers)
 
         def change(holders: dict[str, Any]) -> Any:
@@ -647,9 +659,12 @@ class ObjectClaims:
                     continue
                 held = asked.intersection(h.get("numbers", ()))
                 if held:
-                    others[hid] = (int(h.get("beat", 0)), h.get("pid"), frozenset(held))
+                    lease = float(h.get("lease", LEASE_SECONDS))
+                    others[hid] = (int(h.get("beat", 0)), h.get("pid"), frozenset(held), lease)
                     taken |= held
             mine = [n for n in wanted if n not in taken][:limit]
+            if not mine and self.id in holders and not holders[self.id].get("numbers"):
+                raise _Unchanged((mine, others))  # only waiting: no write
             if self.id not in holders:
                 if not self.lost:
                     self.lost = True
@@ -762,11 +777,12 @@ class ObjectClaimedLookups(ClaimedLookups):
                         sum(len(h[2]) for h in others.values()),
                         cache.url,
                     )
-                for hid, (beat, pid, held) in others.items():
+                for hid, (beat, pid, held, their_lease) in others.items():
                     last = seen.get(hid)
+                    lease = max(self.lease, their_lease)  # never sooner than it renews
                     if last is None or last[0] != beat:
                         seen[hid] = (beat, now)
-                    elif now - last[1] >= self.lease and claims.take_over(hid, beat):
+                    elif now - last[1] >= lease and claims.take_over(hid, beat):
                         logger.warning(
                             "pd_hlr cache: process %s (%s) did not renew its claims on %d "
                             "number(s) for %.0f s (the lease): they are taken over",
