@@ -81,7 +81,11 @@ class _Part:
         # a local part is a Path; an object-store part opens a ranged-read file and names
         # its own memo identity (parts are immutable: name and size)
         memo_id = getattr(path, "memo_id", None)
-        self.file = pq.ParquetFile(path.open() if memo_id is not None else path)
+        # (on object storage the reads of one call are coalesced and issued at once)
+        if memo_id is not None:
+            self.file = pq.ParquetFile(path.open(), pre_buffer=True)
+        else:
+            self.file = pq.ParquetFile(path)
         md = self.file.metadata
         self.starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
         names = self.file.schema_arrow.names
