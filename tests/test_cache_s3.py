@@ -231,6 +231,13 @@ def test_a_prefix_holding_other_objects_is_refused(s3_url):
     assert _keys(s3_url) == ["data.csv"]  # nothing written
 
 
+def test_a_prefix_holding_sub_folders_is_refused(s3_url):
+    bucket, prefix = split_url(s3_url)
+    _client().put_object(Bucket=bucket, Key=f"{prefix}/exports/2024.csv", Body=b"a\n")
+    with pytest.raises(CacheFolderError, match="exports/"), HLRCache(s3_url).writer():
+        pass
+
+
 def test_objects_that_are_not_the_cache_s_are_never_touched(s3_url):
     cache = HLRCache(s3_url)
     with cache.writer() as w:

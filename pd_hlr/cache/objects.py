@@ -195,7 +195,7 @@ class ObjectCache(HLRCache):
         if self._owned:
             return True
         try:
-            objects = self.store.list()
+            objects = self.store.list(folders=True)
         except FileNotFoundError as exc:  # no such bucket
             if create:
                 raise CacheNotWritableError(

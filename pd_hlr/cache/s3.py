@@ -97,8 +97,9 @@ class S3Store:
         return (ClientError, BotoCoreError)
 
     # -- the operations --------------------------------------------------------------------
-    def list(self, start: str = "") -> list[ObjectInfo]:
-        """The objects directly under the prefix whose names begin with ``start``, by name."""
+    def list(self, start: str = "", *, folders: bool = False) -> list[ObjectInfo]:
+        """The objects directly under the prefix whose names begin with ``start``, by name
+        (``folders``: also the "sub-folders" below it, named ``<name>/``)."""
         base = self.key("")
         out: list[ObjectInfo] = []
         try:
@@ -106,6 +107,8 @@ class S3Store:
                 Bucket=self.bucket, Prefix=base + start, Delimiter="/"
             )
             for page in pages:
+                for sub in page.get("CommonPrefixes", ()) if folders else ():
+                    out.append(ObjectInfo(sub["Prefix"][len(base) :], 0, "", 0.0))
                 for obj in page.get("Contents", ()):
                     out.append(
                         ObjectInfo(
