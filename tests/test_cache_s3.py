@@ -454,3 +454,40 @@ def test_temporary_numbers_helper_is_consistent():
     """The multi-process tests pass retry_temporary=False: temporary answers are not looked up
     again, so 'exactly once' holds for them too (guard: the sample holds some)."""
     assert temporary(numbers(120))
+
+
+WRITER = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    from datetime import UTC, datetime
+    from pd_hlr.cache import Entry, HLRCache
+    w = HLRCache(sys.argv[1], flush_every=10**9, flush_seconds=1e9).writer().__enter__()
+    for line in sys.stdin:
+        n, o, a, r = json.loads(line)
+        w.add(Entry(n, o, a, r, datetime.now(UTC)))
+    print("committed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_answers_of_a_killed_writer_are_read_then_folded_by_compaction(s3_url):
+    """kill -9 after ``add`` returned: every answer is in a commit group object; readers
+    replay the groups, and compaction folds them into a part and deletes only them."""
+    wanted = numbers(20)
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITER, s3_url],
+        input="".join(json.dumps([n, OPTS, API, {"to": n, "live": True}]) + "\n" for n in wanted),
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    assert proc.returncode == -signal.SIGKILL and "committed" in proc.stdout, proc.stderr
+    groups = [n for n in _keys(s3_url) if object_kind(n) == "group"]
+    assert len(groups) == 20
+    cache = HLRCache(s3_url)
+    assert set(cache.get(wanted, OPTS, API).index) == set(wanted)
+    cache.compact()
+    kinds = Counter(object_kind(n) for n in _keys(s3_url))
+    assert kinds["group"] == 0 and kinds["part"] == 1
+    assert set(cache.get(wanted, OPTS, API).index) == set(wanted)
