@@ -584,9 +584,9 @@ class ObjectClaims:
         self.lease = LEASE_SECONDS if lease is None else float(lease)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.lost = False
-        self._cas(self._enter)
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._cas(self._enter)
         if lease is not None:
             self._beat = threading.Thread(
                 target=self._heartbeat, args=(lease / 4,), name="pd_hlr-claims", daemon=True
@@ -689,6 +689,8 @@ class ObjectClaims:
         """Renew the lease (bump this claimer's ``beat``)."""
 
         def change(holders: dict[str, Any]) -> Any:
+            if self._stop.is_set():
+                return None  # closing: its entry is being removed
             if self.id not in holders:
                 if not self.lost:
                     self.lost = True
@@ -721,6 +723,8 @@ class ObjectClaims:
 
     def close(self) -> None:
         self._stop.set()
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join(30)  # a renewal in flight ends before the entry goes
 
         def change(holders: dict[str, Any]) -> Any:
             return holders.pop(self.id, None) is not None or None
