@@ -29,6 +29,7 @@ from pd_hlr.errors import CacheFolderError
 
 from .conftest import TOKEN
 from .test_cache import API, OPTS, entry, numbers, run, temporary
+from .test_cache_processes import _SPAWNED, _no_child_outlives_its_test  # noqa: F401
 
 boto3 = pytest.importorskip("boto3")
 
@@ -373,19 +374,6 @@ CHILD = textwrap.dedent(
     print(dict(out["hlr_source"].value_counts()), flush=True)
     """
 )
-
-_SPAWNED: list[subprocess.Popen] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_child_outlives_its_test():
-    yield
-    while _SPAWNED:
-        proc = _SPAWNED.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
 
 def _child(tmp_path: Path, nums: list[str], server, url: str, name: str, go=None, **env):
     script = tmp_path / "child.py"

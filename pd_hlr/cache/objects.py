@@ -47,7 +47,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -430,14 +430,6 @@ class ObjectCache(HLRCache):
         MEMO.forget(self.url)
         return len(objects)
 
-    @contextlib.contextmanager
-    def writer(self) -> Iterator[ObjectWriter]:  # type: ignore[override]
-        w = ObjectWriter(self)
-        try:
-            yield w
-        finally:
-            w.close()
-
     def claimed(self, options: str, api: str, *, since: int | None) -> ObjectClaimedLookups:
         return ObjectClaimedLookups(self, options, api, since=since, lease=self.lease)
 
@@ -551,14 +543,7 @@ class ObjectWriter:
         except (OSError, ValueError, pa.ArrowException) as exc:
             warn(f"pd_hlr cache: folding skipped ({type(exc).__name__}: {exc})", RuntimeWarning)
             return
-        if self.cache.auto_compact and self.written:
-            try:
-                self.cache.auto_compact_now()
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                warn(
-                    f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
-                    RuntimeWarning,
-                )
+        self.cache.compact_after_writing(self.written)
 
 
 class _Unchanged(Exception):
@@ -810,3 +795,6 @@ __all__ = [
     "ObjectWriter",
     "object_kind",
 ]
+
+
+ObjectCache._writer_class = ObjectWriter

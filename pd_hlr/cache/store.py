@@ -145,6 +145,9 @@ class HLRCache:
         #: Merge parts size-tiered when a writer closes (see ``pd_hlr.cache.compaction``).
         self.auto_compact = bool(compact)
 
+    #: What :meth:`writer` opens (the object store has its own: ``objects.ObjectWriter``).
+    _writer_class: Any = None  # CacheWriter, set below the class
+
     #: How many times a read lists again when something listed was merged away meanwhile,
     #: and the pause (times the attempt) between two listings.
     _relists = _RELIST
@@ -463,6 +466,16 @@ class HLRCache:
                 MEMO.forget(self.path)
             return result
 
+    def compact_after_writing(self, written: int) -> None:
+        """What a writer does when it closes: merge parts size-tiered (when it wrote anything
+        and ``compact`` is on); a failure is a warning, never an error."""
+        if not (self.auto_compact and written):
+            return
+        try:
+            self.auto_compact_now()
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            warn(f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})", RuntimeWarning)
+
     def clear(self) -> int:
         """Delete every part and journal of this cache (its own files only: see the ownership
         rule in ``pd_hlr/cache/folder.py``). Returns the number of files removed."""
@@ -475,12 +488,12 @@ class HLRCache:
         return len(files)
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[CacheWriter]:
+    def writer(self) -> Iterator[Any]:
         """A writer for one run; folded into a part on exit, whatever the exit.
 
         Opening it proves the folder takes writes: :class:`~pd_hlr.errors.CacheNotWritableError`
         otherwise (before any request is sent)."""
-        w = CacheWriter(self)
+        w = self._writer_class(self)
         try:
             yield w
         finally:
@@ -573,14 +586,10 @@ class CacheWriter:
                     self._journal.close()
                     self._journal = None
                 self._seq.close()
-        if self.cache.auto_compact and self.written:
-            try:
-                self.cache.auto_compact_now()
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                warn(
-                    f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
-                    RuntimeWarning,
-                )
+        self.cache.compact_after_writing(self.written)
+
+
+HLRCache._writer_class = CacheWriter
 
 
 class ClaimedLookups:
