@@ -479,3 +479,30 @@ def test_answers_of_a_killed_writer_are_read_then_folded_by_compaction(s3_url):
     kinds = Counter(object_kind(n) for n in _keys(s3_url))
     assert kinds["group"] == 0 and kinds["part"] == 1
     assert set(cache.get(wanted, OPTS, API).index) == set(wanted)
+
+
+@pytest.mark.slow
+def test_a_suspended_claimer_is_taken_over_and_repays_at_most_one_chunk(
+    make_sandbox, tmp_path, s3_url
+):
+    """SIGSTOP a claimer mid-run: a second run takes its claims over after one lease and
+    answers everything; the first, resumed, learns it at its next renewal and finishes. The
+    numbers paid twice are at most the chunk the suspended one held (CLAIM_CHUNK)."""
+    from pd_hlr.cache.objects import CLAIM_CHUNK
+
+    server = make_sandbox(latency=0.05)
+    wanted = numbers(200)
+    first = _child(tmp_path, wanted, server, s3_url, "a", LEASE="2")
+    deadline = time.monotonic() + HANG
+    while server.stats().total_charged < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = _child(tmp_path, wanted, server, s3_url, "b", LEASE="2")
+        assert second.wait(timeout=HANG) == 0
+        assert set(server.stats().charged) == set(wanted)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=HANG) == 0
+    twice = [n for n, c in server.stats().charged.items() if c > 1]
+    assert len(twice) <= CLAIM_CHUNK, len(twice)
