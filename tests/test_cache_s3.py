@@ -190,6 +190,15 @@ def test_hlrcache_of_an_s3_url_is_the_object_cache(s3_url):
     assert not isinstance(HLRCache("/tmp/x"), ObjectCache)
 
 
+def test_an_s3_cache_pickles_with_its_settings(s3_url):
+    import pickle
+
+    cache = HLRCache(s3_url, lease=7.0, flush_every=5, memo=False)
+    back = pickle.loads(pickle.dumps(cache))
+    assert isinstance(back, ObjectCache)
+    assert (back.url, back.lease, back.flush_every, back.memo) == (s3_url, 7.0, 5, False)
+
+
 def test_answers_are_commit_groups_then_one_part(s3_url):
     cache = HLRCache(s3_url, compact=False)
     with cache.writer() as w:

@@ -33,11 +33,18 @@ suspended one. Each claimer renews its entry in ``claims.json`` every quarter of
 lease by its own monotonic clock takes its numbers over (compare-and-swap on the renewal it
 saw). A claimer claims at most :data:`CLAIM_CHUNK` numbers at a time, so one resumed after
 being taken over pays twice at most for that many; a killed one, for its in-flight requests.
+
+**Known limit.** A group number is the highest listed plus one, taken by a conditional create:
+a writer whose listing is older than another writer's create *and* the fold that deleted that
+group could take the same number again (two entries sharing a sequence value). The window is
+one LIST-to-PUT round trip: a writer folds its own groups, and when it opens, only groups
+older than two leases (``compact()`` folds all of them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -172,11 +179,15 @@ class ObjectCache(HLRCache):
         return f"HLRCache({self.url!r})"
 
     def __reduce__(self) -> Any:
-        return (
-            HLRCache,
-            (self.url,),
-            None,
-        )
+        settings = {
+            "flush_every": self.flush_every,
+            "flush_seconds": self.flush_seconds,
+            "fsync": self.fsync,
+            "memo": self.memo,
+            "compact": self.auto_compact,
+            "lease": self.lease,
+        }
+        return (functools.partial(HLRCache, **settings), (self.url,))
 
     # -- objects ----------------------------------------------------------------------------
     def _objects(self, kind: str, start: str = "") -> list[ObjectInfo]:
