@@ -39,6 +39,7 @@ from pd_hlr.cache.objects import (  # noqa: E402
     ObjectCache,
     ObjectClaimedLookups,
     ObjectClaims,
+    ObjectPart,
     object_kind,
 )
 from pd_hlr.cache.s3 import S3Store, split_url  # noqa: E402
@@ -515,3 +516,31 @@ def test_a_suspended_claimer_is_taken_over_and_repays_at_most_one_chunk(
     assert first.wait(timeout=HANG) == 0
     twice = [n for n, c in server.stats().charged.items() if c > 1]
     assert len(twice) <= CLAIM_CHUNK, len(twice)
+
+
+def test_a_part_deleted_mid_read_is_listed_again_not_skipped(s3_url, recwarn):
+    """HEAD passed, then a compaction deleted the part before its ranged GETs: the read lists
+    the parts again (finding the merged one) instead of skipping the answers it holds."""
+    cache = HLRCache(s3_url, compact=False)
+    wanted = numbers(6)
+    for half in (wanted[:3], wanted[3:]):
+        with cache.writer() as w:
+            for n in half:
+                w.add(entry(n, n))
+    real_open = ObjectPart.open
+    hits = {"n": 0}
+
+    def open_then_compact(self):
+        f = real_open(self)
+        hits["n"] += 1
+        if hits["n"] == 1:  # the first part opened is merged away before it is read
+            HLRCache(s3_url).compact()
+        return f
+
+    ObjectPart.open = open_then_compact
+    try:
+        got = HLRCache(s3_url, memo=False).get(wanted, OPTS, API)
+    finally:
+        ObjectPart.open = real_open
+    assert set(got.index) == set(wanted)
+    assert not [w for w in recwarn if "skipping unreadable part" in str(w.message)]

@@ -290,6 +290,20 @@ class ObjectCache(HLRCache):
                 self._skip_part(p, exc)
         return out
 
+    def _skip_part(self, path: Any, exc: BaseException) -> None:
+        """A part that failed mid-read because a compaction deleted it meanwhile (its HEAD
+        passed, a ranged GET found nothing) is listed again, like one gone before the read;
+        only a part that is still there and unreadable is skipped with a warning."""
+        if isinstance(path, ObjectPart) and not isinstance(exc, FileNotFoundError):
+            try:
+                gone = not self.store.exists(path.name)
+            except OSError:
+                gone = False  # cannot tell: skipped with a warning, as any unreadable part
+            if gone:
+                logger.debug("cache: part %s merged away while read", path.name)
+                raise FileNotFoundError(2, "merged away while read", str(path)) from exc
+        super()._skip_part(path, exc)
+
     def _inventory(self) -> tuple[int, int, int]:
         parts = self._objects("part", "part-")
         groups = self._groups()
@@ -367,8 +381,11 @@ class ObjectCache(HLRCache):
             except FileNotFoundError:
                 continue  # merged away by another process meanwhile
             except (OSError, ValueError, pa.ArrowException) as exc:
+                try:
+                    self._skip_part(p, exc)
+                except FileNotFoundError:
+                    continue  # merged away while read
                 unreadable += 1
-                self._skip_part(p, exc)
                 continue
             done.append(p)
         merged = newest(pa.concat_tables(tables)) if tables else None

@@ -164,6 +164,17 @@ class S3Store:
         compare-and-swap. Returns the new ETag, or None when someone changed it meanwhile."""
         return self._conditional(name, data, IfMatch=etag)
 
+    def exists(self, name: str) -> bool:
+        """Whether the object is there now (a HEAD request)."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+            return True
+        except self._errors() as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            self._raise(exc, name)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def delete(self, name: str) -> None:
         """Delete the object (no error when it is gone already)."""
         try:
