@@ -51,10 +51,13 @@ def _client():
     return boto3.client("s3")
 
 
-def _keys(url: str) -> list[str]:
+def _keys(url: str, *, empty: bool = True) -> list[str]:
+    """The object names under the cache's prefix (``empty=False``: not the emptied ones)."""
     bucket, prefix = split_url(url)
     r = _client().list_objects_v2(Bucket=bucket, Prefix=prefix + "/")
-    return sorted(o["Key"][len(prefix) + 1 :] for o in r.get("Contents", ()))
+    return sorted(
+        o["Key"][len(prefix) + 1 :] for o in r.get("Contents", ()) if empty or o["Size"] > 0
+    )
 
 
 # --- the server: does it honour conditional writes? --------------------------------------------
@@ -210,7 +213,12 @@ def test_answers_are_commit_groups_then_one_part(s3_url):
         assert len(groups) == 5  # one add at a time: one group each, each durable on return
     names = _keys(s3_url)
     assert [object_kind(n) for n in names].count("part") == 1
-    assert not [n for n in names if object_kind(n) == "group"]  # folded, then deleted
+    assert len([n for n in names if object_kind(n) == "group"]) == 5  # names stay taken
+    assert not [n for n in _keys(s3_url, empty=False) if object_kind(n) == "group"]  # emptied
+    with cache.writer() as w:
+        w.add(entry("+447400000099", "+447400000099"))
+    numbers_taken = sorted(n for n in _keys(s3_url) if object_kind(n) == "group")
+    assert len(numbers_taken) == 6  # a new number above every folded one, none reused
 
 
 def test_concurrent_adds_share_commit_groups_and_keep_distinct_sequences(s3_url):
@@ -486,7 +494,7 @@ def test_answers_of_a_killed_writer_are_read_then_folded_by_compaction(s3_url):
     cache = HLRCache(s3_url)
     assert set(cache.get(wanted, OPTS, API).index) == set(wanted)
     cache.compact()
-    kinds = Counter(object_kind(n) for n in _keys(s3_url))
+    kinds = Counter(object_kind(n) for n in _keys(s3_url, empty=False))
     assert kinds["group"] == 0 and kinds["part"] == 1
     assert set(cache.get(wanted, OPTS, API).index) == set(wanted)
 

@@ -34,11 +34,12 @@ lease by its own monotonic clock takes its numbers over (compare-and-swap on the
 saw). A claimer claims at most :data:`CLAIM_CHUNK` numbers at a time, so one resumed after
 being taken over pays twice at most for that many; a killed one, for its in-flight requests.
 
-**Known limit.** A group number is the highest listed plus one, taken by a conditional create:
-a writer whose listing is older than another writer's create *and* the fold that deleted that
-group could take the same number again (two entries sharing a sequence value). The window is
-one LIST-to-PUT round trip: a writer folds its own groups, and when it opens, only groups
-older than two leases (``compact()`` folds all of them).
+**Group numbers are never reused.** A group number is the highest listed plus one, taken by a
+conditional create. A folded group is emptied, not deleted, so its name stays taken: a writer
+whose listing went stale meanwhile cannot create that number again (had it, its answers would
+sort below a waiter's starting point and never be served to it: paid twice). Compaction
+deletes emptied groups once they are two leases old, keeping the newest; only a writer stalled
+for that long between its LIST and its PUT could still reuse a number.
 """
 
 from __future__ import annotations
@@ -197,8 +198,29 @@ class ObjectCache(HLRCache):
     def _parts(self) -> list[ObjectPart]:  # type: ignore[override]
         return [ObjectPart(self.store, o) for o in self._objects("part", "part-")]
 
-    def _groups(self) -> list[ObjectInfo]:
+    def _group_names(self) -> list[ObjectInfo]:
+        """Every group object, the emptied ones (folded: see :meth:`_retire`) included."""
         return self._objects("group", "journal-g")
+
+    def _groups(self) -> list[ObjectInfo]:
+        """The group objects that hold answers (not yet folded)."""
+        return [o for o in self._group_names() if o.size > 0]
+
+    def _retire(self, name: str) -> None:
+        """A folded group is emptied, not deleted: its name stays taken, so no writer with an
+        older listing can create that group number again (see the module's doc); emptied
+        groups are deleted by compaction once older than two leases, the newest one kept."""
+        self.store.put(name, b"")
+
+    def _drop_retired(self) -> None:
+        names = self._group_names()
+        if len(names) < 2:
+            return
+        newest = max(names, key=lambda o: group_of(o.name))
+        cutoff = time.time() - 2 * self.lease
+        for o in names:
+            if o.size == 0 and o is not newest and o.mtime < cutoff:
+                self.store.delete(o.name)
 
     def _own(self, *, create: bool = False) -> bool:
         """The prefix is this cache's (marker), or new / holding only cache objects (then
@@ -254,12 +276,12 @@ class ObjectCache(HLRCache):
         """The write sequence now (see :meth:`HLRCache.sequence`): every stored entry's
         ``seq`` is at most this, every entry written later has a higher one."""
         self._own()
-        groups = max((group_of(o.name) for o in self._groups()), default=-1)
+        groups = max((group_of(o.name) for o in self._group_names()), default=-1)
         top = (groups + 1) * GROUP_SPAN - 1 if groups >= 0 else 0
         return max([top, *(part_info(Path(p.name))[0] for p in self._parts())])
 
     def _next_group(self) -> int:
-        groups = max((group_of(o.name) for o in self._groups()), default=0)
+        groups = max((group_of(o.name) for o in self._group_names()), default=0)
         parts = max((part_info(Path(p.name))[0] for p in self._parts()), default=0)
         return max(groups, parts // GROUP_SPAN) + 1
 
@@ -358,7 +380,7 @@ class ObjectCache(HLRCache):
             if bad:
                 self.quarantine([e.to_line() for e, _ in bad], "a group", bad[0][1])
         for g in done:
-            self.store.delete(g.name)
+            self._retire(g.name)
         return len(entries)
 
     def fold_orphans(self, *, older_than: float | None = None) -> int:
@@ -414,6 +436,7 @@ class ObjectCache(HLRCache):
         self.fold_orphans()
         parts = self._parts()
         result = self._merge(parts) if len(parts) > 1 else {}
+        self._drop_retired()
         MEMO.forget(self.url)
         out = {
             "parts_before": len(parts),
@@ -429,6 +452,8 @@ class ObjectCache(HLRCache):
         if not self._own():
             return None
         t0 = time.perf_counter()
+        with contextlib.suppress(OSError):
+            self._drop_retired()
         total = {"parts_in": 0, "entries": 0, "merges": 0, "unreadable": 0}
         for _ in range(64):
             todo = compaction.plan(
@@ -456,7 +481,7 @@ class ObjectCache(HLRCache):
         for o in objects:
             self.store.delete(o.name)
         MEMO.forget(self.url)
-        return len(objects)
+        return len(objects)  # emptied groups stay: their names keep the numbering going up
 
     def claimed(self, options: str, api: str, *, since: int | None) -> ObjectClaimedLookups:
         return ObjectClaimedLookups(self, options, api, since=since, lease=self.lease)
@@ -561,7 +586,7 @@ class ObjectWriter:
             self.cache.quarantine([e.to_line() for e, _ in bad], "a run", bad[0][1])
         for name in mine:
             with contextlib.suppress(OSError):
-                self.cache.store.delete(name)
+                self.cache._retire(name)
 
     def close(self) -> None:
         """Fold what is committed (if that fails, the groups stay for the next reader), then
