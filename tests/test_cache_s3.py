@@ -29,7 +29,11 @@ from pd_hlr.errors import CacheFolderError
 
 from .conftest import TOKEN
 from .test_cache import API, OPTS, entry, numbers, run, temporary
-from .test_cache_processes import _SPAWNED, _no_child_outlives_its_test  # noqa: F401
+from .test_cache_processes import (  # noqa: F401  (the reaper fixture applies here too)
+    _SPAWNED,
+    _interrupt_after,
+    _no_child_outlives_its_test,
+)
 
 boto3 = pytest.importorskip("boto3")
 
@@ -433,10 +437,7 @@ def test_kill_9_mid_run_then_a_rerun_pays_twice_at_most_the_workers(
     server = make_sandbox(latency=0.02)
     all_numbers = numbers(300)
     proc = _child(tmp_path, all_numbers, server, s3_url, "a", LEASE="2")
-    deadline = time.monotonic() + HANG
-    while server.stats().total_charged < 100 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    _interrupt_after(proc, server, 100, signal.SIGKILL)
     proc.wait(timeout=HANG)
     paid_before = server.stats().total_charged
     assert 100 <= paid_before < 300
@@ -511,10 +512,7 @@ def test_a_suspended_claimer_is_taken_over_and_repays_at_most_one_chunk(
     server = make_sandbox(latency=0.05)
     wanted = numbers(200)
     first = _child(tmp_path, wanted, server, s3_url, "a", LEASE="2")
-    deadline = time.monotonic() + HANG
-    while server.stats().total_charged < 30 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    first.send_signal(signal.SIGSTOP)
+    _interrupt_after(first, server, 30, signal.SIGSTOP)
     try:
         second = _child(tmp_path, wanted, server, s3_url, "b", LEASE="2")
         assert second.wait(timeout=HANG) == 0
