@@ -197,7 +197,10 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-_CACHE_HELP = f"cache folder (default: ${CACHE_ENV} or ~/.cache/pd_hlr)"
+_CACHE_HELP = (
+    f"cache folder, or s3://bucket/prefix (a team cache on object storage; needs pd-hlr[s3]) "
+    f"(default: ${CACHE_ENV} or ~/.cache/pd_hlr)"
+)
 
 
 def _doc(name: str) -> str:
@@ -971,12 +974,17 @@ def _confirm(question: str) -> bool:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from .cache import HLRCache, default_cache_path
+    from .cache.s3 import is_url
 
-    path = Path(args.cache).expanduser() if args.cache else default_cache_path()
-    if not path.exists():
+    path: Any = args.cache if args.cache and is_url(args.cache) else None
+    if path is None:
+        path = Path(args.cache).expanduser() if args.cache else default_cache_path()
+    if is_url(str(path)):
+        pass  # an object store: the cache itself says when the bucket is missing
+    elif not path.exists():
         where = "" if args.cache else f" (the default cache folder, from ${CACHE_ENV} or ~/.cache)"
         raise InputError(f"no such folder: {path}{where}; nothing has been cached there")
-    if not path.is_dir():
+    elif not path.is_dir():
         raise InputError(f"not a folder: {path}")
     cache = HLRCache(path)
     if args.action == "stats":
