@@ -137,7 +137,7 @@ def region_column(frame: pd.DataFrame, settings: ValidateSettings) -> RegionColu
     return column
 
 
-def series_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+def series_options(options: Mapping[str, Any]) -> tuple[Any, Any, ValidateSettings]:
     """``split_options`` for a Series face: ``region_column`` names a frame's column, so a
     Series refuses it (a clear ``TypeError``)."""
     client, cache, settings = split_options(options)

@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 try:
     import polars as pl
@@ -66,6 +66,7 @@ import pyarrow as pa
 
 from . import analysis, pipeline, schema
 from ._io import write_atomically
+from .options import ValidateOptions
 from .regions import resolve_regions
 from .settings import ValidateSettings, option_names, split_options, takes_options
 
@@ -593,7 +594,7 @@ class HLRFrameNamespace:
         )
 
     @takes_options
-    def validate(self, column: Hashable, **options: Any) -> pl.DataFrame:
+    def validate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> pl.DataFrame:
         """Look up the numbers in ``column``; a new DataFrame with the result columns.
 
         The same run as the pandas face (:meth:`pd_hlr.accessor.HLRFrameAccessor.validate`):
@@ -619,7 +620,7 @@ class HLRFrameNamespace:
         return out
 
     @takes_options
-    def estimate(self, column: Hashable, **options: Any) -> Estimate:
+    def estimate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost, with the same options. Sends nothing.
 
         >>> pl.from_pandas(df).hlr.estimate("phone", default_region="GB", cache=False).distinct
@@ -719,7 +720,7 @@ class HLRLazyNamespace:
         )
 
     @takes_options
-    def validate(self, column: Hashable, **options: Any) -> pl.LazyFrame:
+    def validate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> pl.LazyFrame:
         """Look up the numbers in ``column`` now; a LazyFrame that joins them to the rows.
 
         The distinct values of the column are found with the streaming engine (the frame is
@@ -739,7 +740,7 @@ class HLRLazyNamespace:
         return out
 
     @takes_options
-    def estimate(self, column: Hashable, **options: Any) -> Estimate:
+    def estimate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost (one streaming pass). Sends nothing."""
         client, cache, settings = split_options(options)
         return estimate_frame(self._lf, column, settings, client=client, cache=cache)
@@ -792,7 +793,7 @@ class HLRSeriesNamespace:
         )
 
     @takes_options
-    def validate(self, **options: Any) -> pl.DataFrame:
+    def validate(self, **options: Unpack[ValidateOptions]) -> pl.DataFrame:
         """A DataFrame of the result columns, one row per element (same options as frames).
 
         >>> res = pl.Series("phone", ["+44 7400 123456", None]).hlr.validate(client=client,
@@ -814,7 +815,7 @@ class HLRSeriesNamespace:
         return out
 
     @takes_options
-    def estimate(self, **options: Any) -> Estimate:
+    def estimate(self, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
         client, cache, settings = pipeline.series_options(options)
         frame = self._s.to_frame(pipeline.SERIES_COLUMN)

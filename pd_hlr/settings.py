@@ -27,7 +27,7 @@ import ipaddress
 import numbers
 import re
 import textwrap
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -201,7 +201,7 @@ def takes_options(func: F) -> F:
     return func
 
 
-def split_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+def split_options(options: Mapping[str, Any]) -> tuple[Any, Any, ValidateSettings]:
     """``(client, cache, settings)`` from a face's keyword arguments (unknown names refused).
 
     >>> client, cache, settings = split_options({"cache": False, "detailed": True})
