@@ -113,7 +113,7 @@ def by_row_region(
     for region, lines in groups:
         at = lines.to_numpy()
         cells, inverse = np.unique(pair_cell[at], return_inverse=True)
-        group = read(uniq[cells], None if pd.isna(region) else region)
+        group = read(uniq[cells], region if isinstance(region, str) else None)
         for name, target in arrays.items():
             target[at] = getattr(group, name)[inverse]
     notes = np.asarray(key_note, dtype=object)[pair_key]
