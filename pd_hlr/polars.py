@@ -227,8 +227,8 @@ def _region_key(key: pl.Expr, names: pl.Schema, settings: ValidateSettings) -> p
 
 
 def _scan(lf: pl.LazyFrame, key: pl.Expr, settings: ValidateSettings, streaming: bool) -> _Scan:
-    counts = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
-    counts = counts.collect(engine="streaming" if streaming else "auto")
+    grouped = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
+    counts = grouped.collect(engine="streaming" if streaming else "auto")
     regional = settings.region_column is not None
     # The null cell last, and normalised apart: a null must not turn an int column into floats.
     nulls = (pl.col(_KEY).struct.field(_CELL) if regional else pl.col(_KEY)).is_null()
@@ -291,6 +291,7 @@ def _result_table(scan: _Scan, settings: ValidateSettings) -> pl.DataFrame:
     for name in arrow.column_names:
         # one chunk each, so that gathers from it are plain takes
         column = pl.from_arrow(arrow.column(name).combine_chunks(), rechunk=False)
+        assert isinstance(column, pl.Series)  # an Arrow array gives a Series
         columns.append(column.alias(settings.prefix + name))
         arrow = arrow.drop_columns([name])
         pa.default_memory_pool().release_unused()  # the Arrow column's memory, back now
@@ -358,15 +359,14 @@ def _validate(
     stale = pipeline.plan_names(list(names), lambda: _own_columns(obj), name, settings)
     kept = [c for c in _own_columns(obj) if c not in stale] if not results_only else []
     caller = [] if results_only else [c for c in names if c not in stale]
-    lf = obj if lazy else obj.lazy()
+    lf = obj if isinstance(obj, pl.LazyFrame) else obj.lazy()
     label = name if label is None else label
     key = _region_key(key, names, settings)
     scan = _scan(lf, key, settings, streaming=lazy)
 
     def output(table: pl.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
-        out: pl.DataFrame | pl.LazyFrame = _joined(lf, key, scan.keys, table, caller, settings)
-        if not lazy:
-            out = out.collect()
+        joined = _joined(lf, key, scan.keys, table, caller, settings)
+        out = joined if lazy else joined.collect()
         return _remember(out, _run_record(label, settings, report, _schema(out), kept))
 
     def partial(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:

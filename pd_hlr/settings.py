@@ -30,7 +30,7 @@ import textwrap
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -295,7 +295,7 @@ def parse_max_age(value: Any, name: str = "max_age") -> pd.Timedelta | None:
     return _parse_age(value, name)
 
 
-def parse_retry_temporary(value: Any) -> pd.Timedelta | bool:
+def parse_retry_temporary(value: Any) -> pd.Timedelta | Literal[False]:
     """``retry_temporary`` as the age at which a cached temporary outcome is looked up again:
     a duration with a unit; ``True``: at once (every run, a zero age); ``False``: never.
 
@@ -332,7 +332,7 @@ def _parse_age(value: Any, name: str) -> pd.Timedelta:
             ) from None
     else:
         raise TypeError(f"{name} must be {_AGE_EXAMPLE}, not {type(value).__name__}")
-    if age is pd.NaT or pd.isna(age):
+    if pd.isna(age):  # NaT too
         raise ValueError(f"{name} must be a duration: {_AGE_EXAMPLE}; got {value!r}")
     if age < pd.Timedelta(0):
         raise ValueError(f"{name} must not be negative: {_AGE_EXAMPLE}; got {value!r}")
@@ -392,7 +392,7 @@ class ValidateSettings:
     refresh: bool = False
     #: The age at which a cached temporary outcome is looked up again (0: every run; False:
     #: never, only ``max_age`` applies).
-    retry_temporary: pd.Timedelta | bool = _DEFAULT_TEMPORARY_AGE
+    retry_temporary: pd.Timedelta | Literal[False] = _DEFAULT_TEMPORARY_AGE
     prefix: str = ""
     budget: int | None = None
     price: Decimal = DEFAULT_PRICE
