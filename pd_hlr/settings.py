@@ -442,7 +442,7 @@ class ValidateSettings:
             raise ValueError(f"workers must be a positive integer, not {workers!r}")
         rate = v["rate_limit"]
         if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not rate > 0
+            isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not float(rate) > 0
         ):
             raise ValueError(f"rate_limit must be a positive number, not {rate!r}")
         budget = v["budget"]
