@@ -43,7 +43,7 @@ class ValidateOptions(TypedDict, total=False):
     rate_limit: float | None
     progress: bool | None
     client: HLRClient | None
-    cache: HLRCache | str | os.PathLike | bool | None
+    cache: HLRCache | str | os.PathLike[str] | bool | None
     max_age: str | timedelta | None
     refresh: bool
     retry_temporary: str | timedelta | bool

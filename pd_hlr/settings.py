@@ -113,7 +113,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cache",
         None,
-        "HLRCache | str | os.PathLike | bool | None",
+        "HLRCache | str | os.PathLike[str] | bool | None",
         "an HLRCache or folder; None: $PD_HLR_CACHE or ~/.cache/pd_hlr; False: none",
     ),
     Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"'),
