@@ -114,10 +114,12 @@ def exit_codes_markdown() -> str:
 
 
 # --- the parser ----------------------------------------------------------------------------------
-#: Every parser keeps the line breaks of its description and examples.
-_Parser = functools.partial(
-    argparse.ArgumentParser, formatter_class=argparse.RawDescriptionHelpFormatter
-)
+class _Parser(argparse.ArgumentParser):
+    """Every parser keeps the line breaks of its description and examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _number_type(kind: type, test: Callable[[Any], bool], want: str) -> Callable[[str], Any]:
@@ -344,8 +346,8 @@ def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _debug_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _debug_parent() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
     )
@@ -505,7 +507,7 @@ DEMO_OPTIONS = ("--column", "phone", "--region-column", "country", "--default-re
 DEMO_OUT = "contacts.hlr.parquet"
 
 
-def _add_demo_parser(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+def _add_demo_parser(sub: Any, common: list[_Parser]) -> None:
     d = sub.add_parser(
         "demo",
         parents=common,

@@ -180,7 +180,7 @@ class ObjectCache(HLRCache):
         return f"HLRCache({self.url!r})"
 
     def __reduce__(self) -> Any:
-        settings = {
+        settings: dict[str, Any] = {
             "flush_every": self.flush_every,
             "flush_seconds": self.flush_seconds,
             "fsync": self.fsync,

@@ -115,7 +115,7 @@ def _flatten(entries: Sequence[Entry]) -> dict[str, pa.Array]:
     for mode in (False, True):
         idx = np.flatnonzero(detailed == mode)
         if len(idx):
-            flat = schema.flatten([entries[i].result for i in idx], detailed=mode)
+            flat = schema.flatten([entries[i].result for i in idx.tolist()], detailed=mode)
             flat.index = pd.Index(idx)
             flat["temporary"] = schema.is_temporary(flat)
             frames.append(flat)
