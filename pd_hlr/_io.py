@@ -26,7 +26,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -39,7 +39,8 @@ class InputError(Exception):
 
 
 #: Compression suffixes and the name pandas gives each.
-COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
+Compression = Literal["gzip", "bz2", "xz", "zip"]
+COMPRESSIONS: dict[str, Compression] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 #: Text-table suffixes and their separators ("" is a file without a suffix: CSV).
 TEXT_SUFFIXES = {".csv": ",", ".txt": ",", "": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -55,7 +56,7 @@ class Format(NamedTuple):
 
     kind: str
     sep: str | None = None
-    compression: str | None = None
+    compression: Compression | None = None
 
 
 def _zip_member_suffix(path: Path) -> str:
@@ -660,13 +661,14 @@ def write_table(
 
     def text(tmp: Path, fmt: Format) -> None:
         safe = escape_formula_cells(frame) if escape_formulas else frame
-        safe.to_csv(tmp, sep=fmt.sep, index=False, compression=fmt.compression)
+        safe.to_csv(tmp, sep=fmt.sep or ",", index=False, compression=fmt.compression)
 
+    hlr: Any = frame.hlr  # the accessor (registered at run time: no static type)
     _write_by_type(
         path,
-        frame.hlr.to_parquet,
+        hlr.to_parquet,
         text,
-        lambda tmp: frame.hlr.to_excel(tmp, escape_formulas=escape_formulas),
+        lambda tmp: hlr.to_excel(tmp, escape_formulas=escape_formulas),
         replace=replace,
     )
 
@@ -726,7 +728,8 @@ def escape_formula_cells(frame: pd.DataFrame) -> pd.DataFrame:
             values = col.to_numpy(dtype=object, copy=True)
             mask = risky.to_numpy()
             values[mask] = ["'" + str(v) for v in values[mask]]
-            out.isetitem(i, pd.array(values, dtype=col.dtype))
+            # pandas-stubs' pd.array overloads miss a column's own (object or str) dtype
+            out.isetitem(i, pd.array(values, dtype=col.dtype))  # type: ignore[arg-type]
     return out
 
 

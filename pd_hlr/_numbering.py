@@ -285,6 +285,7 @@ class RegionFacts:
 def region_facts(region: str) -> RegionFacts:
     md = region_metadata(region)
     gd = md.general_desc
+    assert gd is not None and md.country_code is not None  # every region's metadata has both
     return RegionFacts(
         region=region,
         country_code=int(md.country_code),
@@ -306,6 +307,7 @@ def _length_table(md: PhoneMetadata) -> np.ndarray:
     if known is not None and known[0] is md:
         return known[1]
     gd = md.general_desc
+    assert gd is not None  # every region's metadata has one
     possible = sorted(gd.possible_length or ())
     local = set(gd.possible_length_local_only or ())
     table = np.full(64, ValidationResult.INVALID_LENGTH, dtype=np.int8)
@@ -522,6 +524,7 @@ def read_national(digits: pa.Array, region: str) -> Readings:
     if not n:
         return out
     out.error[lengths(digits) < MIN_NSN_LENGTH] = ParseError.TOO_SHORT_NSN
+    assert md.country_code is not None  # every region's metadata has one
     out.cc[:] = int(md.country_code)
     out.nsn = national_part(digits, md)
     return out._finish()
@@ -751,6 +754,7 @@ _FIRST_GROUP = re.compile(r"(\\\d)")
 def _national_rule(fmt: NumberFormat) -> str:
     """The rewrite ``format_number(..., NATIONAL)`` applies with this format."""
     rule = fmt.format
+    assert rule is not None  # a NumberFormat always has its format
     npfr = fmt.national_prefix_formatting_rule
     if npfr:
         rule = _FIRST_GROUP.sub(npfr, rule, count=1)

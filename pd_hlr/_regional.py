@@ -118,7 +118,8 @@ def by_row_region(
         region, own = group_uniq[g]
         at = lines.to_numpy()
         cells, inverse = np.unique(pair_cell[at], return_inverse=True)
-        group = read(uniq[cells], None if pd.isna(region) else region, own and region is not None)
+        read_in = region if isinstance(region, str) else None
+        group = read(uniq[cells], read_in, bool(own) and read_in is not None)
         for name, target in arrays.items():
             target[at] = getattr(group, name)[inverse]
     notes = np.asarray(key_note, dtype=object)[pair_key]

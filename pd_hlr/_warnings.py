@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 
 __all__ = ["outside_stacklevel", "warn"]
 
@@ -26,7 +27,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def outside_stacklevel() -> int:
     """The ``stacklevel`` for our caller's ``warnings.warn(...)`` call that points at the first
     frame outside pd_hlr."""
-    frame = sys._getframe(1)  # the caller, which will call warnings.warn: stacklevel 1
+    frame: FrameType | None = sys._getframe(1)  # the caller (calls warnings.warn): stacklevel 1
     level = 1
     while frame is not None:
         if not os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):

@@ -17,11 +17,12 @@ import html
 import textwrap
 from collections.abc import Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import pandas as pd
 
 from . import analysis, pipeline
+from .options import ValidateOptions
 from .settings import option_names, split_options, takes_options
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class HLRFrameAccessor:
         return _html(_describe(self._obj, list(self._LOOKUPS)))
 
     @takes_options
-    def validate(self, column: Hashable, **options: Any) -> pd.DataFrame:
+    def validate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> pd.DataFrame:
         """Look up the numbers in ``column`` and return a new frame with the result columns.
 
         The caller's columns are kept, untouched and in order, on the original index; the result
@@ -110,7 +111,7 @@ class HLRFrameAccessor:
         return pipeline.validate_frame(self._obj, column, settings, client=client, cache=cache)
 
     @takes_options
-    def estimate(self, column: Hashable, **options: Any) -> Estimate:
+    def estimate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost, with the same options. Sends nothing.
 
         >>> df.hlr.estimate("phone", default_region="GB", client=client, cache=False).to_look_up
@@ -224,7 +225,7 @@ class HLRSeriesAccessor:
         return self._obj.rename(pipeline.SERIES_COLUMN).to_frame()
 
     @takes_options
-    def validate(self, **options: Any) -> pd.DataFrame:
+    def validate(self, **options: Unpack[ValidateOptions]) -> pd.DataFrame:
         """The result columns for this Series, on its index (same options as the frame's).
 
         >>> res = df["phone"].hlr.validate(default_region="GB", client=client, cache=False)
@@ -243,7 +244,7 @@ class HLRSeriesAccessor:
         )
 
     @takes_options
-    def estimate(self, **options: Any) -> Estimate:
+    def estimate(self, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing.
 
         >>> df["phone"].hlr.estimate(default_region="GB", cache=False).distinct

@@ -145,6 +145,7 @@ def row_status(frame: pd.DataFrame, prefix: str | None = None) -> pd.Series:
     if group is not None:  # detailed mode
         live = group.eq("DELIVERED").fillna(False).to_numpy(dtype=bool)
         perm = _col(frame, "error_permanent", prefix)
+        assert perm is not None  # detailed results carry both columns
         permanent = perm.eq(True).fillna(False).to_numpy(dtype=bool)
         temporary = perm.eq(False).fillna(False).to_numpy(dtype=bool)
         status[answered & ~live & temporary] = "unreachable"
@@ -576,7 +577,7 @@ class Summary(pd.DataFrame):
                 size = rows[rows["section"] == "rows"]
                 base = rows.loc[rows["section"].map(SECTION_BASE).eq("answered"), "of"]
                 n = int(size["rows"].iloc[0]) if len(size) else 0
-                heading = f"{by} {group}: {n:,} rows"
+                heading = f"{by} {group!s}: {n:,} rows"
                 if len(size):
                     heading += f" ({_pct(size['share'].iloc[0])} of all)"
                 heading += f", {int(base.iloc[0]) if len(base) else 0:,} answered"

@@ -114,10 +114,12 @@ def exit_codes_markdown() -> str:
 
 
 # --- the parser ----------------------------------------------------------------------------------
-#: Every parser keeps the line breaks of its description and examples.
-_Parser = functools.partial(
-    argparse.ArgumentParser, formatter_class=argparse.RawDescriptionHelpFormatter
-)
+class _Parser(argparse.ArgumentParser):
+    """Every parser keeps the line breaks of its description and examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _number_type(kind: type, test: Callable[[Any], bool], want: str) -> Callable[[str], Any]:
@@ -197,7 +199,10 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-_CACHE_HELP = f"cache folder (default: ${CACHE_ENV} or ~/.cache/pd_hlr)"
+_CACHE_HELP = (
+    f"cache folder, or s3://bucket/prefix (a team cache on object storage; needs pd-hlr[s3]) "
+    f"(default: ${CACHE_ENV} or ~/.cache/pd_hlr)"
+)
 
 
 def _doc(name: str) -> str:
@@ -398,8 +403,8 @@ def _add_cache_options(p: argparse.ArgumentParser) -> None:
     _add_args(p, _CACHE_ARGS)
 
 
-def _debug_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _debug_parent() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
     )
@@ -500,7 +505,7 @@ DEMO_OPTIONS = ("--column", "phone", "--region-column", "country", "--default-re
 DEMO_OUT = "contacts.hlr.parquet"
 
 
-def _add_demo_parser(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+def _add_demo_parser(sub: Any, common: list[_Parser]) -> None:
     d = sub.add_parser(
         "demo",
         parents=common,
@@ -969,12 +974,17 @@ def _confirm(question: str) -> bool:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from .cache import HLRCache, default_cache_path
+    from .cache.s3 import is_url
 
-    path = Path(args.cache).expanduser() if args.cache else default_cache_path()
-    if not path.exists():
+    path: Any = args.cache if args.cache and is_url(args.cache) else None
+    if path is None:
+        path = Path(args.cache).expanduser() if args.cache else default_cache_path()
+    if is_url(str(path)):
+        pass  # an object store: the cache itself says when the bucket is missing
+    elif not path.exists():
         where = "" if args.cache else f" (the default cache folder, from ${CACHE_ENV} or ~/.cache)"
         raise InputError(f"no such folder: {path}{where}; nothing has been cached there")
-    if not path.is_dir():
+    elif not path.is_dir():
         raise InputError(f"not a folder: {path}")
     cache = HLRCache(path)
     if args.action == "stats":

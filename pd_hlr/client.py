@@ -261,7 +261,7 @@ class HLRClient:
         self.max_answer_bytes = max_answer_bytes
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
-        shortcuts = {
+        shortcuts: dict[str, Any] = {
             "max_retries": max_retries,
             "backoff_factor": backoff_factor,
             "backoff_max": backoff_max,

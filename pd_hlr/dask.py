@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 try:
     import dask
@@ -46,6 +46,7 @@ import pandas as pd
 from . import analysis, pipeline, schema
 from .cache import HLRCache
 from .normalize import LOCAL_VERDICTS
+from .options import ValidateOptions
 from .regions import resolve_regions
 from .settings import ValidateSettings, split_options, takes_options
 
@@ -295,7 +296,7 @@ class HLRDaskFrameAccessor:
         )
 
     @takes_options
-    def validate(self, column: Hashable, **options: Any) -> dd.DataFrame:
+    def validate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> dd.DataFrame:
         """Look up the numbers in ``column``; a lazy Dask DataFrame with the result columns.
 
         Same options and output as :meth:`pd_hlr.accessor.HLRFrameAccessor.validate`. The scan
@@ -319,7 +320,7 @@ class HLRDaskFrameAccessor:
         return validate_frame(self._obj, column, settings, client=client, cache=cache)
 
     @takes_options
-    def estimate(self, column: Hashable, **options: Any) -> Estimate:
+    def estimate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost, with the same options. Sends nothing.
 
         >>> with dask.config.set(scheduler="sync"):
@@ -351,7 +352,7 @@ class HLRDaskSeriesAccessor:
         )
 
     @takes_options
-    def validate(self, **options: Any) -> dd.DataFrame:
+    def validate(self, **options: Unpack[ValidateOptions]) -> dd.DataFrame:
         """The result columns for this Series, on its index (same options as the frame's).
 
         >>> with dask.config.set(scheduler="sync"):
@@ -374,7 +375,7 @@ class HLRDaskSeriesAccessor:
         return out
 
     @takes_options
-    def estimate(self, **options: Any) -> Estimate:
+    def estimate(self, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
         client, cache, settings = pipeline.series_options(options)
         frame = self._obj.to_frame(name=pipeline.SERIES_COLUMN)

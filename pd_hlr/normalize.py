@@ -48,6 +48,7 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import ArrayLike
 from phonenumbers import ValidationResult
 
 from . import _numbering as nb
@@ -288,7 +289,7 @@ def decision_table_markdown() -> str:
         outcomes = []
         for region in (None, case.region):
             out = normalize(pd.Series([case.cell], dtype=object), default_region=region)
-            row = {k: (None if v is pd.NA else v) for k, v in out.iloc[0].items()}
+            row = {str(k): (None if v is pd.NA else v) for k, v in out.iloc[0].items()}
             outcomes.append(_outcome_text(row))
         cell = repr(case.cell) if not isinstance(case.cell, str) else case.cell
         cell = cell.replace("|", "\\|").replace("`", "'")
@@ -528,7 +529,7 @@ class _State:
         self.error[idx] = error
         self.number[idx] = None
 
-    def add_note(self, idx: Iterable[int], text: str | Iterable[str]) -> None:
+    def add_note(self, idx: ArrayLike, text: str | Iterable[str]) -> None:
         texts = [text] * len(np.atleast_1d(idx)) if isinstance(text, str) else list(text)
         for i, t in zip(np.atleast_1d(idx), texts, strict=True):
             old = self.note[i]
@@ -1025,8 +1026,11 @@ def _read_all(n: int, parts: list[tuple[np.ndarray, nb.Readings]]) -> list[_Read
     nsn = nb.scatter_many(pa.array([""] * (n * m), LARGE), pieces)
     whole = _Reading.classify(nb.Readings(cc, nsn, error))
     blocks = [whole.pick(np.arange(j * n, (j + 1) * n)) for j in range(len(used))]
-    nothing = whole.pick(np.arange(n)) if not used else None
-    if nothing is None and len(used) < len(parts):
+    if not used:
+        nothing = whole.pick(np.arange(n))
+    elif len(used) == len(parts):
+        return blocks
+    else:
         nothing = _Reading.classify(
             nb.Readings(np.zeros(n, np.int64), pa.array([""] * n, LARGE),
                         np.full(n, nb.ParseError.INVALID_COUNTRY_CODE, np.int8))
@@ -1354,8 +1358,8 @@ def _choose_bare_without_region(
     chosen[amb] = _CHOSE_AMBIGUOUS
     for j, text in zip(amb, ri.label(amb, "international"), strict=True):
         r = int(np.searchsorted(bare, j))
-        more = loose.get(r, set()) - set(seen.get(r, {})) - {intl_keys[r]}
-        pairs[int(j)] = _either([*national[int(j)], text], more=len(more))
+        others = loose.get(r, set()) - set(seen.get(r, {})) - {intl_keys[r]}
+        pairs[int(j)] = _either([*national[int(j)], text], more=len(others))
     only_national = bare[(s_i < _POSSIBLE) & conflict]
     state.mark(
         cells.uid[only_national],

@@ -137,7 +137,7 @@ def region_column(frame: pd.DataFrame, settings: ValidateSettings) -> RegionColu
     return column
 
 
-def series_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+def series_options(options: Mapping[str, Any]) -> tuple[Any, Any, ValidateSettings]:
     """``split_options`` for a Series face: ``region_column`` names a frame's column, so a
     Series refuses it (a clear ``TypeError``)."""
     client, cache, settings = split_options(options)
@@ -541,9 +541,9 @@ def resolve(
             **delta,
         )
         if interrupted is not None:
-            exc = _interrupted(interrupted, report, answered, settings, cache, len(numbers))
-            exc.partial = join(resolved, report) if join is not None else resolved
-            raise exc from None
+            run_exc = _interrupted(interrupted, report, answered, settings, cache, len(numbers))
+            run_exc.partial = join(resolved, report) if join is not None else resolved
+            raise run_exc from None
         if stop is not None:
             _stop_run(stop, report, answered, settings, cache, total=len(numbers))
             stop.partial = join(resolved, report) if join is not None else resolved
@@ -728,7 +728,8 @@ def join_results(
     # one Arrow hash join, and low-cardinality strings gathered from their dictionary.
     small = keyed * _SMALL_JOIN < len(resolved)
     if len(resolved) and small:
-        keys = normalized["hlr_number"].to_numpy(object, na_value=None)
+        # pandas-stubs' to_numpy takes a Scalar na_value, not None (which pandas accepts)
+        keys = normalized["hlr_number"].to_numpy(object, na_value=None)  # type: ignore[call-overload]
         indexer = resolved.index.get_indexer(keys)
     elif len(resolved):  # one hash join: each key's position in ``resolved`` (null: none)
         keys = _arrow(normalized["hlr_number"].array)

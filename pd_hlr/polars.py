@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 try:
     import polars as pl
@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from . import analysis, pipeline, schema
 from ._io import write_atomically
+from .options import ValidateOptions
 from .regions import resolve_regions
 from .settings import ValidateSettings, option_names, split_options, takes_options
 
@@ -204,8 +205,8 @@ def _region_key(key: pl.Expr, names: pl.Schema, settings: ValidateSettings) -> p
 
 
 def _scan(lf: pl.LazyFrame, key: pl.Expr, settings: ValidateSettings, streaming: bool) -> _Scan:
-    counts = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
-    counts = counts.collect(engine="streaming" if streaming else "auto")
+    grouped = lf.group_by(key.alias(_KEY)).agg(pl.len().alias(_ROWS))
+    counts = grouped.collect(engine="streaming" if streaming else "auto")
     regional = settings.region_column is not None
     # The null cell last, and normalised apart: a null must not turn an int column into floats.
     nulls = (pl.col(_KEY).struct.field(_CELL) if regional else pl.col(_KEY)).is_null()
@@ -268,6 +269,7 @@ def _result_table(scan: _Scan, settings: ValidateSettings) -> pl.DataFrame:
     for name in arrow.column_names:
         # one chunk each, so that gathers from it are plain takes
         column = pl.from_arrow(arrow.column(name).combine_chunks(), rechunk=False)
+        assert isinstance(column, pl.Series)  # an Arrow array gives a Series
         columns.append(column.alias(settings.prefix + name))
         arrow = arrow.drop_columns([name])
         pa.default_memory_pool().release_unused()  # the Arrow column's memory, back now
@@ -335,15 +337,14 @@ def _validate(
     stale = pipeline.plan_names(list(names), lambda: _own_columns(obj), name, settings)
     kept = [c for c in _own_columns(obj) if c not in stale] if not results_only else []
     caller = [] if results_only else [c for c in names if c not in stale]
-    lf = obj if lazy else obj.lazy()
+    lf = obj if isinstance(obj, pl.LazyFrame) else obj.lazy()
     label = name if label is None else label
     key = _region_key(key, names, settings)
     scan = _scan(lf, key, settings, streaming=lazy)
 
     def output(table: pl.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
-        out: pl.DataFrame | pl.LazyFrame = _joined(lf, key, scan.keys, table, caller, settings)
-        if not lazy:
-            out = out.collect()
+        joined = _joined(lf, key, scan.keys, table, caller, settings)
+        out = joined if lazy else joined.collect()
         return _remember(out, _run_record(label, settings, report, _schema(out), kept))
 
     def partial(resolved: pd.DataFrame, report: RunReport) -> pl.DataFrame | pl.LazyFrame:
@@ -571,7 +572,7 @@ class HLRFrameNamespace:
         )
 
     @takes_options
-    def validate(self, column: Hashable, **options: Any) -> pl.DataFrame:
+    def validate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> pl.DataFrame:
         """Look up the numbers in ``column``; a new DataFrame with the result columns.
 
         The same run as the pandas face (:meth:`pd_hlr.accessor.HLRFrameAccessor.validate`):
@@ -597,7 +598,7 @@ class HLRFrameNamespace:
         return out
 
     @takes_options
-    def estimate(self, column: Hashable, **options: Any) -> Estimate:
+    def estimate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost, with the same options. Sends nothing.
 
         >>> pl.from_pandas(df).hlr.estimate("phone", default_region="GB", cache=False).distinct
@@ -697,7 +698,7 @@ class HLRLazyNamespace:
         )
 
     @takes_options
-    def validate(self, column: Hashable, **options: Any) -> pl.LazyFrame:
+    def validate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> pl.LazyFrame:
         """Look up the numbers in ``column`` now; a LazyFrame that joins them to the rows.
 
         The distinct values of the column are found with the streaming engine (the frame is
@@ -717,7 +718,7 @@ class HLRLazyNamespace:
         return out
 
     @takes_options
-    def estimate(self, column: Hashable, **options: Any) -> Estimate:
+    def estimate(self, column: Hashable, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost (one streaming pass). Sends nothing."""
         client, cache, settings = split_options(options)
         return estimate_frame(self._lf, column, settings, client=client, cache=cache)
@@ -770,7 +771,7 @@ class HLRSeriesNamespace:
         )
 
     @takes_options
-    def validate(self, **options: Any) -> pl.DataFrame:
+    def validate(self, **options: Unpack[ValidateOptions]) -> pl.DataFrame:
         """A DataFrame of the result columns, one row per element (same options as frames).
 
         >>> res = pl.Series("phone", ["+44 7400 123456", None]).hlr.validate(client=client,
@@ -792,7 +793,7 @@ class HLRSeriesNamespace:
         return out
 
     @takes_options
-    def estimate(self, **options: Any) -> Estimate:
+    def estimate(self, **options: Unpack[ValidateOptions]) -> Estimate:
         """What :meth:`validate` would look up and cost. Sends nothing."""
         client, cache, settings = pipeline.series_options(options)
         frame = self._s.to_frame(pipeline.SERIES_COLUMN)

@@ -121,11 +121,11 @@ def _text_width(stream: Any) -> int | None:
 _FRAME_CHARS, _MIN_BAR = 36, 10
 
 
-def _bar_class(base: type, fields: dict[str, Any]) -> type:
+def _bar_class(base: type[Any], fields: dict[str, Any]) -> type:
     """``base`` (a tqdm class) with our ``fields`` available to ``bar_format``. In a narrow
     terminal the short words are used, so the bar and the spend stay visible."""
 
-    class Bar(base):  # type: ignore[misc, valid-type]
+    class Bar(base):
         pass
 
     Bar.fields = fields  # the first draw happens inside tqdm's __init__

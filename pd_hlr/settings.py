@@ -27,10 +27,10 @@ import ipaddress
 import numbers
 import re
 import textwrap
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -113,7 +113,7 @@ def _parse_age(value: Any, name: str) -> pd.Timedelta:
             ) from None
     else:
         raise TypeError(f"{name} must be {_AGE_EXAMPLE}, not {type(value).__name__}")
-    if age is pd.NaT or pd.isna(age):
+    if pd.isna(age):  # NaT too
         raise ValueError(f"{name} must be a duration: {_AGE_EXAMPLE}; got {value!r}")
     if age < pd.Timedelta(0):
         raise ValueError(f"{name} must not be negative: {_AGE_EXAMPLE}; got {value!r}")
@@ -242,7 +242,7 @@ def parse_rate_limit(value: Any) -> float | None:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not 0 < value < float("inf")
+        or not 0 < float(value) < float("inf")
     ):
         raise ValueError(f"rate_limit must be a positive number, not {value!r}")
     return float(value)
@@ -344,7 +344,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cache",
         None,
-        "HLRCache | str | os.PathLike | bool | None",
+        "HLRCache | str | os.PathLike[str] | bool | None",
         "an HLRCache or folder; None: $PD_HLR_CACHE or ~/.cache/pd_hlr; False: none",
     ),
     Option("max_age", None, "str | timedelta | None", 'look older answers up again, e.g. "30D"',
@@ -437,7 +437,7 @@ def takes_options(func: F) -> F:
     return func
 
 
-def split_options(options: dict[str, Any]) -> tuple[Any, Any, ValidateSettings]:
+def split_options(options: Mapping[str, Any]) -> tuple[Any, Any, ValidateSettings]:
     """``(client, cache, settings)`` from a face's keyword arguments (unknown names refused).
 
     >>> client, cache, settings = split_options({"cache": False, "detailed": True})
@@ -540,7 +540,7 @@ class ValidateSettings:
     refresh: bool = False
     #: The age at which a cached temporary outcome is looked up again (0: every run; False:
     #: never, only ``max_age`` applies).
-    retry_temporary: pd.Timedelta | bool = _DEFAULT_TEMPORARY_AGE
+    retry_temporary: pd.Timedelta | Literal[False] = _DEFAULT_TEMPORARY_AGE
     prefix: str = ""
     budget: int | None = None
     price: Decimal = DEFAULT_PRICE

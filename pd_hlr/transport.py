@@ -39,13 +39,14 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -442,7 +443,7 @@ class _Line(NamedTuple):
 
     session: requests.Session
     adapter: HTTPAdapter
-    headers: MutableMapping[str, str]
+    headers: CaseInsensitiveDict[str]
     settings: dict[str, Any]
 
 

@@ -9,6 +9,7 @@ the whole session, and ``PROVERO_*`` variables from the developer's shell are ig
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -149,3 +150,28 @@ def dask_client() -> Iterator[Any]:
         distributed.Client(cluster) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server on 127.0.0.1 (``tests/s3server.py``: the one ``.ci/run``
+    started, else a moto server for this session). Skips when moto/boto3 are not installed."""
+    pytest.importorskip("boto3")
+    from . import s3server
+
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        pytest.importorskip("moto.server")
+    with s3server.serve() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<fresh bucket>/team/cache`` with this process's AWS environment pointed at the
+    loopback server (child processes inherit it)."""
+    from . import s3server
+
+    for name, value in s3server.env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return f"s3://{s3server.new_bucket(s3_endpoint)}/team/cache"

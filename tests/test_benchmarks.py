@@ -24,3 +24,15 @@ def test_engine_benchmark_small_mode_runs(script: str) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     assert "requests sent to the sandbox (should be 0 on a warm cache): 0" in run.stdout
     assert "20,000" in run.stdout
+
+
+@pytest.mark.slow
+def test_s3_benchmark_small_mode_runs() -> None:
+    pytest.importorskip("boto3")
+    pytest.importorskip("moto")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_s3.py"), "--small"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "requests sent to the sandbox (should be 0 on a warm cache): 0" in run.stdout

@@ -35,6 +35,7 @@ moved aside (``quarantine-*``) with a warning naming the file; they never block 
 
 from __future__ import annotations
 
+from . import objects as _objects  # noqa: F401  (registers s3:// caches with HLRCache)
 from .entry import BadEntry, Entry
 from .parts import CACHE_SCHEMA, CACHE_SCHEMA_VERSION
 from .store import CacheWriter, ClaimedLookups, HLRCache, default_cache_path

@@ -49,11 +49,11 @@ class KeyMemo:
         with self._lock:
             self._keys[key] = table
 
-    def forget(self, folder: Path, keep: Sequence[Path] = ()) -> None:
+    def forget(self, folder: Path | str, keep: Sequence[Any] = ()) -> None:
         """Drop the folder's entries (but those of the parts in ``keep``)."""
         kept = {str(p) for p in keep}
         with self._lock:
-            for key in [k for k in self._keys if Path(k[0]).parent == folder]:
+            for key in [k for k in self._keys if Path(k[0]).parent == Path(folder)]:
                 if key[0] not in kept:
                     del self._keys[key]
 
@@ -78,7 +78,14 @@ class _Part:
     def __init__(self, path: Path, options: str, api: str, memo: bool, need_seq: bool) -> None:
         self.path = path
         self.need_seq = need_seq
-        self.file = pq.ParquetFile(path)
+        # a local part is a Path; an object-store part opens a ranged-read file and names
+        # its own memo identity (parts are immutable: name and size)
+        memo_id = getattr(path, "memo_id", None)
+        # (on object storage the reads of one call are coalesced and issued at once)
+        if memo_id is not None:
+            self.file = pq.ParquetFile(path.open(), pre_buffer=True)
+        else:
+            self.file = pq.ParquetFile(path)
         md = self.file.metadata
         self.starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
         names = self.file.schema_arrow.names
@@ -103,8 +110,10 @@ class _Part:
             and st_.null_count == 0
             for i in range(md.num_row_groups)
         )
-        st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns, options, api, need_seq)
+        if memo_id is None:
+            st = path.stat()
+            memo_id = (str(path), st.st_size, st.st_mtime_ns)
+        key = (*memo_id, options, api, need_seq)
         table = MEMO.get(key) if memo else None
         if table is None:
             table = self._read_keys(keep_rg, exact, options, api)

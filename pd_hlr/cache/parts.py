@@ -115,7 +115,7 @@ def _flatten(entries: Sequence[Entry]) -> dict[str, pa.Array]:
     for mode in (False, True):
         idx = np.flatnonzero(detailed == mode)
         if len(idx):
-            flat = schema.flatten([entries[i].result for i in idx], detailed=mode)
+            flat = schema.flatten([entries[i].result for i in idx.tolist()], detailed=mode)
             flat.index = pd.Index(idx)
             flat["temporary"] = schema.is_temporary(flat)
             frames.append(flat)
@@ -204,25 +204,45 @@ _DICTIONARY = [name for name in CACHE_SCHEMA.names if name not in _DISTINCT]
 _COMPRESSION = {name: "none" if name in ("key", "seq") else "zstd" for name in CACHE_SCHEMA.names}
 
 
-def write_part(folder: Path, table: pa.Table, *, fsync: bool = False) -> Path | None:
-    """Write ``table`` (in write order) as a new part, atomically. Returns its path."""
-    if table.num_rows == 0:
-        return None
+def _part_table(table: pa.Table) -> tuple[pa.Table, str]:
+    """``table`` as a part stores it (schema, write order, key column) and the part's name."""
     table = in_write_order(table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA))
     if table["key"].null_count:  # rows from older parts: derive their key column
         key = pc.coalesce(table["key"], key64(table["number"]))
         table = table.set_column(table.schema.get_field_index("key"), "key", key)
     max_seq = pc.max(table["seq"]).as_py()
-    name = part_name(max_seq if max_seq is not None else 0, table.num_rows)
+    return table, part_name(max_seq if max_seq is not None else 0, table.num_rows)
+
+
+def _write_parquet(table: pa.Table, sink: Any) -> None:
+    pq.write_table(
+        table,
+        sink,
+        compression=_COMPRESSION,
+        use_dictionary=_DICTIONARY,
+        row_group_size=ROW_GROUP_ROWS,
+    )
+
+
+def encode_part(table: pa.Table) -> tuple[str, bytes] | None:
+    """A new part's name and bytes (for an object store, where one PUT publishes it whole);
+    None for an empty table."""
+    if table.num_rows == 0:
+        return None
+    table, name = _part_table(table)
+    sink = pa.BufferOutputStream()
+    _write_parquet(table, sink)
+    return name, sink.getvalue().to_pybytes()
+
+
+def write_part(folder: Path, table: pa.Table, *, fsync: bool = False) -> Path | None:
+    """Write ``table`` (in write order) as a new part, atomically. Returns its path."""
+    if table.num_rows == 0:
+        return None
+    table, name = _part_table(table)
     tmp = folder / f".{name}.tmp"
     try:
-        pq.write_table(
-            table,
-            tmp,
-            compression=_COMPRESSION,
-            use_dictionary=_DICTIONARY,
-            row_group_size=ROW_GROUP_ROWS,
-        )
+        _write_parquet(table, tmp)
         os.chmod(tmp, 0o600)
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)

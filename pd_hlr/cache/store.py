@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pyarrow as pa
@@ -52,6 +52,7 @@ from .parts import (
     to_pandas_types,
     write_part,
 )
+from .s3 import is_url
 
 logger = logging.getLogger("pd_hlr.cache")
 
@@ -60,8 +61,11 @@ _RELIST = 8
 
 
 def default_cache_path() -> Path:
-    """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``."""
+    """``$PD_HLR_CACHE``, else ``$XDG_CACHE_HOME/pd_hlr``, else ``~/.cache/pd_hlr``
+    (``$PD_HLR_CACHE`` may name ``s3://bucket/prefix``: then that text, not a Path)."""
     env = os.environ.get(CACHE_ENV)
+    if env and is_url(env):
+        return env  # type: ignore[return-value]
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -114,6 +118,16 @@ class HLRCache:
     it). ``compact=False`` turns off the size-tiered merge a writer runs when it closes.
     """
 
+    #: The cache class of an object-store URL (``objects.py`` registers ``ObjectCache`` here:
+    #: it builds on this module, so this module does not import it).
+    url_cache: ClassVar[type[HLRCache] | None] = None
+
+    def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> HLRCache:
+        """``s3://bucket/prefix``: the same cache on object storage (``objects.py``)."""
+        if cls is HLRCache and is_url(path) and HLRCache.url_cache is not None:
+            return super().__new__(HLRCache.url_cache)
+        return super().__new__(cls)
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -133,6 +147,14 @@ class HLRCache:
         self.memo = bool(memo)
         #: Merge parts size-tiered when a writer closes (see ``pd_hlr.cache.compaction``).
         self.auto_compact = bool(compact)
+
+    #: What :meth:`writer` opens (the object store has its own: ``objects.ObjectWriter``).
+    _writer_class: Any = None  # CacheWriter, set below the class
+
+    #: How many times a read lists again when something listed was merged away meanwhile,
+    #: and the pause (times the attempt) between two listings.
+    _relists = _RELIST
+    _relist_pause = 0.0
 
     def __repr__(self) -> str:
         return f"HLRCache({str(self.path)!r})"
@@ -201,11 +223,13 @@ class HLRCache:
         listed; the tables it gives, as one."""
         self._own()
         try:
-            for _ in range(_RELIST):
+            for attempt in range(self._relists):
                 try:
                     tables = read_once()
                 except FileNotFoundError:
-                    continue  # a compaction replaced parts meanwhile: list them again
+                    # a compaction replaced parts meanwhile: list them again
+                    time.sleep(self._relist_pause * attempt)
+                    continue
                 break
             else:  # pragma: no cover - eight compactions during one read
                 raise RuntimeError(f"the parts of {self.path} kept changing while being read")
@@ -352,28 +376,38 @@ class HLRCache:
         oldest and newest answer, the last compaction, quarantined files."""
         table = self._stored(["number", "options", "api", "checked_at", "temporary", "seq"])
         latest = newest(table)
-        parts = self._parts()
-        files = [*parts, *journals(self.path)]
+        parts, n_journals, sizes = self._inventory()
         checked = latest["checked_at"]
-        last = compaction.last(self.path)
-        quarantined = own_files(self.path, "quarantine")
-        sizes = 0
-        for f in files:
-            with contextlib.suppress(OSError):
-                sizes += f.stat().st_size
+        last = self._last_compaction()
         return {
             "path": str(self.path),
             "entries": latest.num_rows,
             "stored_rows": table.num_rows,
             "temporary": int(pc.sum(pc.fill_null(latest["temporary"], False)).as_py() or 0),
-            "parts": len(parts),
-            "journals": len(files) - len(parts),
+            "parts": parts,
+            "journals": n_journals,
             "bytes": sizes,
             "oldest": pc.min(checked).as_py() if latest.num_rows else None,
             "newest": pc.max(checked).as_py() if latest.num_rows else None,
             "last_compaction": last.get("at") if last else None,
-            "quarantined": len(quarantined),
+            "quarantined": self._quarantined(),
         }
+
+    def _inventory(self) -> tuple[int, int, int]:
+        """(parts, journals, bytes of both)."""
+        parts = self._parts()
+        files = [*parts, *journals(self.path)]
+        sizes = 0
+        for f in files:
+            with contextlib.suppress(OSError):
+                sizes += f.stat().st_size
+        return len(parts), len(files) - len(parts), sizes
+
+    def _last_compaction(self) -> dict[str, Any] | None:
+        return compaction.last(self.path)
+
+    def _quarantined(self) -> int:
+        return len(own_files(self.path, "quarantine"))
 
     # -- maintenance ----------------------------------------------------------------------
     def fold_orphans(self) -> int:
@@ -438,6 +472,16 @@ class HLRCache:
                 MEMO.forget(self.path)
             return result
 
+    def compact_after_writing(self, written: int) -> None:
+        """What a writer does when it closes: merge parts size-tiered (when it wrote anything
+        and ``compact`` is on); a failure is a warning, never an error."""
+        if not (self.auto_compact and written):
+            return
+        try:
+            self.auto_compact_now()
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            warn(f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})", RuntimeWarning)
+
     def clear(self) -> int:
         """Delete every part and journal of this cache (its own files only: see the ownership
         rule in ``pd_hlr/cache/folder.py``). Returns the number of files removed."""
@@ -450,12 +494,12 @@ class HLRCache:
         return len(files)
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[CacheWriter]:
+    def writer(self) -> Iterator[Any]:
         """A writer for one run; folded into a part on exit, whatever the exit.
 
         Opening it proves the folder takes writes: :class:`~pd_hlr.errors.CacheNotWritableError`
         otherwise (before any request is sent)."""
-        w = CacheWriter(self)
+        w = self._writer_class(self)
         try:
             yield w
         finally:
@@ -548,14 +592,10 @@ class CacheWriter:
                     self._journal.close()
                     self._journal = None
                 self._seq.close()
-        if self.cache.auto_compact and self.written:
-            try:
-                self.cache.auto_compact_now()
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                warn(
-                    f"pd_hlr cache: compaction skipped ({type(exc).__name__}: {exc})",
-                    RuntimeWarning,
-                )
+        self.cache.compact_after_writing(self.written)
+
+
+HLRCache._writer_class = CacheWriter
 
 
 class ClaimedLookups:

@@ -317,7 +317,7 @@ def _facts(canonical: str) -> _Facts:
     sub = canonical[:4] if cc == "1" else canonical[: len(cc) + 1]
     if ntype == phonenumbers.PhoneNumberType.FIXED_LINE:
         names = _FIXED_CARRIERS.get(region or "") or (f"{country or 'National'} Telecom",)
-        pool = tuple((n, 1, ()) for n in names)
+        pool: tuple[tuple[str, int, tuple[str, ...]], ...] = tuple((n, 1, ()) for n in names)
     else:
         pool = _region_pool(region or "", cc, sub)
 
@@ -429,7 +429,7 @@ def build(
         original = _Net("", "", country, cc or "", "")
         facts = _Facts("invalid", original, None, None, bad, _TEMPORARY_ERRORS[0])
     else:
-        facts = _facts(canonical)  # type: ignore[arg-type]
+        facts = _facts(canonical)
     outcome, error = facts.outcome, facts.error
     if outcome == "invalid":
         outcome = "dead"

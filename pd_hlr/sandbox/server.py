@@ -393,7 +393,9 @@ def _rename_network(result: dict[str, Any], name: str) -> None:
         result["originalNetwork"] = name
 
 
-def _answer_body(args: tuple[Any, ...], fired: set[str], authorization: str = "") -> bytes:
+def _answer_body(
+    args: tuple[str, bool, bool, bool, bool], fired: set[str], authorization: str = ""
+) -> bytes:
     """The 200 body of a charged answer, shaped by the answer faults that fired
     (``authorization``: the request's header, which ``echo_token`` puts into the answer)."""
     force = "temporary" if "temporary" in fired else None
@@ -667,8 +669,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = req.data
         opts: dict[str, bool] = {}
         for name, default in (("detailed", False), ("roaming", False), ("msisdn", True)):
-            value = data.get(name)
-            parsed = default if value is None else parse_bool(value)
+            given = data.get(name)
+            parsed = default if given is None else parse_bool(given)
             if parsed is None:
                 msg = f"The {name} field must be true or false."
                 return self._finish(422, _validation(msg, name), req.key)
@@ -800,7 +802,7 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call socket.getfqdn (a DNS lookup): skip it.
         TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name, self.server_port = self.socket.getsockname()[:2]
 
     def track(self, conn: socket.socket) -> None:
         with self._conns_lock:
