@@ -412,7 +412,7 @@ def _debug_parent() -> _Parser:
 
 
 #: The commands: name, ``add_parser``'s help / description / examples, and what adds the options.
-_COMMANDS: tuple[tuple[str, dict[str, str], Callable[[argparse.ArgumentParser], None]], ...] = (
+_COMMANDS: tuple[tuple[str, dict[str, Any], Callable[[argparse.ArgumentParser], None]], ...] = (
     ("validate", dict(
         help="look numbers up and write an enriched table",
         description="Look the numbers up (cache first) and write the input with result columns.",

@@ -458,7 +458,9 @@ class _Request:
     arrived: float  # st.clock() on arrival (the rate window counts arrivals)
     faults: Faults = field(default_factory=Faults)  # the knobs when the request was admitted
     fired: set[str] = field(default_factory=set)  # the faults drawn for it
-    args: tuple[Any, ...] = ()  # build()'s arguments, once the body is valid
+    #: build()'s arguments (phone, detailed, roaming, detailed route, msisdn), set by
+    #: _check_options once the body is valid.
+    args: tuple[str, bool, bool, bool, bool] = ("", False, False, False, True)
 
 
 #: The injected server errors: fault → (status, body).
