@@ -30,7 +30,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._io import InputError
 from ._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, ROUTES
@@ -265,85 +265,142 @@ def _encoding(text: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown encoding {text!r}") from None
 
 
+#: An argument spec: ``add_argument``'s flags and keywords (:func:`_arg`).
+_Spec = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def _arg(*flags: str, **kwargs: Any) -> _Spec:
+    """One ``add_argument`` call, as data."""
+    return flags, kwargs
+
+
+class _OneOf(NamedTuple):
+    """Argument specs that exclude each other (a mutually exclusive group)."""
+
+    specs: tuple[_Spec, ...]
+
+
+def _add_args(target: Any, specs: Sequence[_Spec | _OneOf]) -> None:
+    """Add ``specs`` to a parser or group, in order (a :class:`_OneOf` as a nested group)."""
+    for spec in specs:
+        if isinstance(spec, _OneOf):
+            _add_args(target.add_mutually_exclusive_group(), spec.specs)
+        else:
+            flags, kwargs = spec
+            target.add_argument(*flags, **kwargs)
+
+
+def _add_groups(p: argparse.ArgumentParser, groups: Sequence[tuple[str, Sequence[Any]]]) -> list:
+    """Add each ``(title, specs)`` as an argument group; the groups, in order."""
+    made = []
+    for title, specs in groups:
+        made.append(p.add_argument_group(title))
+        _add_args(made[-1], specs)
+    return made
+
+
+#: The lookup commands' (``validate``, ``estimate``) groups, after the input's options.
+_LOOKUP_GROUPS: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("the API's options (part of the cache key)", (
+        _arg("--detailed", action="store_true", help=_doc("detailed")),
+        _arg("--roaming", action="store_true", help=_doc("roaming")),
+        _arg("--route", choices=ROUTES, default=None, help="routing product (the spec's values)"),
+        _arg("--no-msisdn", dest="msisdn", action="store_false",
+             help="send non-canonical numbers as they are (the API's msisdn=false)"),
+    )),
+    ("what is sent", (
+        _arg("--default-region", default=None, type=_region, metavar="XX",
+             help=_doc("default_region")),
+        _arg("--strict", action=argparse.BooleanOptionalAction, default=None,
+             help=_doc("strict")),
+        _arg("--only-mobile", action="store_true", help=_doc("only_mobile")),
+        _arg("--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")),
+        _arg("--region-column", default=None, metavar="NAME", help=_doc("region_column")),
+    )),
+    ("the cache", (
+        _OneOf((
+            _arg("--cache", default=None, metavar="DIR", help=_CACHE_HELP),
+            _arg("--no-cache", action="store_true", help="do not read or write a cache"),
+        )),
+        _arg("--max-age", default=None, type=_max_age, metavar="AGE",
+             help='look cached answers older than this up again: a duration with a unit, "30D"'),
+        _arg("--refresh", action="store_true", help=_doc("refresh")),
+        _OneOf((
+            _arg("--retry-temporary", dest="retry_temporary", default=None,
+                 type=_retry_temporary_age, metavar="AGE",
+                 help="look a cached temporary outcome (absent subscriber, ...) up again once "
+                 f'it is this old (default "{DEFAULT_RETRY_TEMPORARY}"; "0s": on every run)'),
+            _arg("--no-retry-temporary", dest="retry_temporary", action="store_false",
+                 default=None, help="serve temporary outcomes from the cache like any answer "
+                 "(only --max-age applies)"),
+        )),
+    )),
+    ("where lookups go", (
+        _OneOf((
+            _arg("--sandbox", action="store_true",
+                 help="run against the embedded sandbox (synthetic answers, no account needed)"),
+            _arg("--base-url", type=_base_url, default=None, metavar="URL",
+                 help=f"the API's address (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})"),
+        )),
+        _arg("--price", default=None, type=_price,
+             help=f"price per lookup for the estimate (default {DEFAULT_PRICE})"),
+    )),
+)
+
+#: ``validate``'s own groups (``--json`` joins the output's last).
+_VALIDATE_GROUPS: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("the output", (
+        _arg("--out", "-o", default=None, metavar="PATH",
+             help="output .parquet, .csv, .tsv (also .csv.gz ...) or .xlsx; a folder for the "
+             "dask engine (default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)"),
+        _arg("--force", action="store_true", help="overwrite an existing output"),
+        _arg("--no-escape-formulas", dest="escape_formulas", action="store_false",
+             help="CSV/TSV/xlsx: write text cells that start like a spreadsheet formula (=, +, "
+             "-, @, tab, CR) as they are; by default they get a leading ' (plain numbers never "
+             "do)"),
+        _arg("--prefix", default="", metavar="P",
+             help=f'{_doc("prefix")} (e.g. "hlr."): for inputs that already have columns '
+             "named like results"),
+    )),
+    ("the run", (
+        _arg("--budget", type=_budget, default=None, metavar="N", help=_doc("budget")),
+        _arg("--workers", type=_workers, default=None, metavar="N",
+             help=f"concurrent requests (default {DEFAULT_WORKERS})"),
+        _arg("--rate-limit", type=_rate_limit, default=None, metavar="R",
+             help="a ceiling on requests per second (default: the pace adapts to the API's "
+             "429s)"),
+        _arg("--no-progress", dest="progress", action="store_false", default=None,
+             help="no progress bar"),
+    )),
+)
+
+#: ``cache``'s arguments.
+_CACHE_ARGS = (
+    _arg("action", choices=("stats", "compact", "clear")),
+    _arg("--cache", default=None, metavar="DIR", help=_CACHE_HELP),
+    _arg("--yes", "-y", action="store_true",
+         help="clear without asking (needed without a terminal)"),
+)
+
+
 def _add_lookup_options(p: argparse.ArgumentParser) -> None:
     _add_input_options(p)
-    api = p.add_argument_group("the API's options (part of the cache key)")
-    api.add_argument("--detailed", action="store_true", help=_doc("detailed"))
-    api.add_argument("--roaming", action="store_true", help=_doc("roaming"))
-    api.add_argument(
-        "--route", choices=ROUTES, default=None, help="routing product (the spec's values)"
-    )
-    api.add_argument(
-        "--no-msisdn",
-        dest="msisdn",
-        action="store_false",
-        help="send non-canonical numbers as they are (the API's msisdn=false)",
-    )
-    sent = p.add_argument_group("what is sent")
-    sent.add_argument(
-        "--default-region", default=None, type=_region, metavar="XX", help=_doc("default_region")
-    )
-    sent.add_argument(
-        "--strict", action=argparse.BooleanOptionalAction, default=None, help=_doc("strict")
-    )
-    sent.add_argument(
-        "--only-mobile", action="store_true", help=_doc("only_mobile")
-    )
-    sent.add_argument(
-        "--ambiguous", choices=AMBIGUOUS_CHOICES, default=None, help=_doc("ambiguous")
-    )
-    sent.add_argument(
-        "--region-column", default=None, metavar="NAME", help=_doc("region_column")
-    )
-    cache = p.add_argument_group("the cache")
-    where = cache.add_mutually_exclusive_group()
-    where.add_argument("--cache", default=None, metavar="DIR", help=_CACHE_HELP)
-    where.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
-    cache.add_argument(
-        "--max-age",
-        default=None,
-        type=_max_age,
-        metavar="AGE",
-        help='look cached answers older than this up again: a duration with a unit, "30D"',
-    )
-    cache.add_argument("--refresh", action="store_true", help=_doc("refresh"))
-    temporary = cache.add_mutually_exclusive_group()
-    temporary.add_argument(
-        "--retry-temporary",
-        dest="retry_temporary",
-        default=None,
-        type=_retry_temporary_age,
-        metavar="AGE",
-        help="look a cached temporary outcome (absent subscriber, ...) up again once it is "
-        f'this old (default "{DEFAULT_RETRY_TEMPORARY}"; "0s": on every run)',
-    )
-    temporary.add_argument(
-        "--no-retry-temporary",
-        dest="retry_temporary",
-        action="store_false",
-        default=None,
-        help="serve temporary outcomes from the cache like any answer (only --max-age applies)",
-    )
-    target = p.add_argument_group("where lookups go")
-    endpoint = target.add_mutually_exclusive_group()
-    endpoint.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="run against the embedded sandbox (synthetic answers, no account needed)",
-    )
-    endpoint.add_argument(
-        "--base-url",
-        type=_base_url,
-        default=None,
-        metavar="URL",
-        help=f"the API's address (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
-    )
-    target.add_argument(
-        "--price",
-        default=None,
-        type=_price,
-        help=f"price per lookup for the estimate (default {DEFAULT_PRICE})",
-    )
+    _add_groups(p, _LOOKUP_GROUPS)
+
+
+def _add_validate_options(p: argparse.ArgumentParser) -> None:
+    _add_lookup_options(p)
+    out, _run = _add_groups(p, _VALIDATE_GROUPS)
+    _add_json_option(out)
+
+
+def _add_estimate_options(p: argparse.ArgumentParser) -> None:
+    _add_lookup_options(p)
+    _add_json_option(p)
+
+
+def _add_cache_options(p: argparse.ArgumentParser) -> None:
+    _add_args(p, _CACHE_ARGS)
 
 
 def _debug_parent() -> _Parser:
@@ -354,45 +411,9 @@ def _debug_parent() -> _Parser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``pd-hlr`` parser. Cheap: it imports no command's machinery.
-
-    >>> build_parser().parse_args(["cache", "stats"]).action
-    'stats'
-    """
-    import textwrap
-
-    from . import __version__
-
-    codes = "\n".join(
-        textwrap.fill(
-            meaning.replace("`", ""), 79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
-        )
-        for code, meaning in EXIT_CODES.items()
-    )
-    parser = _Parser(
-        prog="pd-hlr",
-        description="Enrich phone-number tables with HLR lookups (Provero API).",
-        epilog=(
-            f"environment:\n  {TOKEN_ENV}  the API token (never printed)\n"
-            f"  {BASE_URL_ENV}   the API's address (--base-url)\n"
-            f"  {CACHE_ENV}       the cache folder (--cache)\n\nexit codes:\n{codes}\n\n"
-            + _examples(
-                "pd-hlr validate contacts.csv -c phone --default-region GB --sandbox",
-                "pd-hlr validate --help",
-            )
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"pd-hlr {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-    common = [_debug_parent()]
-
-    v = sub.add_parser(
-        "validate",
-        parents=common,
+#: The commands: name, ``add_parser``'s help / description / examples, and what adds the options.
+_COMMANDS: tuple[tuple[str, dict[str, Any], Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("validate", dict(
         help="look numbers up and write an enriched table",
         description="Look the numbers up (cache first) and write the input with result columns.",
         epilog=_examples(
@@ -401,75 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
             f"{TOKEN_ENV}=... pd-hlr validate contacts.csv.gz -c phone --budget 5000",
             "pd-hlr validate 'calls/*.parquet' -c phone --out calls.hlr   # Dask, streaming",
         ),
-    )
-    _add_lookup_options(v)
-    out = v.add_argument_group("the output")
-    out.add_argument(
-        "--out",
-        "-o",
-        default=None,
-        metavar="PATH",
-        help="output .parquet, .csv, .tsv (also .csv.gz ...) or .xlsx; a folder for the dask "
-        "engine (default: INPUT.hlr.parquet; a folder or glob: NAME.hlr)",
-    )
-    out.add_argument("--force", action="store_true", help="overwrite an existing output")
-    out.add_argument(
-        "--no-escape-formulas",
-        dest="escape_formulas",
-        action="store_false",
-        help="CSV/TSV/xlsx: write text cells that start like a spreadsheet formula (=, +, -, @, "
-        "tab, CR) as they are; by default they get a leading ' (plain numbers never do)",
-    )
-    out.add_argument(
-        "--prefix",
-        default="",
-        metavar="P",
-        help=f'{_doc("prefix")} (e.g. "hlr."): for inputs that already have columns '
-        "named like results",
-    )
-    run = v.add_argument_group("the run")
-    run.add_argument(
-        "--budget",
-        type=_budget,
-        default=None,
-        metavar="N",
-        help=_doc("budget"),
-    )
-    run.add_argument(
-        "--workers",
-        type=_workers,
-        default=None,
-        metavar="N",
-        help=f"concurrent requests (default {DEFAULT_WORKERS})",
-    )
-    run.add_argument(
-        "--rate-limit",
-        type=_rate_limit,
-        default=None,
-        metavar="R",
-        help="a ceiling on requests per second (default: the pace adapts to the API's 429s)",
-    )
-    run.add_argument(
-        "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
-    )
-    _add_json_option(out)
-
-    e = sub.add_parser(
-        "estimate",
-        parents=common,
+    ), _add_validate_options),
+    ("estimate", dict(
         help="count what a run would look up and cost; sends nothing",
         description="Count rows, distinct numbers, cached answers and the cost. Sends nothing.",
         epilog=_examples(
             "pd-hlr estimate contacts.csv -c phone --default-region GB --max-age 30D",
             "pd-hlr estimate contacts.csv -c phone --sandbox   # the sandbox's cached answers",
         ),
-    )
-    _add_lookup_options(e)
-    _add_json_option(e)
-
-    c = sub.add_parser(
-        "cache",
-        parents=common,
+    ), _add_estimate_options),
+    ("cache", dict(
         help="inspect or maintain the lookup cache",
         description="stats: counts and sizes; compact: merge all parts into one; "
         "clear: delete every cached answer (asks first).",
@@ -478,16 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
             "pd-hlr cache compact --cache hlr_cache",
             "pd-hlr cache clear --cache hlr_cache --yes",
         ),
-    )
-    c.add_argument("action", choices=("stats", "compact", "clear"))
-    c.add_argument("--cache", default=None, metavar="DIR", help=_CACHE_HELP)
-    c.add_argument(
-        "--yes", "-y", action="store_true", help="clear without asking (needed without a terminal)"
-    )
-
-    s = sub.add_parser(
-        "sandbox",
-        parents=common,
+    ), _add_cache_options),
+    ("sandbox", dict(
         help="serve the local spec-faithful sandbox API until Ctrl-C",
         description="A local HTTP server that answers like the Provero API with synthetic data.",
         epilog=_examples(
@@ -495,8 +449,52 @@ def build_parser() -> argparse.ArgumentParser:
             f"{TOKEN_ENV}=demo pd-hlr validate contacts.csv -c phone "
             "--base-url http://127.0.0.1:8787",
         ),
+    ), lambda p: _add_sandbox_options(p)),  # defined below, with the fault knobs
+)
+
+
+def _epilog() -> str:
+    """``pd-hlr --help``'s epilog: the environment, the exit codes, examples."""
+    import textwrap
+
+    codes = "\n".join(
+        textwrap.fill(
+            meaning.replace("`", ""), 79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
+        )
+        for code, meaning in EXIT_CODES.items()
     )
-    _add_sandbox_options(s)
+    return (
+        f"environment:\n  {TOKEN_ENV}  the API token (never printed)\n"
+        f"  {BASE_URL_ENV}   the API's address (--base-url)\n"
+        f"  {CACHE_ENV}       the cache folder (--cache)\n\nexit codes:\n{codes}\n\n"
+        + _examples(
+            "pd-hlr validate contacts.csv -c phone --default-region GB --sandbox",
+            "pd-hlr validate --help",
+        )
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pd-hlr`` parser. Cheap: it imports no command's machinery.
+
+    >>> build_parser().parse_args(["cache", "stats"]).action
+    'stats'
+    """
+    from . import __version__
+
+    parser = _Parser(
+        prog="pd-hlr",
+        description="Enrich phone-number tables with HLR lookups (Provero API).",
+        epilog=_epilog(),
+    )
+    parser.add_argument("--version", action="version", version=f"pd-hlr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    common = [_debug_parent()]
+    for name, texts, add_options in _COMMANDS:
+        add_options(sub.add_parser(name, parents=common, **texts))
     _add_demo_parser(sub, common)
     return parser
 

@@ -12,10 +12,11 @@ Example:
 
 Decisions on the spec's gaps (the client must not rely on anything else):
 
-- Order of checks: body read → latency → path (404) / method (405) → auth (401
-  ``{"message": "Unauthenticated."}``) → rate limit (429) → injected drop / 500 / 503 / 429 /
-  HTML 200 → JSON (400 ``requestError``) → validation (422) → injected quota (200, not charged)
-  → balance (402) → answer (200, charged; the answer and delivery faults apply here).
+- Order of checks (the handler's ``_CHECKS``, a small method each): body read → latency →
+  path (404) / method (405) → auth (401 ``{"message": "Unauthenticated."}``) → rate limit
+  (429) → injected drop / 500 / 503 / 429 / HTML 200 → JSON (400 ``requestError``) →
+  validation (422) → injected quota (200, not charged) → balance (402) → answer (200,
+  charged; the answer and delivery faults apply here).
 - Validation answers 422. Length is ``len(phone)`` as sent ("+" and spaces count); a missing,
   null, empty or blank phone is "required". Extra sandbox-only 422 messages, same shape:
   ``"The phone field must be a string."``, ``"The <field> field must be true or false."``,
@@ -446,6 +447,44 @@ def _bomb_tail() -> bytes:
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Request:
+    """One request on its way through the handler's checks."""
+
+    is_post: bool
+    data: Any  # the parsed JSON body; _UNSET when it is not JSON
+    phone: Any  # data["phone"] as sent (any JSON type), None when absent
+    key: str | None  # the phone when it is a string: what the stats count it under
+    arrived: float  # st.clock() on arrival (the rate window counts arrivals)
+    faults: Faults = field(default_factory=Faults)  # the knobs when the request was admitted
+    fired: set[str] = field(default_factory=set)  # the faults drawn for it
+    #: build()'s arguments (phone, detailed, roaming, detailed route, msisdn), set by
+    #: _check_options once the body is valid.
+    args: tuple[str, bool, bool, bool, bool] = ("", False, False, False, True)
+
+
+#: The injected server errors: fault → (status, body).
+_EARLY_ERRORS = {"error_500": (500, _BODY_500), "error_503": (503, _BODY_503)}
+
+
+def _retry_after(faults: Faults) -> str:
+    """The Retry-After value of an injected 429: seconds, or an HTTP-date."""
+    if faults.retry_after_http_date:
+        return email.utils.formatdate(math.ceil(time.time() + faults.retry_after), usegmt=True)
+    return f"{faults.retry_after:g}"
+
+
+def _answer_faults(fired: set[str]) -> tuple[tuple[str, ...], str | None]:
+    """The faults that shape a charged answer, in precedence order, and its delivery form (at
+    most one applies: the others are neither applied nor counted)."""
+    applied = tuple(n for n in _ORDER if n in fired and n not in _EARLY and n != "quota")
+    delivery = next((n for n in _DELIVERY if n in fired), None)
+    if delivery is not None:
+        applied = tuple(n for n in applied if n not in _DELIVERY or n == delivery)
+    return applied, delivery
+
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "provero-sandbox"
@@ -509,10 +548,21 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _handle(self, is_post: bool) -> None:
+        """Read the request, then run it through :attr:`_CHECKS` until one of them answers."""
+        req = self._arrive(is_post)
+        if req is None:
+            return
+        for check in self._CHECKS:
+            if check(self, req):
+                return
+
+    def _arrive(self, is_post: bool) -> _Request | None:
+        """Read and parse the body, count the request, wait out the latency (None: the body
+        could not be read, and that error is already counted and sent)."""
         st: _State = self.server.state
         raw = self._read_body()
         if isinstance(raw, int):
-            return
+            return None
         try:
             data: Any = json.loads(raw) if raw.strip() else {}
         except (ValueError, UnicodeDecodeError):
@@ -527,128 +577,168 @@ class _Handler(BaseHTTPRequestHandler):
             latency = st.latency
         if latency:
             st.pause(latency)
+        return _Request(is_post, data, phone, key, arrived)
 
+    # The checks, in the order of the module docstring. Each returns True when it answered.
+
+    def _check_path(self, req: _Request) -> bool:
         if self.path.split("?", 1)[0] != _spec.ENDPOINT_PATH:
-            return self._finish(404, _BODY_404, key)
-        if not is_post:
-            return self._finish(405, _BODY_405, key, extra="Allow: POST\r\n")
+            return self._finish(404, _BODY_404, req.key)
+        return False
+
+    def _check_method(self, req: _Request) -> bool:
+        if not req.is_post:
+            return self._finish(405, _BODY_405, req.key, extra="Allow: POST\r\n")
+        return False
+
+    def _check_auth(self, req: _Request) -> bool:
+        st: _State = self.server.state
         if st.auth is None or self.headers.get("Authorization") != st.auth:
             extra = 'WWW-Authenticate: Bearer realm="provero"\r\n'
-            return self._finish(401, _BODY_401, key, extra=extra)
+            return self._finish(401, _BODY_401, req.key, extra=extra)
+        return False
 
-        fired: set[str] = set()
+    def _check_rate(self, req: _Request) -> bool:
+        """The rate limit; when the request is admitted, draw its faults (under the same lock,
+        so the RNG is drawn in arrival order as before)."""
+        st: _State = self.server.state
         wait = 0
         with st.lock:
             if st.rate_limit is not None:
-                now = arrived
                 window = st.window
-                while window and window[0] <= now - 1.0:
+                while window and window[0] <= req.arrived - 1.0:
                     window.popleft()
                 if len(window) >= st.rate_limit:
-                    wait = max(1, math.ceil(window[0] + 1.0 - now))
-                    st.record(key, 429, "rate_limit", False)
+                    wait = max(1, math.ceil(window[0] + 1.0 - req.arrived))
+                    st.record(req.key, 429, "rate_limit", False)
                 else:
-                    window.append(now)
-            faults = st.faults
+                    window.append(req.arrived)
+            req.faults = st.faults
             if not wait:
-                for name, p in st.active_faults:
-                    if st.rng.random() < p:
-                        fired.add(name)
+                req.fired = {name for name, p in st.active_faults if st.rng.random() < p}
         if wait:
             self._send(429, _BODY_429, f"Retry-After: {wait}\r\n")
-            return None
+            return True
+        return False
 
-        early = next((name for name in _EARLY if name in fired), None)
+    def _check_early(self, req: _Request) -> bool:
+        """Injected faults that answer before the API is reached (never charged)."""
+        early = next((name for name in _EARLY if name in req.fired), None)
+        if early is None:
+            return False
+        st: _State = self.server.state
         if early == "drop":
             with st.lock:
-                st.record(key, 0, "drop", False)
+                st.record(req.key, 0, "drop", False)
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            return None
-        if early == "error_500":
-            return self._finish(500, _BODY_500, key, fault="error_500")
-        if early == "error_503":
-            return self._finish(503, _BODY_503, key, fault="error_503")
-        if early == "rate_429":
-            if faults.retry_after_http_date:
-                ts = math.ceil(time.time() + faults.retry_after)
-                value = email.utils.formatdate(ts, usegmt=True)
-            else:
-                value = f"{faults.retry_after:g}"
-            return self._finish(
-                429, _BODY_429, key, fault="rate_429", extra=f"Retry-After: {value}\r\n"
-            )
+            return True
         if early == "html_200":
             with st.lock:
-                st.record(key, 200, "html_200", False)
+                st.record(req.key, 200, "html_200", False)
             head = self._head(200, length=len(_BODY_HTML))
             self.wfile.write(head.replace(b"application/json", b"text/html") + _BODY_HTML)
-            return None
+            return True
+        if early == "rate_429":
+            extra = f"Retry-After: {_retry_after(req.faults)}\r\n"
+            return self._finish(429, _BODY_429, req.key, fault="rate_429", extra=extra)
+        code, body = _EARLY_ERRORS[early]
+        return self._finish(code, body, req.key, fault=early)
 
-        if data is _UNSET:
-            return self._finish(400, _request_error("Malformed JSON body.", 400), key)
-        if not isinstance(data, dict):
+    def _check_json(self, req: _Request) -> bool:
+        if req.data is _UNSET:
+            return self._finish(400, _request_error("Malformed JSON body.", 400), req.key)
+        if not isinstance(req.data, dict):
             body = _request_error("The request body must be a JSON object.", 400)
-            return self._finish(400, body, key)
+            return self._finish(400, body, req.key)
+        return False
+
+    def _check_phone(self, req: _Request) -> bool:
+        phone = req.phone
         if phone is None or (isinstance(phone, str) and not phone.strip()):
-            return self._finish(422, _validation(_spec.MSG_PHONE_REQUIRED), key)
+            return self._finish(422, _validation(_spec.MSG_PHONE_REQUIRED), req.key)
         if not isinstance(phone, str):
-            return self._finish(422, _validation("The phone field must be a string."), key)
+            return self._finish(422, _validation("The phone field must be a string."), req.key)
         if len(phone) > _spec.PHONE_MAX_LEN:
-            return self._finish(422, _validation(_spec.MSG_PHONE_TOO_LONG), key)
+            return self._finish(422, _validation(_spec.MSG_PHONE_TOO_LONG), req.key)
         if len(phone) < _spec.PHONE_MIN_LEN:
-            return self._finish(422, _validation(_spec.MSG_PHONE_TOO_SHORT), key)
+            return self._finish(422, _validation(_spec.MSG_PHONE_TOO_SHORT), req.key)
+        return False
+
+    def _check_options(self, req: _Request) -> bool:
+        """Validate the boolean options and the route; on success set ``req.args``."""
+        data = req.data
         opts: dict[str, bool] = {}
         for name, default in (("detailed", False), ("roaming", False), ("msisdn", True)):
             given = data.get(name)
             parsed = default if given is None else parse_bool(given)
             if parsed is None:
                 msg = f"The {name} field must be true or false."
-                return self._finish(422, _validation(msg, name), key)
+                return self._finish(422, _validation(msg, name), req.key)
             opts[name] = parsed
         route = data.get("route")
         if route is not None and not isinstance(route, str):
             msg = "The route field must be a string."
-            return self._finish(422, _validation(msg, "route"), key)
-        args = (phone, opts["detailed"], opts["roaming"], route_is_detailed(route), opts["msisdn"])
+            return self._finish(422, _validation(msg, "route"), req.key)
+        detailed, roaming, msisdn = opts["detailed"], opts["roaming"], opts["msisdn"]
+        req.args = (req.phone, detailed, roaming, route_is_detailed(route), msisdn)
+        return False
 
-        if "quota" in fired:
-            body = _dumps({"results": [build(*args, force="quota")]})
-            return self._finish(200, body, key, fault="quota")
+    def _check_quota(self, req: _Request) -> bool:
+        if "quota" in req.fired:
+            body = _dumps({"results": [build(*req.args, force="quota")]})
+            return self._finish(200, body, req.key, fault="quota")
+        return False
 
-        applied = tuple(n for n in _ORDER if n in fired and n not in _EARLY and n != "quota")
-        delivery = next((n for n in _DELIVERY if n in fired), None)
-        if delivery is not None:  # one delivery form: the others are not applied nor counted
-            applied = tuple(n for n in applied if n not in _DELIVERY or n == delivery)
+    def _answer(self, req: _Request) -> bool:
+        """The balance (402), else the charged answer, shaped and delivered by its faults."""
+        applied, delivery = _answer_faults(req.fired)
+        refusal = self._charge(req.key, applied)
+        if refusal is not None:
+            self._send(402, _dumps(refusal))
+            return True
+        body = _answer_body(req.args, req.fired, self.headers.get("Authorization", ""))
+        if "slow" in req.fired:
+            self.server.state.pause(req.faults.slow_seconds)
+        if delivery is None:
+            self._send(200, body)
+        else:
+            self._deliver(delivery, body)
+        return True
+
+    _CHECKS: tuple[Callable[[_Handler, _Request], bool], ...] = (
+        _check_path,
+        _check_method,
+        _check_auth,
+        _check_rate,
+        _check_early,
+        _check_json,
+        _check_phone,
+        _check_options,
+        _check_quota,
+        _answer,
+    )
+
+    def _charge(self, key: str | None, applied: tuple[str, ...]) -> dict[str, str] | None:
+        """Charge one lookup and record it; or, when the balance is spent, record the refusal
+        and return the 402 body."""
+        st: _State = self.server.state
         with st.lock:
             if st.balance is not None and st.balance <= 0:
                 places = _spec.MONEY_PLACES
                 st.record(key, 402, None, False)
-                payload = {
+                return {
                     "message": _spec.INSUFFICIENT_BALANCE_MESSAGE,
                     "service": _spec.INSUFFICIENT_BALANCE_SERVICE,
                     "required_amount": f"{st.price:.{places}f}",
                     "current_balance": f"{st.price * max(st.balance, 0):.{places}f}",
                 }
-                charged = False
-            else:
-                if st.balance is not None:
-                    st.balance -= 1
-                first = applied[0] if applied else None
-                st.record(key, 200, first, True, also=applied[1:])
-                charged = True
-        if not charged:
-            self._send(402, _dumps(payload))
+            if st.balance is not None:
+                st.balance -= 1
+            first = applied[0] if applied else None
+            st.record(key, 200, first, True, also=applied[1:])
             return None
-        body = _answer_body(args, fired, self.headers.get("Authorization", ""))
-        if "slow" in fired:
-            st.pause(faults.slow_seconds)
-        if delivery is None:
-            self._send(200, body)
-        else:
-            self._deliver(delivery, body)
-        return None
 
     def _deliver(self, how: str, body: bytes) -> None:
         """Send a 200 body the hostile way ``how``; stop when the client gives up."""
@@ -689,11 +779,13 @@ class _Handler(BaseHTTPRequestHandler):
         phone: str | None,
         fault: str | None = None,
         extra: str = "",
-    ) -> None:
+    ) -> bool:
+        """Record an uncharged answer and send it; True (the request is answered)."""
         st: _State = self.server.state
         with st.lock:
             st.record(phone, code, fault, False)
         self._send(code, body, extra)
+        return True
 
 
 class _Server(ThreadingHTTPServer):
