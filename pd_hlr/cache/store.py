@@ -510,23 +510,63 @@ class HLRCache:
         return ClaimedLookups(self, options, api, since=since)
 
 
+class _Group:
+    """Answers journalled together: one sequence step, one journal write (group commit)."""
+
+    __slots__ = ("done", "entries", "error", "wake")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.entries: list[Entry] = []
+        self.done = False
+        self.error: BaseException | None = None
+        self.wake = threading.Condition(lock)  # its members wait here
+
+
+def _group_failed(error: BaseException) -> BaseException:
+    """What a follower raises when its group's journal write failed (a new exception per
+    thread, caused by the leader's)."""
+    what = "the journal write of this answer's commit group failed"
+    if isinstance(error, OSError) and error.errno is not None:
+        new: BaseException = OSError(error.errno, f"{what}: {error.strerror}", error.filename)
+    else:
+        new = RuntimeError(f"{what} ({type(error).__name__}: {error})")
+    new.__cause__ = error
+    return new
+
+
 class CacheWriter:
     """Journals answers as they arrive and folds them into parts. Thread-safe.
 
-    ``add`` returns only once the answer is in the journal (in the OS's hands), so the caller
-    may count it as progress. Each answer takes the folder's next write sequence value under
-    the sequence lock, in the same step as its journal write: newest means last written.
+    ``add`` returns only once the answer is in the journal (in the OS's hands; synced with
+    ``fsync``), so the caller may count it as progress. Answers that arrive together are
+    journalled together (*group commit*): the first thread to find no write under way leads,
+    takes every answer queued, takes their write sequence values in one step under the
+    sequence lock (newest still means last written, across processes) and writes their lines
+    with one ``write``; the others wait, holding no lock, until their group is written, and
+    raise if it was not. A group holds at most one answer per thread adding, so a kill -9 loses
+    at most the answers in flight and one group. Every ``flush_every`` answers /
+    ``flush_seconds`` the journal is swapped for a new one and folded into a part by the
+    thread that found it due, while the others go on writing to the new journal.
     """
 
     def __init__(self, cache: HLRCache) -> None:
         self.cache = cache
-        self._lock = threading.Lock()
-        self._pending: list[Entry] = []
+        self._mutex = threading.Lock()
+        self._open = _Group(self._mutex)  # the group answers join now
+        self._committing = False  # a leader is writing a group
+        self._idle = threading.Condition(self._mutex)  # notified when a group is written
+        self._pending: list[Entry] = []  # in the current journal, not yet in a part
+        self._unfolded: list[tuple[Journal, list[Entry]]] = []  # swapped out, to fold
+        self._fold_lock = threading.Lock()  # one part written at a time
         self._last_fold = time.monotonic()
+        #: answers journalled, and the commit groups they took (one write, one sequence step
+        #: each)
         self.written = 0
+        self.commits = 0
+        self._journal: Journal | None = None
         cache._own(create=True)
         try:
-            self._journal: Journal | None = Journal(cache.path, fsync=cache.fsync)
+            self._journal = Journal(cache.path, fsync=cache.fsync)
             self._seq = WriteSequence(cache.path)
         except CacheNotWritableError:
             if self._journal is not None:
@@ -538,60 +578,120 @@ class CacheWriter:
         cache.fold_orphans()
 
     def add(self, entry: Entry) -> None:
-        """Make one answer durable now; fold into a part every N answers / T seconds."""
+        """Make one answer durable now (with the others arriving meanwhile); fold into a part
+        every N answers / T seconds."""
         try:
             entry = entry.checked()
         except BadEntry as exc:
             line = repr(entry).encode("ascii", "backslashreplace")
             quarantine_lines(self.cache.path, [line], "a paid answer", str(exc))
             return
-        with self._lock:
-            if self._journal is None:
-                self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
-            with self._seq.advance() as seq:
-                entry = replace(entry, seq=seq)
-                self._journal.write(entry.to_line())
-            self._pending.append(entry)
-            self.written += 1
-            due = len(self._pending) >= self.cache.flush_every or (
-                time.monotonic() - self._last_fold >= self.cache.flush_seconds
-            )
-            if due:
-                self._fold_locked()
+        with self._mutex:
+            group = self._open
+            group.entries.append(entry)
+            while not group.done and (self._committing or group is not self._open):
+                group.wake.wait()
+            if group.done:  # a leader wrote it (or failed to)
+                if group.error is not None:
+                    raise _group_failed(group.error)
+                return
+            self._committing = True  # lead: take the group, open the next one
+            self._open = _Group(self._mutex)
+        self._lead(group)
 
-    def _fold_locked(self) -> None:
+    def _lead(self, group: _Group) -> None:
+        """Write ``group`` (no lock held but the sequence lock), then wake its members and the
+        next group's first member (its leader); fold if due."""
+        fold = False
+        try:
+            if self._journal is None:  # only a leader (or close, when none is) touches it
+                self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
+            with self._seq.advance(len(group.entries)) as first:
+                entries = [replace(e, seq=first + i) for i, e in enumerate(group.entries)]
+                self._journal.write(b"".join(e.to_line() for e in entries))
+        except BaseException as exc:
+            group.error = exc
+            raise
+        finally:
+            with self._mutex:
+                if group.error is None:
+                    self._pending.extend(entries)
+                    self.written += len(entries)
+                    self.commits += 1
+                    fold = len(self._pending) >= self.cache.flush_every or (
+                        time.monotonic() - self._last_fold >= self.cache.flush_seconds
+                    )
+                    if fold:
+                        self._swap_locked()
+                group.done = True
+                self._committing = False
+                group.wake.notify_all()
+                self._open.wake.notify()
+                self._idle.notify_all()
+        if fold:
+            self._fold()
+
+    def _swap_locked(self) -> None:
+        """Set the current journal and its answers aside for folding (under the mutex, with no
+        group being written); the next leader opens a new journal."""
         self._last_fold = time.monotonic()
-        if not self._pending:
+        if self._journal is None:
             return
-        table, bad = entries_to_table(self._pending)
-        write_part(self.cache.path, table, fsync=self.cache.fsync)
-        if bad:
-            quarantine_lines(self.cache.path, [e.to_line() for e, _ in bad], "a run", bad[0][1])
-        self._pending = []
-        # The part holds every line of the journal: retire it; the next add opens a new one.
-        if self._journal is not None:
+        if self._pending:
+            self._unfolded.append((self._journal, self._pending))
+        else:  # nothing in it but its first byte (or a write cut back)
             self._journal.retire()
-            self._journal = None
+        self._journal = None
+        self._pending = []
+
+    def _fold(self) -> None:
+        """Fold every journal set aside into one part, then retire them: a journal is removed
+        only once every line in it is in a part. On failure they stay set aside (and on disk)."""
+        with self._fold_lock:
+            with self._mutex:
+                batches, self._unfolded = self._unfolded, []
+            if not batches:
+                return
+            try:
+                table, bad = entries_to_table([e for _, es in batches for e in es])
+                write_part(self.cache.path, table, fsync=self.cache.fsync)
+                if bad:
+                    lines = [e.to_line() for e, _ in bad]
+                    quarantine_lines(self.cache.path, lines, "a run", bad[0][1])
+            except BaseException:
+                with self._mutex:
+                    self._unfolded[:0] = batches
+                raise
+            for journal, _ in batches:
+                journal.retire()
+
+    def _quiet(self) -> None:
+        """Wait (holding the mutex) until no group is being written."""
+        while self._committing:
+            self._idle.wait()
 
     def flush(self) -> None:
-        """Fold pending answers into a part now."""
-        with self._lock:
-            self._fold_locked()
+        """Fold what is journalled into a part now."""
+        with self._mutex:
+            self._quiet()
+            self._swap_locked()
+        self._fold()
 
     def close(self) -> None:
-        """Fold what is pending (if that fails, the journal stays for the next reader), then
+        """Fold what is pending (if that fails, the journals stay for the next reader), then
         merge parts size-tiered (see ``pd_hlr.cache.compaction``)."""
-        with self._lock:
-            try:
-                self._fold_locked()
-                if self._journal is not None:  # nothing pending: every line is in a part
-                    self._journal.retire()
-                    self._journal = None
-            finally:
+        try:
+            self.flush()
+        finally:
+            with self._mutex:
+                self._quiet()
+                left = [j for j, _ in self._unfolded]
                 if self._journal is not None:
-                    self._journal.close()
-                    self._journal = None
-                self._seq.close()
+                    left.append(self._journal)
+                self._unfolded, self._journal = [], None
+            for journal in left:
+                journal.close()
+            self._seq.close()
         self.cache.compact_after_writing(self.written)
 
 
