@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 import pd_hlr
 from pd_hlr.cache import CacheWriter, Entry, HLRCache
 from pd_hlr.cache.folder import SEQ_FILE, read_sequence
@@ -349,3 +351,56 @@ def test_kill_9_while_many_threads_add_loses_only_answers_in_flight(tmp_path):
     assert len(started - stored) <= workers  # lost: at most one answer in flight per thread
     assert stored <= started and frame["seq"].is_unique
     assert HLRCache(tmp_path).stats()["stored_rows"] == len(stored)  # none stored twice
+
+
+# -- the sequence: a range per step --------------------------------------------------------------
+def test_a_sequence_step_takes_a_range_and_writes_its_last_value(tmp_path, caplog):
+    from pd_hlr.cache.folder import Sequence
+
+    seq = Sequence(tmp_path)
+    try:
+        with seq.advance() as first:
+            assert first == 1
+        with seq.advance(5) as first:
+            assert first == 2  # 2..6 are this step's
+            assert (tmp_path / SEQ_FILE).read_bytes() == b"%020d\n" % 6  # written before
+        assert read_sequence(tmp_path) == 6
+        with pytest.raises(ValueError, match="at least one"), seq.advance(0):
+            pass
+        assert read_sequence(tmp_path) == 6
+        seq.raise_to(3)  # never lowered
+        assert read_sequence(tmp_path) == 6
+        seq.raise_to(40)
+        assert read_sequence(tmp_path) == 40
+        (tmp_path / SEQ_FILE).write_bytes(b"garbage\n")
+        with caplog.at_level("WARNING", logger="pd_hlr.cache"), seq.advance(2) as first:
+            assert first == 1  # rebuilt from 0 (a writer raises it above what is stored first)
+        assert "unreadable; rebuilt" in caplog.text
+        assert read_sequence(tmp_path) == 2
+        (tmp_path / SEQ_FILE).write_bytes(b"garbage\n")
+        seq.raise_to(9)
+        assert read_sequence(tmp_path) == 9
+        (tmp_path / SEQ_FILE).write_bytes(b"\n")
+        with seq.advance() as first:
+            assert first == 1
+    finally:
+        seq.close()
+    seq.close()  # twice: harmless
+
+
+def test_a_reader_waits_for_a_step_and_sees_its_whole_range(tmp_path):
+    from pd_hlr.cache.folder import Sequence
+
+    seq = Sequence(tmp_path)
+    got: list[int] = []
+    with seq.advance(3):
+        reader = threading.Thread(target=lambda: got.append(read_sequence(tmp_path)))
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive() and not got  # blocked while the step's lines are written
+    reader.join(HANG)
+    assert got == [3]
+    seq.close()
+    assert read_sequence(tmp_path / "missing") == 0
+    (tmp_path / SEQ_FILE).write_bytes(b"x")
+    assert read_sequence(tmp_path) == 0

@@ -61,6 +61,20 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
             "tests/test_cache_ownership.py::test_open_regular_refuses_links_and_fifos_without_blocking",
         ),
     ),
+    "writer": (
+        "pd_hlr/cache/store.py",
+        ("_Group", "_group_failed", "CacheWriter"),
+        ("tests/test_group_commit.py", "tests/test_journal.py"),
+    ),
+    "sequence": (
+        "pd_hlr/cache/folder.py",
+        ("Sequence", "read_sequence"),
+        (
+            "tests/test_group_commit.py",
+            "tests/test_cache_hardening.py::"
+            "test_the_sequence_a_reader_takes_waits_for_the_entry_written_under_it",
+        ),
+    ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",
         None,

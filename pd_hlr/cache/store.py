@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +22,7 @@ from ..errors import CacheNotWritableError
 from ..settings import CACHE_ENV
 from . import compaction
 from .claims import LEASE_SECONDS, Claims, LeaseWatch
-from .entry import BadEntry, Entry
+from .entry import BadEntry, Entry, seq_field
 from .folder import (
     CLAIMS_GLOB,
     COMPACTION_LOCK,
@@ -513,13 +512,19 @@ class HLRCache:
 class _Group:
     """Answers journalled together: one sequence step, one journal write (group commit)."""
 
-    __slots__ = ("done", "entries", "error", "wake")
+    __slots__ = ("done", "entries", "error", "lines", "wake")
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self) -> None:
         self.entries: list[Entry] = []
+        self.lines: list[tuple[bytes, bytes]] = []  # each entry's line, but for its seq
         self.done = False
         self.error: BaseException | None = None
-        self.wake = threading.Condition(lock)  # its members wait here
+        self.wake: threading.Condition | None = None  # its members wait here (made by the first)
+
+    def notify(self, n: int | None = None) -> None:
+        """Wake ``n`` of the members waiting (all: None); the caller holds the mutex."""
+        if self.wake is not None:
+            self.wake.notify(n) if n is not None else self.wake.notify_all()
 
 
 def _group_failed(error: BaseException) -> BaseException:
@@ -552,7 +557,7 @@ class CacheWriter:
     def __init__(self, cache: HLRCache) -> None:
         self.cache = cache
         self._mutex = threading.Lock()
-        self._open = _Group(self._mutex)  # the group answers join now
+        self._open = _Group()  # the group answers join now
         self._committing = False  # a leader is writing a group
         self._idle = threading.Condition(self._mutex)  # notified when a group is written
         self._pending: list[Entry] = []  # in the current journal, not yet in a part
@@ -582,6 +587,7 @@ class CacheWriter:
         every N answers / T seconds."""
         try:
             entry = entry.checked()
+            parts = entry.line_parts()  # encoded here, not by the leader
         except BadEntry as exc:
             line = repr(entry).encode("ascii", "backslashreplace")
             quarantine_lines(self.cache.path, [line], "a paid answer", str(exc))
@@ -589,14 +595,17 @@ class CacheWriter:
         with self._mutex:
             group = self._open
             group.entries.append(entry)
+            group.lines.append(parts)
             while not group.done and (self._committing or group is not self._open):
+                if group.wake is None:
+                    group.wake = threading.Condition(self._mutex)
                 group.wake.wait()
             if group.done:  # a leader wrote it (or failed to)
                 if group.error is not None:
                     raise _group_failed(group.error)
                 return
             self._committing = True  # lead: take the group, open the next one
-            self._open = _Group(self._mutex)
+            self._open = _Group()
         self._lead(group)
 
     def _lead(self, group: _Group) -> None:
@@ -606,9 +615,14 @@ class CacheWriter:
         try:
             if self._journal is None:  # only a leader (or close, when none is) touches it
                 self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
-            with self._seq.advance(len(group.entries)) as first:
-                entries = [replace(e, seq=first + i) for i, e in enumerate(group.entries)]
-                self._journal.write(b"".join(e.to_line() for e in entries))
+            with self._seq.advance(len(group.lines)) as first:
+                self._journal.write(
+                    b"".join(
+                        head + seq_field(first + i) + tail
+                        for i, (head, tail) in enumerate(group.lines)
+                    )
+                )
+            entries = [e.with_seq(first + i) for i, e in enumerate(group.entries)]
         except BaseException as exc:
             group.error = exc
             raise
@@ -625,8 +639,8 @@ class CacheWriter:
                         self._swap_locked()
                 group.done = True
                 self._committing = False
-                group.wake.notify_all()
-                self._open.wake.notify()
+                group.notify()
+                self._open.notify(1)
                 self._idle.notify_all()
         if fold:
             self._fold()
