@@ -33,6 +33,7 @@ from pd_hlr.cache import CacheWriter, Entry, HLRCache
 from pd_hlr.cache.journal import Journal
 
 OPTS = pd_hlr.LookupOptions().key()
+HERE = Path(__file__).resolve().parent  # on the disk the cache would use (``/tmp`` may differ)
 THREADS = (1, 16, 64)
 
 
@@ -70,10 +71,12 @@ def answers(n: int) -> list[Entry]:
     ]
 
 
-def run_once(kind: type[CacheWriter], threads: int, entries: list[Entry]) -> dict[str, float]:
+def run_once(
+    kind: type[CacheWriter], threads: int, entries: list[Entry], fsync: bool
+) -> dict[str, float]:
     """Add ``entries`` from ``threads`` threads; answers/s, CPU µs per answer, answers/write."""
-    with tempfile.TemporaryDirectory(prefix="bench-journal-") as d:
-        writer = kind(HLRCache(Path(d), compact=False))
+    with tempfile.TemporaryDirectory(prefix="bench-journal-", dir=HERE) as d:
+        writer = kind(HLRCache(Path(d), compact=False, fsync=fsync))
         shares = [entries[k::threads] for k in range(threads)]
         start = threading.Barrier(threads + 1)
 
@@ -106,20 +109,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--answers", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--fsync-answers", type=int, default=1000, help="answers per run with fsync=True"
+    )
     ap.add_argument("--small", action="store_true", help="600 answers, one run each (CI)")
     args = ap.parse_args()
     if args.small:
-        args.answers, args.repeat = 600, 1
+        args.answers, args.fsync_answers, args.repeat = 600, 64, 1
     print(machine())
-    print(f"{args.answers:,} answers per run, flush_every=1000, median of {args.repeat}")
-    entries = answers(args.answers)
+    print(
+        f"{args.answers:,} answers per run ({args.fsync_answers:,} with fsync=True), "
+        f"flush_every=1000, median of {args.repeat}"
+    )
     rows = []
     headline = None
-    for threads in THREADS:
+    for fsync, threads in [(False, t) for t in THREADS] + [(True, t) for t in THREADS]:
+        entries = answers(args.fsync_answers if fsync else args.answers)
         got: dict[str, list[dict[str, float]]] = {"group": [], "per-answer": []}
         for _ in range(args.repeat):
-            got["per-answer"].append(run_once(PerAnswerWriter, threads, entries))
-            got["group"].append(run_once(CacheWriter, threads, entries))
+            got["per-answer"].append(run_once(PerAnswerWriter, threads, entries, fsync))
+            got["group"].append(run_once(CacheWriter, threads, entries, fsync))
         med = {
             k: {m: statistics.median(r[m] for r in runs) for m in runs[0]}
             for k, runs in got.items()
@@ -127,6 +136,7 @@ def main() -> None:
         g, b = med["group"], med["per-answer"]
         rows.append(
             [
+                "on" if fsync else "off",
                 threads,
                 f"{g['rate']:,.0f}",
                 f"{b['rate']:,.0f}",
@@ -136,11 +146,13 @@ def main() -> None:
                 f"{g['per_write']:.1f}",
             ]
         )
-        headline = (threads, g, b)
+        if not fsync:
+            headline = (threads, g, b)
     print(
         table(
             rows,
             [
+                "fsync",
                 "threads",
                 "group commit /s",
                 "per answer /s",

@@ -83,7 +83,7 @@ def queue_behind_a_held_sequence_lock(
         until(lambda: writer._committing)  # the first leader took its group of one
         for t in threads[1:]:
             t.start()
-        until(lambda: len(writer._open.entries) == len(adds) - 1)
+        until(lambda: len(writer._queue) == len(adds) - 1)
     finally:
         lock.release()
     for t in threads:
@@ -111,6 +111,7 @@ def test_answers_queued_behind_a_write_go_in_one_write_and_one_sequence_step(tmp
     monkeypatch.undo()
     assert not any(t.is_alive() for t in threads)
     assert writer.written == n + 1 and writer.commits == 3  # the first add, then 1 + 15
+    assert not writer._committing and writer._queue == []
     assert [w.count(b"\n") for w in writes] == [1, n - 1]  # two writes: one per group
     assert read_sequence(tmp_path) == base + n
     lines = journal_lines(tmp_path)
@@ -404,3 +405,43 @@ def test_a_reader_waits_for_a_step_and_sees_its_whole_range(tmp_path):
     assert read_sequence(tmp_path / "missing") == 0
     (tmp_path / SEQ_FILE).write_bytes(b"x")
     assert read_sequence(tmp_path) == 0
+
+
+def test_ctrl_c_while_waiting_for_its_group_is_raised_once_the_group_is_written(tmp_path):
+    """A signal handler raising in a thread that waits for its group (the main thread, Ctrl-C)
+    does not abandon the queue: the thread sees its answer through (here it is handed the next
+    group to write), then raises."""
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))
+    lock = SeqLock(tmp_path)
+    first = threading.Thread(target=writer.add, args=(entry(1),))
+    first.start()
+    until(lambda: writer._committing)  # it leads, and waits on the sequence lock
+    main = threading.main_thread()
+    hit = threading.Event()
+
+    def interrupt() -> None:
+        until(lambda: sys._current_frames()[main.ident].f_code.co_name == "_await")
+        signal.pthread_kill(main.ident, signal.SIGUSR1)
+        hit.wait(HANG)
+        lock.release()
+
+    def handler(signum, frame):
+        hit.set()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    helper = threading.Thread(target=interrupt)
+    helper.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            writer.add(entry(2))
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        helper.join(HANG)
+        first.join(HANG)
+    assert hit.is_set() and not first.is_alive()
+    assert [e.number for e in journal_lines(tmp_path)] == [entry(1).number, entry(2).number]
+    assert writer.commits == 2 and not writer._committing and writer._queue == []
+    writer.add(entry(3))  # the writer goes on
+    writer.close()
+    assert HLRCache(tmp_path).stats()["stored_rows"] == 3

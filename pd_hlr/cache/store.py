@@ -509,22 +509,36 @@ class HLRCache:
         return ClaimedLookups(self, options, api, since=since)
 
 
-class _Group:
-    """Answers journalled together: one sequence step, one journal write (group commit)."""
+class _Slot:
+    """One answer waiting in the commit queue: its entry, its line but for its ``seq``, and the
+    latch its thread waits on (released once: when its group is written, or to make it lead)."""
 
-    __slots__ = ("done", "entries", "error", "lines", "wake")
+    __slots__ = ("done", "entry", "error", "latch", "line")
 
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
-        self.lines: list[tuple[bytes, bytes]] = []  # each entry's line, but for its seq
+    def __init__(self, entry: Entry, line: tuple[bytes, bytes]) -> None:
+        self.entry = entry
+        self.line = line
         self.done = False
         self.error: BaseException | None = None
-        self.wake: threading.Condition | None = None  # its members wait here (made by the first)
+        self.latch: threading.Lock | None = None  # made when it has to wait
 
-    def notify(self, n: int | None = None) -> None:
-        """Wake ``n`` of the members waiting (all: None); the caller holds the mutex."""
-        if self.wake is not None:
-            self.wake.notify(n) if n is not None else self.wake.notify_all()
+    def release(self) -> None:
+        """Wake its thread (its group is written, or it leads the next one)."""
+        if self.latch is not None:
+            self.latch.release()
+
+
+def _await(latch: threading.Lock) -> BaseException | None:
+    """Acquire ``latch``, however often a signal handler raises meanwhile (Ctrl-C in the main
+    thread): the answer is in the queue, so its thread sees it through (it may be handed the
+    next group to write). Returns the first exception raised meanwhile, to raise after."""
+    caught = None
+    while True:
+        try:
+            latch.acquire()
+            return caught
+        except BaseException as exc:
+            caught = caught or exc
 
 
 def _group_failed(error: BaseException) -> BaseException:
@@ -544,22 +558,25 @@ class CacheWriter:
 
     ``add`` returns only once the answer is in the journal (in the OS's hands; synced with
     ``fsync``), so the caller may count it as progress. Answers that arrive together are
-    journalled together (*group commit*): the first thread to find no write under way leads,
-    takes every answer queued, takes their write sequence values in one step under the
-    sequence lock (newest still means last written, across processes) and writes their lines
-    with one ``write``; the others wait, holding no lock, until their group is written, and
-    raise if it was not. A group holds at most one answer per thread adding, so a kill -9 loses
-    at most the answers in flight and one group. Every ``flush_every`` answers /
-    ``flush_seconds`` the journal is swapped for a new one and folded into a part by the
-    thread that found it due, while the others go on writing to the new journal.
+    journalled together (*group commit*): a thread that finds no write under way leads; the
+    answers arriving while it writes queue up, their threads waiting, holding no lock, on a
+    latch of their own. When its write is done the leader hands the queue to its first
+    thread, which takes every answer queued as its group, takes their write sequence values in
+    one step under the sequence lock (newest still means last written, across processes),
+    writes their lines with one ``write`` and releases its followers (who raise if the write
+    failed). A group holds at most one answer per thread adding, so a kill -9 loses at most
+    the answers in flight and one group. Every ``flush_every`` answers / ``flush_seconds`` the
+    journal is swapped for a new one and folded into a part by the thread that found it due,
+    while the others go on writing to the new journal.
     """
 
     def __init__(self, cache: HLRCache) -> None:
         self.cache = cache
         self._mutex = threading.Lock()
-        self._open = _Group()  # the group answers join now
-        self._committing = False  # a leader is writing a group
-        self._idle = threading.Condition(self._mutex)  # notified when a group is written
+        self._queue: list[_Slot] = []  # answers waiting for the write under way
+        self._committing = False  # a leader is writing (or handing over to the next)
+        self._idle = threading.Condition(self._mutex)  # flush and close wait on it
+        self._quieting = 0  # threads waiting on _idle
         self._pending: list[Entry] = []  # in the current journal, not yet in a part
         self._unfolded: list[tuple[Journal, list[Entry]]] = []  # swapped out, to fold
         self._fold_lock = threading.Lock()  # one part written at a time
@@ -587,48 +604,57 @@ class CacheWriter:
         every N answers / T seconds."""
         try:
             entry = entry.checked()
-            parts = entry.line_parts()  # encoded here, not by the leader
+            line = entry.line_parts()  # encoded here, not by the leader
         except BadEntry as exc:
-            line = repr(entry).encode("ascii", "backslashreplace")
-            quarantine_lines(self.cache.path, [line], "a paid answer", str(exc))
+            text = repr(entry).encode("ascii", "backslashreplace")
+            quarantine_lines(self.cache.path, [text], "a paid answer", str(exc))
             return
+        slot = _Slot(entry, line)
+        latch = None
         with self._mutex:
-            group = self._open
-            group.entries.append(entry)
-            group.lines.append(parts)
-            while not group.done and (self._committing or group is not self._open):
-                if group.wake is None:
-                    group.wake = threading.Condition(self._mutex)
-                group.wake.wait()
-            if group.done:  # a leader wrote it (or failed to)
-                if group.error is not None:
-                    raise _group_failed(group.error)
+            if self._committing:
+                slot.latch = latch = threading.Lock()
+                latch.acquire()
+                self._queue.append(slot)
+            else:
+                self._committing = True
+        interrupted = None
+        group = [slot]
+        if latch is not None:
+            interrupted = _await(latch)  # released when its group is written, or to lead
+            if slot.done:
+                if interrupted is not None:
+                    raise interrupted
+                if slot.error is not None:
+                    raise _group_failed(slot.error)
                 return
-            self._committing = True  # lead: take the group, open the next one
-            self._open = _Group()
+            with self._mutex:  # lead: the queue (this slot first) is the group
+                group, self._queue = self._queue, []
         self._lead(group)
+        if interrupted is not None:
+            raise interrupted
 
-    def _lead(self, group: _Group) -> None:
-        """Write ``group`` (no lock held but the sequence lock), then wake its members and the
-        next group's first member (its leader); fold if due."""
+    def _lead(self, group: list[_Slot]) -> None:
+        """Write ``group`` (no lock held but the sequence lock), hand the queue to its first
+        thread (or mark the writer idle), release the followers; fold if due."""
         fold = False
+        error: BaseException | None = None
         try:
             if self._journal is None:  # only a leader (or close, when none is) touches it
                 self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
-            with self._seq.advance(len(group.lines)) as first:
+            with self._seq.advance(len(group)) as first:
                 self._journal.write(
                     b"".join(
-                        head + seq_field(first + i) + tail
-                        for i, (head, tail) in enumerate(group.lines)
+                        s.line[0] + seq_field(first + i) + s.line[1] for i, s in enumerate(group)
                     )
                 )
-            entries = [e.with_seq(first + i) for i, e in enumerate(group.entries)]
+            entries = [s.entry.with_seq(first + i) for i, s in enumerate(group)]
         except BaseException as exc:
-            group.error = exc
+            error = exc
             raise
         finally:
             with self._mutex:
-                if group.error is None:
+                if error is None:
                     self._pending.extend(entries)
                     self.written += len(entries)
                     self.commits += 1
@@ -637,11 +663,17 @@ class CacheWriter:
                     )
                     if fold:
                         self._swap_locked()
-                group.done = True
-                self._committing = False
-                group.notify()
-                self._open.notify(1)
-                self._idle.notify_all()
+                following = self._queue[0] if self._queue else None
+                if following is None:
+                    self._committing = False
+                    if self._quieting:
+                        self._idle.notify_all()
+            for s in group[1:]:
+                s.error = error
+                s.done = True
+                s.release()
+            if following is not None:
+                following.release()  # it leads the next group
         if fold:
             self._fold()
 
@@ -680,9 +712,13 @@ class CacheWriter:
                 journal.retire()
 
     def _quiet(self) -> None:
-        """Wait (holding the mutex) until no group is being written."""
-        while self._committing:
-            self._idle.wait()
+        """Wait (holding the mutex) until no group is being written or queued."""
+        self._quieting += 1
+        try:
+            while self._committing:
+                self._idle.wait()
+        finally:
+            self._quieting -= 1
 
     def flush(self) -> None:
         """Fold what is journalled into a part now."""
