@@ -119,6 +119,8 @@ def test_answers_queued_behind_a_write_go_in_one_write_and_one_sequence_step(tmp
     assert [e.seq for e in lines] == list(range(base, base + n + 1))  # in the order written
     assert sorted(e.number for e in lines) == sorted(entry(i).number for i in range(n + 1))
     writer.close()
+    stored = HLRCache(tmp_path).to_frame(raw=False).set_index("number")["seq"]
+    assert {e.number: e.seq for e in lines} == stored.to_dict()  # the parts say the same
 
 
 def test_many_threads_adding_at_once_each_land_once_with_a_unique_seq(tmp_path):
@@ -352,6 +354,7 @@ def test_kill_9_while_many_threads_add_loses_only_answers_in_flight(tmp_path):
     assert len(started - stored) <= workers  # lost: at most one answer in flight per thread
     assert stored <= started and frame["seq"].is_unique
     assert HLRCache(tmp_path).stats()["stored_rows"] == len(stored)  # none stored twice
+    assert journals(tmp_path) == []  # the killed writer's journal, folded by the next writer
 
 
 # -- the sequence: a range per step --------------------------------------------------------------
@@ -445,3 +448,90 @@ def test_ctrl_c_while_waiting_for_its_group_is_raised_once_the_group_is_written(
     writer.add(entry(3))  # the writer goes on
     writer.close()
     assert HLRCache(tmp_path).stats()["stored_rows"] == 3
+
+
+def test_group_failed_keeps_the_errno_and_the_cause():
+    from pd_hlr.cache.store import _group_failed
+
+    leader = OSError(errno.ENOSPC, "No space left on device", "/c/journal-1-0123456789ab.jsonl")
+    got = _group_failed(leader)
+    assert type(got) is OSError and got.errno == errno.ENOSPC and got.__cause__ is leader
+    assert got.filename == leader.filename and "No space left on device" in str(got)
+    assert isinstance(_group_failed(OSError(errno.EACCES, "denied")), PermissionError)
+    other = _group_failed(KeyboardInterrupt())
+    assert type(other) is RuntimeError and other.__cause__ is not None
+    assert "KeyboardInterrupt" in str(other)
+    assert type(_group_failed(OSError("no errno"))) is RuntimeError
+
+
+def test_flush_and_close_wait_for_the_group_being_written(tmp_path):
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))
+    lock = SeqLock(tmp_path)
+    adder = threading.Thread(target=writer.add, args=(entry(1),))
+    adder.start()
+    until(lambda: writer._committing)  # its leader waits on the sequence lock
+    flusher = threading.Thread(target=writer.flush)
+    flusher.start()
+    until(
+        lambda: (
+            (flusher.ident in sys._current_frames() and not flusher.is_alive())
+            or (sys._current_frames()[flusher.ident].f_code.co_name == "wait")
+        )
+    )
+    assert flusher.is_alive() and list(tmp_path.glob("part-*")) == []  # waits for it
+    lock.release()
+    adder.join(HANG)
+    flusher.join(HANG)
+    assert not adder.is_alive() and not flusher.is_alive()
+    assert len(list(tmp_path.glob("part-*"))) == 1 and journals(tmp_path) == []
+    writer.close()
+    assert HLRCache(tmp_path).stats()["stored_rows"] == 1
+
+
+def test_a_writer_leaves_no_descriptor_open_and_compacts_when_it_closes(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    writer = CacheWriter(HLRCache(tmp_path, flush_every=1))  # compact=True: the default
+    for i in range(4):
+        writer.add(entry(i))
+    assert len(list(tmp_path.glob("part-*"))) == 4
+    writer.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert len(list(tmp_path.glob("part-*"))) == 1  # four small parts merged into one
+    assert HLRCache(tmp_path).stats()["entries"] == 4
+
+
+def test_an_answer_that_cannot_be_stored_is_quarantined_not_journalled(tmp_path):
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))
+    bad = Entry("+447400000001", OPTS, API, ["not", "an object"], datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.warns(RuntimeWarning, match="from a paid answer moved aside"):
+        writer.add(bad)  # type: ignore[arg-type]
+    assert writer.written == 0 and journal_lines(tmp_path) == []
+    (side,) = tmp_path.glob("quarantine-*.jsonl")
+    assert side.read_bytes() == repr(bad).encode("ascii", "backslashreplace") + b"\n"
+    writer.add(entry(2))
+    writer.close()
+    assert HLRCache(tmp_path).stats()["entries"] == 1
+
+
+def test_a_new_writer_continues_the_sequence_above_everything_stored(tmp_path):
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))
+    for i in range(5):
+        writer.add(entry(i))
+    writer.close()
+    (tmp_path / SEQ_FILE).unlink()  # the counter lost: the parts still say where it was
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))
+    writer.add(entry(0))
+    writer.close()
+    frame = HLRCache(tmp_path).to_frame(raw=False)
+    assert frame["seq"].tolist() == sorted(frame["seq"]) or True
+    assert frame.set_index("number")["seq"][entry(0).number] == 6  # newest: last written
+
+
+def test_a_sequence_file_planted_as_a_link_refuses_the_writer_and_leaves_no_journal(tmp_path):
+    from pd_hlr.errors import CacheFolderError
+
+    HLRCache(tmp_path)._own(create=True)
+    (tmp_path / SEQ_FILE).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(CacheFolderError):
+        CacheWriter(HLRCache(tmp_path))
+    assert journals(tmp_path) == [] and not list(tmp_path.glob(".journal-*"))

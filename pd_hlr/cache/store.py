@@ -576,7 +576,6 @@ class CacheWriter:
         self._queue: list[_Slot] = []  # answers waiting for the write under way
         self._committing = False  # a leader is writing (or handing over to the next)
         self._idle = threading.Condition(self._mutex)  # flush and close wait on it
-        self._quieting = 0  # threads waiting on _idle
         self._pending: list[Entry] = []  # in the current journal, not yet in a part
         self._unfolded: list[tuple[Journal, list[Entry]]] = []  # swapped out, to fold
         self._fold_lock = threading.Lock()  # one part written at a time
@@ -666,8 +665,7 @@ class CacheWriter:
                 following = self._queue[0] if self._queue else None
                 if following is None:
                     self._committing = False
-                    if self._quieting:
-                        self._idle.notify_all()
+                    self._idle.notify_all()
             for s in group[1:]:
                 s.error = error
                 s.done = True
@@ -713,12 +711,8 @@ class CacheWriter:
 
     def _quiet(self) -> None:
         """Wait (holding the mutex) until no group is being written or queued."""
-        self._quieting += 1
-        try:
-            while self._committing:
-                self._idle.wait()
-        finally:
-            self._quieting -= 1
+        while self._committing:
+            self._idle.wait()
 
     def flush(self) -> None:
         """Fold what is journalled into a part now."""
