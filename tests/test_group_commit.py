@@ -472,12 +472,7 @@ def test_flush_and_close_wait_for_the_group_being_written(tmp_path):
     until(lambda: writer._committing)  # its leader waits on the sequence lock
     flusher = threading.Thread(target=writer.flush)
     flusher.start()
-    until(
-        lambda: (
-            (flusher.ident in sys._current_frames() and not flusher.is_alive())
-            or (sys._current_frames()[flusher.ident].f_code.co_name == "wait")
-        )
-    )
+    until(lambda: sys._current_frames()[flusher.ident].f_code.co_name == "wait")
     assert flusher.is_alive() and list(tmp_path.glob("part-*")) == []  # waits for it
     lock.release()
     adder.join(HANG)
@@ -523,7 +518,6 @@ def test_a_new_writer_continues_the_sequence_above_everything_stored(tmp_path):
     writer.add(entry(0))
     writer.close()
     frame = HLRCache(tmp_path).to_frame(raw=False)
-    assert frame["seq"].tolist() == sorted(frame["seq"]) or True
     assert frame.set_index("number")["seq"][entry(0).number] == 6  # newest: last written
 
 
