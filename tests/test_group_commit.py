@@ -385,11 +385,56 @@ def test_a_sequence_step_takes_a_range_and_writes_its_last_value(tmp_path, caplo
         seq.raise_to(9)
         assert read_sequence(tmp_path) == 9
         (tmp_path / SEQ_FILE).write_bytes(b"\n")
-        with seq.advance() as first:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="pd_hlr.cache"), seq.advance() as first:
             assert first == 1
+        assert caplog.text == ""  # an empty counter is 0, not damage
+        (tmp_path / SEQ_FILE).write_bytes(b"7\n")  # written by hand, without the zeros
+        assert read_sequence(tmp_path) == 7
+        with seq.advance() as first:
+            assert first == 8
     finally:
         seq.close()
     seq.close()  # twice: harmless
+
+
+def test_a_sequence_closes_its_descriptor_even_on_descriptor_zero(tmp_path):
+    from pd_hlr.cache.folder import Sequence
+
+    before = len(os.listdir("/proc/self/fd"))
+    Sequence(tmp_path).close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from pd_hlr.cache.folder import Sequence\n"
+        "os.close(0)\n"
+        "s = Sequence(Path(sys.argv[1]))\n"
+        "fd = s._fd\n"
+        "s.close()\n"
+        "print(fd, os.path.exists(f'/proc/self/fd/{fd}'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=HANG
+    )
+    assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_raising_the_sequence_waits_for_its_lock(tmp_path):
+    from pd_hlr.cache.folder import Sequence
+
+    seq = Sequence(tmp_path)
+    lock = SeqLock(tmp_path)
+    raiser = threading.Thread(target=seq.raise_to, args=(50,))
+    raiser.start()
+    raiser.join(0.2)
+    assert raiser.is_alive()  # blocked while another holds the lock
+    lock.release()
+    raiser.join(HANG)
+    assert read_sequence(tmp_path) == 50
+    with seq.advance() as first:
+        assert first == 51
+    seq.close()
 
 
 def test_a_reader_waits_for_a_step_and_sees_its_whole_range(tmp_path):

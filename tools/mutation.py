@@ -78,6 +78,9 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
                 for t in (
                     "test_a_sequence_step_takes_a_range_and_writes_its_last_value",
                     "test_a_reader_waits_for_a_step_and_sees_its_whole_range",
+                    "test_a_sequence_closes_its_descriptor_even_on_descriptor_zero",
+                    "test_raising_the_sequence_waits_for_its_lock",
+                    "test_a_new_writer_continues_the_sequence_above_everything_stored",
                     "test_answers_queued_behind_a_write_go_in_one_write_and_one_sequence_step",
                     "test_many_threads_adding_at_once_each_land_once_with_a_unique_seq",
                 )
