@@ -4,7 +4,8 @@ A writer creates its journal under a name no fold looks at (``.journal-*.new``),
 exclusive ``flock`` on it, writes a first byte (so an unwritable folder fails before any request
 is sent) and only then renames it to ``journal-*.jsonl``: a process folding orphan journals can
 never take a journal whose writer has not locked it yet. A fold re-checks, after taking the lock,
-that the name still points at the file it opened.
+that the name still points at the file it opened. Answers arriving together are appended with
+one write (group commit: see ``CacheWriter`` in ``store.py``).
 """
 
 from __future__ import annotations
