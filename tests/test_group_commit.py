@@ -574,3 +574,23 @@ def test_a_sequence_file_planted_as_a_link_refuses_the_writer_and_leaves_no_jour
     with pytest.raises(CacheFolderError):
         CacheWriter(HLRCache(tmp_path))
     assert journals(tmp_path) == [] and not list(tmp_path.glob(".journal-*"))
+
+
+def test_an_answer_a_part_cannot_hold_is_moved_aside_when_folded(tmp_path):
+    """A counter near the end of int64 (a damaged or hand-edited ``seq`` file): the answer
+    given a value beyond it is journalled, but a part cannot hold it; the fold moves it aside
+    and keeps the others."""
+    HLRCache(tmp_path)._own(create=True)
+    (tmp_path / SEQ_FILE).write_bytes(b"%020d\n" % (2**63 - 3))
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))
+    writer.add(entry(1))  # 2**63 - 2
+    writer.add(entry(2))  # 2**63 - 1: the last value an int64 holds
+    writer.add(entry(3))  # 2**63: beyond it
+    with pytest.warns(RuntimeWarning, match="1 unreadable entry from a run moved aside"):
+        writer.flush()
+    (side,) = tmp_path.glob("quarantine-*.jsonl")
+    assert Entry.from_line(side.read_bytes()).number == entry(3).number
+    assert journals(tmp_path) == []
+    writer.close()
+    stored = HLRCache(tmp_path).to_frame(raw=False)
+    assert sorted(stored["number"]) == [entry(1).number, entry(2).number]
