@@ -239,6 +239,21 @@ CHILD = textwrap.dedent(
         out["journal"] = [e.number for e in journal_lines(folder)]
         add(20)  # the writer goes on: its next line is whole
         out["after"] = [e.number for e in journal_lines(folder)]
+    elif mode == "close":  # a close whose fold fails: the journal stays, unlocked
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))
+        add(0); add(1)
+        try:
+            w.close()
+        except OSError as exc:
+            out["close"] = errno.errorcode[exc.errno]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        from pd_hlr.cache.journal import take_orphan
+        (j,) = folder.glob("journal-*.jsonl")
+        taken = take_orphan(j)
+        out["unlocked"] = taken is not None
+        os.close(taken[0]) if taken else None
+        print(json.dumps(out))
+        sys.exit(0)
     else:  # a part that cannot be written: the journal stays until a fold succeeds
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))
         add(0); add(1); add(2)  # the third is due to fold: the part write fails
@@ -594,3 +609,13 @@ def test_an_answer_a_part_cannot_hold_is_moved_aside_when_folded(tmp_path):
     writer.close()
     stored = HLRCache(tmp_path).to_frame(raw=False)
     assert sorted(stored["number"]) == [entry(1).number, entry(2).number]
+
+
+def test_a_close_whose_fold_fails_leaves_its_journal_unlocked_for_the_next_reader(tmp_path):
+    out = run_child(tmp_path, "close")
+    assert out["ok"] == [0, 1] and out["close"] == "EFBIG"
+    assert out["unlocked"]  # closed: another process may fold it now
+    assert not list(tmp_path.glob("part-*.parquet"))
+    writer = CacheWriter(HLRCache(tmp_path, compact=False))  # folds the orphan
+    writer.close()
+    assert journals(tmp_path) == [] and HLRCache(tmp_path).stats()["entries"] == 2
