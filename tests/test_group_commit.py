@@ -360,6 +360,7 @@ def test_kill_9_while_many_threads_add_loses_only_answers_in_flight(tmp_path):
     finally:
         proc.kill()
         proc.wait(HANG)
+        proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     writer = CacheWriter(HLRCache(tmp_path))  # a new writer folds the orphan journal
     writer.close()
@@ -416,9 +417,11 @@ def test_a_sequence_step_takes_a_range_and_writes_its_last_value(tmp_path, caplo
 def test_a_sequence_closes_its_descriptor_even_on_descriptor_zero(tmp_path):
     from pd_hlr.cache.folder import Sequence
 
-    before = len(os.listdir("/proc/self/fd"))
-    Sequence(tmp_path).close()
-    assert len(os.listdir("/proc/self/fd")) == before
+    seq = Sequence(tmp_path)
+    fd = seq._fd
+    seq.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
@@ -544,12 +547,18 @@ def test_flush_and_close_wait_for_the_group_being_written(tmp_path):
 
 
 def test_a_writer_leaves_no_descriptor_open_and_compacts_when_it_closes(tmp_path):
+    import gc
+
+    gc.collect()  # descriptors other tests left to the collector are closed now, not below
     before = len(os.listdir("/proc/self/fd"))
     writer = CacheWriter(HLRCache(tmp_path, flush_every=1))  # compact=True: the default
     for i in range(4):
         writer.add(entry(i))
     assert len(list(tmp_path.glob("part-*"))) == 4
+    seq_fd = writer._seq._fd
     writer.close()
+    with pytest.raises(OSError):
+        os.fstat(seq_fd)  # closed
     assert len(os.listdir("/proc/self/fd")) == before
     assert len(list(tmp_path.glob("part-*"))) == 1  # four small parts merged into one
     assert HLRCache(tmp_path).stats()["entries"] == 4
