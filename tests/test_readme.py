@@ -233,3 +233,28 @@ def test_architecture_doc_names_every_module_of_the_package():
     modules = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
     modules |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
     assert listed == modules
+
+
+def test_the_api_reference_covers_the_public_api():
+    """docs/api.md (mkdocstrings) documents every name ``pd_hlr`` exports, each face's
+    accessor or namespace class, the options and the retry policy."""
+    import pd_hlr
+
+    targets = re.findall(r"^::: ([\w.]+)$", (ROOT / "docs" / "api.md").read_text(), re.M)
+    last = {t.rsplit(".", 1)[-1] for t in targets}
+    for name in set(pd_hlr.__all__) - {"__version__"}:
+        obj = getattr(pd_hlr, name)
+        module = obj.__name__ if name == "datasets" else obj.__module__
+        assert name in last or module in targets, f"pd_hlr.{name} is not in the API reference"
+    faces = {
+        "pd_hlr.accessor.HLRFrameAccessor",
+        "pd_hlr.accessor.HLRSeriesAccessor",
+        "pd_hlr.polars.HLRFrameNamespace",
+        "pd_hlr.polars.HLRLazyNamespace",
+        "pd_hlr.polars.HLRSeriesNamespace",
+        "pd_hlr.dask.HLRDaskFrameAccessor",
+        "pd_hlr.dask.HLRDaskSeriesAccessor",
+        "pd_hlr.options.ValidateOptions",
+        "pd_hlr.retry.RetryPolicy",
+    }
+    assert faces <= set(targets), faces - set(targets)
