@@ -6,11 +6,14 @@ there are the code's, its links resolve, the extras it names exist) and the READ
 from __future__ import annotations
 
 import email.parser
+import os
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from pd_hlr import schema
 
@@ -258,3 +261,21 @@ def test_the_api_reference_covers_the_public_api():
         "pd_hlr.retry.RetryPolicy",
     }
     assert faces <= set(targets), faces - set(targets)
+
+
+@pytest.mark.slow
+def test_readme_python_blocks_run(tmp_path: Path):
+    """The README's Python blocks run as written, in order (the demo, a real run pointed at a
+    local sandbox, the export, the read-back), and no number is paid for twice. .ci/wheel runs
+    the same script from the installed wheel."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "readme_quickstart.py"), str(README)],
+        cwd=tmp_path,
+        env={**os.environ, "PD_HLR_CACHE": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "README blocks run: 4;" in proc.stdout
+    assert "xlsx sheets ['results', 'report']" in proc.stdout
