@@ -86,24 +86,47 @@ def test_what_the_readme_and_demo_write_in_a_checkout_is_ignored(tmp_path: Path)
         assert check.returncode == 0, f"{name} is not covered by .gitignore"
 
 
-def test_the_sdist_carries_the_docs_the_readme_names(tmp_path: Path) -> None:
-    """The README, on a package index, names the docs by path (there is no hosted copy): the
-    source distribution holds each named file, and what ``mkdocs build`` needs to build them."""
+def _build(hook: str, out: Path) -> Path:
+    """Run one setuptools build hook (``build_sdist``, ``prepare_metadata_for_build_wheel``) as
+    pip and ``python -m build`` run it, in a fresh process; the path of what it made."""
     import subprocess
     import sys
-    import tarfile
 
-    code = "import sys; from setuptools import build_meta as b; print(b.build_sdist(sys.argv[1]))"
+    code = f"import sys; from setuptools import build_meta as b; print(b.{hook}(sys.argv[1]))"
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
+        [sys.executable, "-c", code, str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    sdist = tmp_path / proc.stdout.strip().splitlines()[-1]
-    with tarfile.open(sdist) as tar:
+    return out / proc.stdout.strip().splitlines()[-1]
+
+
+def test_package_metadata_long_description_is_the_readme(tmp_path: Path) -> None:
+    """What the built wheel's METADATA carries: the README, as Markdown (what a package index
+    renders); and no project URL that is not an https URL."""
+    import email.parser
+
+    metadata = (_build("prepare_metadata_for_build_wheel", tmp_path) / "METADATA").read_text(
+        encoding="utf-8"
+    )
+    message = email.parser.Parser().parsestr(metadata)
+    assert message["Name"] == "pd-hlr"
+    assert message["Description-Content-Type"] == "text/markdown"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert message.get_payload().strip() == readme.strip()
+    for url in message.get_all("Project-URL") or []:
+        assert re.match(r"[^,]+, https://", url), url
+
+
+def test_the_sdist_carries_the_docs_the_readme_names(tmp_path: Path) -> None:
+    """The README, on a package index, names the docs by path (there is no hosted copy): the
+    source distribution holds each named file, and what ``mkdocs build`` needs to build them."""
+    import tarfile
+
+    with tarfile.open(_build("build_sdist", tmp_path)) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     readme = (ROOT / "README.md").read_text()
     named = set(re.findall(r"`((?:docs/[\w/.-]+\.md)|CHANGELOG\.md)`", readme))

@@ -1,11 +1,10 @@
 """The README stays a front door and the docs stay true: the README opens with the package
 index's two commands, CI runs its test command, it renders on a package index page (no relative
-link) and is the package's long description; the reference lives in docs/ (the generated tables
+link; tests/test_packaging.py checks it is the long description); the reference lives in docs/ (the generated tables
 there are the code's, its links resolve, the extras it names exist) and the README names it."""
 
 from __future__ import annotations
 
-import email.parser
 import os
 import re
 import subprocess
@@ -98,31 +97,6 @@ def test_readme_renders_on_a_package_index():
     for target in re.findall(r"""(?:href|src)="([^"]+)""", html):
         # the renderer's own heading anchors (#user-content-...) resolve on any page
         assert target.startswith(("https://", "#user-content-")), target
-
-
-def test_package_metadata_long_description_is_the_readme(tmp_path: Path):
-    """What the built wheel's METADATA carries (setuptools' own metadata step, as pip and
-    ``python -m build`` run it): the README, as Markdown; and no project URL that is not one."""
-    code = (
-        "import sys; from setuptools import build_meta as b; "
-        "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    dist_info = proc.stdout.strip().splitlines()[-1]
-    metadata = (tmp_path / dist_info / "METADATA").read_text(encoding="utf-8")
-    message = email.parser.Parser().parsestr(metadata)
-    assert message["Name"] == "pd-hlr"
-    assert message["Description-Content-Type"] == "text/markdown"
-    assert message.get_payload().strip() == README.read_text(encoding="utf-8").strip()
-    for url in message.get_all("Project-URL") or []:
-        assert re.match(r"[^,]+, https://", url), url
 
 
 def _slug(heading: str) -> str:
