@@ -1,7 +1,8 @@
 """The README stays a front door and the docs stay true: the README opens with the package
 index's two commands, CI runs its test command, it renders on a package index page (no relative
-link; tests/test_packaging.py checks it is the long description); the reference lives in docs/ (the generated tables
-there are the code's, its links resolve, the extras it names exist) and the README names it."""
+link; tests/test_packaging.py checks it is the long description) and its Python blocks run; the
+reference lives in docs/ (the generated tables there are the code's, its links resolve, the
+extras it names exist, the API reference covers the public API) and the README names it."""
 
 from __future__ import annotations
 
