@@ -185,7 +185,7 @@ del _K
 
 
 def retry_table_markdown() -> str:
-    """The README's retry table, generated from :data:`KINDS`.
+    """The retry table of the docs (docs/guide/retry.md), generated from :data:`KINDS`.
 
     Example:
         >>> retry_table_markdown().splitlines()[0]

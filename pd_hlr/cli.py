@@ -64,7 +64,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that left early
 
-#: Every exit code and its meaning: the one source of ``--help``'s list and the README's table.
+#: Every exit code and its meaning: the one source of ``--help``'s list and the docs' table.
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_BUG: "unexpected error (a bug: please report it, with the `--debug` output)",
@@ -104,7 +104,7 @@ SANDBOX_TOKEN = "sandbox-demo-token"
 
 
 def exit_codes_markdown() -> str:
-    """The README's exit-code table, from :data:`EXIT_CODES`.
+    """The exit-code table of the docs (docs/guide/cli.md), from :data:`EXIT_CODES`.
 
     >>> exit_codes_markdown().splitlines()[2]
     '| 0 | success |'

@@ -73,8 +73,9 @@ class RetryPolicy:
 
     Args:
         max_retries: retries per number after the first attempt.
-        backoff_factor, backoff_max: exponential backoff with full jitter: before retry *n*
-            (1-based) wait ``random() * min(backoff_max, backoff_factor * 2**(n-1))``.
+        backoff_factor: exponential backoff with full jitter: before retry *n* (1-based)
+            wait ``random() * min(backoff_max, backoff_factor * 2**(n-1))`` seconds.
+        backoff_max: the cap of that wait (seconds).
         retry_after_max: the longest ``Retry-After`` honoured (seconds). A longer one stops the
             run with :class:`~pd_hlr.errors.ServiceUnavailableError` (``.resume_after`` set).
         breaker_threshold: this many consecutive failed attempts of one kind (of the kinds that

@@ -330,7 +330,7 @@ def is_temporary(frame: pd.DataFrame) -> pd.Series:
 
 
 def schema_table_markdown() -> str:
-    """The README's schema table, generated from the field definitions."""
+    """The output-columns table of the docs (docs/guide/columns.md), from the field definitions."""
     lines = ["| column | type | mode | response path | meaning |", "|---|---|---|---|---|"]
     summary = {f.column for f in SUMMARY_FIELDS}
     detailed = {f.column for f in DETAILED_FIELDS}
