@@ -7,6 +7,7 @@ The layer map is checked by ``lint-imports`` (``.importlinter``), not here."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,13 @@ def test_no_function_is_too_long(path: Path) -> None:
     limit = LIMITS.get(rel(path), FUNCTION_LINES)
     long = {name: n for name, n in functions(ast.parse(path.read_text())) if n > limit}
     assert not long, f"{rel(path)}: functions over {limit} lines: {long}"
+
+
+@pytest.mark.parametrize("path", modules(), ids=rel)
+def test_the_docs_a_module_docstring_points_to_exist(path: Path) -> None:
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    for page in re.findall(r"docs/[\w/.-]+\.md", doc):
+        assert (ROOT / page).is_file(), f"{rel(path)} points to {page}, which does not exist"
 
 
 def test_the_measures_measure() -> None:
