@@ -113,14 +113,21 @@ def _docstrings(tree: ast.Module) -> set[int]:
 
 
 def _named_in_code(path: Path) -> set[str]:
-    """The string literals in a test module's code (docstrings and comments left out)."""
+    """The string literals and imported module names in a test module's code (docstrings and
+    comments left out)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     skip = _docstrings(tree)
-    return {
+    names = {
         node.value
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
     }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
 
 
 def benchmark_scripts() -> list[str]:
@@ -130,12 +137,14 @@ def benchmark_scripts() -> list[str]:
 
 
 def tests_naming(script: str) -> list[str]:
-    """Test modules whose code names ``script`` in a string (``"bench_x.py"``, a path ending in
-    it, or a parametrize list holding it); ``tests/test_bench*.py`` and the rest alike."""
+    """Test modules whose code names ``script``: a string (``"bench_x.py"``, a path ending in
+    it, ``"bench_x"``; in a parametrize list too) or an import of ``bench_x``;
+    ``tests/test_bench*.py`` and the rest alike."""
+    stem = script.removesuffix(".py")
     found = []
     for path in sorted((ROOT / "tests").glob("test_*.py")):
-        literals = _named_in_code(path)
-        if any(lit == script or lit.endswith("/" + script) for lit in literals):
+        names = _named_in_code(path)
+        if any(n in (script, stem) or n.endswith(("/" + script, "/" + stem)) for n in names):
             found.append(path.name)
     return found
 
@@ -164,3 +173,6 @@ def test_the_coverage_check_ignores_prose(tmp_path: Path) -> None:
     code.write_text('"""Doc."""\nARGS = ["benchmarks/bench_x.py", "--small"]\n')
     assert not any(s.endswith("bench_x.py") for s in _named_in_code(prose))
     assert "benchmarks/bench_x.py" in _named_in_code(code)
+    imports = tmp_path / "test_imports.py"
+    imports.write_text("import bench_y\nfrom bench_z import main\n")
+    assert {"bench_y", "bench_z"} <= _named_in_code(imports)
