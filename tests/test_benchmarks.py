@@ -136,7 +136,7 @@ def benchmark_scripts() -> list[str]:
     return sorted(p.name for p in [*here.glob("bench_*.py"), *here.glob("proof_*.py")])
 
 
-def tests_naming(script: str) -> list[str]:
+def modules_running(script: str) -> list[str]:
     """Test modules whose code names ``script``: a string (``"bench_x.py"``, a path ending in
     it, ``"bench_x"``; in a parametrize list too) or an import of ``bench_x``;
     ``tests/test_bench*.py`` and the rest alike."""
@@ -154,7 +154,7 @@ def test_every_benchmark_script_has_a_small_mode_a_test_runs() -> None:
     fails CI, so every published figure stays reproducible."""
     scripts = benchmark_scripts()
     assert {"bench_cache.py", "proof_s3_team.py", "bench_s3.py"} <= set(scripts)
-    missing = [s for s in scripts if not tests_naming(s)]
+    missing = [s for s in scripts if not modules_running(s)]
     assert not missing, (
         f"no test runs the small mode of {missing}: add one to tests/test_benchmarks.py "
         "(SMALL_MODES) or to a tests/test_bench*.py of its own"
