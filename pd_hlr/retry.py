@@ -2,11 +2,9 @@
 
 Every lookup costs money once the API has answered it, so nothing is retried blindly. What an
 attempt got back is :mod:`pd_hlr.classify`'s job (a :class:`~pd_hlr.classify.Failure` of one
-kind); this module only decides:
-
-- :meth:`RetryPolicy.decide`: retry (after how long), give up on the number, or stop the run;
-- :class:`CircuitBreaker` (one per run): consecutive failures of one kind across the run, whatever
-  the number, stop it.
+kind); this module only decides: :meth:`RetryPolicy.decide` (retry after how long, give up on
+the number, or stop the run) and :class:`CircuitBreaker` (one per run: consecutive failures
+of one kind across the run, whatever the number, stop it).
 
 Invariants: :class:`RetryPolicy` is a small frozen value, as urllib3's ``Retry`` is; its jitter
 source (``random``) and its wall clock (``now``) are passed in, so every decision can be

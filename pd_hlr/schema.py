@@ -3,11 +3,8 @@
 Every result column is defined once, in :data:`SUMMARY_FIELDS` / :data:`DETAILED_FIELDS`
 (response path → column name → kind) and :data:`META_FIELDS`; the pyarrow schema, the pandas
 dtypes, the README's schema table and the cache's storage schema are all derived from them.
-
-Naming rule: the response path in snake_case, with ``*Network.networkName`` →
-``*_network_name``, ``*Network.networkPrefix`` → ``*_network_prefix``, ``*Network.countryName``
-→ ``*_network_country_name``, ``*Network.countryPrefix`` → ``*_network_country_prefix`` and
-``*Network.networkId`` → ``*_network_id``.
+Column names are the response path in snake_case (``*Network.networkName`` →
+``*_network_name``, ``*Network.countryPrefix`` → ``*_network_country_prefix``, and so on).
 
 Fields the API sends that the schema does not know are kept, never dropped: they go, as a JSON
 object keyed by their dotted response path, into ``hlr_extra``. A known field whose value has
