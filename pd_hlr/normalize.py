@@ -6,7 +6,7 @@ sent (`LOCAL_VERDICTS`); and adds what libphonenumber knows offline (region, num
 Invariants: every key is a paid lookup, so **a cell gets a key only when one reading of it is
 clearly right** (otherwise it is ``ambiguous`` and never sent, unless ``ambiguous=`` makes the
 guess); no cell can raise; the work happens once per distinct raw value, vectorised.
-`DECISION_TABLE` lists every cell shape and what it gets (the README's table is rendered from
+`DECISION_TABLE` lists every cell shape and what it gets (the docs' table is rendered from
 it by `decision_table_markdown`). The four stages (objects, text, readings, decision):
 ``docs/internals/normalize.md``.
 """
@@ -183,7 +183,7 @@ _RE_TRUNK_IN_BRACKETS = r"^\+\s*(\d{1,3})[\s\-.]*\(\s*0\s*\)"  # "+44 (0) 1302 .
 
 
 # --------------------------------------------------------------------------------------------
-# The decision table (documented once: the README renders it with decision_table_markdown)
+# The decision table (documented once: the docs render it with decision_table_markdown)
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The engine-agnostic path of one ``validate`` call, as functions any face can reuse, and the
 faces' shared helpers (faces never import each other).
 
-The README's six steps: **normalise** (:func:`normalize_cells`, :func:`normalize_column`;
+The six steps: **normalise** (:func:`normalize_cells`, :func:`normalize_column`;
 pure), **distinct** (:func:`distinct_numbers`), **cache** and **look up** (:func:`resolve`:
 cached answers first, the budget checked before anything is sent, each answer journalled as it
 arrives; a run-stopping error or an interrupt carries ``.partial``, ``.looked_up``,

@@ -2,7 +2,7 @@
 
 Every result column is defined once, in :data:`SUMMARY_FIELDS` / :data:`DETAILED_FIELDS`
 (response path → column name → kind) and :data:`META_FIELDS`; the pyarrow schema, the pandas
-dtypes, the README's schema table and the cache's storage schema are all derived from them.
+dtypes, the docs' schema table and the cache's storage schema are all derived from them.
 Column names are the response path in snake_case (``*Network.networkName`` →
 ``*_network_name``, ``*Network.countryPrefix`` → ``*_network_country_prefix``, and so on).
 
