@@ -1,9 +1,12 @@
 """Benchmark (issue 15): warm runs against the merge floor, on a cache left by real cold runs.
 
-The cache is seeded **through the pipeline**: cold ``validate`` runs against a zero-latency
-sandbox in its own process, exactly as users fill it (journals, parts every 1,000 answers,
-size-tiered compaction at the end of each run). The seeded folders are kept under
-``benchmarks/_out/cache`` so a re-run reuses them (``--reseed`` starts over).
+The cache is seeded **through the pipeline** (``--seed cold``, the default): cold ``validate``
+runs against a zero-latency sandbox in its own process, exactly as users fill it (journals, parts
+every 1,000 answers, size-tiered compaction at the end of each run). ``--seed writer`` writes the
+same runs through the cache's own writer (``HLRCache.writer()``: the same journals, parts and
+compaction) with ``sandbox.answer`` computed in-process, without HTTP: the same folders, minutes
+sooner. The seeded folders are kept under ``benchmarks/_out/cache`` so a re-run reuses them
+(``--reseed`` starts over).
 
 Measured, each in a **fresh process** (time of the call; peak RSS of the process, its
 ``VmHWM``), interleaved and repeated (``--reps``, fastest time, highest peak):
@@ -21,17 +24,25 @@ numbers into one folder; a warm lookup of run 1's 10,000 rows after run 1 and af
 Targets: warm ≤ 1.5× the floor at 1M and 5M rows; peak RSS ≤ 1.2× the floor's; 1M → 5M rows
 ≤ 5.5× the time; run 20's lookup ≤ 1.2× run 1's.
 
+``--small`` (what CI runs, well under a minute): 10,000 rows, a history of 3 runs of 1,000
+numbers, one repetition, seeded by the writer into a temporary folder.
+
 Run: ``.venv/bin/python benchmarks/bench_cache.py [--sizes 100000,1000000,5000000] [--reps 3]
-[--reseed] [--md tables.md]`` (the figures are in ``benchmarks/README.md``)
+[--reseed] [--seed cold|writer] [--md tables.md] [--small]`` (the figures are in
+``benchmarks/README.md``)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +61,10 @@ from _common import (
 )
 
 import pd_hlr  # noqa: F401  (registers the accessor)
-from pd_hlr import HLRCache, HLRClient
+from pd_hlr import HLRCache, HLRClient, sandbox
+from pd_hlr.cache import Entry
+from pd_hlr.pipeline import api_namespace, cached_numbers
+from pd_hlr.settings import ValidateSettings
 
 OUT = Path(__file__).resolve().parent / "_out" / "cache"
 #: Never contacted: every number is cached. A client pointed here fails fast if one is not.
@@ -70,6 +84,8 @@ FLOOR_COLUMNS = [
 ]
 HISTORY_RUNS = 20
 HISTORY_NUMBERS = 10_000
+#: ``--small``: sizes, history (RUNSxNUMBERS), repetitions.
+SMALL = ("10000", "3x1000", 1)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -90,7 +106,7 @@ def rows_of(numbers: np.ndarray, rows: int, seed: int = 16) -> pd.DataFrame:
     return pd.DataFrame({"phone": pd.array(numbers[picks], dtype="str")})
 
 
-# --- seeding through the pipeline -------------------------------------------------------------
+# --- seeding: through the pipeline, or through the cache's writer ---------------------------
 def cold_run(url: str, folder: Path, numbers: np.ndarray) -> float:
     t0 = time.perf_counter()
     with HLRClient(token=TOKEN, base_url=url, workers=16) as client:
@@ -101,8 +117,39 @@ def cold_run(url: str, folder: Path, numbers: np.ndarray) -> float:
     return time.perf_counter() - t0
 
 
-def seed(sizes: list[int], reseed: bool) -> None:
-    """Seed what is missing (``--reseed``: everything) through cold runs."""
+def writer_run(folder: Path, numbers: np.ndarray) -> float:
+    """What a cold run of ``numbers`` writes, without HTTP: the answers of the numbers the
+    cache does not serve (``pipeline.cached_numbers``, default settings), through the cache's
+    own writer (a journal line per answer, a part every ``flush_every`` answers, size-tiered
+    compaction on close), under the key a warm run asks and with the sandbox's answer."""
+    t0 = time.perf_counter()
+    settings = ValidateSettings.from_kwargs()
+    api = api_namespace(HLRClient(token=TOKEN, base_url=DEAD_URL))
+    wanted = [str(n) for n in numbers]
+    served = set(cached_numbers(wanted, settings, HLRCache(folder), api).index)
+    now = datetime.now(UTC)
+    with HLRCache(folder).writer() as writer:
+        for n in wanted:
+            if n not in served:
+                writer.add(Entry(n, settings.options.key(), api, sandbox.answer(n), now))
+    return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def seeder(how: str) -> Iterator[tuple[Callable[[Path, np.ndarray], float], Callable[[], str]]]:
+    """``(run, charged)``: one run's seeding into a folder, and what the sandbox charged."""
+    if how == "writer":
+        yield writer_run, lambda: "no lookups (seeded by the cache's writer, no HTTP)"
+        return
+    with sandbox_process(latency=0.0) as sb:
+        yield (
+            lambda folder, numbers: cold_run(sb.url, folder, numbers),
+            lambda: f"sandbox charged {sb.stats().total_charged:,} lookups in all",
+        )
+
+
+def seed(sizes: list[int], reseed: bool, how: str = "cold") -> None:
+    """Seed what is missing (``--reseed``: everything) by cold runs or the writer (``how``)."""
     if reseed and OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -113,20 +160,20 @@ def seed(sizes: list[int], reseed: bool) -> None:
         print(f"reusing the seeded caches in {OUT}")
         return
     biggest = distinct_numbers(max(sizes) // 5)
-    with sandbox_process(latency=0.0) as sb:
+    with seeder(how) as (one_run, charged):
         if todo_history:
             for p in (history, OUT / "history-after-1"):
                 shutil.rmtree(p, ignore_errors=True)
             runs = distinct_numbers(HISTORY_RUNS * HISTORY_NUMBERS, seed=20)
             for i in range(HISTORY_RUNS):
                 batch = runs[i * HISTORY_NUMBERS : (i + 1) * HISTORY_NUMBERS]
-                cold_run(sb.url, history, batch)
+                one_run(history, batch)
                 if i == 0:
                     shutil.copytree(history, OUT / "history-after-1")
             pd.DataFrame({"phone": pd.array(runs[:HISTORY_NUMBERS], dtype="str")}).to_parquet(
                 OUT / "input-history.parquet"
             )
-            print(f"seeded history: {HISTORY_RUNS} cold runs of {HISTORY_NUMBERS:,} new numbers")
+            print(f"seeded history: {HISTORY_RUNS} {how} runs of {HISTORY_NUMBERS:,} new numbers")
         previous: Path | None = None
         for rows in sorted(sizes):
             folder = OUT / f"cache-{rows}"
@@ -135,13 +182,13 @@ def seed(sizes: list[int], reseed: bool) -> None:
                 if previous is not None:  # nested: this cache is the smaller one, grown
                     shutil.copytree(previous, folder)
                 numbers = biggest[: rows // 5]
-                t = cold_run(sb.url, folder, numbers)
-                print(f"seeded {folder.name}: {len(numbers):,} numbers by a cold run ({t:.0f}s)")
+                t = one_run(folder, numbers)
+                print(f"seeded {folder.name}: {len(numbers):,} numbers by a {how} run ({t:.0f}s)")
                 rows_of(numbers, rows).to_parquet(OUT / f"input-{rows}.parquet")
                 floor = HLRCache(folder).to_frame(raw=False)[FLOOR_COLUMNS]
                 floor.to_parquet(OUT / f"floor-{rows}.parquet", index=False)
             previous = folder
-        print(f"sandbox charged {sb.stats().total_charged:,} lookups in all")
+        print(charged())
 
 
 # --- the children -----------------------------------------------------------------------------
@@ -218,19 +265,42 @@ def main(argv: list[str] | None = None) -> None:
         default=f"{HISTORY_RUNS}x{HISTORY_NUMBERS}",
         help="RUNSxNUMBERS of the history test",
     )
-    parser.add_argument("--out", type=Path, default=Path(OUT), help="where the seeded caches live")
+    parser.add_argument("--out", type=Path, help=f"where the seeded caches live ({OUT})")
     parser.add_argument("--seed-only", action="store_true", help="seed the caches and stop")
+    parser.add_argument(
+        "--seed",
+        choices=["cold", "writer"],
+        default="cold",
+        help="fill the caches by cold runs through the pipeline, or by the cache's writer",
+    )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="CI: 10,000 rows, a 3x1000 history, 1 rep, writer-seeded in a temporary folder",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    HISTORY_RUNS, HISTORY_NUMBERS = (int(x) for x in args.history.split("x"))
-    OUT = args.out
     if args.child:
         child(*args.child)
         return
+    if args.small:
+        args.sizes, args.history, args.reps = SMALL
+        args.seed = "writer"
+    HISTORY_RUNS, HISTORY_NUMBERS = (int(x) for x in args.history.split("x"))
+    with contextlib.ExitStack() as stack:
+        if args.out is None and args.small:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pd-hlr-bench-cache-"))
+            args.out = Path(tmp)
+        OUT = args.out or OUT
+        report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    """Seed what is missing, measure, print the tables (and ``--md``)."""
     sizes = sorted(int(s) for s in args.sizes.split(","))
     print(machine())
     t0 = time.perf_counter()
-    seed(sizes, args.reseed)
+    seed(sizes, args.reseed, args.seed)
     print(f"seeding/setup {time.perf_counter() - t0:.0f}s")
     if args.seed_only:
         return
@@ -288,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
             mib(h1["peak"]),
         ],
         [
-            "after run 20",
+            f"after run {HISTORY_RUNS}",
             f"{after['entries']:,}",
             after["parts"],
             f"{h20['t'] * 1000:.0f} ms",
@@ -312,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     summary(
         "15 history",
-        "run 20 vs run 1 lookup",
+        f"run {HISTORY_RUNS} vs run 1 lookup",
         f"{h20['t'] * 1000:.0f} ms",
         f"{h1['t'] * 1000:.0f} ms",
         f"{h20['t'] / h1['t']:.2f}x",

@@ -1,22 +1,11 @@
 """A vectorised mirror of the libphonenumber metadata that :mod:`pd_hlr.normalize` reads.
 
 `phonenumbers` answers one number at a time; this module answers the same questions for whole
-pyarrow arrays of ASCII digit strings at once, from the same metadata (``PhoneMetadata``), by
-running the metadata's own regular expressions as RE2 patterns (``pyarrow.compute``). Each
-function names the libphonenumber routine it mirrors; ``tests/test_numbering.py`` compares every
-one with phonenumbers on many generated numbers of every region.
-
-* `region_facts`: a region's international prefix, trunk prefix, national number lengths.
-* `split_country_code`, `strip_idd`, `strip_national_prefix`, `national_part`,
-  `read_international`, `read_national`, `parse`: what ``phonenumbers.parse`` makes of
-  ``"[+]digits"``.
-* `classify`: ``region_code_for_number``, ``number_type``, ``is_possible_number_with_reason``.
-* `format_national`, `format_international`, `national_digits`: ``format_number``.
-* `natural_national_readings`: the valid numbers whose own country writes them nationally as
-  exactly some digits (`written_nationally`); `fixed_length_range`: whether a number's range
-  has a fixed length.
-
-Inputs are pyarrow string arrays of ASCII digits (no ``+``, no separators) unless said otherwise.
+pyarrow arrays of ASCII digit strings (no ``+``, no separators, unless said otherwise) at once,
+from the same metadata, by running the metadata's own regular expressions as RE2 patterns
+(``pyarrow.compute``). Each function names the libphonenumber routine it mirrors;
+``tests/test_numbering.py`` compares every one with phonenumbers on many generated numbers of
+every region. The functions, by the routine each mirrors: ``docs/internals/normalize.md``.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class HLRFrameAccessor:
         """Look up the numbers in ``column`` and return a new frame with the result columns.
 
         The caller's columns are kept, untouched and in order, on the original index; the result
-        columns (see the README's schema table) follow. Each distinct number is looked up once;
+        columns (the docs' output-columns table) follow. Each distinct number is looked up once;
         junk is rejected locally and never sent; answers come from the cache where it has them.
         ``column`` is any column label (``0`` after ``read_csv(header=None)`` too).
 

@@ -1,49 +1,14 @@
 """An adaptive rate limiter: it finds the account's rate limit from the server's limit signals.
 
-The spec documents no rate limit, and each account has its own. So instead of asking the user
-for a number, the client paces itself the way TCP's CUBIC congestion control (and botocore's
-adaptive retry mode, a CUBIC-controlled token bucket) does:
-
-* **Before the first limit signal nothing is throttled** (or, with a ``ceiling``, requests go at
-  the ceiling): an account without a limit sees no slowdown.
-* **A limit signal** (a 429, a ``Retry-After``, a ``TRAFFIC_QUOTA_EXCEEDED`` result) is met with
-  a multiplicative decrease. The rate the server was accepting when it said "too many" is the
-  estimate of the limit (``limit``): ``headroom ×`` the answers counted over the last
-  ``window`` seconds (half the requests sent in it when none was answered, so a run refused
-  from its first request does not fall to the floor), or the current rate when lower. The
-  new rate is ``beta × limit``. Further signals within ``window`` seconds of a decrease are
-  the same congestion event (requests already sent at the old rate) and do not decrease
-  again.
-* **While answers flow** the rate grows along CUBIC's curve: quickly back towards ``limit``,
-  flat around it (where the limit most likely is), then faster and faster above it, so a limit
-  raised mid-run is found in a few seconds and a lowered one at the next signal::
-
-      rate(t) = limit × (1 + scale × (t − K)³),   K = ∛((1 − beta) / scale)
-
-  (``t``: seconds since the decrease). Unlike TCP's CUBIC, whose constant is in packets, the
-  curve is relative to ``limit``: the same shape at 5/s and at 500/s.
-* A signal after fewer than ``min_sample`` requests in the last ``window`` measures nothing:
-  it decreases from the current rate, or, while unthrottled, is left to the retry policy.
-* The rate never goes below ``floor`` nor above ``ceiling`` (a user's ``rate_limit``: a hard
-  ceiling).
-
-Sends are spaced by the same slot scheduler as :class:`~pd_hlr.ratelimit.RateLimiter` (a
-caller reserves the next send time under a lock and sleeps outside it), with the interval
-``1 / rate`` at the time of reserving. ``_clock`` and ``_sleep`` are methods so tests can
-replace them with a fake clock.
-
-Example:
-    >>> limiter = AdaptiveRateLimiter()
-    >>> limiter.rate is None, limiter.acquire()   # no limit seen yet: no wait at all
-    (True, 0.0)
-    >>> for _ in range(49):
-    ...     _ = limiter.acquire(); limiter.success()
-    >>> limiter.throttled()    # a 429: the rate is now beta × the measured one
-    True
-    >>> round(limiter.rate)    # 0.9 × 97 % of the 49 answers of the last second
-    43
-    >>> limiter.state().signals
-    1
+The spec documents no limit and each account has its own, so the client paces itself the way
+TCP's CUBIC (and botocore's adaptive retry mode) does. Invariants: nothing is throttled before
+the first limit signal (or requests go at ``ceiling``); a signal (a 429, a ``Retry-After``, a
+quota result) sets the rate to ``beta ×`` the rate the server was accepting, once per
+congestion event (``window``); while answers flow the rate grows back along CUBIC's curve,
+relative to that limit; the rate stays within ``floor`` and ``ceiling`` (a user's
+``rate_limit``). Sends are spaced by :class:`~pd_hlr.ratelimit.RateLimiter`'s slot scheduler;
+``_clock`` and ``_sleep`` are methods so tests can inject a fake clock. The rules in full and
+the curve: ``docs/internals/adaptive.md``.
 """
 
 from __future__ import annotations

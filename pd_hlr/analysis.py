@@ -14,21 +14,6 @@ The row status (:func:`row_status`) is one of ``live``, ``dead``, ``out_of_netwo
 ... )
 >>> out.hlr.status().tolist()
 ['live', 'live', 'missing', 'invalid']
->>> print(out.hlr.summary())
-HLR summary: 4 rows, 2 answered (from the API or the cache)
-status: share of all 4 rows
-  live                   2   50.0 %
-  invalid                1   25.0 %
-  missing                1   25.0 %
-network: share of the 2 answered rows
-  O2 (GB)                1   50.0 %
-  Three (GB)             1   50.0 %
-country: share of the 2 answered rows
-  GB                     2  100.0 %
-source: share of all 4 rows
-  api                    2   50.0 %
-  invalid                1   25.0 %
-  missing                1   25.0 %
 """
 
 from __future__ import annotations
@@ -550,6 +535,21 @@ class Summary(pd.DataFrame):
     {'section': 'status', 'value': 'live', 'rows': 2, 'of': 4, 'share': 0.5}
     >>> "50.0 %" in table._repr_html_()
     True
+    >>> print(out.hlr.summary())
+    HLR summary: 4 rows, 2 answered (from the API or the cache)
+    status: share of all 4 rows
+      live                   2   50.0 %
+      invalid                1   25.0 %
+      missing                1   25.0 %
+    network: share of the 2 answered rows
+      O2 (GB)                1   50.0 %
+      Three (GB)             1   50.0 %
+    country: share of the 2 answered rows
+      GB                     2  100.0 %
+    source: share of all 4 rows
+      api                    2   50.0 %
+      invalid                1   25.0 %
+      missing                1   25.0 %
     """
 
     @property

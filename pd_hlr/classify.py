@@ -6,7 +6,7 @@ that got no complete answer. What to do about a failure is :mod:`pd_hlr.retry`'s
 
 Invariants: each answer is decoded once; the status alone decides where the spec's status
 table does (:data:`STATUS_KINDS`), else a short sequence of body-shape checks
-(:data:`SHAPE_CHECKS`); every kind is a row of :data:`KINDS`, from which the README's retry
+(:data:`SHAPE_CHECKS`); every kind is a row of :data:`KINDS`, from which the docs' retry
 table is generated (:func:`retry_table_markdown`). Pure: no I/O, no clock.
 
 Example:
@@ -63,18 +63,18 @@ EXCERPT_CHARS = 200
 
 
 class Kind(NamedTuple):
-    """One kind of failed attempt and how it is handled (a row of the README's retry table)."""
+    """One kind of failed attempt and how it is handled (a row of the docs' retry table)."""
 
     name: str
-    failure: str  # what happened, as the README says it
-    retried: str  # how it is retried, as the README says it
+    failure: str  # what happened, as the docs say it
+    retried: str  # how it is retried, as the docs say it
     retry: bool
     possibly_charged: bool
     breaker: bool  # counts toward the circuit breaker
 
 
 _K = Kind
-#: Every failure kind, in the README table's order.
+#: Every failure kind, in the retry table's order.
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -185,7 +185,7 @@ del _K
 
 
 def retry_table_markdown() -> str:
-    """The README's retry table, generated from :data:`KINDS`.
+    """The retry table of the docs (docs/guide/retry.md), generated from :data:`KINDS`.
 
     Example:
         >>> retry_table_markdown().splitlines()[0]

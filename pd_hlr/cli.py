@@ -2,7 +2,7 @@
 
 ``pd-hlr --help`` (and each command's ``--help``, with examples) lists the options. Errors are
 one readable line on stderr (``--debug`` shows the traceback); the exit codes are
-:data:`EXIT_CODES`, which also renders the README's table (:func:`exit_codes_markdown`).
+:data:`EXIT_CODES`, which also renders the docs' exit-code table (:func:`exit_codes_markdown`).
 
 Building the parser imports nothing heavy: the sandbox's options are generated from
 :class:`pd_hlr.sandbox.Faults` (a light import: the answers' libphonenumber geocoder and
@@ -64,7 +64,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that left early
 
-#: Every exit code and its meaning: the one source of ``--help``'s list and the README's table.
+#: Every exit code and its meaning: the one source of ``--help``'s list and the docs' table.
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_BUG: "unexpected error (a bug: please report it, with the `--debug` output)",
@@ -104,7 +104,7 @@ SANDBOX_TOKEN = "sandbox-demo-token"
 
 
 def exit_codes_markdown() -> str:
-    """The README's exit-code table, from :data:`EXIT_CODES`.
+    """The exit-code table of the docs (docs/guide/cli.md), from :data:`EXIT_CODES`.
 
     >>> exit_codes_markdown().splitlines()[2]
     '| 0 | success |'
@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The README's main job, on the sample list that ships with pd-hlr (``pd-hlr demo``).
+#: The quickstart's main job, on the sample list that ships with pd-hlr (``pd-hlr demo``).
 DEMO_OPTIONS = ("--column", "phone", "--region-column", "country", "--default-region", "GB",
                 "--detailed", "--route", "detailed", "--sandbox")
 DEMO_OUT = "contacts.hlr.parquet"
@@ -510,7 +510,7 @@ def _add_demo_parser(sub: Any, common: list[_Parser]) -> None:
         "demo",
         parents=common,
         help="enrich the bundled sample list against the embedded sandbox",
-        description="The README's main job, from any folder, no account or file needed: "
+        description="The quickstart's main job, from any folder, no account or file needed: "
         "validate the sample contact list that ships with pd-hlr (pd_hlr.datasets.contacts()) "
         "against the embedded sandbox (synthetic answers) and write the enriched table. "
         f"The same as: pd-hlr validate CONTACTS {' '.join(DEMO_OPTIONS)} --out {DEMO_OUT}",
@@ -571,7 +571,7 @@ def fault_options(faults_cls: type) -> list[tuple[dataclasses.Field[Any], list[s
         if _is_probability(faults_cls, f):
             names = [f"--fault-{dashed}"]
             status = re.search(r"_(\d{3})$", f.name)
-            if status:  # the short spelling the README has always used: --fault-503
+            if status:  # the short spelling the docs have always used: --fault-503
                 names.insert(0, f"--fault-{status.group(1)}")
             options.append((f, names, True))
         else:
@@ -1070,7 +1070,7 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``pd-hlr validate`` on the bundled sample with the README's options, in the sandbox."""
+    """``pd-hlr validate`` on the bundled sample with the quickstart's options, in the sandbox."""
     from .datasets import contacts_file
 
     with contacts_file() as sample:

@@ -1,33 +1,13 @@
-"""The exception tree of pd-hlr (classes only; which answer maps to which error, and whether it
-is retried, is the job of :mod:`pd_hlr.classify` and :mod:`pd_hlr.retry`).
+"""The exception tree of pd-hlr (classes only: which answer maps to which error is
+:mod:`pd_hlr.classify`'s job, whether it is retried :mod:`pd_hlr.retry`'s).
 
-Every error the package raises about a lookup is an :class:`HLRError`. Subclasses also inherit
-the built-in exception they resemble, so generic handlers keep working::
-
-    HLRError(Exception)                                 .status .body_excerpt .kind .attempts
-    │                                                   .outcomes .pending .partial .looked_up
-    │                                                   .remaining .report
-    ├── AuthenticationError(HLRError, PermissionError)      401 / 403, or no token; stops a run
-    ├── InsufficientBalanceError(HLRError)                  402; .required_amount; stops a run
-    ├── ServiceUnavailableError(HLRError, ConnectionError)  circuit breaker / long Retry-After;
-    │                                                       .resume_after; stops a run
-    ├── ValidationError(HLRError, ValueError)               validation body; .errors
-    ├── RateLimitError(HLRError)                            429 / quota result; .retry_after
-    ├── APIError(HLRError)                                  requestError body, 5xx, unusable answer
-    ├── TransportError(HLRError, ConnectionError)           connection / timeout
-    ├── BudgetExceededError(HLRError, ValueError)           more lookups than budget=; nothing sent
-    ├── CacheNotWritableError(HLRError, PermissionError)    cache folder not writable; nothing sent
-    │   └── CacheFolderError(CacheNotWritableError)         folder not provably the cache's; .files
-    ├── StaleClaimsError(HLRError, TimeoutError)            numbers held by a suspended process
-    └── ColumnConflictError(HLRError, ValueError)           caller's columns named like results
-
-    RunInterrupted(KeyboardInterrupt)                   Ctrl-C / Kernel → Interrupt, SIGTERM,
-                                                        SIGHUP during a run; .signal .exit_code
-                                                        .partial .looked_up .remaining .report
-
-An interrupt is deliberately not an :class:`HLRError` (an ``Exception``): ``except Exception``
-in a notebook cell or a retry loop must not swallow it; it stops the kernel's cell as any
-``KeyboardInterrupt`` does, with a short message and the run's ``.partial``.
+Every error the package raises about a lookup is an :class:`HLRError`; each subclass also
+inherits the built-in exception it resembles (``AuthenticationError`` is a ``PermissionError``,
+``TransportError`` a ``ConnectionError``, ...), so generic handlers keep working. An error with
+``stops_run`` ends a run and carries ``.partial``, ``.looked_up``, ``.remaining`` and
+``.report``. :class:`RunInterrupted` is a ``KeyboardInterrupt``, deliberately not an
+``HLRError``: ``except Exception`` must not swallow Ctrl-C. The whole tree, with each class's
+attributes: ``docs/internals/errors.md`` (a test keeps it complete).
 
 Example:
     >>> err = InsufficientBalanceError("top up", required_amount=Decimal("0.006"))

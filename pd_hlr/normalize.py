@@ -3,33 +3,12 @@
 `normalize` turns one column of phone cells, in whatever shape a spreadsheet, CRM export or
 CSV left them, into the E.164 keys sent to the Provero API; decides locally which rows are not
 sent (`LOCAL_VERDICTS`); and adds what libphonenumber knows offline (region, number type).
-Every key is a paid lookup, so **a cell gets a key only when one reading of it is clearly
-right**. When the reading depends on a guess (``2015550123``: a US number, or +20 Egypt?) the
-row is ``ambiguous``, never sent, and ``hlr_error`` names the readings; the ``ambiguous=``
-option makes the guess instead. `DECISION_TABLE` lists every cell shape and what it gets; the
-README shows it, rendered by `decision_table_markdown` (a test keeps the two in sync).
-
-The work happens once per *distinct* raw value (the cells are factorized first), vectorised:
-
-1. **Objects**: str, bytes, int, float, Decimal and their numpy / pandas kinds are read; any
-   other object (a list, a dict, ``Decimal('sNaN')``, a string with a lone surrogate) is
-   ``invalid`` with its type in the reason. No cell can raise.
-2. **Text**: Unicode NFKC, every Unicode decimal digit to ASCII, Unicode spaces and dashes to
-   separators; then wrappers come off (spreadsheet apostrophe, quotes, ``="..."``, trailing
-   punctuation, a doubled ``+``), as do leading labels (``Tel:``, ``Mobile``, ``Тел.`` ...),
-   extensions (``ext. 12``, ``x12``, ``доб. 12`` ...) and words in brackets (``(24h)``,
-   ``(Freephone)``; ``(old)`` makes the cell invalid), each noted in ``hlr_note``; a bracketed
-   ``(0)`` after the country code goes where that country's trunk prefix is 0. Floats written
-   as text (``447400123456.0``, ``...456.000000``, ``4.47400123456e11``) are read as digits; a
-   scientific rendering that lost digits (``4.47911E+11``) is invalid, never filled with zeros.
-3. **Readings** (`pd_hlr._numbering`, a vectorised mirror of libphonenumber's metadata): the
-   international reading (after ``+``, the default region's own international prefix, ``00``,
-   or of the bare digits) and the national reading in ``default_region``.
-4. **Decision** between them, by the table; then the verdicts: not a possible number →
-   ``invalid``; possible but not valid → sent with a note when read as international (the
-   metadata lags new ranges), ``invalid`` when read as a national number of the region (often
-   another country's number); ``strict=True`` withholds both, ``strict=False`` sends both; a
-   key outside the API's 10–15 characters → ``invalid``.
+Invariants: every key is a paid lookup, so **a cell gets a key only when one reading of it is
+clearly right** (otherwise it is ``ambiguous`` and never sent, unless ``ambiguous=`` makes the
+guess); no cell can raise; the work happens once per distinct raw value, vectorised.
+`DECISION_TABLE` lists every cell shape and what it gets (the docs' table is rendered from
+it by `decision_table_markdown`). The four stages (objects, text, readings, decision):
+``docs/internals/normalize.md``.
 """
 
 from __future__ import annotations
@@ -204,7 +183,7 @@ _RE_TRUNK_IN_BRACKETS = r"^\+\s*(\d{1,3})[\s\-.]*\(\s*0\s*\)"  # "+44 (0) 1302 .
 
 
 # --------------------------------------------------------------------------------------------
-# The decision table (documented once: the README renders it with decision_table_markdown)
+# The decision table (documented once: the docs render it with decision_table_markdown)
 # --------------------------------------------------------------------------------------------
 
 

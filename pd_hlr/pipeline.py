@@ -1,29 +1,14 @@
-"""The engine-agnostic path of one ``validate`` call: the README's six steps, as functions any
-face can reuse, and the shared helpers of the faces (faces never import each other).
+"""The engine-agnostic path of one ``validate`` call, as functions any face can reuse, and the
+faces' shared helpers (faces never import each other).
 
-1. **normalise** — :func:`normalize_cells` (a whole frame: once per distinct cell, see
-   :class:`Cells`) or :func:`normalize_column` (a partition): cells → lookup keys, local
-   verdicts (missing, invalid, ambiguous, skipped) and offline facts. Pure.
-2. **distinct** — :func:`distinct_numbers`: each key once.
-3. **cache** — :func:`resolve` first takes the fresh, permanent answers the cache holds
-   (:func:`cached_numbers`), checks the budget, and starts the progress bar;
-4. **look up** — then looks the misses up (``HLRClient.lookup_many``), each answer journalled
-   to the cache the moment it arrives; a run-stopping error (any ``HLRError`` with
-   ``stops_run``) is re-raised with ``.partial``, ``.looked_up``, ``.remaining``, ``.report``,
-   and an interrupt (Ctrl-C, SIGTERM, SIGHUP) becomes a ``RunInterrupted`` carrying the same;
-5. **flatten** — and turns the raw answers into the mode's typed columns (``schema.flatten``),
-   one row per distinct number.
-6. **join back** — :func:`join_results`: the per-number results onto the rows (through their
-   cells), on the original index; :func:`assemble`: the caller's columns untouched, then the
-   results, in a new frame.
-
-Around them, for every face: :func:`check_column` and :func:`plan_columns` (before anything
-is sent: the column exists, no caller column would be overwritten), :func:`estimate_from`
-(the one place an :class:`~pd_hlr.report.Estimate` is built) and :func:`record_run` (the run's
-options and :class:`~pd_hlr.report.RunReport` in the result's ``attrs``).
-
-:func:`validate_frame` runs all six on one pandas frame. The Dask face runs 1 and 6 per
-partition, and 2 to 5 once, in the calling process.
+The six steps: **normalise** (:func:`normalize_cells`, :func:`normalize_column`;
+pure), **distinct** (:func:`distinct_numbers`), **cache** and **look up** (:func:`resolve`:
+cached answers first, the budget checked before anything is sent, each answer journalled as it
+arrives; a run-stopping error or an interrupt carries ``.partial``, ``.looked_up``,
+``.remaining``, ``.report``), **flatten** (typed columns) and **join back**
+(:func:`join_results`, :func:`assemble`: on the original index, the caller's columns untouched,
+in a new frame). :func:`validate_frame` runs all six on one pandas frame; the Dask face runs 1
+and 6 per partition, 2 to 5 once. Each step and the shared helpers: ``docs/internals/pipeline.md``.
 
 >>> out = validate_frame(df, "phone", ValidateSettings.from_kwargs(default_region="GB"),
 ...                      client=client, cache=False)

@@ -1,27 +1,15 @@
 """The progress bar of a run, and notebook detection.
 
-The bar counts **lookups**, the numbers this run pays for: its total is the numbers to look up,
-so its rate and ETA are about lookups. Cache hits are counted before it starts and shown beside
-it, with failures and the spend so far at the price::
+The bar counts **lookups**, the numbers this run pays for, so its rate and ETA are about
+lookups; cache hits, failures, the spend so far and (once the server signalled a limit) the
+adaptive pace are shown beside it::
 
     HLR lookups:  45%|████▌     | 9/20 [00:05<00:06,  1.80/s] cached 840 · failed 1 · spend ≈ 0.048
 
-Once the server has signalled a rate limit (a 429, ``Retry-After``, a quota answer), the pace
-the client's adaptive limiter allows is shown too (``· pace 38/s``); an unthrottled run shows
-none.
-
-It redraws at least every 0.5 s (:attr:`Progress.interval`) whatever happened before, so a run
-with many cache hits or slow answers never looks frozen.
-
-Where it draws:
-
-* a terminal: tqdm's text bar on stderr;
-* a Jupyter notebook with ipywidgets (the ``notebook`` extra): tqdm's widget bar; when the run
-  ends, the widget is replaced by the final line as text/HTML, so a saved notebook or a static
-  render (nbconvert, GitHub) still shows how the run ended, with no widget state needed;
-* a notebook without ipywidgets: the same text bar, updated in place in the cell output
-  (no ``TqdmWarning``);
-* elsewhere (a pipe, a log file, a scheduled job): nothing, unless ``progress=True``.
+It redraws at least every 0.5 s (:attr:`Progress.interval`), so a run never looks frozen. It
+draws a text bar in a terminal, a widget in a notebook with ipywidgets (replaced by the final
+line when the run ends, so a saved notebook still shows it), and nothing elsewhere unless
+``progress=True``. Where it draws, in full: ``docs/internals/progress.md``.
 
 >>> bar = Progress(3, cached=5, price=Decimal("0.01"), enabled=False)
 >>> bar.done(failed=False); bar.done(failed=True); bar.close()

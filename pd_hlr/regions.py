@@ -1,26 +1,12 @@
 """Country values → the regions libphonenumber reads national numbers in (pure: no I/O).
 
-A CRM export's country column holds whatever people typed: ``GB``, ``gb``, ``GBR``, ``United
-Kingdom``, ``UK``, ``Great Britain``, ``Deutschland``, ``España``, ``+44``, ``44``, ``0044``
-or nothing. `resolve_region` reads one such value; `resolve_regions` reads a whole column,
-once per distinct value.
-
-What is accepted (case, accents, punctuation and spacing are ignored):
-
-* ISO 3166-1 alpha-2 and alpha-3 codes, and the English names pycountry knows (short, official
-  and common names: "Korea, Republic of", "Republic of Korea", "South Korea");
-* each country's names in every language of pycountry's gettext catalogues (domain
-  ``iso3166-1``): "Deutschland", "Österreich", "Schweiz", "Nederland", "Italia", "Éire", ...
-  (a local name that means two countries in two languages is dropped, never guessed);
-* a small table of informal names pycountry lacks (`ALIASES`: "UK", "England", "USA", ...);
-* calling codes, written ``+44``, ``44``, ``0044`` or as the number 44: the *main* region of
-  the code (libphonenumber's ``region_code_for_country_code``), whose national reading gives
-  the same E.164 number as the code's other regions: ``+1`` → ``US`` (also right for Canada
-  and the rest of the NANP), ``+7`` → ``RU`` (Kazakhstan), ``+44`` → ``GB`` (Jersey,
-  Guernsey, Isle of Man).
-
-Only regions libphonenumber supports are returned; anything else is *unrecognised* (``None``).
-Nothing raises, whatever the value.
+`resolve_region` reads one country value as a CRM export holds it (``GB``, ``GBR``, ``United
+Kingdom``, ``UK``, ``Deutschland``, ``+44``, ``0044``, 44, ...); `resolve_regions` a whole
+column, once per distinct value. Accepted: ISO codes, pycountry's names in English and in every
+language of its catalogues, a few informal names (`ALIASES`), and calling codes (read as the
+code's main region). Invariants: only regions libphonenumber supports are returned, anything
+else is *unrecognised* (``None``); a name meaning two countries is dropped, never guessed;
+nothing raises. What is accepted, in full: ``docs/internals/normalize.md``.
 
 >>> [resolve_region(v) for v in ["gb", "GBR", "United Kingdom", "UK", "Deutschland", "+44", 49]]
 ['GB', 'GB', 'GB', 'GB', 'DE', 'GB', 'DE']

@@ -2,11 +2,9 @@
 
 Every lookup costs money once the API has answered it, so nothing is retried blindly. What an
 attempt got back is :mod:`pd_hlr.classify`'s job (a :class:`~pd_hlr.classify.Failure` of one
-kind); this module only decides:
-
-- :meth:`RetryPolicy.decide`: retry (after how long), give up on the number, or stop the run;
-- :class:`CircuitBreaker` (one per run): consecutive failures of one kind across the run, whatever
-  the number, stop it.
+kind); this module only decides: :meth:`RetryPolicy.decide` (retry after how long, give up on
+the number, or stop the run) and :class:`CircuitBreaker` (one per run: consecutive failures
+of one kind across the run, whatever the number, stop it).
 
 Invariants: :class:`RetryPolicy` is a small frozen value, as urllib3's ``Retry`` is; its jitter
 source (``random``) and its wall clock (``now``) are passed in, so every decision can be
@@ -73,8 +71,9 @@ class RetryPolicy:
 
     Args:
         max_retries: retries per number after the first attempt.
-        backoff_factor, backoff_max: exponential backoff with full jitter: before retry *n*
-            (1-based) wait ``random() * min(backoff_max, backoff_factor * 2**(n-1))``.
+        backoff_factor: exponential backoff with full jitter: before retry *n* (1-based)
+            wait ``random() * min(backoff_max, backoff_factor * 2**(n-1))`` seconds.
+        backoff_max: the cap of that wait (seconds).
         retry_after_max: the longest ``Retry-After`` honoured (seconds). A longer one stops the
             run with :class:`~pd_hlr.errors.ServiceUnavailableError` (``.resume_after`` set).
         breaker_threshold: this many consecutive failed attempts of one kind (of the kinds that

@@ -2,12 +2,9 @@
 
 Every result column is defined once, in :data:`SUMMARY_FIELDS` / :data:`DETAILED_FIELDS`
 (response path → column name → kind) and :data:`META_FIELDS`; the pyarrow schema, the pandas
-dtypes, the README's schema table and the cache's storage schema are all derived from them.
-
-Naming rule: the response path in snake_case, with ``*Network.networkName`` →
-``*_network_name``, ``*Network.networkPrefix`` → ``*_network_prefix``, ``*Network.countryName``
-→ ``*_network_country_name``, ``*Network.countryPrefix`` → ``*_network_country_prefix`` and
-``*Network.networkId`` → ``*_network_id``.
+dtypes, the docs' schema table and the cache's storage schema are all derived from them.
+Column names are the response path in snake_case (``*Network.networkName`` →
+``*_network_name``, ``*Network.countryPrefix`` → ``*_network_country_prefix``, and so on).
 
 Fields the API sends that the schema does not know are kept, never dropped: they go, as a JSON
 object keyed by their dotted response path, into ``hlr_extra``. A known field whose value has
@@ -330,7 +327,7 @@ def is_temporary(frame: pd.DataFrame) -> pd.Series:
 
 
 def schema_table_markdown() -> str:
-    """The README's schema table, generated from the field definitions."""
+    """The output-columns table of the docs (docs/guide/columns.md), from the field definitions."""
     lines = ["| column | type | mode | response path | meaning |", "|---|---|---|---|---|"]
     summary = {f.column for f in SUMMARY_FIELDS}
     detailed = {f.column for f in DETAILED_FIELDS}

@@ -407,7 +407,7 @@ def options_doc() -> str:
 
 
 def options_table_markdown() -> str:
-    """The README's options table, generated from :data:`OPTIONS`."""
+    """The options table of the docs (docs/guide/python.md), generated from :data:`OPTIONS`."""
     lines = ["| option | default | meaning |", "|---|---|---|"]
     for o in OPTIONS:
         default = str(o.default) if isinstance(o.default, Decimal) else repr(o.default)

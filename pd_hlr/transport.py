@@ -2,23 +2,12 @@
 
 :class:`Transport` is the one seam between :class:`~pd_hlr.client.HLRClient` and the network
 (as geopy's ``adapters.py`` is for its geocoders): the client hands it a body and gets back a
-:class:`Reply` (status, headers, the body read) or a :class:`NoReply` (the exception, and
-whether the deadline cut the attempt); it never sees a session, a socket or a header with the
-token in it. What an answer means is :mod:`pd_hlr.classify`'s job.
-
-Invariants:
-
-- One keep-alive ``requests.Session`` per thread, whose headers, auth, proxy and TLS settings
-  are merged once into a request template; each attempt is that template with its body, sent
-  by the session's adapter (no per-request merging, no redirects, no cookies kept). urllib3
-  never retries by itself: every retry is the policy's, so a POST is never silently resent.
-- Each attempt ends by its ``deadline`` (connect + the whole answer), whatever the server
-  trickles: a watchdog thread shuts the attempt's socket down (arming a deadline takes no
-  shared lock; it may fire up to 50 ms late). No more than ``max_answer_bytes`` (decoded) is
-  ever read.
-- The token lives in a :class:`Secret` (no repr, no pickle), is sent only as the
-  ``Authorization`` header, and is scrubbed from every exception (:func:`scrub_exception`) and
-  echoed answer (:func:`hide_echoed_token`) before either leaves the client.
+:class:`Reply` or a :class:`NoReply`, never a session, a socket or the token. Invariants: one
+keep-alive session per thread, no redirects, no cookies, and urllib3 never retries (every retry
+is the policy's, so a POST is never silently resent); each attempt ends by its ``deadline``
+whatever the server trickles, and reads at most ``max_answer_bytes``; the token lives in a
+:class:`Secret` and is scrubbed from every exception and echoed answer. What an answer means is
+:mod:`pd_hlr.classify`'s job. The invariants in full: ``docs/internals/transport.md``.
 
 Example:
     >>> transport = Transport(client.url, Secret("doctest-token"))

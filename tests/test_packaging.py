@@ -66,8 +66,8 @@ def test_the_sample_list_is_package_data_with_one_copy() -> None:
 
 
 def test_what_the_readme_and_demo_write_in_a_checkout_is_ignored(tmp_path: Path) -> None:
-    """The README's main job (``--out contacts.hlr.parquet``) and ``pd-hlr demo`` write into
-    the checkout's root: git must not offer them for a commit."""
+    """The README's main job (``--out contacts.hlr.parquet``), its exports and ``pd-hlr demo``
+    write into the checkout's root: git must not offer them for a commit."""
     import shutil
     import subprocess
 
@@ -76,9 +76,61 @@ def test_what_the_readme_and_demo_write_in_a_checkout_is_ignored(tmp_path: Path)
 
         pytest.skip("not a git checkout")
     readme = (ROOT / "README.md").read_text()
-    outs = set(re.findall(r"--out (\S+\.(?:parquet|csv|xlsx))", readme.split("## ")[0]))
-    assert "contacts.hlr.parquet" in outs
-    names = [*outs, "contacts.hlr.xlsx", "contacts.hlr.csv", "enriched.parquet", "enriched.xlsx"]
+    outs = set(re.findall(r"--out (\S+\.(?:parquet|csv|xlsx))", readme))
+    assert {"contacts.hlr.parquet", "contacts.hlr.xlsx"} <= outs
+    exports = set(re.findall(r"\.hlr\.to_\w+\(\"([^\"/]+)\"\)", readme))
+    assert {"enriched.parquet", "enriched.xlsx", "enriched.csv"} <= exports
+    names = [*outs, *exports, "contacts.hlr.xlsx", "contacts.hlr.csv"]
     for name in names:
         check = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT)
         assert check.returncode == 0, f"{name} is not covered by .gitignore"
+
+
+def _build(hook: str, out: Path) -> Path:
+    """Run one setuptools build hook (``build_sdist``, ``prepare_metadata_for_build_wheel``) as
+    pip and ``python -m build`` run it, in a fresh process; the path of what it made."""
+    import subprocess
+    import sys
+
+    code = f"import sys; from setuptools import build_meta as b; print(b.{hook}(sys.argv[1]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out / proc.stdout.strip().splitlines()[-1]
+
+
+def test_package_metadata_long_description_is_the_readme(tmp_path: Path) -> None:
+    """What the built wheel's METADATA carries: the README, as Markdown (what a package index
+    renders); and no project URL that is not an https URL."""
+    import email.parser
+
+    metadata = (_build("prepare_metadata_for_build_wheel", tmp_path) / "METADATA").read_text(
+        encoding="utf-8"
+    )
+    message = email.parser.Parser().parsestr(metadata)
+    assert message["Name"] == "pd-hlr"
+    assert message["Description-Content-Type"] == "text/markdown"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert message.get_payload().strip() == readme.strip()
+    for url in message.get_all("Project-URL") or []:
+        assert re.match(r"[^,]+, https://", url), url
+
+
+def test_the_sdist_carries_the_docs_the_readme_names(tmp_path: Path) -> None:
+    """The README, on a package index, names the docs by path (there is no hosted copy): the
+    source distribution holds each named file, and what ``mkdocs build`` needs to build them."""
+    import tarfile
+
+    with tarfile.open(_build("build_sdist", tmp_path)) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`((?:docs/[\w/.-]+\.md)|CHANGELOG\.md)`", readme))
+    assert {"CHANGELOG.md", "docs/api.md", "docs/guide/cli.md"} <= named
+    assert named <= names, named - names
+    assert {"mkdocs.yml", "benchmarks/README.md", "docs/griffe_doctests.py"} <= names
+    assert {str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")} <= names

@@ -348,7 +348,7 @@ def _pytest(copy_dir: Path, tests: tuple[str, ...], timeout: float) -> str:
 
 def _scratch() -> Path:
     d = Path(tempfile.mkdtemp(prefix="pd-hlr-mutation-"))
-    for name in ("pd_hlr", "tests"):
+    for name in ("pd_hlr", "tests", "docs"):  # tests read the docs' tables
         shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, d / name)

@@ -1,22 +1,13 @@
 """Cross-process claims: a number is paid for by one process at a time.
 
-Before paying for numbers, a process claims them: under the folder-wide lock ``claims.lock`` it
-reads every other live claimant's file and appends the numbers nobody holds to its own
-``claims-<pid>-<id>.txt``, on which it holds an exclusive ``flock`` for as long as it lives. A
-claims file whose lock can be taken belongs to a dead process (the kernel drops ``flock`` on
-exit, ``kill -9`` included): it is removed, and its numbers are free again. A claims file names
-its request options and API host on its first line; only claims for the same key conflict.
-
-What is claimed is released once looked up (every answer is journalled before that), so a
-process waiting for another's claim finds the answer in the cache. After ``kill -9`` the only
-numbers paid twice are those the killed process had in flight (at most its ``workers``).
-
-**Lease.** A live claimant refreshes its claims file (its modification time) every quarter of
-:data:`LEASE_SECONDS` from a heartbeat thread. A suspended process (Ctrl-Z, ``docker pause``, a
-closed laptop lid) keeps its ``flock`` but stops refreshing: a waiter that sees a holder's file
-unchanged for a whole lease, by its own monotonic clock (which does not run while the machine
-sleeps), stops with :class:`~pd_hlr.errors.StaleClaimsError` instead of waiting forever. It
-never takes the numbers over: the suspended process would pay for them again when resumed.
+Before paying, a process claims its numbers, under the folder-wide ``claims.lock``, into its
+own ``claims-<pid>-<id>.txt``, ``flock``-ed for as long as it lives: the kernel drops the lock
+on exit (``kill -9`` included) and the numbers are free again. Only claims of the same options
+and API host conflict. Claims are released once looked up, so a waiter finds the answer in the
+cache: after ``kill -9`` only the numbers in flight (at most ``workers``) are paid twice. A
+live claimant refreshes its file every quarter of :data:`LEASE_SECONDS`; a waiter that sees a
+holder unrefreshed for a whole lease stops with :class:`~pd_hlr.errors.StaleClaimsError`,
+never taking the numbers over. Claims and leases in full: ``docs/internals/cache.md``.
 """
 
 from __future__ import annotations

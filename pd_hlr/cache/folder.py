@@ -1,30 +1,13 @@
 """The cache folder's files: names, locks, the write sequence and the quarantine.
 
-=========================== ==============================================================
-``part-s<seq>-n<rows>-<id>.parquet``   immutable parts; ``<seq>`` is the highest write sequence
-                                       inside, ``<rows>`` its row count (older parts are named
-                                       ``part-<time>-<pid>-<id>.parquet``)
-``journal-<pid>-<id>.jsonl``           append-only journals, one ``flock``-ed by each live writer
-``.journal-<pid>-<id>.new``            a journal being created: locked, then renamed into place,
-                                       so no other process folds it before its writer holds it
-``claims-<pid>-<id>.txt``              numbers a live process is paying for (see ``claims.py``)
-``quarantine-*``                       entries and parts that could not be read, moved aside
-``seq``                                the folder's write sequence (a counter under ``flock``)
-``claims.lock``, ``compaction.lock``   lock files (never deleted)
-``compaction.json``                    what the last compaction did
-``pd_hlr-cache.json``                  the marker: this folder is a pd-hlr cache
-=========================== ==============================================================
-
-**Ownership.** The cache touches only what it can prove is its own: a folder holding the marker
-``pd_hlr-cache.json``, and in it only regular files whose names match the exact patterns above
-(:data:`OWN_NAMES`). Anything else in the folder is never read, moved or deleted. A folder
-without the marker is adopted (the marker written) only when it is new, empty, or holds nothing
-but files this scheme names with the content it writes (a cache written before the marker
-existed); a folder holding anything else — someone's data, Spark's ``part-00000-….parquet`` —
-is refused with :class:`~pd_hlr.errors.CacheFolderError`. A folder owned by another user is
-never written to (refused the same way); it may still be read (a published read-only cache).
-Cache files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and used only when they are regular
-files: a planted link or FIFO is refused or skipped with a warning, never followed or waited on.
+Invariants: the cache touches only what it can prove is its own, a folder holding the marker
+``pd_hlr-cache.json`` and in it only regular files whose names match :data:`OWN_NAMES`;
+anything else is never read, moved or deleted. A folder without the marker is adopted only when
+it is new, empty, or holds nothing but this scheme's files; otherwise it is refused
+(:class:`~pd_hlr.errors.CacheFolderError`), and a folder owned by another user is never written
+to (it may still be read). Cache files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and used
+only when regular: a planted link or FIFO is refused or skipped, never followed or waited on.
+The files, one by one: ``docs/internals/cache.md``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """The warm read: the stored rows of the numbers asked, at a cost set by the keys asked and
 the cache's size, never by how many runs wrote it.
 
-Two phases over the (few, compacted) parts:
-
-1. **Keys.** The int64 ``key`` column (the number's digits; ``number`` in parts written before
-   it existed) of every part, plus ``seq`` and ``checked_at`` only when several entries of one
-   number must be ranked (row groups whose statistics rule out the options / API host asked are
-   skipped), concatenated, then **one** hash join against the wanted numbers (the wanted set is
-   hashed once, whatever the number of parts).
-2. **Values.** Only the row groups that hold a hit are read, and only the columns asked.
-
-Parts keep rows in write order (``seq``), so the numbers of one run sit together: a re-run of an
-old list reads a few row groups of a big cache, and a run over everything reads everything
-once. With ``memo=True`` phase 1's key columns stay in a process-wide memo (parts are
-immutable), so a notebook's re-run reads only the row groups it needs.
+Phase 1 reads every part's int64 ``key`` column (and ``seq``, ``checked_at`` only when entries
+must be ranked; row groups ruled out by their statistics are skipped) and makes **one** hash
+join against the wanted numbers; phase 2 reads only the row groups holding a hit, and only the
+columns asked. Parts keep rows in write order, so one run's numbers sit together; with
+``memo=True`` phase 1's key columns stay in a process-wide memo (parts are immutable). The two
+phases in full: ``docs/internals/cache.md``.
 """
 
 from __future__ import annotations

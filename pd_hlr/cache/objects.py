@@ -1,45 +1,14 @@
 """The cache on object storage: ``HLRCache("s3://bucket/prefix")``, shared by a team.
 
-The same cache as a folder (one schema, one read path, one ranking by write sequence: the
-reading and ranking code of :class:`~pd_hlr.cache.HLRCache` is shared), on objects instead of
-files. Only what touches storage differs, behind the object store seam (``s3.py``):
-
-================================== ==========================================================
-``pd_hlr-cache.json``              the marker: this prefix is a pd-hlr cache (created with
-                                   ``If-None-Match: *``; a prefix holding other objects and no
-                                   marker is refused, as a folder is)
-``journal-g<group>.jsonl``         a commit group: the answers that arrived together, one JSON
-                                   line each, PUT before any of them is counted. The group
-                                   number is taken by creating the object with
-                                   ``If-None-Match: *`` (two writers never share one); entry
-                                   ``i`` of group ``g`` has the write sequence ``g * 65536 + i``
-``part-s<seq>-n<rows>-<id>.parquet`` immutable parts, each a new object (one PUT: readers see
-                                   all of it or nothing); a writer folds its groups into a
-                                   part, then deletes those groups
-``claims.json``                    who is paying for which numbers, changed only by
-                                   compare-and-swap (``If-Match`` on its ETag; created with
-                                   ``If-None-Match: *``)
-``compaction.json``, ``quarantine-*`` what the last compaction did; entries moved aside
-================================== ==========================================================
-
-**Compaction** reads parts (and groups), writes the merged part as a new object, and then
-deletes only the objects it read in full: never one it did not rewrite. Objects are never
-changed in place, so a compaction running beside writers and readers is safe; two running at
-once at worst leave two copies of the same rows (readers take the newest per key either way).
-
-**Claims and leases.** Object storage has no ``flock``: a dead claimer cannot be told from a
-suspended one. Each claimer renews its entry in ``claims.json`` every quarter of the lease
-(:data:`~pd_hlr.cache.claims.LEASE_SECONDS`); a waiter that sees an entry unrenewed for a whole
-lease by its own monotonic clock takes its numbers over (compare-and-swap on the renewal it
-saw). A claimer claims at most :data:`CLAIM_CHUNK` numbers at a time, so one resumed after
-being taken over pays twice at most for that many; a killed one, for its in-flight requests.
-
-**Group numbers are never reused.** A group number is the highest listed plus one, taken by a
-conditional create. A folded group is emptied, not deleted, so its name stays taken: a writer
-whose listing went stale meanwhile cannot create that number again (had it, its answers would
-sort below a waiter's starting point and never be served to it: paid twice). Compaction
-deletes emptied groups once they are two leases old, keeping the newest; only a writer stalled
-for that long between its LIST and its PUT could still reuse a number.
+The same cache as a folder (one schema, one read path, one ranking by write sequence, shared
+with :class:`~pd_hlr.cache.HLRCache`), on objects; only what touches storage differs, behind
+the object-store seam (``s3.py``). Invariants: no object is changed in place (a part is one
+PUT: readers see all of it or nothing); the marker, commit groups and ``claims.json`` change
+only by conditional writes (``If-None-Match: *``, ``If-Match``); compaction deletes only objects
+it read in full; a group number is never reused; a claimer holds at most :data:`CLAIM_CHUNK`
+numbers and renews its lease, so one resumed after a takeover pays twice for at most that many,
+a killed one for its in-flight requests. The objects, compaction, claims and leases in full:
+``docs/internals/cache.md``.
 """
 
 from __future__ import annotations

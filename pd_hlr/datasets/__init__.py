@@ -1,6 +1,6 @@
 """Sample data that ships with pd-hlr: try it without a file of your own.
 
-:func:`contacts` is the synthetic contact list the README, the notebook and ``pd-hlr demo`` use:
+:func:`contacts` is the synthetic contact list the quickstart, the notebook and ``pd-hlr demo`` use:
 3,000 made-up people whose ``phone`` column holds every format (and every kind of junk) a real
 list does. Nothing in it is a real person or a real number.
 

@@ -1,41 +1,16 @@
 """The sandbox's synthetic answers: a pure function of the number and the options.
 
 No I/O and no state: :func:`answer` is what the server sends for a valid request when no fault
-fires. libphonenumber's geocoder and carrier tables are imported on the first answer, so that
-``import pd_hlr.sandbox`` stays fast.
+fires. The same canonical number and options always get the same answer (seeded from the
+number's sha256: ~80 % live, ~12 % dead, ~6 % out of network, ~2 % temporary error).
+libphonenumber's geocoder and carrier tables are imported on the first answer, so that
+``import pd_hlr.sandbox`` stays fast. How the answers fill the spec's gaps (booleans,
+``msisdn``, statuses, ``imsi``; the client must rely on nothing else):
+``docs/internals/sandbox.md``.
 
 Example:
     >>> answer("+447400123456")["to"]
     '+447400123456'
-
-Decisions on the spec's gaps (the client must not rely on anything else):
-
-- Booleans accept ``true, "true", "1", 1`` and ``false, "false", "0", 0`` (strings
-  case-insensitive); ``null`` means "not sent". Any ``route`` string is accepted; only
-  ``"detailed"`` (case-insensitive) adds ``ported`` / ``portedNetwork``.
-- ``msisdn`` true (default): the phone must be ``"+<digits>"`` and a valid number for its region
-  (phonenumbers ``is_valid_number``); an unknown country code gives error
-  REGION_PREFIX_UNRECOGNIZED, anything else UNDELIVERABLE_NOT_DELIVERED (both permanent, both
-  charged). ``msisdn`` false: every non-digit is dropped, a leading ``00`` too, and a duplicated
-  country code (``+4444...``) is removed when that makes the number valid; the answer is then the
-  normal synthetic answer of that canonical number (``to`` still echoes the phone as sent).
-- The answer is a pure function of the canonical number (seeded from its sha256) and the options:
-  ~80 % live, ~12 % dead, ~6 % out of network, ~2 % temporary error. Porting (~15 %) and roaming
-  (~5 %) are facts of live numbers only; the result shows them when ``route`` is "detailed" /
-  ``roaming`` is requested. Non-live results use the spec's "invalid / absent" shape
-  (``ported: false`` always present, never ``portedNetwork``; ``roaming: false`` when requested).
-- Summary ``status`` strings: ``"Live"`` (live), ``"Dead"`` (dead, including numbers that fail the
-  msisdn check), ``"Out of network"`` (outOfNetwork) and ``"Unknown"`` (temporary errors and
-  quota: all three booleans false). ``currentNetwork`` is the ported-to network when ported,
-  else the original one; both are ``""`` when unknown. A quota answer in summary mode also
-  carries the detailed ``error`` object (else a summary could not signal it).
-- Detailed ``status`` of live numbers is the example's DELIVERED_TO_HANDSET; dead numbers get the
-  example's "Absent Subscriber" status; other non-live results mirror their error row. Live
-  ``error`` is the table's NO_ERROR row for ~70 % of numbers and the example's variant
-  (``name`` DELIVERED_TO_HANDSET, "No Error.") for the rest - both appear in the spec.
-- ``imsi`` is always ``""`` (every example body has ``""``; the table's "same as mccMnc" loses).
-  ``mccMnc`` is the current (ported-to) network's MCC + MNC; ``networkId`` is always ``""``;
-  ``networkPrefix`` is the carrier's number-range prefix without the country code.
 """
 
 from __future__ import annotations

@@ -2,6 +2,12 @@
 the fault knobs, on a real stdlib HTTP/1.1 server (keep-alive, daemon threads) bound to a
 loopback address only.
 
+The handler runs a fixed sequence of small checks (``_CHECKS``: path, auth, rate limit,
+injected faults, JSON, validation, quota, balance, answer). A request is charged exactly when
+the real service would bill it: an answer was computed for it, even one broken on its way
+back. The order of checks, the error bodies, the charging rules and the stats:
+``docs/internals/sandbox.md`` (the client must rely on nothing else).
+
 Example:
     >>> import requests
     >>> from pd_hlr.sandbox import answer
@@ -9,26 +15,6 @@ Example:
     ...                   headers={"Authorization": f"Bearer {sb.token}"}, timeout=5)
     >>> r.json()["results"][0] == answer("+447400123456")
     True
-
-Decisions on the spec's gaps (the client must not rely on anything else):
-
-- Order of checks (the handler's ``_CHECKS``, a small method each): body read → latency →
-  path (404) / method (405) → auth (401 ``{"message": "Unauthenticated."}``) → rate limit
-  (429) → injected drop / 500 / 503 / 429 / HTML 200 → JSON (400 ``requestError``) →
-  validation (422) → injected quota (200, not charged) → balance (402) → answer (200,
-  charged; the answer and delivery faults apply here).
-- Validation answers 422. Length is ``len(phone)`` as sent ("+" and spaces count); a missing,
-  null, empty or blank phone is "required". Extra sandbox-only 422 messages, same shape:
-  ``"The phone field must be a string."``, ``"The <field> field must be true or false."``,
-  ``"The route field must be a string."``. An empty body is ``{}`` (so "required").
-- 429s (rate limit and injected) carry ``{"message": "Too Many Attempts."}``; 500 / 503 carry a
-  ``requestError.serviceException`` body with ``code`` "500" / "503".
-- Charges follow what the real service would bill: everything that reached the API and got an
-  answer computed for it (also when that answer is broken on its way back: truncated, trickled,
-  endless, huge, badly encoded, or for the wrong number) is charged; transport faults, 4xx/5xx,
-  quota answers and an intermediary's HTML page are not.
-- Stats: dropped requests are logged with status 0 (and counted under 0 in ``status_counts``);
-  the rate limiter's refusals count as fault ``"rate_limit"``.
 """
 
 from __future__ import annotations
