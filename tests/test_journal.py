@@ -278,3 +278,60 @@ def test_a_journal_on_descriptor_zero_is_closed_too(tmp_path):
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120
     )
     assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_a_write_the_file_cannot_take_whole_is_cut_back_to_whole_lines(tmp_path):
+    """A write cut short at a file size limit (a short write, then ``EFBIG``: the same path as a
+    full disk) raises, and the journal is cut back: it holds the lines of the writes that
+    returned, and the next write lands on a line of its own."""
+    import subprocess
+    import sys
+
+    script = (
+        "import errno, os, resource, sys\n"
+        "from pathlib import Path\n"
+        "from pd_hlr.cache.journal import Journal\n"
+        "a, b, c, d = (bytes.fromhex(h) for h in sys.argv[2:6])\n"
+        "j = Journal(Path(sys.argv[1]))\n"
+        "j.write(a)\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 + len(a) + len(b) // 2, hard))\n"
+        "try:\n"
+        "    j.write(b + c)\n"
+        "except OSError as exc:\n"
+        "    print(errno.errorcode[exc.errno])\n"
+        "print(os.path.getsize(j.path))\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))\n"
+        "j.write(d)\n"
+        "j.close()\n"
+    )
+    a, b, c, d = line(1, 1), line(2, 2), line(3, 3), line(4, 4)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), *(x.hex() for x in (a, b, c, d))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.split() == ["EFBIG", str(1 + len(a))], out.stderr
+    (path,) = journals(tmp_path)
+    assert path.read_bytes() == b"\n" + a + d
+    assert [e.seq for e in read_journal(path).entries] == [1, 4]
+
+
+def test_a_failed_write_that_cannot_be_cut_back_never_merges_with_the_next_line(tmp_path):
+    """When even the cut fails (here the descriptor refuses both: it was swapped for a
+    read-only one), the next write starts on a new line."""
+    j = Journal(tmp_path)
+    j.write(line(1))
+    writable = os.dup(j.fd)
+    read_only = os.open(j.path, os.O_RDONLY)
+    os.dup2(read_only, j.fd)
+    with pytest.raises(OSError):
+        j.write(line(2))
+    os.dup2(writable, j.fd)
+    j.write(line(3))
+    j.write(line(4))
+    assert j.path.read_bytes() == b"\n" + line(1) + b"\n" + line(3) + line(4)
+    for fd in (writable, read_only):
+        os.close(fd)
+    j.close()

@@ -61,6 +61,34 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
             "tests/test_cache_ownership.py::test_open_regular_refuses_links_and_fifos_without_blocking",
         ),
     ),
+    "writer": (
+        "pd_hlr/cache/store.py",
+        ("_Slot", "_await", "_group_failed", "CacheWriter"),
+        (
+            "tests/test_group_commit.py",
+            "tests/test_journal.py::test_a_cache_opened_with_fsync_syncs_its_journal_lines_and_parts",
+        ),
+    ),
+    "sequence": (
+        "pd_hlr/cache/folder.py",
+        ("Sequence", "read_sequence"),
+        (
+            *(
+                f"tests/test_group_commit.py::{t}"
+                for t in (
+                    "test_a_sequence_step_takes_a_range_and_writes_its_last_value",
+                    "test_a_reader_waits_for_a_step_and_sees_its_whole_range",
+                    "test_a_sequence_closes_its_descriptor_even_on_descriptor_zero",
+                    "test_raising_the_sequence_waits_for_its_lock",
+                    "test_a_new_writer_continues_the_sequence_above_everything_stored",
+                    "test_answers_queued_behind_a_write_go_in_one_write_and_one_sequence_step",
+                    "test_many_threads_adding_at_once_each_land_once_with_a_unique_seq",
+                )
+            ),
+            "tests/test_cache_hardening.py::"
+            "test_the_sequence_a_reader_takes_waits_for_the_entry_written_under_it",
+        ),
+    ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",
         None,

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .._json import NotStorable, repaired
 
-__all__ = ["BadEntry", "Entry", "legacy_seq"]
+__all__ = ["BadEntry", "Entry", "legacy_seq", "seq_field"]
 
 #: Entries written before the write sequence existed rank below every sequenced entry, among
 #: themselves by ``checked_at`` (microseconds since the epoch, shifted below zero).
@@ -78,22 +78,27 @@ class Entry:
             raise BadEntry(f"result {exc}") from exc
         except RecursionError as exc:
             raise BadEntry("result nested too deep") from exc
-        return replace(
-            self, number=number, options=options, api=api, result=result, checked_at=when
-        )
+        return type(self)(number, options, api, result, when, self.seq)
 
     def to_line(self) -> bytes:
         """The entry as one journal line (ASCII JSON + newline). Call on a checked entry."""
-        rec: dict[str, Any] = {
-            "n": self.number,
-            "o": self.options,
-            "a": self.api,
-            "t": self.checked_at.isoformat(),
-        }
-        if self.seq is not None:
-            rec["s"] = self.seq
-        rec["r"] = self.result
-        return json.dumps(rec, separators=(",", ":"), allow_nan=True).encode("ascii") + b"\n"
+        head, tail = self.line_parts()
+        return head + tail if self.seq is None else head + seq_field(self.seq) + tail
+
+    def line_parts(self) -> tuple[bytes, bytes]:
+        """The journal line without its ``seq``, in two parts: the line is ``head + tail``, or
+        ``head + seq_field(seq) + tail`` (a writer encodes an answer before it takes its place
+        in the write sequence, and only joins the parts then)."""
+        head = json.dumps(
+            {"n": self.number, "o": self.options, "a": self.api, "t": self.checked_at.isoformat()},
+            separators=(",", ":"),
+        )
+        result = json.dumps(self.result, separators=(",", ":"), allow_nan=True)
+        return f"{head[:-1]},".encode("ascii"), f'"r":{result}}}\n'.encode("ascii")
+
+    def with_seq(self, seq: int) -> Entry:
+        """This entry at its place ``seq`` in the write sequence."""
+        return type(self)(self.number, self.options, self.api, self.result, self.checked_at, seq)
 
     @classmethod
     def from_line(cls, line: bytes) -> Entry:
@@ -117,3 +122,8 @@ class Entry:
             raise BadEntry(f"checked_at {rec['t']!r} is not an ISO time") from exc
         entry = cls(rec["n"], rec["o"], rec["a"], rec["r"], when, rec.get("s"))
         return entry.checked()
+
+
+def seq_field(seq: int) -> bytes:
+    """The ``seq`` field of a journal line, as :meth:`Entry.line_parts` leaves room for it."""
+    return b'"s":%d,' % seq

@@ -381,20 +381,22 @@ class Sequence:
         os.pwrite(self._fd, f"{value:020d}\n".encode(), 0)
 
     @contextlib.contextmanager
-    def advance(self) -> Iterator[int]:
-        """Hold the sequence lock and yield the next value (written before it is yielded, so
-        whatever the caller writes under the lock is ordered by it, and a reader of
-        :func:`read_sequence`, which takes the lock shared, sees the value only once the
-        caller's write is done)."""
+    def advance(self, n: int = 1) -> Iterator[int]:
+        """Hold the sequence lock and take the next ``n`` values in one step: yields the first,
+        the caller owns it and the ``n - 1`` after it. The last is written before it is
+        yielded, so whatever the caller writes under the lock is ordered by it, and a reader of
+        :func:`read_sequence`, which takes the lock shared, sees the values only once the
+        caller's write is done."""
+        if n < 1:
+            raise ValueError(f"a sequence step takes at least one value, not {n}")
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             current = self._read()
             if current is None:
                 logger.warning("cache sequence file %s was unreadable; rebuilt", self.path)
                 current = 0
-            value = current + 1
-            self._write(value)
-            yield value
+            self._write(current + n)
+            yield current + 1
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 

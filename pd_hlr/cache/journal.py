@@ -4,7 +4,8 @@ A writer creates its journal under a name no fold looks at (``.journal-*.new``),
 exclusive ``flock`` on it, writes a first byte (so an unwritable folder fails before any request
 is sent) and only then renames it to ``journal-*.jsonl``: a process folding orphan journals can
 never take a journal whose writer has not locked it yet. A fold re-checks, after taking the lock,
-that the name still points at the file it opened.
+that the name still points at the file it opened. Answers arriving together are appended with
+one write (group commit: see ``CacheWriter`` in ``store.py``).
 """
 
 from __future__ import annotations
@@ -91,11 +92,29 @@ class Journal:
         self.fd = fd
         self.path = folder / name
         self.fsync = fsync
+        self._newline = b""  # b"\n" after a failed write that could not be cut back
 
-    def write(self, line: bytes) -> None:
-        os.write(self.fd, line)
-        if self.fsync:
-            os.fsync(self.fd)
+    def write(self, lines: bytes) -> None:
+        """Append ``lines`` (whole lines: one answer, or a commit group's) with one ``write``
+        (more only when the OS takes part of it), then ``fsync`` if asked. When that fails, the
+        journal is cut back to where it was, so it holds exactly the lines of the writes that
+        returned; if even the cut fails, the next write starts on a new line (the fragment is
+        then a line apart, quarantined when folded) and never merges with a whole line."""
+        data = self._newline + lines
+        start = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            if self.fsync:
+                os.fsync(self.fd)
+        except BaseException:
+            try:
+                os.ftruncate(self.fd, start)
+            except OSError:
+                self._newline = b"\n"
+            raise
+        self._newline = b""
 
     def retire(self) -> None:
         """Remove the journal (its lines are in a part now) while still holding its lock."""

@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +22,7 @@ from ..errors import CacheNotWritableError
 from ..settings import CACHE_ENV
 from . import compaction
 from .claims import LEASE_SECONDS, Claims, LeaseWatch
-from .entry import BadEntry, Entry
+from .entry import BadEntry, Entry, seq_field
 from .folder import (
     CLAIMS_GLOB,
     COMPACTION_LOCK,
@@ -510,23 +509,85 @@ class HLRCache:
         return ClaimedLookups(self, options, api, since=since)
 
 
+class _Slot:
+    """One answer waiting in the commit queue: its entry, its line but for its ``seq``, and the
+    latch its thread waits on (released once: when its group is written, or to make it lead)."""
+
+    __slots__ = ("done", "entry", "error", "latch", "line")
+
+    def __init__(self, entry: Entry, line: tuple[bytes, bytes]) -> None:
+        self.entry = entry
+        self.line = line
+        self.done = False
+        self.error: BaseException | None = None
+        self.latch: threading.Lock | None = None  # made when it has to wait
+
+    def release(self) -> None:
+        """Wake its thread (its group is written, or it leads the next one)."""
+        if self.latch is not None:
+            self.latch.release()
+
+
+def _await(latch: threading.Lock) -> BaseException | None:
+    """Acquire ``latch``, however often a signal handler raises meanwhile (Ctrl-C in the main
+    thread): the answer is in the queue, so its thread sees it through (it may be handed the
+    next group to write). Returns the first exception raised meanwhile, to raise after."""
+    caught = None
+    while True:
+        try:
+            latch.acquire()
+            return caught
+        except BaseException as exc:
+            caught = caught or exc
+
+
+def _group_failed(error: BaseException) -> BaseException:
+    """What a follower raises when its group's journal write failed (a new exception per
+    thread, caused by the leader's)."""
+    what = "the journal write of this answer's commit group failed"
+    if isinstance(error, OSError) and error.errno is not None:
+        new: BaseException = OSError(error.errno, f"{what}: {error.strerror}", error.filename)
+    else:
+        new = RuntimeError(f"{what} ({type(error).__name__}: {error})")
+    new.__cause__ = error
+    return new
+
+
 class CacheWriter:
     """Journals answers as they arrive and folds them into parts. Thread-safe.
 
-    ``add`` returns only once the answer is in the journal (in the OS's hands), so the caller
-    may count it as progress. Each answer takes the folder's next write sequence value under
-    the sequence lock, in the same step as its journal write: newest means last written.
+    ``add`` returns only once the answer is in the journal (in the OS's hands; synced with
+    ``fsync``), so the caller may count it as progress. Answers that arrive together are
+    journalled together (*group commit*): a thread that finds no write under way leads; the
+    answers arriving while it writes queue up, their threads waiting, holding no lock, on a
+    latch of their own. When its write is done the leader hands the queue to its first
+    thread, which takes every answer queued as its group, takes their write sequence values in
+    one step under the sequence lock (newest still means last written, across processes),
+    writes their lines with one ``write`` and releases its followers (who raise if the write
+    failed). A group holds at most one answer per thread adding, so a kill -9 loses at most
+    the answers in flight and one group. Every ``flush_every`` answers / ``flush_seconds`` the
+    journal is swapped for a new one and folded into a part by the thread that found it due,
+    while the others go on writing to the new journal.
     """
 
     def __init__(self, cache: HLRCache) -> None:
         self.cache = cache
-        self._lock = threading.Lock()
-        self._pending: list[Entry] = []
+        self._mutex = threading.Lock()
+        self._queue: list[_Slot] = []  # answers waiting for the write under way
+        self._committing = False  # a leader is writing (or handing over to the next)
+        self._idle = threading.Condition(self._mutex)  # flush and close wait on it
+        self._pending: list[Entry] = []  # in the current journal, not yet in a part
+        self._unfolded: list[tuple[Journal, list[Entry]]] = []  # swapped out, to fold
+        self._fold_lock = threading.Lock()  # one part written at a time
         self._last_fold = time.monotonic()
+        #: answers journalled, and the commit groups they took (one write, one sequence step
+        #: each)
         self.written = 0
+        self.commits = 0
+        self._journal: Journal | None = None
         cache._own(create=True)
         try:
-            self._journal: Journal | None = Journal(cache.path, fsync=cache.fsync)
+            self._journal = Journal(cache.path, fsync=cache.fsync)
             self._seq = WriteSequence(cache.path)
         except CacheNotWritableError:
             if self._journal is not None:
@@ -538,60 +599,143 @@ class CacheWriter:
         cache.fold_orphans()
 
     def add(self, entry: Entry) -> None:
-        """Make one answer durable now; fold into a part every N answers / T seconds."""
+        """Make one answer durable now (with the others arriving meanwhile); fold into a part
+        every N answers / T seconds."""
         try:
             entry = entry.checked()
+            line = entry.line_parts()  # encoded here, not by the leader
         except BadEntry as exc:
-            line = repr(entry).encode("ascii", "backslashreplace")
-            quarantine_lines(self.cache.path, [line], "a paid answer", str(exc))
+            text = repr(entry).encode("ascii", "backslashreplace")
+            quarantine_lines(self.cache.path, [text], "a paid answer", str(exc))
             return
-        with self._lock:
-            if self._journal is None:
-                self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
-            with self._seq.advance() as seq:
-                entry = replace(entry, seq=seq)
-                self._journal.write(entry.to_line())
-            self._pending.append(entry)
-            self.written += 1
-            due = len(self._pending) >= self.cache.flush_every or (
-                time.monotonic() - self._last_fold >= self.cache.flush_seconds
-            )
-            if due:
-                self._fold_locked()
+        slot = _Slot(entry, line)
+        latch = None
+        with self._mutex:
+            if self._committing:
+                slot.latch = latch = threading.Lock()
+                latch.acquire()
+                self._queue.append(slot)
+            else:
+                self._committing = True
+        interrupted = None
+        group = [slot]
+        if latch is not None:
+            interrupted = _await(latch)  # released when its group is written, or to lead
+            if slot.done:
+                if interrupted is not None:
+                    raise interrupted
+                if slot.error is not None:
+                    raise _group_failed(slot.error)
+                return
+            with self._mutex:  # lead: the queue (this slot first) is the group
+                group, self._queue = self._queue, []
+        self._lead(group)
+        if interrupted is not None:
+            raise interrupted
 
-    def _fold_locked(self) -> None:
+    def _lead(self, group: list[_Slot]) -> None:
+        """Write ``group`` (no lock held but the sequence lock), hand the queue to its first
+        thread (or mark the writer idle), release the followers; fold if due."""
+        fold = False
+        error: BaseException | None = None
+        try:
+            if self._journal is None:  # only a leader (or close, when none is) touches it
+                self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
+            with self._seq.advance(len(group)) as first:
+                self._journal.write(
+                    b"".join(
+                        s.line[0] + seq_field(first + i) + s.line[1] for i, s in enumerate(group)
+                    )
+                )
+            entries = [s.entry.with_seq(first + i) for i, s in enumerate(group)]
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            with self._mutex:
+                if error is None:
+                    self._pending.extend(entries)
+                    self.written += len(entries)
+                    self.commits += 1
+                    fold = len(self._pending) >= self.cache.flush_every or (
+                        time.monotonic() - self._last_fold >= self.cache.flush_seconds
+                    )
+                    if fold:
+                        self._swap_locked()
+                following = self._queue[0] if self._queue else None
+                if following is None:
+                    self._committing = False
+                    self._idle.notify_all()
+            for s in group[1:]:
+                s.error = error
+                s.done = True
+                s.release()
+            if following is not None:
+                following.release()  # it leads the next group
+        if fold:
+            self._fold()
+
+    def _swap_locked(self) -> None:
+        """Set the current journal and its answers aside for folding (under the mutex, with no
+        group being written); the next leader opens a new journal."""
         self._last_fold = time.monotonic()
-        if not self._pending:
+        if self._journal is None:
             return
-        table, bad = entries_to_table(self._pending)
-        write_part(self.cache.path, table, fsync=self.cache.fsync)
-        if bad:
-            quarantine_lines(self.cache.path, [e.to_line() for e, _ in bad], "a run", bad[0][1])
-        self._pending = []
-        # The part holds every line of the journal: retire it; the next add opens a new one.
-        if self._journal is not None:
+        if self._pending:
+            self._unfolded.append((self._journal, self._pending))
+        else:  # nothing in it but its first byte (or a write cut back)
             self._journal.retire()
-            self._journal = None
+        self._journal = None
+        self._pending = []
+
+    def _fold(self) -> None:
+        """Fold every journal set aside into one part, then retire them: a journal is removed
+        only once every line in it is in a part. On failure they stay set aside (and on disk)."""
+        with self._fold_lock:
+            with self._mutex:
+                batches, self._unfolded = self._unfolded, []
+            if not batches:
+                return
+            try:
+                table, bad = entries_to_table([e for _, es in batches for e in es])
+                write_part(self.cache.path, table, fsync=self.cache.fsync)
+                if bad:
+                    lines = [e.to_line() for e, _ in bad]
+                    quarantine_lines(self.cache.path, lines, "a run", bad[0][1])
+            except BaseException:
+                with self._mutex:
+                    self._unfolded[:0] = batches
+                raise
+            for journal, _ in batches:
+                journal.retire()
+
+    def _quiet(self) -> None:
+        """Wait (holding the mutex) until no group is being written or queued."""
+        while self._committing:
+            self._idle.wait()
 
     def flush(self) -> None:
-        """Fold pending answers into a part now."""
-        with self._lock:
-            self._fold_locked()
+        """Fold what is journalled into a part now."""
+        with self._mutex:
+            self._quiet()
+            self._swap_locked()
+        self._fold()
 
     def close(self) -> None:
-        """Fold what is pending (if that fails, the journal stays for the next reader), then
+        """Fold what is pending (if that fails, the journals stay for the next reader), then
         merge parts size-tiered (see ``pd_hlr.cache.compaction``)."""
-        with self._lock:
-            try:
-                self._fold_locked()
-                if self._journal is not None:  # nothing pending: every line is in a part
-                    self._journal.retire()
-                    self._journal = None
-            finally:
+        try:
+            self.flush()
+        finally:
+            with self._mutex:
+                self._quiet()
+                left = [j for j, _ in self._unfolded]
                 if self._journal is not None:
-                    self._journal.close()
-                    self._journal = None
-                self._seq.close()
+                    left.append(self._journal)
+                self._unfolded, self._journal = [], None
+            for journal in left:
+                journal.close()
+            self._seq.close()
         self.cache.compact_after_writing(self.written)
 
 
