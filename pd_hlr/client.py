@@ -21,8 +21,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -219,9 +219,9 @@ class HLRClient:
 
     In :meth:`lookup_many`, 401/402, a ``Retry-After`` beyond ``retry.retry_after_max`` and
     the circuit breaker stop the run: every worker checks a shared stop event before each
-    request and each retry, queued numbers are cancelled, and the error carries ``.outcomes``
-    (all delivered to ``on_result``) and ``.pending``. Per-number detail is logged at DEBUG;
-    at most one WARNING per failure kind per run.
+    request and each retry, no queued number is taken any more, and the error carries
+    ``.outcomes`` (all delivered to ``on_result``) and ``.pending``. Per-number detail is
+    logged at DEBUG; at most one WARNING per failure kind per run.
 
     Example:
         >>> HLRClient(token="t", base_url="http://127.0.0.1:8787", rate_limit=50)
@@ -625,13 +625,16 @@ class HLRClient:
 
         run = _Run(on_result=on_result, breaker=self.retry.breaker())
         started = self._clock()
-        pool = ThreadPoolExecutor(
-            max_workers=min(n_workers, len(keys)), thread_name_prefix="pd_hlr"
-        )
+        todo = deque(keys)  # the workers' one shared queue: popleft is atomic, takes no lock
+        workers = [
+            threading.Thread(
+                target=self._worker, args=(run, todo, payloads), name=f"pd_hlr_{k}", daemon=True
+            )
+            for k in range(min(n_workers, len(keys)))
+        ]
         try:
-            self._drive(pool, run, iter(keys), payloads, window=2 * n_workers)
+            self._drive(run, workers)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             self._transport.close_dead_sessions()
         logger.debug(
             "lookup_many: %d outcomes of %d numbers in %.2fs",
@@ -647,41 +650,38 @@ class HLRClient:
             raise fatal
         return {n: run.outcomes[n] for n in keys}
 
-    def _drive(
-        self,
-        pool: ThreadPoolExecutor,
-        run: _Run,
-        todo: Iterator[str],
-        payloads: dict[str, bytes],
-        window: int,
-    ) -> None:
-        """Keep at most ``window`` numbers queued; stop feeding and cancel on a stop."""
-        inflight: set[Future[None]] = set()
+    @staticmethod
+    def _drive(run: _Run, workers: list[threading.Thread]) -> None:
+        """Start the workers and wait for them; on an exception here (Ctrl-C, SIGTERM) stop
+        feeding at once, then wait: in-flight numbers finish and are delivered first."""
         try:
-            while True:
-                while len(inflight) < window and not run.stop.is_set():
-                    number = next(todo, None)
-                    if number is None:
-                        break
-                    inflight.add(pool.submit(self._work, run, number, payloads[number]))
-                if not inflight:
-                    return
-                _, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                if run.stop.is_set():
-                    break
+            for thread in workers:
+                thread.start()
+            for thread in workers:
+                thread.join()
         except BaseException:  # KeyboardInterrupt in the caller: stop like a 401/402
             run.stop.set()
             raise
         finally:
-            if run.stop.is_set():
-                for future in inflight:
-                    future.cancel()
-            wait(inflight)  # in-flight numbers finish and are delivered before we return
+            for thread in workers:
+                if thread.ident is not None:  # started
+                    thread.join()
+
+    def _worker(self, run: _Run, todo: deque[str], payloads: dict[str, bytes]) -> None:
+        """One worker thread: take the next number until none is left or the run stops."""
+        self._local.stop = run.stop  # a backoff or rate wait in this thread ends on a stop
+        stopped, take = run.stop.is_set, todo.popleft
+        try:
+            while not stopped():
+                try:
+                    number = take()
+                except IndexError:
+                    return
+                self._work(run, number, payloads[number])
+        finally:
+            self._local.stop = None
 
     def _work(self, run: _Run, number: str, payload: bytes) -> None:
-        if run.stop.is_set():
-            return
-        self._local.stop = run.stop
         try:
             try:
                 outcome: Outcome = self._lookup(number, payload, run)
@@ -692,11 +692,8 @@ class HLRClient:
                     run.fail(exc)
                     return
                 outcome = exc.with_traceback(None)  # an outcome, not a crash: keep no frames
-            with run.lock:
-                run.outcomes[number] = outcome
+            run.outcomes[number] = outcome  # one item set: atomic, no lock needed
             if run.on_result is not None:
                 run.on_result(number, outcome)
         except BaseException as exc:  # a bug or a failing on_result: stop everything
             run.fail(exc)
-        finally:
-            self._local.stop = None
