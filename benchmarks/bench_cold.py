@@ -10,7 +10,8 @@ own ceiling is printed: the raw pool at 0 ms). Three questions, each a median of
    thread, same workers, same server) ÷ ideal beside it.
 2. **Top speed** at 0 ms latency: ``HLRClient.lookup_many`` and the whole cold pipeline
    (cache on), lookups/s, ÷ the raw ``http.client`` pool, at 16, 32 and 64 workers, with the
-   CPU seconds this process spends per lookup (steadier than rates on a shared machine).
+   CPU seconds this process spends per lookup (steadier than rates on a shared machine); and
+   a bare urllib3 pool (no checks, no deadline) ÷ the raw pool: the stack's own ceiling.
 3. **A good hand-written script** (``ThreadPoolExecutor`` + one ``requests.Session`` per thread
    + ``phonenumbers`` dedup, no cache, no journal) vs ``df.hlr.validate`` (cache on) at 0 and
    50 ms latency, 16 workers.
@@ -217,6 +218,38 @@ def raw_pool(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, flo
     return _timed(run)
 
 
+def urllib3_pool(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, float]:
+    """The same on one urllib3 keep-alive pool (``workers`` connections): the floor of the
+    requests/urllib3 stack pd-hlr stays on."""
+    import urllib3
+
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    todo = deque(numbers)
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", api.port, maxsize=workers, retries=False)
+
+    def work() -> None:
+        while True:
+            try:
+                phone = todo.popleft()
+            except IndexError:
+                return
+            body = json.dumps({"phone": phone}).encode()
+            answer = json.loads(pool.urlopen("POST", PATH, body=body, headers=headers).data)
+            assert answer["results"][0]["to"] == phone
+
+    def run() -> None:
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    try:
+        return _timed(run)
+    finally:
+        pool.close()
+
+
 def client_many(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, float]:
     """``HLRClient.lookup_many`` (no cache, no pipeline): the client's hot path."""
     with HLRClient(token=TOKEN, base_url=api.url, workers=workers) as client:
@@ -271,6 +304,7 @@ def script(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, float
 
 CONTENDERS = {
     "raw pool": raw_pool,
+    "urllib3 pool": urllib3_pool,
     "lookup_many": client_many,
     "validate": pipeline,
     "script": script,
@@ -332,20 +366,27 @@ def main() -> None:
         n = int(1000 * args.seconds)
         for workers in (16, 32, 64):
             got = measure(
-                api, numbers, 0.0, workers, n, ["raw pool", "lookup_many", "validate"], args.repeat
+                api,
+                numbers,
+                0.0,
+                workers,
+                n,
+                ["raw pool", "urllib3 pool", "lookup_many", "validate"],
+                args.repeat,
             )
             raw = got["raw pool"][0]
             rows.append((
-                workers, raw, got["lookup_many"][0], got["validate"][0],
-                got["lookup_many"][0] / raw, got["validate"][0] / raw,
-                got["raw pool"][1], got["lookup_many"][1], got["validate"][1],
+                workers, raw, got["urllib3 pool"][0] / raw, got["lookup_many"][0],
+                got["validate"][0], got["lookup_many"][0] / raw, got["validate"][0] / raw,
+                got["raw pool"][1], got["urllib3 pool"][1], got["lookup_many"][1],
+                got["validate"][1],
             ))
             summary("cold", f"top speed, {workers} workers, lookup_many ÷ raw pool",
                     f"{got['lookup_many'][0]:.0f}/s", f"raw pool {raw:.0f}/s",
                     f"{got['lookup_many'][0] / raw:.2f}")
-        print(table(rows, ["workers", "raw /s", "lookup_many /s", "validate /s",
-                           "lookup_many ÷ raw", "validate ÷ raw", "raw µs", "lookup_many µs",
-                           "validate µs"]))
+        print(table(rows, ["workers", "raw /s", "urllib3 ÷ raw", "lookup_many /s",
+                           "validate /s", "lookup_many ÷ raw", "validate ÷ raw", "raw µs",
+                           "urllib3 µs", "lookup_many µs", "validate µs"]))
 
         print("\n3. vs a hand-written script (ThreadPoolExecutor + Session + phonenumbers), "
               "16 workers")
