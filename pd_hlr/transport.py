@@ -40,7 +40,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -430,7 +430,7 @@ class _Adapter(HTTPAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._found: dict[str, tuple[HTTPConnectionPool, str]] = {}
+        self._found: dict[str, tuple[Any, str]] = {}  # URL: (its urllib3 pool, URL to send)
         self._url = ""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -450,11 +450,12 @@ class _Adapter(HTTPAdapter):
         url = str(request.url)
         found = self._found.get(url)
         if found is None or found[0].pool is None:  # new, or its pool was closed
-            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
-            super().cert_verify(pool, url, verify, cert)
-            found = self._found[url] = (pool, super().request_url(request, proxies))
+            new = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            super().cert_verify(new, url, verify, cert)
+            found = (new, super().request_url(request, proxies))
+            self._found[url] = found
         self._url = found[1]
-        return found[0]
+        return cast(HTTPConnectionPool, found[0])
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         pass  # done once, when the pool was found
@@ -566,8 +567,8 @@ class Transport:
         _attempt_local.deadline = deadline
         response: requests.Response | None = None
         try:
-            response = line.adapter.send(
-                request, stream=True, timeout=self._timeout, **line.settings
+            response = line.adapter.send(  # a urllib3 Timeout is used as it is
+                request, stream=True, timeout=self._timeout, **line.settings  # type: ignore[arg-type]
             )
             body, complete = self._read(response)
         except requests.RequestException as exc:
