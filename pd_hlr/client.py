@@ -626,10 +626,10 @@ class HLRClient:
         run = _Run(on_result=on_result, breaker=self.retry.breaker())
         started = self._clock()
         todo = deque(keys)  # the workers' one shared queue: popleft is atomic, takes no lock
+        # Not daemons (as a ThreadPoolExecutor's): an exiting interpreter waits for the
+        # answers in flight to be delivered, paid as they are.
         workers = [
-            threading.Thread(
-                target=self._worker, args=(run, todo, payloads), name=f"pd_hlr_{k}", daemon=True
-            )
+            threading.Thread(target=self._worker, args=(run, todo, payloads), name=f"pd_hlr_{k}")
             for k in range(min(n_workers, len(keys)))
         ]
         try:
