@@ -188,6 +188,19 @@ def _timed(work: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def _on_threads(work: Callable[[], None], workers: int) -> tuple[float, float]:
+    """``work`` on ``workers`` threads at once, timed."""
+
+    def run() -> None:
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    return _timed(run)
+
+
 def raw_pool(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, float]:
     """``workers`` threads, one keep-alive ``http.client`` connection each, sharing a queue of
     numbers: post the JSON body, read and parse the answer. The wire's speed from Python."""
@@ -208,14 +221,7 @@ def raw_pool(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, flo
         finally:
             conn.close()
 
-    def run() -> None:
-        threads = [threading.Thread(target=work) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    return _timed(run)
+    return _on_threads(work, workers)
 
 
 def urllib3_pool(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float, float]:
@@ -237,15 +243,8 @@ def urllib3_pool(api: FakeAPI, numbers: list[str], workers: int) -> tuple[float,
             answer = json.loads(pool.urlopen("POST", PATH, body=body, headers=headers).data)
             assert answer["results"][0]["to"] == phone
 
-    def run() -> None:
-        threads = [threading.Thread(target=work) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
     try:
-        return _timed(run)
+        return _on_threads(work, workers)
     finally:
         pool.close()
 
