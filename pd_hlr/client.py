@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, check_route
@@ -108,6 +108,13 @@ class ClientStats:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
         printer.text(repr(self))
+
+
+class _Worker(NamedTuple):
+    """One ``lookup_many`` worker: its thread, and the event it sets when it has ended."""
+
+    thread: threading.Thread
+    done: threading.Event
 
 
 class _Stopped(Exception):
@@ -628,10 +635,13 @@ class HLRClient:
         todo = deque(keys)  # the workers' one shared queue: popleft is atomic, takes no lock
         # Not daemons (as a ThreadPoolExecutor's): an exiting interpreter waits for the
         # answers in flight to be delivered, paid as they are.
-        workers = [
-            threading.Thread(target=self._worker, args=(run, todo, payloads), name=f"pd_hlr_{k}")
-            for k in range(min(n_workers, len(keys)))
-        ]
+        workers: list[_Worker] = []
+        for k in range(min(n_workers, len(keys))):
+            done = threading.Event()
+            thread = threading.Thread(
+                target=self._worker, args=(run, todo, payloads, done), name=f"pd_hlr_{k}"
+            )
+            workers.append(_Worker(thread, done))
         try:
             self._drive(run, workers)
         finally:
@@ -651,27 +661,35 @@ class HLRClient:
         return {n: run.outcomes[n] for n in keys}
 
     @staticmethod
-    def _drive(run: _Run, workers: list[threading.Thread]) -> None:
+    def _drive(run: _Run, workers: list[_Worker]) -> None:
         """Start the workers and wait for them; on an exception here (Ctrl-C, SIGTERM) stop
-        feeding at once, then wait: in-flight numbers finish and are delivered first."""
+        feeding at once, then wait: in-flight numbers finish and are delivered first.
+
+        Each worker's own ``done`` event is waited for, not ``Thread.join``: on Python 3.11 a
+        Ctrl-C that interrupts ``join`` can mark a thread that is still running as stopped
+        (the bpo-45274 fix), and a later ``join`` would then not wait for its answer."""
         try:
-            for thread in workers:
-                thread.start()
-            for thread in workers:
-                thread.join()
+            for worker in workers:
+                worker.thread.start()
+            for worker in workers:
+                worker.done.wait()
         except BaseException:  # KeyboardInterrupt in the caller: stop like a 401/402
             run.stop.set()
             raise
         finally:
-            for thread in workers:
-                if thread.ident is not None:  # started
-                    thread.join()
+            for worker in workers:
+                if worker.thread.ident is not None:  # started: it sets done when it ends
+                    worker.done.wait()
+        for worker in workers:  # all delivered; let the threads end (their sessions close)
+            worker.thread.join()
 
-    def _worker(self, run: _Run, todo: deque[str], payloads: dict[str, bytes]) -> None:
+    def _worker(
+        self, run: _Run, todo: deque[str], payloads: dict[str, bytes], done: threading.Event
+    ) -> None:
         """One worker thread: take the next number until none is left or the run stops."""
-        self._local.stop = run.stop  # a backoff or rate wait in this thread ends on a stop
-        stopped, take = run.stop.is_set, todo.popleft
         try:
+            self._local.stop = run.stop  # a backoff or rate wait in this thread ends on a stop
+            stopped, take = run.stop.is_set, todo.popleft
             while not stopped():
                 try:
                     number = take()
@@ -680,6 +698,7 @@ class HLRClient:
                 self._work(run, number, payloads[number])
         finally:
             self._local.stop = None
+            done.set()
 
     def _work(self, run: _Run, number: str, payload: bytes) -> None:
         try:
