@@ -110,6 +110,16 @@ class ClientStats:
         printer.text(repr(self))
 
 
+#: The caller waiting for its workers wakes this often (seconds) to run signal handlers.
+_WAKE = 0.05
+
+
+def _wait(done: threading.Event) -> None:
+    """Wait for ``done``, waking every :data:`_WAKE` s (a Ctrl-C is acted on within it)."""
+    while not done.wait(_WAKE):
+        pass
+
+
 class _Worker(NamedTuple):
     """One ``lookup_many`` worker: its thread, and the event it sets when it has ended."""
 
@@ -667,19 +677,21 @@ class HLRClient:
 
         Each worker's own ``done`` event is waited for, not ``Thread.join``: on Python 3.11 a
         Ctrl-C that interrupts ``join`` can mark a thread that is still running as stopped
-        (the bpo-45274 fix), and a later ``join`` would then not wait for its answer."""
+        (the bpo-45274 fix), and a later ``join`` would then not wait for its answer. The wait
+        wakes every :data:`_WAKE` seconds, so a signal is acted on even where it does not
+        interrupt a blocked lock wait."""
         try:
             for worker in workers:
                 worker.thread.start()
             for worker in workers:
-                worker.done.wait()
+                _wait(worker.done)
         except BaseException:  # KeyboardInterrupt in the caller: stop like a 401/402
             run.stop.set()
             raise
         finally:
             for worker in workers:
                 if worker.thread.ident is not None:  # started: it sets done when it ends
-                    worker.done.wait()
+                    _wait(worker.done)
         for worker in workers:  # all delivered; let the threads end (their sessions close)
             worker.thread.join()
 
