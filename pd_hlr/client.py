@@ -21,10 +21,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pd_hlr._spec import DEFAULT_BASE_URL, ENDPOINT_PATH, check_route
@@ -108,6 +108,23 @@ class ClientStats:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
         printer.text(repr(self))
+
+
+#: The caller waiting for its workers wakes this often (seconds) to run signal handlers.
+_WAKE = 0.05
+
+
+def _wait(done: threading.Event) -> None:
+    """Wait for ``done``, waking every :data:`_WAKE` s (a Ctrl-C is acted on within it)."""
+    while not done.wait(_WAKE):
+        pass
+
+
+class _Worker(NamedTuple):
+    """One ``lookup_many`` worker: its thread, and the event it sets when it has ended."""
+
+    thread: threading.Thread
+    done: threading.Event
 
 
 class _Stopped(Exception):
@@ -219,9 +236,9 @@ class HLRClient:
 
     In :meth:`lookup_many`, 401/402, a ``Retry-After`` beyond ``retry.retry_after_max`` and
     the circuit breaker stop the run: every worker checks a shared stop event before each
-    request and each retry, queued numbers are cancelled, and the error carries ``.outcomes``
-    (all delivered to ``on_result``) and ``.pending``. Per-number detail is logged at DEBUG;
-    at most one WARNING per failure kind per run.
+    request and each retry, no queued number is taken any more, and the error carries
+    ``.outcomes`` (all delivered to ``on_result``) and ``.pending``. Per-number detail is
+    logged at DEBUG; at most one WARNING per failure kind per run.
 
     Example:
         >>> HLRClient(token="t", base_url="http://127.0.0.1:8787", rate_limit=50)
@@ -625,13 +642,19 @@ class HLRClient:
 
         run = _Run(on_result=on_result, breaker=self.retry.breaker())
         started = self._clock()
-        pool = ThreadPoolExecutor(
-            max_workers=min(n_workers, len(keys)), thread_name_prefix="pd_hlr"
-        )
+        todo = deque(keys)  # the workers' one shared queue: popleft is atomic, takes no lock
+        # Not daemons (as a ThreadPoolExecutor's): an exiting interpreter waits for the
+        # answers in flight to be delivered, paid as they are.
+        workers: list[_Worker] = []
+        for k in range(min(n_workers, len(keys))):
+            done = threading.Event()
+            thread = threading.Thread(
+                target=self._worker, args=(run, todo, payloads, done), name=f"pd_hlr_{k}"
+            )
+            workers.append(_Worker(thread, done))
         try:
-            self._drive(pool, run, iter(keys), payloads, window=2 * n_workers)
+            self._drive(run, workers)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             self._transport.close_dead_sessions()
         logger.debug(
             "lookup_many: %d outcomes of %d numbers in %.2fs",
@@ -647,41 +670,49 @@ class HLRClient:
             raise fatal
         return {n: run.outcomes[n] for n in keys}
 
-    def _drive(
-        self,
-        pool: ThreadPoolExecutor,
-        run: _Run,
-        todo: Iterator[str],
-        payloads: dict[str, bytes],
-        window: int,
-    ) -> None:
-        """Keep at most ``window`` numbers queued; stop feeding and cancel on a stop."""
-        inflight: set[Future[None]] = set()
+    @staticmethod
+    def _drive(run: _Run, workers: list[_Worker]) -> None:
+        """Start the workers and wait for them; on an exception here (Ctrl-C, SIGTERM) stop
+        feeding at once, then wait: in-flight numbers finish and are delivered first.
+
+        Each worker's own ``done`` event is waited for, not ``Thread.join``: on Python 3.11 a
+        Ctrl-C that interrupts ``join`` can mark a thread that is still running as stopped
+        (the bpo-45274 fix), and a later ``join`` would then not wait for its answer. The wait
+        wakes every :data:`_WAKE` seconds, so a signal is acted on even where it does not
+        interrupt a blocked lock wait."""
         try:
-            while True:
-                while len(inflight) < window and not run.stop.is_set():
-                    number = next(todo, None)
-                    if number is None:
-                        break
-                    inflight.add(pool.submit(self._work, run, number, payloads[number]))
-                if not inflight:
-                    return
-                _, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                if run.stop.is_set():
-                    break
+            for worker in workers:
+                worker.thread.start()
+            for worker in workers:
+                _wait(worker.done)
         except BaseException:  # KeyboardInterrupt in the caller: stop like a 401/402
             run.stop.set()
             raise
         finally:
-            if run.stop.is_set():
-                for future in inflight:
-                    future.cancel()
-            wait(inflight)  # in-flight numbers finish and are delivered before we return
+            for worker in workers:
+                if worker.thread.ident is not None:  # started: it sets done when it ends
+                    _wait(worker.done)
+        for worker in workers:  # all delivered; let the threads end (their sessions close)
+            worker.thread.join()
+
+    def _worker(
+        self, run: _Run, todo: deque[str], payloads: dict[str, bytes], done: threading.Event
+    ) -> None:
+        """One worker thread: take the next number until none is left or the run stops."""
+        try:
+            self._local.stop = run.stop  # a backoff or rate wait in this thread ends on a stop
+            stopped, take = run.stop.is_set, todo.popleft
+            while not stopped():
+                try:
+                    number = take()
+                except IndexError:
+                    return
+                self._work(run, number, payloads[number])
+        finally:
+            self._local.stop = None
+            done.set()
 
     def _work(self, run: _Run, number: str, payload: bytes) -> None:
-        if run.stop.is_set():
-            return
-        self._local.stop = run.stop
         try:
             try:
                 outcome: Outcome = self._lookup(number, payload, run)
@@ -692,11 +723,8 @@ class HLRClient:
                     run.fail(exc)
                     return
                 outcome = exc.with_traceback(None)  # an outcome, not a crash: keep no frames
-            with run.lock:
-                run.outcomes[number] = outcome
+            run.outcomes[number] = outcome  # one item set: atomic, no lock needed
             if run.on_result is not None:
                 run.on_result(number, outcome)
         except BaseException as exc:  # a bug or a failing on_result: stop everything
             run.fail(exc)
-        finally:
-            self._local.stop = None

@@ -29,7 +29,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -38,6 +38,7 @@ from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import Timeout
 
 from pd_hlr.settings import TOKEN_ENV, is_loopback_host
 
@@ -232,44 +233,61 @@ _attempt_local = threading.local()
 
 class _Deadline:
     """One attempt's deadline. When it passes, the socket of the attempt's connection is shut
-    down, which ends any blocked read (a body trickled one byte a second included)."""
+    down, which ends any blocked read (a body trickled one byte a second included).
 
-    __slots__ = ("_lock", "_sock", "at", "done", "expired")
+    No lock: the attempt (:meth:`finish`) and the watchdog (:meth:`expire`) race for one token
+    (``list.pop`` is atomic); the winner decides. An attempt that lost waits, rarely and
+    briefly, until the watchdog has cut its socket, so no shutdown lands on a connection
+    already back in the pool."""
+
+    __slots__ = ("_cut", "_sock", "_token", "at", "expired")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.expired = False
-        self.done = False
+        self._cut = False
         self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
+        self._token = [True]
+
+    @property
+    def done(self) -> bool:
+        """Finished or expired: nothing left for the watchdog to do."""
+        return not self._token
 
     def attach(self, conn: HTTPConnection) -> None:
         """Note the connection's socket (kept: http.client drops ``conn.sock`` on a
         ``Connection: close`` answer while the body is still being read from it)."""
         sock = getattr(conn, "sock", None)
-        with self._lock:
-            if self.done or sock is None:
-                return
-            self._sock = sock
-            if self.expired:
-                self._shutdown()
+        if sock is None:
+            return
+        self._sock = sock
+        if self.expired:  # the watchdog may have looked before the socket was noted
+            self._shutdown(sock)
 
     def expire(self) -> None:
-        with self._lock:
-            if self.done:
-                return
-            self.expired = True
-            self._shutdown()
+        try:
+            self._token.pop()
+        except IndexError:  # the attempt finished first
+            return
+        self.expired = True
+        try:
+            if self._sock is not None:
+                self._shutdown(self._sock)
+        finally:
+            self._cut = True
 
     def finish(self) -> None:
-        with self._lock:
-            self.done = True
-            self._sock = None
+        try:
+            self._token.pop()
+        except IndexError:  # expired: let the watchdog finish cutting (microseconds)
+            while not self._cut:
+                time.sleep(0.001)
+        self._sock = None
 
-    def _shutdown(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 #: The watchdog looks at new deadlines at least this often (seconds): arming one never wakes
@@ -394,7 +412,15 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class _Adapter(HTTPAdapter):
-    """requests' adapter with connections that a deadline can cut."""
+    """requests' adapter with connections that a deadline can cut, for one thread's line: one
+    URL with one set of TLS and proxy settings, so the connection pool, its TLS check and the
+    URL to request are found once, not per request; and a lean response (no cookie jar, no
+    text encoding: the transport keeps no cookies and reads bytes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._found: dict[str, tuple[Any, str]] = {}  # URL: (its urllib3 pool, URL to send)
+        self._url = ""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -405,6 +431,37 @@ class _Adapter(HTTPAdapter):
         if hasattr(manager, "pool_classes_by_scheme"):
             manager.pool_classes_by_scheme = dict(_POOLS)
         return manager
+
+    def get_connection_with_tls_context(
+        self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> HTTPConnectionPool:
+        """The pool for this request's URL, found and TLS-checked once (again if closed)."""
+        url = str(request.url)
+        found = self._found.get(url)
+        if found is None or found[0].pool is None:  # new, or its pool was closed
+            new = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            super().cert_verify(new, url, verify, cert)
+            found = (new, super().request_url(request, proxies))
+            self._found[url] = found
+        self._url = found[1]
+        return cast(HTTPConnectionPool, found[0])
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        pass  # done once, when the pool was found
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        return self._url
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = str(req.url)
+        response.request = req
+        response.connection = self
+        return response
 
 
 # ------------------------------------------------------------------------------- the seam
@@ -432,7 +489,7 @@ class _Line(NamedTuple):
 
     session: requests.Session
     adapter: HTTPAdapter
-    headers: CaseInsensitiveDict[str]
+    headers: dict[str, str]
     settings: dict[str, Any]
 
 
@@ -462,6 +519,7 @@ class Transport:
     ) -> None:
         self.url = url
         self.timeout = timeout
+        self._timeout = Timeout(connect=timeout[0], read=timeout[1])
         self.deadline = deadline
         self.max_answer_bytes = max_answer_bytes
         self.pool_size = pool_size
@@ -493,14 +551,13 @@ class Transport:
             return NoReply(exc, False)
         request = requests.PreparedRequest()
         request.method, request.url, request.body = "POST", self.url, payload
-        request.headers = line.headers.copy()
-        request.headers["Content-Length"] = str(len(payload))
+        request.headers = {**line.headers, "Content-Length": str(len(payload))}  # type: ignore[assignment]
         deadline = self._watchdog.arm(self.deadline)
         _attempt_local.deadline = deadline
         response: requests.Response | None = None
         try:
-            response = line.adapter.send(
-                request, stream=True, timeout=self.timeout, **line.settings
+            response = line.adapter.send(  # a urllib3 Timeout is used as it is
+                request, stream=True, timeout=self._timeout, **line.settings  # type: ignore[arg-type]
             )
             body, complete = self._read(response)
         except requests.RequestException as exc:
@@ -550,7 +607,7 @@ class Transport:
         template = session.prepare_request(requests.Request("POST", self.url, data=b"{}"))
         env = session.merge_environment_settings(self.url, {}, None, None, None)
         settings = {name: env[name] for name in ("verify", "cert", "proxies")}
-        line = _Line(session, adapter, template.headers, settings)
+        line = _Line(session, adapter, dict(template.headers), settings)
         with self._sessions_lock:
             self._sessions.append((threading.current_thread(), session))
             local.generation = self._generation
