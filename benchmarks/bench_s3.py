@@ -80,9 +80,9 @@ def s3_server() -> Iterator[str]:
         yield configured
         return
     port = _free_port()
-    exe = Path(sys.executable).with_name("moto_server")
+    server = Path(__file__).resolve().parents[1] / "tests" / "s3server.py"  # atomic writes
     proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -61,6 +61,11 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
             "tests/test_cache_ownership.py::test_open_regular_refuses_links_and_fifos_without_blocking",
         ),
     ),
+    "object-claims": (
+        "pd_hlr/cache/objects.py",
+        ("ObjectClaims", "ObjectClaimedLookups", "_Unchanged"),
+        ("tests/test_cache_s3.py", "tests/test_cache_s3_claims.py"),
+    ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",
         None,
