@@ -421,7 +421,12 @@ def test_three_processes_sharing_an_s3_cache_pay_once_per_number(make_sandbox, t
     charged = server.stats().charged
     union = set().union(*lists)
     assert set(charged) == union
-    assert Counter(charged.values()) == {1: len(union)}, "a number was paid twice"
+    twice = sorted(n for n, c in charged.items() if c > 1)
+    assert Counter(charged.values()) == {1: len(union)}, (  # what to look at when it fails
+        f"paid twice: {twice} (lists {[i for i, x in enumerate(lists) if set(twice) & set(x)]}); "
+        f"children said {[p.stdout.read() for p in procs if p.stdout]}; objects {_keys(s3_url)}; "
+        f"claims {S3Store(s3_url).get(CLAIMS_OBJECT)[0]!r}"
+    )
     server.reset_stats()
     warm = _child(tmp_path, sorted(union), server, s3_url, "warm")
     assert warm.wait(timeout=HANG) == 0

@@ -64,7 +64,7 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
     "object-claims": (
         "pd_hlr/cache/objects.py",
         ("ObjectClaims", "ObjectClaimedLookups", "_Unchanged"),
-        ("tests/test_cache_s3.py", "tests/test_cache_s3_claims.py"),
+        ("tests/test_cache_s3_claims.py", "tests/test_cache_s3.py"),
     ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",
