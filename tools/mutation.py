@@ -64,7 +64,19 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
     "object-claims": (
         "pd_hlr/cache/objects.py",
         ("ObjectClaims", "ObjectClaimedLookups", "_Unchanged"),
-        ("tests/test_cache_s3_claims.py", "tests/test_cache_s3.py"),
+        (
+            "tests/test_cache_s3_claims.py",
+            *(
+                f"tests/test_cache_s3.py::{t}"
+                for t in (
+                    "test_claims_are_disjoint_and_given_back",
+                    "test_claims_of_another_key_do_not_conflict",
+                    "test_a_stale_claimer_is_taken_over_after_one_lease_by_the_waiter_s_clock",
+                    "test_a_renewing_claimer_is_waited_for",
+                    "TestObjectStore::test_cold_then_warm_pays_once",
+                )
+            ),
+        ),
     ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",

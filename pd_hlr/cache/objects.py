@@ -656,6 +656,9 @@ class ObjectClaims:
         self.store = store
         self.key = f"{api}\t{options}"
         self.lease = LEASE_SECONDS if lease is None else float(lease)
+        #: Seconds between two renewals: a quarter of the lease, so a live claimer renews
+        #: three times before a waiter may take its numbers over.
+        self.renew_every = self.lease / 4
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.lost = False
         self._stop = threading.Event()
@@ -663,7 +666,8 @@ class ObjectClaims:
         self._cas(self._enter)
         if lease is not None:
             self._beat = threading.Thread(
-                target=self._heartbeat, args=(lease / 4,), name="pd_hlr-claims", daemon=True
+                target=self._heartbeat, args=(self.renew_every,), name="pd_hlr-claims",
+                daemon=True,
             )
             self._beat.start()
 
