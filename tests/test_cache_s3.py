@@ -555,3 +555,69 @@ def test_a_part_deleted_mid_read_is_listed_again_not_skipped(s3_url, recwarn):
         ObjectPart.open = real_open
     assert set(got.index) == set(wanted)
     assert not [w for w in recwarn if "skipping unreadable part" in str(w.message)]
+
+
+# --- requests per commit group and per read (issue 28: cold runs were slow) ---------------------
+def _counting(store, *methods: str) -> Counter:
+    calls: Counter = Counter()
+    for name in methods:
+        real = getattr(store, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        setattr(store, name, counted)
+    return calls
+
+
+def test_a_writer_lists_for_its_first_group_only(s3_url):
+    cache = HLRCache(s3_url, compact=False)
+    with cache.writer() as w:
+        w.add(entry("+447400000001", "+447400000001"))
+        calls = _counting(cache.store, "list")
+        for n in numbers(5, start=2):
+            w.add(entry(n, n))
+        assert calls["list"] == 0  # the next number is the one after its own last group
+    assert set(cache.to_frame()["number"]) == {"+447400000001", *numbers(5, start=2)}
+
+
+def test_a_writer_whose_next_number_was_taken_goes_above_every_taken_one(s3_url):
+    a, b = HLRCache(s3_url, compact=False), HLRCache(s3_url, compact=False)
+    with a.writer() as wa, b.writer() as wb:
+        wa.add(entry("+447400000001", "+447400000001"))
+        wb.add(entry("+447400000002", "+447400000002"))  # takes the number a would try next
+        wb.add(entry("+447400000003", "+447400000003"))
+        wa.add(entry("+447400000004", "+447400000004"))
+    frame = HLRCache(s3_url).to_frame().set_index("number")["seq"]
+    assert frame.is_unique
+    assert frame["+447400000004"] // GROUP_SPAN > frame["+447400000003"] // GROUP_SPAN
+
+
+def test_a_writer_lists_again_once_its_last_group_is_a_lease_old(s3_url):
+    cache = HLRCache(s3_url, compact=False, lease=0.0)  # every commit is "a lease old"
+    with cache.writer() as w:
+        w.add(entry("+447400000001", "+447400000001"))
+        calls = _counting(cache.store, "list")
+        w.add(entry("+447400000002", "+447400000002"))
+        assert calls["list"] >= 1
+
+
+def test_a_reader_gets_each_commit_group_once(s3_url):
+    writer_cache = HLRCache(s3_url, compact=False)
+    reader = HLRCache(s3_url, memo=False)
+    wanted = numbers(3)
+    with writer_cache.writer() as w:
+        for n in wanted:
+            w.add(entry(n, n))
+        calls = _counting(reader.store, "get")
+        assert set(reader.get(wanted, OPTS, API).index) == set(wanted)
+        assert calls["get"] == 3
+        assert set(reader.get(wanted, OPTS, API).index) == set(wanted)
+        assert calls["get"] == 3  # read once: a group is never rewritten with other answers
+        w.add(entry("+447400000099", "+447400000099"))
+        assert set(reader.get(["+447400000099"], OPTS, API).index) == {"+447400000099"}
+        assert calls["get"] == 4
+    # folded into a part, the groups emptied: the answers are read from the part
+    assert set(reader.get(wanted, OPTS, API).index) == set(wanted)
+    assert reader._group_entries == {}
