@@ -101,6 +101,20 @@ def store(s3_url):
     return cache.store
 
 
+@pytest.fixture
+def claimer(store):
+    """``claimer()``: a new claimer that never renews by itself; all are closed at teardown."""
+    made: list[ObjectClaims] = []
+
+    def make(**kwargs) -> ObjectClaims:
+        made.append(ObjectClaims(store, OPTS, API, **{"lease": None, **kwargs}))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
 def _holders(store) -> dict:
     return json.loads(store.get(CLAIMS_OBJECT)[0])["holders"]
 
@@ -121,19 +135,15 @@ def test_a_claimer_is_listed_from_its_start_with_what_a_waiter_needs(store):
     assert _holders(store) == {}  # leaving the block removes its entry
 
 
-def test_claim_reports_each_other_holder_s_renewal_pid_numbers_and_lease(store):
-    a = ObjectClaims(store, OPTS, API, lease=8.0)
-    b = ObjectClaims(store, OPTS, API, lease=None)
-    try:
-        assert a.renew_every == 2.0  # a quarter of the lease
-        a.claim(numbers(3))
-        mine, others = b.claim(numbers(5))
-        assert mine == numbers(2, start=3)
-        beat = _holders(store)[a.id]["beat"]
-        assert others == {a.id: (beat, os.getpid(), frozenset(numbers(3)), 8.0)}
-    finally:
-        a.close()
-        b.close()
+def test_claim_reports_each_other_holder_s_renewal_pid_numbers_and_lease(store, claimer):
+    a = claimer(lease=8.0)
+    b = claimer()
+    assert a.renew_every == 2.0  # a quarter of the lease
+    a.claim(numbers(3))
+    mine, others = b.claim(numbers(5))
+    assert mine == numbers(2, start=3)
+    beat = _holders(store)[a.id]["beat"]
+    assert others == {a.id: (beat, os.getpid(), frozenset(numbers(3)), 8.0)}
 
 
 def test_at_most_limit_numbers_are_claimed_in_order(store):
@@ -142,58 +152,46 @@ def test_at_most_limit_numbers_are_claimed_in_order(store):
         assert a.claim(numbers(CLAIM_CHUNK + 5))[0] == numbers(CLAIM_CHUNK)
 
 
-def test_a_claimer_claims_its_own_numbers_again_and_sees_every_other_holder(store):
-    a = ObjectClaims(store, OPTS, API, lease=None)
-    b = ObjectClaims(store, OPTS, API, lease=None)
-    c = ObjectClaims(store, OPTS, API, lease=None)
-    try:
-        assert c.claim(numbers(2, start=10))[0] == numbers(2, start=10)
-        assert a.claim(numbers(2))[0] == numbers(2)
-        assert b.claim(numbers(2, start=2))[0] == numbers(2, start=2)
-        # c's own entry comes first in the object: the others are read past it
-        mine, others = c.claim(numbers(6) + numbers(2, start=10))
-        assert mine == numbers(2, start=4) + numbers(2, start=10)  # its own, claimed again
-        assert {h: o[2] for h, o in others.items()} == {
-            a.id: frozenset(numbers(2)),
-            b.id: frozenset(numbers(2, start=2)),
-        }
-    finally:
-        for x in (a, b, c):
-            x.close()
+def test_a_claimer_claims_its_own_numbers_again_and_sees_every_other_holder(store, claimer):
+    a = claimer()
+    b = claimer()
+    c = claimer()
+    assert c.claim(numbers(2, start=10))[0] == numbers(2, start=10)
+    assert a.claim(numbers(2))[0] == numbers(2)
+    assert b.claim(numbers(2, start=2))[0] == numbers(2, start=2)
+    # c's own entry comes first in the object: the others are read past it
+    mine, others = c.claim(numbers(6) + numbers(2, start=10))
+    assert mine == numbers(2, start=4) + numbers(2, start=10)  # its own, claimed again
+    assert {h: o[2] for h, o in others.items()} == {
+        a.id: frozenset(numbers(2)),
+        b.id: frozenset(numbers(2, start=2)),
+    }
 
 
-def test_waiting_writes_nothing_but_giving_up_old_claims_is_written(store):
-    a = ObjectClaims(store, OPTS, API, lease=None)
-    b = ObjectClaims(store, OPTS, API, lease=None)
-    c = ObjectClaims(store, OPTS, API, lease=None)
-    try:
-        a.claim(numbers(3))
-        etag = store.get(CLAIMS_OBJECT)[1]
-        assert b.claim(numbers(3)) == ([], b.claim(numbers(3))[1])
-        assert store.get(CLAIMS_OBJECT)[1] == etag  # only waiting: no write
-        b.claim(numbers(1, start=50))  # b holds one number...
-        assert b.claim(numbers(3))[0] == []  # ...and now only waits: it gives that one up
-        assert _holders(store)[b.id]["numbers"] == []
-        assert c.claim(numbers(1, start=50))[0] == numbers(1, start=50)
-    finally:
-        for x in (a, b, c):
-            x.close()
+def test_waiting_writes_nothing_but_giving_up_old_claims_is_written(store, claimer):
+    a = claimer()
+    b = claimer()
+    c = claimer()
+    a.claim(numbers(3))
+    etag = store.get(CLAIMS_OBJECT)[1]
+    assert b.claim(numbers(3)) == ([], b.claim(numbers(3))[1])
+    assert store.get(CLAIMS_OBJECT)[1] == etag  # only waiting: no write
+    b.claim(numbers(1, start=50))  # b holds one number...
+    assert b.claim(numbers(3))[0] == []  # ...and now only waits: it gives that one up
+    assert _holders(store)[b.id]["numbers"] == []
+    assert c.claim(numbers(1, start=50))[0] == numbers(1, start=50)
 
 
-def test_release_gives_back_but_stays_listed_and_a_taken_over_one_writes_nothing(store):
-    a = ObjectClaims(store, OPTS, API, lease=None)
-    b = ObjectClaims(store, OPTS, API, lease=None)
-    try:
-        a.claim(numbers(3))
-        a.release()
-        assert _holders(store)[a.id]["numbers"] == []
-        assert b.take_over(a.id, 0)
-        etag = store.get(CLAIMS_OBJECT)[1]
-        a.release()
-        assert a.id not in _holders(store) and store.get(CLAIMS_OBJECT)[1] == etag
-    finally:
-        a.close()
-        b.close()
+def test_release_gives_back_but_stays_listed_and_a_taken_over_one_writes_nothing(store, claimer):
+    a = claimer()
+    b = claimer()
+    a.claim(numbers(3))
+    a.release()
+    assert _holders(store)[a.id]["numbers"] == []
+    assert b.take_over(a.id, 0)
+    etag = store.get(CLAIMS_OBJECT)[1]
+    a.release()
+    assert a.id not in _holders(store) and store.get(CLAIMS_OBJECT)[1] == etag
 
 
 def test_renewals_count_one_by_one(store):
@@ -203,41 +201,33 @@ def test_renewals_count_one_by_one(store):
         assert _holders(store)[a.id]["beat"] == 2
 
 
-def test_a_taken_over_claimer_learns_it_once_and_claims_again_before_paying(store, caplog):
-    a = ObjectClaims(store, OPTS, API, lease=None)
-    b = ObjectClaims(store, OPTS, API, lease=None)
-    try:
-        a.claim(numbers(3))
-        assert not b.take_over(a.id, 1)  # not at that renewal: not stale
-        assert not b.take_over("nobody", 0)
-        assert a.id in _holders(store)
-        assert b.take_over(a.id, 0)
-        assert a.id not in _holders(store)
-        assert b.claim(numbers(3))[0] == numbers(3)
-        with caplog.at_level(logging.WARNING, logger="pd_hlr.cache"):
-            a.refresh()
-            a.refresh()
-        assert a.lost and a.id not in _holders(store)  # a renewal does not re-enter it
-        told = [r for r in caplog.records if "taken over" in r.getMessage()]
-        assert len(told) == 1  # once
-        mine, others = a.claim(numbers(5))  # it enters again: only what nobody holds
-        assert mine == numbers(2, start=3) and set(others) == {b.id}
-        assert _holders(store)[a.id]["numbers"] == numbers(2, start=3)
-    finally:
-        a.close()
-        b.close()
+def test_a_taken_over_claimer_learns_it_once_and_claims_again_before_paying(store, claimer, caplog):
+    a = claimer()
+    b = claimer()
+    a.claim(numbers(3))
+    assert not b.take_over(a.id, 1)  # not at that renewal: not stale
+    assert not b.take_over("nobody", 0)
+    assert a.id in _holders(store)
+    assert b.take_over(a.id, 0)
+    assert a.id not in _holders(store)
+    assert b.claim(numbers(3))[0] == numbers(3)
+    with caplog.at_level(logging.WARNING, logger="pd_hlr.cache"):
+        a.refresh()
+        a.refresh()
+    assert a.lost and a.id not in _holders(store)  # a renewal does not re-enter it
+    told = [r for r in caplog.records if "taken over" in r.getMessage()]
+    assert len(told) == 1  # once
+    mine, others = a.claim(numbers(5))  # it enters again: only what nobody holds
+    assert mine == numbers(2, start=3) and set(others) == {b.id}
+    assert _holders(store)[a.id]["numbers"] == numbers(2, start=3)
 
 
-def test_a_claim_of_a_claimer_taken_over_before_it_renewed_marks_it_lost(store):
-    a = ObjectClaims(store, OPTS, API, lease=None)
-    b = ObjectClaims(store, OPTS, API, lease=None)
-    try:
-        assert b.take_over(a.id, 0)
-        assert a.claim(numbers(1))[0] == numbers(1)
-        assert a.lost
-    finally:
-        a.close()
-        b.close()
+def test_a_claim_of_a_claimer_taken_over_before_it_renewed_marks_it_lost(store, claimer):
+    a = claimer()
+    b = claimer()
+    assert b.take_over(a.id, 0)
+    assert a.claim(numbers(1))[0] == numbers(1)
+    assert a.lost
 
 
 def test_an_entry_from_another_writer_without_beat_or_lease_reads_as_zero_and_default(store):
