@@ -354,3 +354,25 @@ def test_numbers_freed_meanwhile_are_claimed_and_answers_found_are_not_looked_up
     assert looked_up == [numbers(CLAIM_CHUNK - 1, start=1), numbers(3, start=CLAIM_CHUNK)]
     assert claimed.served_numbers == {numbers(1)[0]}
     assert _holders(cache.store) == {}
+
+
+def test_a_process_that_never_closes_its_claims_still_exits(s3_url):
+    """The renewal thread is a daemon: a run that dies without closing its claims (they are
+    then taken over after a lease) does not keep its process alive, renewing them forever."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pd_hlr.cache import HLRCache\n"
+        "from pd_hlr.cache.objects import ObjectClaims\n"
+        "cache = HLRCache(sys.argv[1])\n"
+        "cache._own(create=True)\n"
+        "c = ObjectClaims(cache.store, 'o', 'a', lease=1000.0)\n"
+        "c.claim(['+447400000001'])\n"
+        "print('claimed', flush=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, s3_url], capture_output=True, text=True, timeout=HANG
+    )
+    assert proc.returncode == 0 and "claimed" in proc.stdout, proc.stderr
