@@ -10,6 +10,7 @@ address is refused: tests never reach anything else.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import threading
@@ -76,6 +77,7 @@ def serve() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     atomic_writes()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
