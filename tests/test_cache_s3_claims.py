@@ -44,11 +44,13 @@ def test_the_test_server_serializes_conditional_writes(monkeypatch):
         barrier = threading.Barrier(8)
         wins: list[int] = []
         errors: list[str] = []
+        tries: list = []
 
         def create(i: int, **condition: str) -> None:
             barrier.wait()
             try:
-                clients[i].put_object(Bucket=bucket, Key="k", Body=str(i).encode(), **condition)
+                r = clients[i].put_object(Bucket=bucket, Key="k", Body=str(i).encode(), **condition)
+                tries.append((i, r["ResponseMetadata"].get("RetryAttempts")))
             except Exception as exc:  # 412 (or 409): lost the race; anything else is shown
                 code = getattr(exc, "response", {}).get("Error", {}).get("Code")
                 if code not in ("PreconditionFailed", "ConditionalRequestConflict"):
@@ -68,7 +70,7 @@ def test_the_test_server_serializes_conditional_writes(monkeypatch):
             return list(wins)
 
         first = race(IfNoneMatch="*")
-        assert len(first) == 1 and not errors, (first, errors)
+        assert len(first) == 1 and not errors, (first, errors, tries)
         body = clients[0].get_object(Bucket=bucket, Key="k")
         assert body["Body"].read() == str(first[0]).encode()  # the winner's bytes, kept
         second = race(IfMatch=body["ETag"])
@@ -287,9 +289,18 @@ def test_close_waits_for_a_renewal_in_flight_then_removes_the_entry(store, monke
 
 
 # --- the waiting loop ----------------------------------------------------------------------------
+def _declare_lease(store, holder: str, lease: float) -> None:
+    """Rewrite the lease ``holder`` declares in claims.json (one that never renews)."""
+    doc, etag = store.get(CLAIMS_OBJECT)
+    declared = json.loads(doc)
+    declared["holders"][holder]["lease"] = lease
+    assert store.replace(CLAIMS_OBJECT, json.dumps(declared).encode(), etag)
+
+
 def _waiter(cache, now, slept, *, lease=10.0, on_sleep=None):
     def sleep(s: float) -> None:
         slept.append(s)
+        assert len(slept) < 500, "it never stopped waiting"
         now[0] += 1.0
         if on_sleep is not None:
             on_sleep()
@@ -305,18 +316,15 @@ def test_a_stale_holder_is_taken_over_after_exactly_one_lease_and_said_once(s3_u
     cache._own(create=True)
     stale = ObjectClaims(cache.store, OPTS, API, lease=None)
     stale.claim(numbers(3))
-    doc, etag = cache.store.get(CLAIMS_OBJECT)
-    declared = json.loads(doc)
-    declared["holders"][stale.id]["lease"] = 4.0  # longer than the waiter's own 2 s lease
-    assert cache.store.replace(CLAIMS_OBJECT, json.dumps(declared).encode(), etag)
-    now, slept, looked_up = [0.0], [], []
+    _declare_lease(cache.store, stale.id, 4.0)  # longer than the waiter's own 2 s lease
+    now, slept, looked_up = [100.0], [], []  # the waiter's monotonic clock: any origin
     claimed = _waiter(cache, now, slept, lease=2.0)
     with caplog.at_level(logging.INFO, logger="pd_hlr.cache"):
         claimed.run(numbers(3), looked_up.extend)
     assert looked_up == numbers(3)
-    # seen at t=0, unchanged at t=1..4: taken over at t=4, when a whole (the longer) lease
-    # passed, then claimed at once (no wait: sleep 0)
-    assert now[0] == 5.0
+    # seen at t=100, unchanged at t=101..104: taken over at t=104, when a whole (the longer)
+    # lease passed, then claimed at once (no wait: sleep 0)
+    assert now[0] == 105.0
     assert slept == pytest.approx([0.05, 0.075, 0.1125, 0.16875, 0.0])
     waiting = [r for r in caplog.records if "waiting for" in r.getMessage()]
     assert len(waiting) == 1 and "waiting for 3 number(s)" in waiting[0].getMessage()
@@ -383,3 +391,37 @@ def test_a_process_that_never_closes_its_claims_still_exits(s3_url):
         [sys.executable, "-c", code, s3_url], capture_output=True, text=True, timeout=HANG
     )
     assert proc.returncode == 0 and "claimed" in proc.stdout, proc.stderr
+
+
+def test_a_takeover_needs_the_renewal_the_waiter_saw(store, claimer):
+    a, b = claimer(), claimer()
+    a.claim(numbers(1))
+    a.refresh()
+    assert not b.take_over(a.id, 0)  # renewed since the waiter looked: alive
+    assert a.id in _holders(store)
+    assert b.take_over(a.id, 1)
+
+
+def test_a_claimer_taken_over_that_claims_again_gets_a_whole_new_lease(s3_url):
+    """Resumed after a takeover, a claimer enters again under the same id at renewal 0: the
+    waiter starts a new lease for it, not the old one's (which ran out long ago)."""
+    cache = HLRCache(s3_url)
+    cache._own(create=True)
+    stale = ObjectClaims(cache.store, OPTS, API, lease=None)
+    stale.claim(numbers(3))
+    _declare_lease(cache.store, stale.id, 4.0)
+    again: list[float] = []
+
+    def resume() -> None:
+        if not again and stale.id not in _holders(cache.store):
+            again.append(now[0])
+            assert stale.claim(numbers(3))[0] == numbers(3)  # nobody held them meanwhile
+            _declare_lease(cache.store, stale.id, 4.0)
+
+    now, slept, looked_up = [100.0], [], []
+    claimed = _waiter(cache, now, slept, lease=4.0, on_sleep=resume)
+    claimed.run(numbers(3), looked_up.extend)
+    assert looked_up == numbers(3)
+    assert again == [105.0]  # taken over at t=104; it claimed again at t=105
+    assert now[0] == 110.0  # seen anew at t=105, taken over again a whole lease later
+    stale.close()

@@ -837,12 +837,11 @@ class ObjectClaimedLookups(ClaimedLookups):
             while pending:
                 mine, others = claims.claim(pending)
                 if mine:
-                    try:
-                        todo = self._serve(mine, on_served)
-                        if todo:
-                            lookup(todo)
-                    finally:
-                        claims.release()
+                    # no release after: the next claim replaces these numbers in the same
+                    # compare-and-swap, and leaving the block removes this claimer's entry
+                    todo = self._serve(mine, on_served)
+                    if todo:
+                        lookup(todo)
                     done = set(mine)
                     pending = [n for n in pending if n not in done]
                     delay = self.poll
