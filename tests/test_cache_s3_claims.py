@@ -3,6 +3,9 @@ pinned one promise at a time (the mutation target ``object-claims`` runs these).
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import time
 
@@ -10,26 +13,21 @@ import pytest
 
 pytest.importorskip("boto3")
 
-HANG = 120
-
-
-# --- ObjectClaims, one promise at a time ---------------------------------------------------------
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-
-from pd_hlr.cache import HLRCache  # noqa: E402
-from pd_hlr.cache.claims import LEASE_SECONDS  # noqa: E402
-from pd_hlr.cache.objects import (  # noqa: E402
+from pd_hlr.cache import HLRCache
+from pd_hlr.cache.claims import LEASE_SECONDS
+from pd_hlr.cache.objects import (
     CLAIM_CHUNK,
     CLAIMS_OBJECT,
     ObjectClaimedLookups,
     ObjectClaims,
 )
 
-from .test_cache import API, OPTS, entry, numbers  # noqa: E402
+from .test_cache import API, OPTS, entry, numbers
+
+HANG = 120
 
 
+# --- ObjectClaims, one promise at a time ---------------------------------------------------------
 @pytest.fixture
 def store(s3_url):
     cache = HLRCache(s3_url)
