@@ -309,7 +309,8 @@ class ObjectCache(HLRCache):
             seen[key] = got
             entries.extend(got)
         # keep only the groups still holding answers, and those committed since the listing
-        seen.update((k, v) for k, v in self._group_entries.items() if group_of(k[0]) > top)
+        # (a copy first: writer threads add their groups to it meanwhile)
+        seen.update((k, v) for k, v in dict(self._group_entries).items() if group_of(k[0]) > top)
         self._group_entries = seen
         if not entries:
             return None
