@@ -136,10 +136,14 @@ def test_the_test_server_serializes_conditional_writes(monkeypatch):
         errors: list[str] = []
         tries: list = []
 
-        def create(i: int, **condition: str) -> None:
+        def create(i: int, round_: int, **condition: str) -> None:
             barrier.wait()
             try:
-                r = clients[i].put_object(Bucket=bucket, Key="k", Body=str(i).encode(), **condition)
+                # A body of its own per client and round: S3's ETag is the body's MD5, so a
+                # round's winner writing the bytes it already wrote would keep the ETag, and
+                # one more If-Match on it would rightly win too.
+                body = f"{round_}-{i}".encode()
+                r = clients[i].put_object(Bucket=bucket, Key="k", Body=body, **condition)
                 tries.append((i, r["ResponseMetadata"].get("RetryAttempts")))
             except Exception as exc:  # 412 (or 409): lost the race; anything else is shown
                 code = getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -148,10 +152,11 @@ def test_the_test_server_serializes_conditional_writes(monkeypatch):
                 return
             wins.append(i)
 
-        def race(**condition: str) -> list[int]:
+        def race(round_: int, **condition: str) -> list[int]:
             wins.clear()
             threads = [
-                threading.Thread(target=create, args=(i,), kwargs=condition) for i in range(8)
+                threading.Thread(target=create, args=(i, round_), kwargs=condition)
+                for i in range(8)
             ]
             for t in threads:
                 t.start()
@@ -159,11 +164,11 @@ def test_the_test_server_serializes_conditional_writes(monkeypatch):
                 t.join(HANG)
             return list(wins)
 
-        first = race(IfNoneMatch="*")
+        first = race(1, IfNoneMatch="*")
         assert len(first) == 1 and not errors, (first, errors, tries)
         body = clients[0].get_object(Bucket=bucket, Key="k")
-        assert body["Body"].read() == str(first[0]).encode()  # the winner's bytes, kept
-        second = race(IfMatch=body["ETag"])
+        assert body["Body"].read() == f"1-{first[0]}".encode()  # the winner's bytes, kept
+        second = race(2, IfMatch=body["ETag"])
         assert len(second) == 1 and not errors, (second, errors)
     finally:
         server.stop()
