@@ -48,6 +48,8 @@ from pd_hlr.cache.objects import (  # noqa: E402
 )
 from pd_hlr.cache.s3 import S3Store, split_url  # noqa: E402
 
+from . import s3server  # noqa: E402
+
 HANG = 120  # seconds: only a hang takes this long
 
 
@@ -102,6 +104,74 @@ def test_concurrent_creates_of_one_name_have_exactly_one_winner(s3_url):
     for round_ in range(5):
         results = race(f"race-{round_}")
         assert sum(r is not None for r in results) == 1, results
+
+
+def test_the_test_server_serializes_conditional_writes(monkeypatch):
+    """moto checks ``If-None-Match`` / ``If-Match`` and then writes; with the write slowed
+    down, eight racing creates of one name would all pass the check. With
+    :func:`tests.s3server.atomic_writes` exactly one wins, as on S3 (issue 28's flake: two
+    processes both won one compare-and-swap of claims.json and both paid)."""
+    import boto3
+    from moto.s3.models import S3Backend
+    from moto.server import ThreadedMotoServer
+
+    real_put = S3Backend.put_object
+
+    def slow_put(self, *args, **kwargs):
+        time.sleep(0.05)  # the window between moto's check and its write, made wide
+        return real_put(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", slow_put)
+    s3server.atomic_writes()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        bucket = s3server.new_bucket(endpoint)
+        creds = s3server._creds()
+        clients = [boto3.client("s3", endpoint_url=endpoint, **creds) for _ in range(8)]
+        barrier = threading.Barrier(8)
+        wins: list[int] = []
+        errors: list[str] = []
+        tries: list = []
+
+        def create(i: int, round_: int, **condition: str) -> None:
+            barrier.wait()
+            try:
+                # A body of its own per client and round: S3's ETag is the body's MD5, so a
+                # round's winner writing the bytes it already wrote would keep the ETag, and
+                # one more If-Match on it would rightly win too.
+                body = f"{round_}-{i}".encode()
+                r = clients[i].put_object(Bucket=bucket, Key="k", Body=body, **condition)
+                tries.append((i, r["ResponseMetadata"].get("RetryAttempts")))
+            except Exception as exc:  # 412 (or 409): lost the race; anything else is shown
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+                if code not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    errors.append(repr(exc))
+                return
+            wins.append(i)
+
+        def race(round_: int, **condition: str) -> list[int]:
+            wins.clear()
+            threads = [
+                threading.Thread(target=create, args=(i, round_), kwargs=condition)
+                for i in range(8)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(HANG)
+            return list(wins)
+
+        first = race(1, IfNoneMatch="*")
+        assert len(first) == 1 and not errors, (first, errors, tries)
+        body = clients[0].get_object(Bucket=bucket, Key="k")
+        assert body["Body"].read() == f"1-{first[0]}".encode()  # the winner's bytes, kept
+        second = race(2, IfMatch=body["ETag"])
+        assert len(second) == 1 and not errors, (second, errors)
+    finally:
+        server.stop()
 
 
 def test_a_missing_object_is_file_not_found(s3_url):
@@ -421,7 +491,12 @@ def test_three_processes_sharing_an_s3_cache_pay_once_per_number(make_sandbox, t
     charged = server.stats().charged
     union = set().union(*lists)
     assert set(charged) == union
-    assert Counter(charged.values()) == {1: len(union)}, "a number was paid twice"
+    twice = sorted(n for n, c in charged.items() if c > 1)
+    assert Counter(charged.values()) == {1: len(union)}, (  # what to look at when it fails
+        f"paid twice: {twice} (lists {[i for i, x in enumerate(lists) if set(twice) & set(x)]}); "
+        f"children said {[p.stdout.read() for p in procs if p.stdout]}; objects {_keys(s3_url)}; "
+        f"claims {S3Store(s3_url).get(CLAIMS_OBJECT)[0]!r}"
+    )
     server.reset_stats()
     warm = _child(tmp_path, sorted(union), server, s3_url, "warm")
     assert warm.wait(timeout=HANG) == 0
@@ -550,3 +625,69 @@ def test_a_part_deleted_mid_read_is_listed_again_not_skipped(s3_url, recwarn):
         ObjectPart.open = real_open
     assert set(got.index) == set(wanted)
     assert not [w for w in recwarn if "skipping unreadable part" in str(w.message)]
+
+
+# --- requests per commit group and per read (issue 28: cold runs were slow) ---------------------
+def _counting(store, *methods: str) -> Counter:
+    calls: Counter = Counter()
+    for name in methods:
+        real = getattr(store, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        setattr(store, name, counted)
+    return calls
+
+
+def test_a_writer_lists_for_its_first_group_only(s3_url):
+    cache = HLRCache(s3_url, compact=False)
+    with cache.writer() as w:
+        w.add(entry("+447400000001", "+447400000001"))
+        calls = _counting(cache.store, "list")
+        for n in numbers(5, start=2):
+            w.add(entry(n, n))
+        assert calls["list"] == 0  # the next number is the one after its own last group
+    assert set(cache.to_frame()["number"]) == {"+447400000001", *numbers(5, start=2)}
+
+
+def test_a_writer_whose_next_number_was_taken_goes_above_every_taken_one(s3_url):
+    a, b = HLRCache(s3_url, compact=False), HLRCache(s3_url, compact=False)
+    with a.writer() as wa, b.writer() as wb:
+        wa.add(entry("+447400000001", "+447400000001"))
+        wb.add(entry("+447400000002", "+447400000002"))  # takes the number a would try next
+        wb.add(entry("+447400000003", "+447400000003"))
+        wa.add(entry("+447400000004", "+447400000004"))
+    frame = HLRCache(s3_url).to_frame().set_index("number")["seq"]
+    assert frame.is_unique
+    assert frame["+447400000004"] // GROUP_SPAN > frame["+447400000003"] // GROUP_SPAN
+
+
+def test_a_writer_lists_again_once_its_last_group_is_a_lease_old(s3_url):
+    cache = HLRCache(s3_url, compact=False, lease=0.0)  # every commit is "a lease old"
+    with cache.writer() as w:
+        w.add(entry("+447400000001", "+447400000001"))
+        calls = _counting(cache.store, "list")
+        w.add(entry("+447400000002", "+447400000002"))
+        assert calls["list"] >= 1
+
+
+def test_a_reader_gets_each_commit_group_once(s3_url):
+    writer_cache = HLRCache(s3_url, compact=False)
+    reader = HLRCache(s3_url, memo=False)
+    wanted = numbers(3)
+    with writer_cache.writer() as w:
+        for n in wanted:
+            w.add(entry(n, n))
+        calls = _counting(reader.store, "get")
+        assert set(reader.get(wanted, OPTS, API).index) == set(wanted)
+        assert calls["get"] == 3
+        assert set(reader.get(wanted, OPTS, API).index) == set(wanted)
+        assert calls["get"] == 3  # read once: a group is never rewritten with other answers
+        w.add(entry("+447400000099", "+447400000099"))
+        assert set(reader.get(["+447400000099"], OPTS, API).index) == {"+447400000099"}
+        assert calls["get"] == 4
+    # folded into a part, the groups emptied: the answers are read from the part
+    assert set(reader.get(wanted, OPTS, API).index) == set(wanted)
+    assert reader._group_entries == {}

@@ -89,6 +89,23 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
             "test_the_sequence_a_reader_takes_waits_for_the_entry_written_under_it",
         ),
     ),
+    "object-claims": (
+        "pd_hlr/cache/objects.py",
+        ("ObjectClaims", "ObjectClaimedLookups", "_Unchanged"),
+        (
+            "tests/test_cache_s3_claims.py",
+            *(
+                f"tests/test_cache_s3.py::{t}"
+                for t in (
+                    "test_claims_are_disjoint_and_given_back",
+                    "test_claims_of_another_key_do_not_conflict",
+                    "test_a_stale_claimer_is_taken_over_after_one_lease_by_the_waiter_s_clock",
+                    "test_a_renewing_claimer_is_waited_for",
+                    "TestObjectStore::test_cold_then_warm_pays_once",
+                )
+            ),
+        ),
+    ),
     "ratelimit": (
         "pd_hlr/ratelimit.py",
         None,

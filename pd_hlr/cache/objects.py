@@ -140,6 +140,9 @@ class ObjectCache(HLRCache):
         self.auto_compact = bool(compact)
         self.lease = float(lease)
         self._owned = False
+        # the entries of each commit group read, by (name, ETag): a group is never rewritten
+        # with other answers (created once, then only emptied), so it is read once per run
+        self._group_entries: dict[tuple[str, str], list[Entry]] = {}
 
     # several writers fold and merge at once: list again more patiently than a folder does
     _relists = 64
@@ -257,13 +260,27 @@ class ObjectCache(HLRCache):
     # -- reading ----------------------------------------------------------------------------
     def _journal_table(self) -> pa.Table | None:
         entries: list[Entry] = []
-        for g in self._groups():
-            try:
-                data, _ = self.store.get(g.name)
-            except FileNotFoundError:
-                logger.debug("cache: group %s folded while read; listing again", g.name)
-                raise  # folded meanwhile: its part was written first, so list again
-            entries.extend(parse_journal(data).entries)
+        seen: dict[tuple[str, str], list[Entry]] = {}
+        names = self._group_names()
+        top = max((group_of(o.name) for o in names), default=-1)
+        for g in (o for o in names if o.size > 0):
+            key = (g.name, g.etag)
+            got = self._group_entries.get(key)
+            if got is None:
+                try:
+                    data, etag = self.store.get(g.name)
+                except FileNotFoundError:
+                    logger.debug("cache: group %s folded while read; listing again", g.name)
+                    raise  # folded meanwhile: its part was written first, so list again
+                got = parse_journal(data).entries
+                if etag != g.etag:  # emptied since listed (its part was written first)
+                    key = (g.name, etag)
+            seen[key] = got
+            entries.extend(got)
+        # keep only the groups still holding answers, and those committed since the listing
+        # (a copy first: writer threads add their groups to it meanwhile)
+        seen.update((k, v) for k, v in dict(self._group_entries).items() if group_of(k[0]) > top)
+        self._group_entries = seen
         if not entries:
             return None
         table, _bad = entries_to_table(entries)
@@ -471,6 +488,8 @@ class ObjectWriter:
         self._pending: list[Entry] = []  # committed, not yet folded into a part
         self._mine: list[str] = []  # this writer's group objects not yet folded
         self._last_fold = time.monotonic()
+        # the group number after this writer's last commit, and when that commit was sent
+        self._hint: tuple[int, float] | None = None
         cache._own(create=True)
         with contextlib.suppress(OSError):
             cache.fold_orphans(older_than=2 * cache.lease)
@@ -514,20 +533,38 @@ class ObjectWriter:
         if due:
             self.flush()
 
+    def _next_group(self) -> int:
+        """The number to try for the next group: the one after this writer's last commit
+        while that commit is less than a lease old (no LIST: the numbers are dense, and no
+        group that young is ever deleted, so a free one there is above every taken one),
+        else the highest listed plus one."""
+        hint = self._hint
+        if hint is not None and time.monotonic() - hint[1] < self.cache.lease:
+            return hint[0]
+        return self.cache._next_group()
+
     def _commit(self, batch: list[Entry]) -> None:
         """PUT one group object holding ``batch``; its group number (so its entries' write
         sequence) is taken by the create itself (``If-None-Match: *``)."""
         store = self.cache.store
         for attempt in range(200):
-            group = self.cache._next_group()
+            group = self._next_group()
             entries = [replace(e, seq=group * GROUP_SPAN + i) for i, e in enumerate(batch)]
             body = b"".join(e.to_line() for e in entries)
-            if store.create(group_name(group), body) is not None:
+            sent = time.monotonic()
+            etag = store.create(group_name(group), body)
+            if etag is not None:
+                self._hint = (group + 1, sent)
+                # what this process's readers would GET back: known already
+                self.cache._group_entries[(group_name(group), etag)] = entries
                 with self._cv:
                     self._pending.extend(entries)
                     self._mine.append(group_name(group))
                 logger.debug("cache: group %d committed (%d answers)", group, len(batch))
                 return
+            if self._hint is not None:  # taken by another writer: list, then try at once
+                self._hint = None
+                continue
             time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))  # another took it
         raise CacheNotWritableError(  # pragma: no cover - 200 lost races in a row
             f"the cache {self.cache.url} kept refusing new commit groups", path=self.cache.url
@@ -589,6 +626,9 @@ class ObjectClaims:
         self.store = store
         self.key = f"{api}\t{options}"
         self.lease = LEASE_SECONDS if lease is None else float(lease)
+        #: Seconds between two renewals: a quarter of the lease, so a live claimer renews
+        #: three times before a waiter may take its numbers over.
+        self.renew_every = self.lease / 4
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.lost = False
         self._stop = threading.Event()
@@ -596,7 +636,8 @@ class ObjectClaims:
         self._cas(self._enter)
         if lease is not None:
             self._beat = threading.Thread(
-                target=self._heartbeat, args=(lease / 4,), name="pd_hlr-claims", daemon=True
+                target=self._heartbeat, args=(self.renew_every,), name="pd_hlr-claims",
+                daemon=True,
             )
             self._beat.start()
 
@@ -766,12 +807,11 @@ class ObjectClaimedLookups(ClaimedLookups):
             while pending:
                 mine, others = claims.claim(pending)
                 if mine:
-                    try:
-                        todo = self._serve(mine, on_served)
-                        if todo:
-                            lookup(todo)
-                    finally:
-                        claims.release()
+                    # no release after: the next claim replaces these numbers in the same
+                    # compare-and-swap, and leaving the block removes this claimer's entry
+                    todo = self._serve(mine, on_served)
+                    if todo:
+                        lookup(todo)
                     done = set(mine)
                     pending = [n for n in pending if n not in done]
                     delay = self.poll
