@@ -673,25 +673,34 @@ class HLRClient:
     @staticmethod
     def _drive(run: _Run, workers: list[_Worker]) -> None:
         """Start the workers and wait for them; on an exception here (Ctrl-C, SIGTERM) stop
-        feeding at once, then wait: in-flight numbers finish and are delivered first.
+        feeding at once, then wait: in-flight numbers finish and are delivered first, however
+        many more Ctrl-Cs come meanwhile (the first one is raised).
 
         Each worker's own ``done`` event is waited for, not ``Thread.join``: on Python 3.11 a
         Ctrl-C that interrupts ``join`` can mark a thread that is still running as stopped
         (the bpo-45274 fix), and a later ``join`` would then not wait for its answer. The wait
         wakes every :data:`_WAKE` seconds, so a signal is acted on even where it does not
         interrupt a blocked lock wait."""
+        first: BaseException | None = None
         try:
             for worker in workers:
                 worker.thread.start()
             for worker in workers:
                 _wait(worker.done)
-        except BaseException:  # KeyboardInterrupt in the caller: stop like a 401/402
-            run.stop.set()
-            raise
-        finally:
-            for worker in workers:
-                if worker.thread.ident is not None:  # started: it sets done when it ends
-                    _wait(worker.done)
+        except BaseException as exc:  # KeyboardInterrupt in the caller: stop like a 401/402
+            first = exc
+        while True:  # the answers in flight are paid: delivered, however often interrupted
+            try:
+                if first is not None:
+                    run.stop.set()
+                for worker in workers:
+                    if worker.thread.ident is not None:  # started: it sets done when it ends
+                        _wait(worker.done)
+                break
+            except BaseException as exc:  # a second Ctrl-C: the first one is obeyed
+                first = first if first is not None else exc
+        if first is not None:
+            raise first
         for worker in workers:  # all delivered; let the threads end (their sessions close)
             worker.thread.join()
 

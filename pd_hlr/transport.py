@@ -447,10 +447,12 @@ class _Adapter(HTTPAdapter):
         return cast(HTTPConnectionPool, found[0])
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        pass  # done once, when the pool was found
+        if not self._url:  # a requests that did not find the pool above: check as it does
+            super().cert_verify(conn, url, verify, cert)
+        # else: done once, when the pool was found
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
-        return self._url
+        return self._url or super().request_url(request, proxies)
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
         response = requests.Response()

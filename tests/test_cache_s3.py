@@ -673,6 +673,20 @@ def test_a_writer_lists_again_once_its_last_group_is_a_lease_old(s3_url):
         assert calls["list"] >= 1
 
 
+def test_a_writer_lists_again_when_the_wall_clock_moved_on_without_it(s3_url):
+    """A laptop suspended for minutes: its monotonic clock stood still, while teammates' groups
+    came and their compaction (by the wall clock) deleted emptied ones. The writer's hint is
+    then not trusted: it lists, so it never reuses a deleted number below the newest."""
+    cache = HLRCache(s3_url, compact=False)
+    with cache.writer() as w:
+        w.add(entry("+447400000001", "+447400000001"))
+        group, monotonic, wall = w._hint
+        w._hint = (group, monotonic, wall - cache.lease)  # the suspend: only the wall moved
+        calls = _counting(cache.store, "list")
+        w.add(entry("+447400000002", "+447400000002"))
+        assert calls["list"] >= 1
+
+
 def test_a_reader_gets_each_commit_group_once(s3_url):
     writer_cache = HLRCache(s3_url, compact=False)
     reader = HLRCache(s3_url, memo=False)

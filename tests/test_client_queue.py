@@ -74,3 +74,49 @@ def test_ctrl_c_returns_only_after_every_delivery_has_finished(
     with lock:
         assert delivered and sorted(finished) == sorted(delivered)
     assert set(server.stats().charged) == set(delivered)
+
+
+def test_a_second_ctrl_c_while_answers_are_delivered_still_waits_for_them(
+    make_sandbox: Callable[..., sandbox.Sandbox], client_for: Callable[..., Any]
+) -> None:
+    """Ctrl-C twice (the usual impatience in a notebook): the second lands while the caller
+    waits for the answers in flight. ``lookup_many`` still raises only once every paid answer
+    has been delivered (to the journal, in a run), and raises the first interrupt."""
+    server = make_sandbox()
+    client = client_for(server, workers=2)
+    seen: list[int] = []  # interrupts the main thread has handled
+    delivered: list[str] = []
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt(f"interrupt {len(seen)}")
+
+    def interrupt_and_wait(count: int) -> None:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+        for _ in range(2000):  # until the main thread has handled it (bounded, not timed)
+            if len(seen) >= count:
+                return
+            time.sleep(0.005)
+
+    def on_result(number: str, outcome: Any) -> None:
+        with lock:
+            delivered.append(number)
+            first = len(delivered) == 1
+        if first:  # this delivery is still under way when both interrupts are handled
+            interrupt_and_wait(1)
+            time.sleep(0.05)  # the caller is waiting for this worker by now
+            interrupt_and_wait(2)
+        with lock:
+            finished.append(number)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="interrupt 1"):
+            client.lookup_many([f"+4479{i:08d}" for i in range(50)], on_result=on_result)
+        with lock:
+            assert len(seen) == 2 and delivered and sorted(finished) == sorted(delivered)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert set(server.stats().charged) == set(delivered)

@@ -367,6 +367,15 @@ def test_row2_a_host_handler_for_sigterm_is_never_overridden(
     assert server.stats().charged == {n: 1 for n in numbers}
 
 
+def _default_stop_signals() -> None:
+    """In a child before it runs: SIGTERM, SIGHUP and SIGINT back to their defaults."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.mark.parametrize(
     ("engine", "sig", "code"),
     [("pandas", "SIGTERM", 143), ("pandas", "SIGHUP", 129), ("pandas", "SIGINT", 130),
@@ -389,8 +398,10 @@ def test_row2_sigterm_and_sighup_stop_the_cli_like_ctrl_c(
     argv = [sys.executable, "-m", "pd_hlr.cli", "validate", str(src), "-c", "phone",
             "--cache", str(cache), "--out", str(tmp_path / "out.parquet"), "--no-progress",
             "--engine", engine]
+    # The child starts with the default handlers: under nohup (SIGHUP ignored, which the child
+    # would inherit) pd-hlr rightly keeps the host's choice and this would test nothing.
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=_default_stop_signals)
     _when_charged(server, 12, lambda: proc.send_signal(getattr(signal, sig)))
     _, err = proc.communicate(timeout=HANG)
     assert proc.returncode == code, err  # the documented exit code, not death by the signal

@@ -488,8 +488,8 @@ class ObjectWriter:
         self._pending: list[Entry] = []  # committed, not yet folded into a part
         self._mine: list[str] = []  # this writer's group objects not yet folded
         self._last_fold = time.monotonic()
-        # the group number after this writer's last commit, and when that commit was sent
-        self._hint: tuple[int, float] | None = None
+        # the group number after this writer's last commit, and when it was sent (both clocks)
+        self._hint: tuple[int, float, float] | None = None  # (next group, monotonic, wall)
         cache._own(create=True)
         with contextlib.suppress(OSError):
             cache.fold_orphans(older_than=2 * cache.lease)
@@ -535,12 +535,17 @@ class ObjectWriter:
 
     def _next_group(self) -> int:
         """The number to try for the next group: the one after this writer's last commit
-        while that commit is less than a lease old (no LIST: the numbers are dense, and no
-        group that young is ever deleted, so a free one there is above every taken one),
+        while that commit is less than a quarter lease old by both clocks (no LIST: the numbers
+        are dense, and no group that young is ever deleted, so a free one there is above every
+        taken one),
         else the highest listed plus one."""
         hint = self._hint
-        if hint is not None and time.monotonic() - hint[1] < self.cache.lease:
-            return hint[0]
+        if hint is not None:
+            # A quarter of a lease, by both clocks: a suspended laptop's monotonic clock stands
+            # still, and the deleting machine reads the wall clock (LastModified).
+            fresh = self.cache.lease / 4
+            if time.monotonic() - hint[1] < fresh and abs(time.time() - hint[2]) < fresh:
+                return hint[0]
         return self.cache._next_group()
 
     def _commit(self, batch: list[Entry]) -> None:
@@ -551,10 +556,10 @@ class ObjectWriter:
             group = self._next_group()
             entries = [replace(e, seq=group * GROUP_SPAN + i) for i, e in enumerate(batch)]
             body = b"".join(e.to_line() for e in entries)
-            sent = time.monotonic()
+            sent, sent_wall = time.monotonic(), time.time()
             etag = store.create(group_name(group), body)
             if etag is not None:
-                self._hint = (group + 1, sent)
+                self._hint = (group + 1, sent, sent_wall)
                 # what this process's readers would GET back: known already
                 self.cache._group_entries[(group_name(group), etag)] = entries
                 with self._cv:
