@@ -628,3 +628,15 @@ def test_a_close_whose_fold_fails_leaves_its_journal_unlocked_for_the_next_reade
     writer = CacheWriter(HLRCache(tmp_path, compact=False))  # folds the orphan
     writer.close()
     assert journals(tmp_path) == [] and HLRCache(tmp_path).stats()["entries"] == 2
+
+
+def test_an_answer_after_close_is_refused_and_leaves_no_journal(tmp_path):
+    """A late delivery after the run closed its writer (a bug upstream) gets a plain error,
+    not a journal created, locked and leaked behind a closed write sequence."""
+    cache = HLRCache(tmp_path / "c", compact=False)
+    with cache.writer() as w:
+        w.add(entry(1))
+    with pytest.raises(ValueError, match="is closed"):
+        w.add(entry(2))
+    assert not journals(tmp_path / "c")
+    assert list(cache.to_frame()["number"]) == [entry(1).number]

@@ -585,6 +585,7 @@ class CacheWriter:
         self.written = 0
         self.commits = 0
         self._journal: Journal | None = None
+        self._closed = False
         cache._own(create=True)
         try:
             self._journal = Journal(cache.path, fsync=cache.fsync)
@@ -639,6 +640,8 @@ class CacheWriter:
         fold = False
         error: BaseException | None = None
         try:
+            if self._closed:  # an answer after close: said plainly, no journal left behind
+                raise ValueError(f"the cache writer of {self.cache.path} is closed")
             if self._journal is None:  # only a leader (or close, when none is) touches it
                 self._journal = Journal(self.cache.path, fsync=self.cache.fsync)
             with self._seq.advance(len(group)) as first:
@@ -733,6 +736,7 @@ class CacheWriter:
                 if self._journal is not None:
                     left.append(self._journal)
                 self._unfolded, self._journal = [], None
+                self._closed = True
             for journal in left:
                 journal.close()
             self._seq.close()
