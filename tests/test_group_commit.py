@@ -640,3 +640,25 @@ def test_an_answer_after_close_is_refused_and_leaves_no_journal(tmp_path):
         w.add(entry(2))
     assert not journals(tmp_path / "c")
     assert list(cache.to_frame()["number"]) == [entry(1).number]
+
+
+def test_an_orphan_journal_whose_part_was_written_is_folded_without_repeats(tmp_path):
+    """kill -9 between a fold's part and its journal's removal leaves the same lines in both:
+    the next writer folds only the lines no part holds (before, they were stored twice)."""
+    from dataclasses import replace
+
+    from pd_hlr.cache.journal import Journal
+    from pd_hlr.cache.parts import entries_to_table, write_part
+
+    folder = tmp_path / "c"
+    HLRCache(folder)._own(create=True)
+    folded = [replace(entry(i), seq=i) for i in (1, 2, 3)]
+    write_part(folder, entries_to_table(folded)[0])
+    journal = Journal(folder)
+    journal.write(b"".join(e.to_line() for e in [*folded, replace(entry(4), seq=4)]))
+    journal.close()  # its writer died: the journal stays, unlocked
+    CacheWriter(HLRCache(folder)).close()  # a new writer folds the orphan
+    cache = HLRCache(folder)
+    assert cache.stats()["stored_rows"] == 4
+    assert sorted(cache.to_frame()["seq"]) == [1, 2, 3, 4]
+    assert journals(folder) == []

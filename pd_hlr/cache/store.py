@@ -409,6 +409,13 @@ class HLRCache:
         return len(own_files(self.path, "quarantine"))
 
     # -- maintenance ----------------------------------------------------------------------
+    def _seqs_in_parts(self) -> set[int]:
+        """The write-sequence value of every entry in a part (the ``seq`` column only)."""
+        seqs: set[int] = set()
+        for table in self._read_parts(self._parts(), ["seq"]):
+            seqs.update(s for s in table["seq"].to_pylist() if s is not None)
+        return seqs
+
     def fold_orphans(self) -> int:
         """Fold journals whose writer is gone (no lock held) into a part; lines that are not
         entries are moved aside (see :func:`~pd_hlr.cache.folder.quarantine_lines`). Returns
@@ -416,14 +423,20 @@ class HLRCache:
         if not self._own():
             return 0
         folded = 0
+        in_parts: set[int] | None = None
         for j in orphans(self.path):
             taken = take_orphan(j)
             if taken is None:
                 continue
             fd, contents = taken
             try:
-                if contents.entries:
-                    table, bad = entries_to_table(contents.entries)
+                if in_parts is None:
+                    in_parts = self._seqs_in_parts()
+                # A writer killed after writing a part but before removing its journal left
+                # those lines in both: fold only what no part holds (each entry's seq is its own).
+                entries = [e for e in contents.entries if e.seq is None or e.seq not in in_parts]
+                if entries:
+                    table, bad = entries_to_table(entries)
                     write_part(self.path, table, fsync=self.fsync)
                     folded += table.num_rows
                     if bad:
