@@ -1,0 +1,512 @@
+"""The transport's two paths, side by side: the lean one (``direct=True``: a keep-alive
+connection per thread, no requests adapter) and the requests adapter (``direct=False``: the
+path taken when a proxy applies). Both must be the same client: for every fault knob of the
+sandbox, the same numbers looked up through each give the same outcome per number (the answer,
+or the error's class, kind, status, attempts and cause class), the same ``client.stats``, the
+same backoff sleeps, and the same charge ledger on the sandbox (each number billed the same
+number of times, and no more often than the retry policy allows).
+
+Every run is deterministic: a knob at probability 1.0 fires on every request whatever the
+order of threads; mixed knobs at lower probabilities run on one worker, so the seeded draws
+meet the requests in the same order on both paths (the server draws per request, in arrival
+order). Backoff sleeps are recorded, not slept; the jitter is fixed. Every failed outcome goes
+through ``check_no_leak`` (no token in its message, args, cause chain or frames' locals), and
+the log records through ``test_client``'s autouse check.
+
+Also here: keep-alive hygiene (the server closes an idle connection, with or without
+``Connection: close``; the next lookup must reconnect, not fail), and TLS (a certificate the
+client does not trust fails as ``tls`` at once, billed nothing; a trusted one answers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from pd_hlr import sandbox
+from pd_hlr.classify import KINDS
+from pd_hlr.client import HLRClient
+from pd_hlr.errors import HLRError
+from pd_hlr.retry import RetryPolicy
+from pd_hlr.transport import Transport
+
+from .conftest import bounded
+from .test_client import SECRET, _no_token_in_logs, check_no_leak  # noqa: F401 (autouse)
+from .test_group_commit import until
+
+Faults = sandbox.Faults
+#: The two paths: the value of ``Transport(direct=...)``.
+PATHS = {"lean": True, "adapter": False}
+NUMBERS = [f"+4479{i:08d}" for i in range(700, 760)]
+RETRIES = 2
+#: A fixed jitter: the backoff sleeps are part of what is compared.
+POLICY = RetryPolicy(max_retries=RETRIES, breaker_threshold=10_000, random=lambda: 0.5)
+
+
+def on_path(client: HLRClient, direct: bool) -> HLRClient:
+    """Put ``client`` on one path (the contract of ``Transport(direct=...)``)."""
+    client._transport.close()
+    client._transport = Transport(
+        client.url,
+        client._token,
+        timeout=client.timeout,
+        deadline=client.deadline,
+        max_answer_bytes=client.max_answer_bytes,
+        pool_size=client.workers,
+        direct=direct,
+    )
+    return client
+
+
+@pytest.fixture
+def path_client() -> Iterator[Callable[..., HLRClient]]:
+    """Clients on one path, token SECRET, fixed retry policy, no adaptive pacing (its sleeps
+    are real), backoff sleeps recorded in ``client.sleeps``; closed at teardown."""
+    clients: list[HLRClient] = []
+
+    def build(url: str, direct: bool, **kwargs: Any) -> HLRClient:
+        kwargs.setdefault("token", SECRET)
+        kwargs.setdefault("retry", POLICY)
+        kwargs.setdefault("adaptive", False)
+        client = on_path(HLRClient(base_url=url, **kwargs), direct)
+        sleeps: list[float] = []
+        client.sleeps = sleeps  # type: ignore[attr-defined]
+        client._sleep = sleeps.append  # type: ignore[method-assign]
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.close()
+        check_no_leak(client, client.stats)
+
+
+# ------------------------------------------------------------------ what one run looked like
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What a run showed, with nothing that differs by design between two sandboxes (their
+    ports) or two runs (times): compared whole between the paths."""
+
+    outcomes: dict[str, Any]
+    raised: Any
+    stats: dict[str, Any]
+    sleeps: list[float]
+    charged: dict[str, int]
+    received: dict[str, int]
+    statuses: dict[int, int]
+    faults: dict[str, int]
+    #: Per number, in order: (status, fault, charged) of each request the sandbox saw.
+    log: dict[str | None, list[tuple[int, str | None, bool]]]
+    #: The whole request log in arrival order, and TCP connections opened (one worker only).
+    sequence: list[tuple[str | None, int, str | None]] | None
+    connections: int | None
+
+
+def error_summary(err: BaseException, url: str) -> tuple[Any, ...]:
+    """An error as compared between the paths; also checked for the token."""
+    check_no_leak(err)
+    message = str(err).replace(url, "<sandbox>")
+    if " talking to " in message:  # a TransportError: its detail names the library's words
+        what, _, rest = message.partition(" talking to ")
+        gave_up = rest.rpartition(" (gave up")[2] if "(gave up" in rest else None
+        message = what if gave_up is None else f"{what} (gave up{gave_up}"
+    cause = err.__cause__
+    return (
+        type(err).__name__,
+        getattr(err, "kind", None),
+        getattr(err, "status", None),
+        getattr(err, "attempts", None),
+        getattr(err, "malformed", None),
+        getattr(err, "retry_after", None),
+        type(cause).__name__ if cause is not None else None,
+        message,
+    )
+
+
+def observe(
+    sb: sandbox.Sandbox, client: HLRClient, numbers: list[str], *, ordered: bool
+) -> Run:
+    """Look ``numbers`` up through ``client`` (a run may stop: then what it raised counts)."""
+    raised: Any = None
+    try:
+        out: dict[str, Any] = bounded(lambda: client.lookup_many(numbers))
+    except HLRError as exc:
+        out = dict(exc.outcomes)
+        raised = (*error_summary(exc, sb.url), sorted(exc.pending or []))
+    outcomes: dict[str, Any] = {}
+    for number, value in sorted(out.items()):
+        if isinstance(value, BaseException):
+            outcomes[number] = error_summary(value, sb.url)
+        else:
+            assert SECRET not in repr(value)
+            outcomes[number] = value
+    s = client.stats
+    stats = {
+        "requests": s.requests,
+        "retries": s.retries,
+        "throttled": s.throttled,
+        "possibly_charged": s.possibly_charged,
+        "possibly_charged_numbers": sorted(s.possibly_charged_numbers),
+        "failures": s.failures,
+        "repaired": s.repaired,
+    }
+    ledger = sb.stats()
+    log: dict[str | None, list[tuple[int, str | None, bool]]] = {}
+    for record in sb.log():
+        log.setdefault(record.phone, []).append((record.status, record.fault, record.charged))
+    sequence = [(r.phone, r.status, r.fault) for r in sb.log()] if ordered else None
+    return Run(
+        outcomes=outcomes,
+        raised=raised,
+        stats=stats,
+        sleeps=client.sleeps if ordered else sorted(client.sleeps),  # type: ignore[attr-defined]
+        charged=ledger.charged,
+        received=ledger.received,
+        statuses=ledger.status_counts,
+        faults=ledger.fault_counts,
+        log=log,
+        sequence=sequence,
+        connections=ledger.connections if ordered else None,
+    )
+
+
+def both_paths(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    numbers: list[str],
+    *,
+    sandbox_knobs: dict[str, Any],
+    client_knobs: dict[str, Any],
+    url_suffix: str = "",
+) -> dict[str, Run]:
+    """The same run on each path, each against a fresh sandbox with the same knobs and seed."""
+    runs: dict[str, Run] = {}
+    for name, direct in PATHS.items():
+        sb = make_sandbox(token=SECRET, **sandbox_knobs)
+        client = path_client(sb.url + url_suffix, direct, **client_knobs)
+        ordered = client.workers == 1
+        runs[name] = observe(sb, client, numbers, ordered=ordered)
+        sb.close()
+    return runs
+
+
+# ------------------------------------------------------------------ every knob, alone, always
+#: What each knob at probability 1.0 must give on either path (independent of the client's
+#: code: the sandbox's documented charging and the retry table of the docs): the failure kind
+#: (None: an answer) and whether the sandbox bills each attempt.
+EXPECTED: dict[str, tuple[str | None, bool]] = {
+    "drop": ("connection_lost", False),
+    "html_200": ("malformed", False),
+    "error_500": ("server_error", False),
+    "error_503": ("server_error", False),
+    "rate_429": ("throttled", False),
+    "quota": ("throttled", False),
+    "temporary": (None, True),
+    "wrong_to": ("wrong_number", True),
+    "errors_beside_results": (None, True),
+    "bom": (None, True),
+    "bad_utf8": ("malformed", True),
+    "surrogate": (None, True),
+    "deep_nesting": ("malformed", True),
+    "truncated": ("malformed", True),
+    "missing_to": ("incomplete_result", True),
+    "nan_field": ("incomplete_result", True),
+    "echo_token": (None, True),
+    "slow": ("timeout", True),
+    "trickle": ("timeout", True),
+    "endless": ("too_large", True),
+    "gzip_bomb": ("too_large", True),
+    "huge": ("too_large", True),
+    "formula_name": (None, True),
+    "hangup": (None, True),
+    "unreachable": ("connect", False),
+}
+#: Knobs that need a short deadline to end (socket timeouts far beyond it).
+DEADLINE_KNOBS = {"slow": {"slow_seconds": 30.0}, "trickle": {}}
+
+
+def knob_faults(name: str) -> Faults:
+    if name == "unreachable":
+        return Faults(unreachable=True)
+    if name == "hangup":  # a silent close races the next request: see the keep-alive tests
+        return Faults(hangup=1.0, hangup_announced=True)
+    return Faults(**{name: 1.0}, **DEADLINE_KNOBS.get(name, {}))
+
+
+def test_every_wire_and_answer_knob_is_listed() -> None:
+    """A knob added to the sandbox is added here too (or this fails)."""
+    probabilities = {f.name for f in dataclasses.fields(Faults) if f.metadata["probability"]}
+    assert set(EXPECTED) == probabilities | {"unreachable"}
+    assert {kind for kind, _ in EXPECTED.values() if kind} <= set(KINDS)
+
+
+@pytest.mark.parametrize("knob", sorted(EXPECTED))
+def test_the_paths_agree_on_every_knob(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    knob: str,
+) -> None:
+    numbers = NUMBERS[:3]
+    client_knobs: dict[str, Any] = {"workers": 2}
+    if knob in DEADLINE_KNOBS:
+        client_knobs.update(timeout=(30, 30), deadline=0.2)
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        numbers,
+        sandbox_knobs={"faults": knob_faults(knob), "seed": 1},
+        client_knobs=client_knobs,
+    )
+    lean, adapter = runs["lean"], runs["adapter"]
+    assert lean == adapter
+
+    # Each path against the independent truth (the table above).
+    kind, billed = EXPECTED[knob]
+    retried = kind is not None and KINDS[kind].retry
+    attempts = 1 + RETRIES if retried else 1
+    for name, run in runs.items():
+        assert run.raised is None, name
+        for number in numbers:
+            outcome = run.outcomes[number]
+            if kind is None:
+                assert isinstance(outcome, dict) and outcome["to"] == number, name
+            else:
+                assert outcome[1] == kind and outcome[3] == attempts, (name, outcome)
+        assert run.stats["requests"] == attempts * len(numbers), name
+        assert run.stats["failures"] == ({kind: attempts * len(numbers)} if kind else {}), name
+        possibly = kind is not None and KINDS[kind].possibly_charged
+        assert run.stats["possibly_charged"] == (attempts * len(numbers) if possibly else 0)
+        # the ledger: billed as the sandbox documents, never more often than attempted
+        assert run.charged == ({n: attempts for n in numbers} if billed else {}), name
+        expected_received = {} if knob == "unreachable" else {n: attempts for n in numbers}
+        assert run.received == expected_received, name
+    if knob == "rate_429":  # Retry-After read from the headers on both paths
+        assert adapter.sleeps == [1.0] * (RETRIES * len(numbers))
+
+
+# ------------------------------------------------------------------ the other kinds of failure
+@pytest.mark.parametrize(
+    ("case", "kind"),
+    [
+        ("wrong_token", "auth"),
+        ("no_balance", "balance"),
+        ("bad_numbers", "validation"),
+        ("wrong_base_url", "unexpected"),
+        ("long_retry_after", "throttled"),
+    ],
+)
+def test_the_paths_agree_on_the_answers_that_stop_or_refuse(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    case: str,
+    kind: str,
+) -> None:
+    numbers = NUMBERS[:3]
+    sandbox_knobs: dict[str, Any] = {}
+    client_knobs: dict[str, Any] = {"workers": 1}
+    suffix = ""
+    if case == "wrong_token":
+        client_knobs["token"] = "sk-wrong-" + SECRET[::-1]
+    elif case == "no_balance":
+        sandbox_knobs["balance"] = 1
+    elif case == "bad_numbers":
+        numbers = ["+4479", "+4479000000000000", NUMBERS[0]]
+    elif case == "wrong_base_url":
+        suffix = "/v2"
+    else:
+        sandbox_knobs["faults"] = Faults(rate_429=1.0, retry_after=86400)
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        numbers,
+        sandbox_knobs=sandbox_knobs,
+        client_knobs=client_knobs,
+        url_suffix=suffix,
+    )
+    assert runs["lean"] == runs["adapter"]
+    run = runs["lean"]
+    kinds = {o[1] for o in run.outcomes.values() if isinstance(o, tuple)}
+    assert kind in kinds | {run.raised[1] if run.raised else None}
+    assert sum(run.charged.values()) <= 1  # at most the one the balance allowed
+
+
+# ------------------------------------------------------------------ all knobs at once, seeded
+MIXED = Faults(
+    drop=0.05,
+    error_500=0.04,
+    error_503=0.04,
+    rate_429=0.04,
+    html_200=0.03,
+    quota=0.03,
+    temporary=0.04,
+    wrong_to=0.03,
+    errors_beside_results=0.03,
+    bom=0.03,
+    bad_utf8=0.03,
+    surrogate=0.03,
+    deep_nesting=0.02,
+    truncated=0.05,
+    missing_to=0.03,
+    nan_field=0.03,
+    echo_token=0.03,
+    endless=0.02,
+    gzip_bomb=0.02,
+    huge=0.02,
+    formula_name=0.03,
+    retry_after=1.0,
+)
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_the_paths_agree_request_by_request_on_a_mixed_run(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    seed: int,
+) -> None:
+    """One worker: the seeded draws meet the requests in the same order on both paths, so
+    the whole request log (number, status, fault), the TCP connections opened (a broken
+    answer's connection is not reused, a good one is) and the sleeps compare in order."""
+    numbers = NUMBERS[:40]
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        numbers,
+        sandbox_knobs={"faults": MIXED, "seed": seed},
+        client_knobs={"workers": 1, "retry": dataclasses.replace(POLICY, max_retries=4)},
+    )
+    lean, adapter = runs["lean"], runs["adapter"]
+    assert lean.sequence == adapter.sequence
+    assert lean == adapter
+    assert len(set(lean.faults)) >= 8  # the seed drew a real mix
+    # nothing billed twice beyond what the retry policy allows
+    for number, times in lean.charged.items():
+        assert times <= 1 + 4, number
+        if times > 1:
+            assert number in lean.stats["possibly_charged_numbers"]
+
+
+# ------------------------------------------------------------------ keep-alive hygiene
+@pytest.mark.parametrize("path", PATHS)
+def test_a_kept_alive_connection_serves_every_lookup(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    path: str,
+) -> None:
+    sb = make_sandbox(token=SECRET)
+    client = path_client(sb.url, PATHS[path], workers=1)
+    for number in NUMBERS[:5]:
+        assert client.lookup(number) == sandbox.answer(number)
+    assert sb.stats().connections == 1 and sb.stats().requests == 5
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["silent", "connection-close"])
+@pytest.mark.parametrize("path", PATHS)
+def test_a_connection_the_server_closed_is_not_reused(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    path: str,
+    announced: bool,
+) -> None:
+    """The server answers, then closes the connection (an idle timeout; or it said so): the
+    next lookup on that thread, made once the server has closed it, reconnects. No
+    ``connection_lost``, no retry, nothing billed twice."""
+    sb = make_sandbox(token=SECRET, faults=Faults(hangup=1.0, hangup_announced=announced))
+    client = path_client(sb.url, PATHS[path], workers=1)
+    numbers = NUMBERS[:4]
+    for answered, number in enumerate(numbers, 1):
+        assert client.lookup(number) == sandbox.answer(number)
+        until(lambda answered=answered: sb.stats().closed == answered)
+    # the same through lookup_many's workers, each waiting in on_result for the server's close
+    more = NUMBERS[4:12]
+    lock = threading.Lock()
+    delivered = [len(numbers)]
+
+    def on_result(number: str, outcome: Any) -> None:
+        with lock:
+            delivered[0] += 1
+            target = delivered[0]
+        until(lambda: sb.stats().closed >= target)
+
+    out = bounded(lambda: client.lookup_many(more, workers=2, on_result=on_result))
+    assert out == {n: sandbox.answer(n) for n in more}
+    assert client.stats.failures == {} and client.stats.retries == 0
+    assert client.stats.requests == len(numbers) + len(more)
+    stats = sb.stats()
+    assert stats.charged == {n: 1 for n in numbers + more}
+    assert stats.connections == stats.requests == len(numbers) + len(more)
+
+
+# ------------------------------------------------------------------ TLS
+@pytest.fixture
+def tls_sandbox(
+    make_sandbox: Callable[..., sandbox.Sandbox], tmp_path: Path
+) -> Callable[..., tuple[sandbox.Sandbox, Path]]:
+    """A sandbox serving HTTPS with a certificate for 127.0.0.1 from a fresh trustme CA (so a
+    CA trusted by one test is unknown to the next); also the CA's PEM file."""
+    trustme = pytest.importorskip("trustme")
+
+    def start(**knobs: Any) -> tuple[sandbox.Sandbox, Path]:
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        bundle = tmp_path / f"ca-{id(ca)}.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        return make_sandbox(token=SECRET, ssl_context=context, **knobs), bundle
+
+    return start
+
+
+@pytest.mark.parametrize("env", [False, True], ids=["plain-env", "ca-in-env"])
+def test_an_untrusted_certificate_fails_as_tls_on_both_paths(
+    tls_sandbox: Callable[..., tuple[sandbox.Sandbox, Path]],
+    path_client: Callable[..., HLRClient],
+    monkeypatch: pytest.MonkeyPatch,
+    env: bool,
+) -> None:
+    """Not retried, not billed, nothing reached the API. With ``env``, the CA is named in
+    ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``: a loopback URL ignores the environment
+    (``trust_env=False``) on the adapter path, so the lean path must not trust it either."""
+    numbers = NUMBERS[:3]
+    runs: dict[str, Run] = {}
+    for name, direct in PATHS.items():
+        sb, bundle = tls_sandbox()
+        if env:
+            for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+                monkeypatch.setenv(var, str(bundle))
+        client = path_client(sb.url, direct, workers=2)
+        runs[name] = run = observe(sb, client, numbers, ordered=False)
+        assert all(o[1] == "tls" and o[3] == 1 for o in run.outcomes.values()), (name, run)
+        assert run.stats["requests"] == len(numbers) and run.sleeps == []  # no retry storm
+        assert run.stats["possibly_charged"] == 0 and run.charged == {}
+        assert sb.stats().requests == 0
+    assert runs["lean"] == runs["adapter"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_trusted_certificate_answers_over_https(
+    tls_sandbox: Callable[..., tuple[sandbox.Sandbox, Path]],
+    path_client: Callable[..., HLRClient],
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """The client trusts the CA the way a user's machine would make requests trust it for a
+    loopback URL (``trust_env`` is off there, so not through ``REQUESTS_CA_BUNDLE``): the CA
+    bundle requests verifies against when ``verify=True``."""
+    sb, bundle = tls_sandbox()
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(bundle))
+    client = path_client(sb.url, PATHS[path], workers=2)
+    assert sb.url.startswith("https://")
+    numbers = NUMBERS[:6]
+    out = bounded(lambda: client.lookup_many(numbers))
+    assert out == {n: sandbox.answer(n) for n in numbers}
+    assert client.lookup(NUMBERS[0]) == out[NUMBERS[0]]
+    assert client.stats.failures == {} and sb.stats().charged == {
+        n: 2 if n == NUMBERS[0] else 1 for n in numbers
+    }
