@@ -291,6 +291,23 @@ def test_the_paths_agree_on_every_knob(
         assert adapter.sleeps == [1.0] * (RETRIES * len(numbers))
 
 
+def test_the_paths_agree_on_a_read_timeout(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+) -> None:
+    """A socket read timeout (the deadline far off): ``timeout``, not expired, on both."""
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        NUMBERS[:2],
+        sandbox_knobs={"faults": Faults(slow=1.0, slow_seconds=30.0)},
+        client_knobs={"workers": 2, "timeout": (5, 0.2)},
+    )
+    assert runs["lean"] == runs["adapter"]
+    for outcome in runs["lean"].outcomes.values():
+        assert outcome[1] == "timeout" and "read timeout" in outcome[-1], outcome
+
+
 # ------------------------------------------------------------------ the other kinds of failure
 @pytest.mark.parametrize(
     ("case", "kind"),
@@ -390,6 +407,35 @@ def test_the_paths_agree_request_by_request_on_a_mixed_run(
         assert times <= 1 + 4, number
         if times > 1:
             assert number in lean.stats["possibly_charged_numbers"]
+
+
+def test_the_paths_agree_request_by_request_when_deadlines_cut_answers(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+) -> None:
+    """Attempts cut by their deadline among good answers, on one worker: a cut connection is
+    never used again (the next answer would be read from the middle of the old one)."""
+    numbers = NUMBERS[40:46]
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        numbers,
+        sandbox_knobs={"faults": Faults(slow=0.3, trickle=0.2, slow_seconds=30.0), "seed": 3},
+        client_knobs={"workers": 1, "timeout": (30, 30), "deadline": 0.2},
+    )
+    assert runs["lean"] == runs["adapter"]
+    faults = runs["lean"].faults
+    assert faults.get("slow", 0) and faults.get("trickle", 0)  # the seed drew both
+    assert any(isinstance(o, dict) for o in runs["lean"].outcomes.values())
+
+
+def test_every_failure_kind_is_compared_somewhere() -> None:
+    """The knob table, the stop/refuse cases and TLS reach every kind but ``request_error``
+    (a ``requestError`` body with status 200/4xx: no sandbox knob sends one to a valid
+    request)."""
+    reached = {kind for kind, _ in EXPECTED.values() if kind}
+    reached |= {"auth", "balance", "validation", "unexpected", "throttled", "tls"}
+    assert reached == set(KINDS) - {"request_error"}
 
 
 # ------------------------------------------------------------------ keep-alive hygiene
