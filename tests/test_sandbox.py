@@ -1204,3 +1204,47 @@ def test_tls_serves_https_with_the_given_certificate(make_sandbox, tmp_path):
     stats = server.stats()
     assert stats.charged == {PHONE: 2} and stats.requests == 2
     assert stats.connections == 3  # one kept alive for both answers, two refused
+
+
+def _dechunk(body: bytes) -> list[bytes]:
+    """The chunks of a complete chunked body."""
+    parts: list[bytes] = []
+    while True:
+        size, _, body = body.partition(b"\r\n")
+        if int(size, 16) == 0:
+            return parts
+        parts.append(body[: int(size, 16)])
+        body = body[int(size, 16) + 2 :]
+
+
+@pytest.mark.parametrize("faults", [("gzip",), ("chunked",), ("gzip", "chunked")])
+def test_gzip_and_chunked_answers_are_the_answer_on_a_kept_connection(make_sandbox, faults):
+    server = make_sandbox(faults=sandbox.Faults(**{name: 1.0 for name in faults}))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(2):  # the connection stays open after each
+            if "chunked" in faults:
+                sock.sendall(_raw_request(server))
+                data = b""
+                while not data.endswith(b"0\r\n\r\n"):
+                    data += sock.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                parts = _dechunk(body)
+                assert len(parts) == 3 and b"Transfer-Encoding: chunked" in head
+                body = b"".join(parts)
+            else:
+                head, body = _exchange(sock, server)
+            assert (b"Content-Encoding: gzip" in head) is ("gzip" in faults)
+            if "gzip" in faults:
+                body = zlib.decompress(body, 31)
+            assert json.loads(body)["results"][0] == sandbox.answer(PHONE)
+    stats = server.stats()
+    assert stats.charged == {PHONE: 2} and stats.connections == 1
+    assert stats.fault_counts == {name: 2 for name in faults}
+
+
+def test_a_delivery_fault_overrides_the_wire_shapes(make_sandbox):
+    server = make_sandbox(faults=sandbox.Faults(huge=1.0, gzip=1.0, chunked=1.0, hangup=1.0))
+    status, headers = head_only(server, {"phone": PHONE})
+    assert status == 200 and int(headers["Content-Length"]) == server_module.HUGE_BYTES
+    assert "Content-Encoding" not in headers
+    assert server.stats().fault_counts == {"huge": 1}

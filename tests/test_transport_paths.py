@@ -226,6 +226,8 @@ EXPECTED: dict[str, tuple[str | None, bool]] = {
     "huge": ("too_large", True),
     "formula_name": (None, True),
     "hangup": (None, True),
+    "gzip": (None, True),
+    "chunked": (None, True),
     "unreachable": ("connect", False),
 }
 #: Knobs that need a short deadline to end (socket timeouts far beyond it).
@@ -377,6 +379,8 @@ MIXED = Faults(
     gzip_bomb=0.02,
     huge=0.02,
     formula_name=0.03,
+    gzip=0.2,
+    chunked=0.2,
     retry_after=1.0,
 )
 

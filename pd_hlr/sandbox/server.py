@@ -83,11 +83,12 @@ class Faults:
     ``temporary``, ``wrong_to``, ``errors_beside_results``, ``bom``, ``bad_utf8``,
     ``surrogate``, ``deep_nesting``, ``truncated``, ``missing_to``, ``nan_field``,
     ``echo_token``, ``slow``, ``trickle``, ``endless``, ``gzip_bomb``, ``huge``,
-    ``formula_name``, ``hangup``. ``unreachable`` closes the listening socket: connections are
-    refused (nothing reaches the API) until it is cleared with :meth:`Sandbox.configure`.
-    ``hangup`` is a keep-alive fault: a normal answer, then the server closes the connection
-    (silently, as an idle timeout does; with ``Connection: close`` when ``hangup_announced``),
-    so a client reusing that connection finds it gone.
+    ``formula_name``, ``hangup``, ``gzip``, ``chunked``. ``unreachable`` closes the listening
+    socket: connections are refused (nothing reaches the API) until it is cleared with
+    :meth:`Sandbox.configure`. ``hangup`` is a keep-alive fault: a normal answer, then the
+    server closes the connection (silently, as an idle timeout does; with ``Connection: close``
+    when ``hangup_announced``), so a client reusing that connection finds it gone. ``gzip``
+    and ``chunked`` shape a normal answer on the wire, as a gateway may.
 
     Example:
         >>> Faults(error_503=0.1, retry_after=2.0).error_503
@@ -137,6 +138,10 @@ class Faults:
     hangup_announced: bool = _param(
         False, "hangup's answer says Connection: close before the connection is closed"
     )
+    # The answer's encoding on the wire, as a gateway may choose it (charged: a normal answer).
+    gzip: float = _p("the answer gzip-compressed (Content-Encoding: gzip), whatever the "
+                     "request's Accept-Encoding (charged)")
+    chunked: float = _p("the answer streamed in chunks (Transfer-Encoding: chunked) (charged)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -184,11 +189,15 @@ _ORDER = (
     "huge",
     "formula_name",
     "hangup",
+    "gzip",
+    "chunked",
 )
 #: Faults that replace the answer before the API is reached, in precedence order.
 _EARLY = ("drop", "error_500", "error_503", "rate_429", "html_200")
 #: Delivery faults, in precedence order (at most one applies; ``slow`` adds a delay to any).
 _DELIVERY = ("endless", "gzip_bomb", "huge", "trickle")
+#: Shapes of a normal delivery: they yield to a delivery fault (neither applied nor counted).
+_WIRE = ("hangup", "gzip", "chunked")
 
 
 class RequestRecord(NamedTuple):
@@ -485,7 +494,9 @@ def _answer_faults(fired: set[str]) -> tuple[tuple[str, ...], str | None]:
     applied = tuple(n for n in _ORDER if n in fired and n not in _EARLY and n != "quota")
     delivery = next((n for n in _DELIVERY if n in fired), None)
     if delivery is not None:
-        applied = tuple(n for n in applied if n not in _DELIVERY or n == delivery)
+        applied = tuple(
+            n for n in applied if (n not in _DELIVERY or n == delivery) and n not in _WIRE
+        )
     return applied, delivery
 
 
@@ -710,7 +721,7 @@ class _Handler(BaseHTTPRequestHandler):
             hangup = "hangup" in req.fired
             if hangup and req.faults.hangup_announced:
                 self.close_connection = True  # before the head: it says Connection: close
-            self._send(200, body)
+            self._send_answer(body, req.fired)
             if hangup:  # after the head: the answer promised to keep the connection open
                 self.close_connection = True
         else:
@@ -749,6 +760,21 @@ class _Handler(BaseHTTPRequestHandler):
             first = applied[0] if applied else None
             st.record(key, 200, first, True, also=applied[1:])
             return None
+
+    def _send_answer(self, body: bytes, fired: set[str]) -> None:
+        """A 200 answer, gzip-compressed and/or in three chunks when those faults fired."""
+        extra = ""
+        if "gzip" in fired:
+            body = gzip.compress(body, mtime=0)
+            extra = "Content-Encoding: gzip\r\n"
+        if "chunked" not in fired:
+            self._send(200, body, extra)
+            return
+        step = -(-len(body) // 3)
+        parts = [body[i : i + step] for i in range(0, len(body), step)]
+        frames = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+        head = self._head(200, extra + "Transfer-Encoding: chunked\r\n")
+        self.wfile.write(head + frames + b"0\r\n\r\n")
 
     def _deliver(self, how: str, body: bytes) -> None:
         """Send a 200 body the hostile way ``how``; stop when the client gives up."""
