@@ -3,11 +3,12 @@
 :class:`Transport` is the one seam between :class:`~pd_hlr.client.HLRClient` and the network
 (as geopy's ``adapters.py`` is for its geocoders): the client hands it a body and gets back a
 :class:`Reply` or a :class:`NoReply`, never a session, a socket or the token. Invariants: one
-keep-alive session per thread, no redirects, no cookies, and urllib3 never retries (every retry
-is the policy's, so a POST is never silently resent); each attempt ends by its ``deadline``
-whatever the server trickles, and reads at most ``max_answer_bytes``; the token lives in a
-:class:`Secret` and is scrubbed from every exception and echoed answer. What an answer means is
-:mod:`pd_hlr.classify`'s job. The invariants in full: ``docs/internals/transport.md``.
+keep-alive connection per thread (its own when no proxy applies, else a session's), no
+redirects, no cookies, and nothing retries by itself (every retry is the policy's, so a POST
+is never silently resent); each attempt ends by its ``deadline`` whatever the server trickles,
+and reads at most ``max_answer_bytes``; the token lives in a :class:`Secret` and is scrubbed
+from every exception and echoed answer. What an answer means is :mod:`pd_hlr.classify`'s job.
+The invariants in full: ``docs/internals/transport.md``.
 
 Example:
     >>> transport = Transport(client.url, Secret("doctest-token"))
@@ -20,10 +21,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
+import http.client
 import itertools
 import os
 import socket
+import ssl
 import threading
 import time
 import traceback
@@ -36,9 +40,20 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
+from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import SSLError as _U3SSLError
+from urllib3.response import HTTPResponse as _U3Response
 from urllib3.util import Timeout
+from urllib3.util.wait import wait_for_read
 
 from pd_hlr.settings import TOKEN_ENV, is_loopback_host
 
@@ -487,12 +502,225 @@ class NoReply(NamedTuple):
 
 class _Line(NamedTuple):
     """One thread's way to the API: its session (kept for closing), the session's adapter, the
-    request headers (auth included) and the send settings, merged once."""
+    request headers (auth included) and the send settings, merged once; and its direct
+    connection when no proxy is in the way (None: every request goes through the adapter)."""
 
     session: requests.Session
     adapter: HTTPAdapter
     headers: dict[str, str]
     settings: dict[str, Any]
+    direct: _Direct | None
+
+    def close(self) -> None:
+        if self.direct is not None:
+            self.direct.close()
+        self.session.close()
+
+
+# ------------------------------------------------------------------------ the direct line
+#: Socket errors on sending that still leave an answer to read (the server may have answered
+#: and closed): read it, as urllib3 does.
+_SEND_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.EPROTOTYPE})
+#: Errors of a read that mean "no data within the read timeout".
+_BLOCKING_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})
+
+
+class _Head(http.client.HTTPConnection):
+    """Builds a request head with http.client's own rules (Host, header checks) and keeps it
+    instead of sending it: ``endheaders()`` hands the bytes to :meth:`send`."""
+
+    head = b""
+
+    def send(self, data: Any) -> None:
+        self.head = bytes(data)
+
+
+def _request_head(url: str, target: str, headers: Mapping[str, str]) -> bytes:
+    """``POST <target> HTTP/1.1`` and ``headers`` (not Content-Length), without the blank
+    line that ends a head: the Content-Length line and the blank line follow per request."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    probe = _Head(parts.hostname or "", parts.port)
+    probe.default_port = 443 if https else 80  # http.client omits the port when default
+    probe.putrequest("POST", target, skip_accept_encoding=True)
+    for name, value in headers.items():
+        if name.lower() != "content-length":
+            probe.putheader(name, value)
+    probe.endheaders()
+    return probe.head[:-2]
+
+
+class _Direct:
+    """One thread's own keep-alive connection to the API when no proxy is in the way: the
+    request head is built once, each request is one ``sendall`` and http.client parses the
+    answer (the wire's speed from Python), with the pool's connection class for connecting
+    (urllib3's TLS settings and checks, as requests configured them) and urllib3's decoders
+    for an encoded body. Failures are raised as the requests exceptions the adapter path
+    raises for the same event, so they are classified alike. Used by one thread only."""
+
+    __slots__ = ("conn", "head", "pool", "timeout", "url")
+
+    def __init__(
+        self, pool: HTTPConnectionPool, head: bytes, url: str, timeout: tuple[float, float]
+    ) -> None:
+        self.pool, self.head, self.url, self.timeout = pool, head, url, timeout
+        self.conn: HTTPConnection | None = None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self, deadline: _Deadline) -> HTTPConnection:
+        """The kept connection if the server has not closed it meanwhile, else a new one."""
+        conn = self.conn
+        if conn is not None and conn.sock is not None and not wait_for_read(conn.sock, 0.0):
+            deadline.attach(conn)
+            return conn
+        self.close()  # dropped by the server while idle (or never opened)
+        conn = cast(HTTPConnection, self.pool._new_conn())  # the pool's class and TLS settings
+        conn.timeout = self.timeout[0]
+        try:
+            conn.connect()
+        except BaseException as exc:
+            conn.close()
+            raise _connect_error(exc, conn) from exc
+        assert conn.sock is not None
+        conn.sock.settimeout(self.timeout[1])
+        self.conn = conn
+        deadline.attach(conn)
+        return conn
+
+    def exchange(self, payload: bytes, deadline: _Deadline, limit: int) -> Reply:
+        """Send one request on this line and read its answer (at most ``limit`` bytes)."""
+        conn = self._connection(deadline)
+        sock = conn.sock
+        assert sock is not None
+        try:
+            sock.sendall(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(payload), payload))
+        except OSError as exc:
+            if exc.errno not in _SEND_ERRNOS:  # else the server may have answered: read it
+                raise requests.ConnectionError(ProtocolError("Connection aborted.", exc)) from exc
+        response = http.client.HTTPResponse(sock, method="POST")
+        try:
+            response.begin()
+        except BaseException as exc:
+            response.close()
+            raise self._head_error(exc) from exc
+        reply = self._body(response, deadline, limit)
+        if not reply.complete or response.will_close:
+            self.close()
+        return reply
+
+    def _body(
+        self, response: http.client.HTTPResponse, deadline: _Deadline, limit: int
+    ) -> Reply:
+        headers = cast(Mapping[str, str], response.msg)  # case-insensitive .get()
+        status = response.status
+        try:
+            if "Content-Encoding" in response.msg:  # decoded by urllib3, as requests does
+                body, complete = _decoded(response, limit)
+            elif response.length is not None:  # Content-Length: read it whole, or none
+                if response.length > limit:
+                    return Reply(status, headers, b"", False)
+                body, complete = response.read(), True  # IncompleteRead if cut short
+            else:  # chunked, or until the server closes
+                body, complete = _read_capped(response.read, limit)
+                if not response.chunked and deadline.expired:  # was the close the cut?
+                    raise http.client.IncompleteRead(body)
+        except requests.RequestException:
+            response.close()
+            raise
+        except BaseException as exc:
+            response.close()
+            raise self._body_error(exc) from exc
+        return Reply(status, headers, body, complete)
+
+    def _head_error(self, exc: BaseException) -> BaseException:
+        """What urllib3 + requests raise when reading an answer's head fails this way."""
+        if isinstance(exc, TimeoutError) or getattr(exc, "errno", None) in _BLOCKING_ERRNOS:
+            read = self.timeout[1]
+            return requests.ReadTimeout(
+                ReadTimeoutError(self.pool, self.url, f"Read timed out. (read timeout={read})")
+            )
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+            return requests.exceptions.SSLError(_U3SSLError(exc))
+        if isinstance(exc, OSError | http.client.HTTPException):
+            return requests.ConnectionError(ProtocolError("Connection aborted.", exc))
+        return exc
+
+    def _body_error(self, exc: BaseException) -> BaseException:
+        """What requests' ``iter_content`` raises when reading a body fails this way."""
+        if isinstance(exc, TimeoutError) or (
+            isinstance(exc, ssl.SSLError) and "read operation timed out" in str(exc)
+        ):
+            return requests.ConnectionError(
+                ReadTimeoutError(self.pool, self.url, "Read timed out.")
+            )
+        if isinstance(exc, ssl.SSLError):
+            return requests.exceptions.SSLError(_U3SSLError(exc))
+        if isinstance(exc, OSError | http.client.HTTPException):
+            return requests.exceptions.ChunkedEncodingError(
+                ProtocolError(f"Connection broken: {exc!r}", exc)
+            )
+        return exc
+
+
+def _connect_error(exc: BaseException, conn: HTTPConnection) -> BaseException:
+    """What requests raises when opening a connection fails this way (nothing was sent)."""
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return requests.exceptions.SSLError(_U3SSLError(exc))
+    if isinstance(exc, _U3SSLError):
+        return requests.exceptions.SSLError(exc)
+    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
+        return requests.ConnectTimeout(exc)
+    if isinstance(exc, TimeoutError):  # e.g. the TLS handshake timed out
+        return requests.ConnectTimeout(ConnectTimeoutError(str(exc)))
+    if isinstance(exc, NewConnectionError):
+        return requests.ConnectionError(exc)
+    if isinstance(exc, OSError):  # e.g. reset during the TLS handshake: nothing was sent
+        return requests.ConnectionError(NewConnectionError(conn, f"connection failed: {exc!r}"))
+    return exc
+
+
+def _read_capped(read: Callable[[int], bytes], limit: int) -> tuple[bytes, bool]:
+    """(body, complete): read to the end, or stop past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+    return b"".join(chunks), True
+
+
+def _decoded(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool]:
+    """An encoded body (gzip, deflate…) decoded by urllib3, at most ``limit`` bytes of it,
+    failures raised as requests' ``iter_content`` raises them."""
+    raw = _U3Response(
+        body=response,
+        headers=dict(response.msg.items()),
+        status=response.status,
+        version=response.version,
+        reason=response.reason,
+        preload_content=False,
+        decode_content=True,
+        original_response=response,
+        enforce_content_length=True,
+        request_method="POST",
+    )
+    chunks = raw.stream(64 * 1024, decode_content=True)
+    try:
+        return _read_capped(lambda _: next(chunks, b""), limit)
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.ConnectionError(exc) from exc
+    except _U3SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
 
 
 class Transport:
@@ -506,6 +734,9 @@ class Transport:
         max_answer_bytes: the most of an answer read (decoded).
         pool_size: connections kept per session.
         clock: monotonic seconds, for the deadlines.
+        direct: when no proxy applies to ``url``, each thread sends on its own keep-alive
+            connection (:class:`_Direct`); False sends every request through requests'
+            adapter, the path a proxy takes.
     """
 
     def __init__(
@@ -518,8 +749,10 @@ class Transport:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         pool_size: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        direct: bool = True,
     ) -> None:
         self.url = url
+        self.direct = direct
         self.timeout = timeout
         self._timeout = Timeout(connect=timeout[0], read=timeout[1])
         self.deadline = deadline
@@ -530,7 +763,7 @@ class Transport:
         self._watchdog = _Watchdog(clock)
         self._local = threading.local()
         self._sessions_lock = threading.Lock()
-        self._sessions: list[tuple[threading.Thread, requests.Session]] = []
+        self._sessions: list[tuple[threading.Thread, _Line]] = []
         self._generation = 0
 
     def __repr__(self) -> str:
@@ -551,6 +784,8 @@ class Transport:
         except requests.RequestException as exc:  # e.g. an unusable proxy setting
             _defuse(exc)
             return NoReply(exc, False)
+        if line.direct is not None:
+            return self._post_direct(line.direct, payload)
         request = requests.PreparedRequest()
         request.method, request.url, request.body = "POST", self.url, payload
         request.headers = {**line.headers, "Content-Length": str(len(payload))}  # type: ignore[assignment]
@@ -572,21 +807,40 @@ class Transport:
                 response.close()
         return Reply(response.status_code, response.headers, body, complete)
 
+    def _post_direct(self, direct: _Direct, payload: bytes) -> Reply | NoReply:
+        """One attempt on this thread's direct connection (see :class:`_Direct`)."""
+        deadline = self._watchdog.arm(self.deadline)
+        try:
+            reply = direct.exchange(payload, deadline, self.max_answer_bytes)
+        except requests.RequestException as exc:
+            direct.close()
+            _defuse(exc)
+            return NoReply(exc, deadline.expired)
+        except BaseException:
+            direct.close()
+            raise
+        finally:
+            self._watchdog.release(deadline)
+        if deadline.expired:  # cut just after the answer was read: the socket is shut down
+            direct.close()
+        return reply
+
     def close(self) -> None:
-        """Close every session opened so far (new ones open lazily)."""
+        """Close every session and connection opened so far (new ones open lazily)."""
         with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
+            lines, self._sessions = self._sessions, []
             self._generation += 1
-        for _, session in sessions:
-            session.close()
+        for _, line in lines:
+            line.close()
 
     def close_dead_sessions(self) -> None:
-        """Close the sessions of threads that have ended (a finished run's workers)."""
+        """Close the sessions and connections of threads that have ended (a finished run's
+        workers)."""
         with self._sessions_lock:
-            dead = [(t, s) for t, s in self._sessions if not t.is_alive()]
-            self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
-        for _, session in dead:
-            session.close()
+            dead = [(t, line) for t, line in self._sessions if not t.is_alive()]
+            self._sessions = [(t, line) for t, line in self._sessions if t.is_alive()]
+        for _, line in dead:
+            line.close()
 
     def _line(self) -> _Line:
         """This thread's keep-alive session and request template (created on first use)."""
@@ -609,9 +863,18 @@ class Transport:
         template = session.prepare_request(requests.Request("POST", self.url, data=b"{}"))
         env = session.merge_environment_settings(self.url, {}, None, None, None)
         settings = {name: env[name] for name in ("verify", "cert", "proxies")}
-        line = _Line(session, adapter, dict(template.headers), settings)
+        headers = dict(template.headers)
+        direct = None
+        proxies = cast(Mapping[str, str], settings["proxies"])
+        if self.direct and select_proxy(self.url, proxies) is None:
+            pool = adapter.get_connection_with_tls_context(
+                template, settings["verify"], settings["proxies"], settings["cert"]
+            )
+            head = _request_head(self.url, template.path_url, headers)
+            direct = _Direct(pool, head, self.url, self.timeout)
+        line = _Line(session, adapter, headers, settings, direct)
         with self._sessions_lock:
-            self._sessions.append((threading.current_thread(), session))
+            self._sessions.append((threading.current_thread(), line))
             local.generation = self._generation
         local.line = line
         return line
