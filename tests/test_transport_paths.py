@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -255,6 +254,34 @@ def test_the_paths_agree_on_every_knob(
     path_client: Callable[..., HLRClient],
     knob: str,
 ) -> None:
+    check_knob(make_sandbox, path_client, knob, {})
+
+
+#: The knobs on the wire, again over TLS (http.client and urllib3 over an SSL socket).
+TLS_KNOBS = [
+    "drop", "html_200", "error_503", "rate_429", "truncated", "trickle", "endless",
+    "gzip_bomb", "huge", "gzip", "chunked", "hangup", "unreachable",
+]
+
+
+@pytest.mark.parametrize("knob", TLS_KNOBS)
+def test_the_paths_agree_on_the_wire_knobs_over_https(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    tls: TLS,
+    monkeypatch: pytest.MonkeyPatch,
+    knob: str,
+) -> None:
+    trust(monkeypatch, tls.bundle)
+    check_knob(make_sandbox, path_client, knob, {"ssl_context": tls.context})
+
+
+def check_knob(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    knob: str,
+    sandbox_knobs: dict[str, Any],
+) -> None:
     numbers = NUMBERS[:3]
     client_knobs: dict[str, Any] = {"workers": 2}
     if knob in DEADLINE_KNOBS:
@@ -263,7 +290,7 @@ def test_the_paths_agree_on_every_knob(
         make_sandbox,
         path_client,
         numbers,
-        sandbox_knobs={"faults": knob_faults(knob), "seed": 1},
+        sandbox_knobs={"faults": knob_faults(knob), "seed": 1, **sandbox_knobs},
         client_knobs=client_knobs,
     )
     lean, adapter = runs["lean"], runs["adapter"]
@@ -456,33 +483,50 @@ def test_a_kept_alive_connection_serves_every_lookup(
     assert sb.stats().connections == 1 and sb.stats().requests == 5
 
 
+def every_answered_connection_closed(sb: sandbox.Sandbox) -> Callable[[], bool]:
+    """With ``hangup`` at 1.0 each connection carries one answer and is then closed, so once
+    the server has closed as many connections as it answered, the one that carried the
+    answer just read is closed (one snapshot: another worker's close cannot stand in)."""
+
+    def done() -> bool:
+        stats = sb.stats()
+        return stats.closed >= stats.total_charged
+
+    return done
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("announced", [False, True], ids=["silent", "connection-close"])
 @pytest.mark.parametrize("path", PATHS)
 def test_a_connection_the_server_closed_is_not_reused(
     make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
     path: str,
     announced: bool,
+    scheme: str,
 ) -> None:
     """The server answers, then closes the connection (an idle timeout; or it said so): the
     next lookup on that thread, made once the server has closed it, reconnects. No
     ``connection_lost``, no retry, nothing billed twice."""
-    sb = make_sandbox(token=SECRET, faults=Faults(hangup=1.0, hangup_announced=announced))
+    knobs: dict[str, Any] = {}
+    if scheme == "https":
+        tls: TLS = request.getfixturevalue("tls")
+        trust(monkeypatch, tls.bundle)
+        knobs["ssl_context"] = tls.context
+    faults = Faults(hangup=1.0, hangup_announced=announced)
+    sb = make_sandbox(token=SECRET, faults=faults, **knobs)
     client = path_client(sb.url, PATHS[path], workers=1)
     numbers = NUMBERS[:4]
-    for answered, number in enumerate(numbers, 1):
+    for number in numbers:
         assert client.lookup(number) == sandbox.answer(number)
-        until(lambda answered=answered: sb.stats().closed == answered)
+        until(every_answered_connection_closed(sb))
     # the same through lookup_many's workers, each waiting in on_result for the server's close
     more = NUMBERS[4:12]
-    lock = threading.Lock()
-    delivered = [len(numbers)]
 
     def on_result(number: str, outcome: Any) -> None:
-        with lock:
-            delivered[0] += 1
-            target = delivered[0]
-        until(lambda: sb.stats().closed >= target)
+        until(every_answered_connection_closed(sb))
 
     out = bounded(lambda: client.lookup_many(more, workers=2, on_result=on_result))
     assert out == {n: sandbox.answer(n) for n in more}
@@ -494,29 +538,38 @@ def test_a_connection_the_server_closed_is_not_reused(
 
 
 # ------------------------------------------------------------------ TLS
+class TLS(NamedTuple):
+    """A server-side context with a certificate for 127.0.0.1, and its CA's PEM file."""
+
+    context: ssl.SSLContext
+    bundle: Path
+
+
 @pytest.fixture
-def tls_sandbox(
-    make_sandbox: Callable[..., sandbox.Sandbox], tmp_path: Path
-) -> Callable[..., tuple[sandbox.Sandbox, Path]]:
-    """A sandbox serving HTTPS with a certificate for 127.0.0.1 from a fresh trustme CA (so a
-    CA trusted by one test is unknown to the next); also the CA's PEM file."""
+def tls(tmp_path: Path) -> TLS:
+    """A fresh trustme CA for this test (a CA trusted by one test is unknown to the next)."""
     trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return TLS(context, bundle)
 
-    def start(**knobs: Any) -> tuple[sandbox.Sandbox, Path]:
-        ca = trustme.CA()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-        bundle = tmp_path / f"ca-{id(ca)}.pem"
-        ca.cert_pem.write_to_path(str(bundle))
-        return make_sandbox(token=SECRET, ssl_context=context, **knobs), bundle
 
-    return start
+def trust(monkeypatch: pytest.MonkeyPatch, bundle: Path) -> None:
+    """Make the client trust ``bundle``'s CA for a loopback URL, as a user's machine would:
+    requests verifies against ``requests.adapters.DEFAULT_CA_BUNDLE_PATH`` when ``verify`` is
+    True, and for a loopback URL pd-hlr sets ``trust_env=False``, so ``REQUESTS_CA_BUNDLE``
+    is not read. Both paths take their TLS settings from the pool requests configures."""
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(bundle))
 
 
 @pytest.mark.parametrize("env", [False, True], ids=["plain-env", "ca-in-env"])
 def test_an_untrusted_certificate_fails_as_tls_on_both_paths(
-    tls_sandbox: Callable[..., tuple[sandbox.Sandbox, Path]],
+    make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],
+    tls: TLS,
     monkeypatch: pytest.MonkeyPatch,
     env: bool,
 ) -> None:
@@ -524,12 +577,12 @@ def test_an_untrusted_certificate_fails_as_tls_on_both_paths(
     ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``: a loopback URL ignores the environment
     (``trust_env=False``) on the adapter path, so the lean path must not trust it either."""
     numbers = NUMBERS[:3]
+    if env:
+        for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+            monkeypatch.setenv(var, str(tls.bundle))
     runs: dict[str, Run] = {}
     for name, direct in PATHS.items():
-        sb, bundle = tls_sandbox()
-        if env:
-            for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
-                monkeypatch.setenv(var, str(bundle))
+        sb = make_sandbox(token=SECRET, ssl_context=tls.context)
         client = path_client(sb.url, direct, workers=2)
         runs[name] = run = observe(sb, client, numbers, ordered=False)
         assert all(o[1] == "tls" and o[3] == 1 for o in run.outcomes.values()), (name, run)
@@ -541,16 +594,15 @@ def test_an_untrusted_certificate_fails_as_tls_on_both_paths(
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_trusted_certificate_answers_over_https(
-    tls_sandbox: Callable[..., tuple[sandbox.Sandbox, Path]],
+    make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],
+    tls: TLS,
     monkeypatch: pytest.MonkeyPatch,
     path: str,
 ) -> None:
-    """The client trusts the CA the way a user's machine would make requests trust it for a
-    loopback URL (``trust_env`` is off there, so not through ``REQUESTS_CA_BUNDLE``): the CA
-    bundle requests verifies against when ``verify=True``."""
-    sb, bundle = tls_sandbox()
-    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(bundle))
+    """The CA trusted as :func:`trust` says: answers over https, one connection kept."""
+    trust(monkeypatch, tls.bundle)
+    sb = make_sandbox(token=SECRET, ssl_context=tls.context)
     client = path_client(sb.url, PATHS[path], workers=2)
     assert sb.url.startswith("https://")
     numbers = NUMBERS[:6]
@@ -560,3 +612,4 @@ def test_a_trusted_certificate_answers_over_https(
     assert client.stats.failures == {} and sb.stats().charged == {
         n: 2 if n == NUMBERS[0] else 1 for n in numbers
     }
+    assert sb.stats().connections <= 3  # kept alive: one per worker, one for lookup()
