@@ -1248,3 +1248,22 @@ def test_a_delivery_fault_overrides_the_wire_shapes(make_sandbox):
     assert status == 200 and int(headers["Content-Length"]) == server_module.HUGE_BYTES
     assert "Content-Encoding" not in headers
     assert server.stats().fault_counts == {"huge": 1}
+
+
+@pytest.mark.parametrize("keep_alive", [False, True])
+@pytest.mark.parametrize("how", ["trickle", "endless", "gzip_bomb", "huge"])
+def test_delivery_faults_say_connection_close_unless_told_otherwise(make_sandbox, how, keep_alive):
+    faults = sandbox.Faults(**{how: 1.0}, delivery_keep_alive=keep_alive)
+    server = make_sandbox(faults=faults)
+    recorded_pauses(server)  # a trickle is sent at once
+    status, headers = head_only(server, {"phone": PHONE})
+    assert status == 200
+    assert (headers.get("Connection") == "close") is not keep_alive
+    assert server.stats().charged == {PHONE: 1}
+    if how == "trickle":  # the server closes after it all the same
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(_raw_request(server))
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.endswith(b"}]}") and data.startswith(b"HTTP/1.1 200")

@@ -276,11 +276,23 @@ def test_the_paths_agree_on_the_wire_knobs_over_https(
     check_knob(make_sandbox, path_client, knob, {"ssl_context": tls.context})
 
 
+@pytest.mark.parametrize("knob", ["trickle", "endless", "gzip_bomb", "huge"])
+def test_the_paths_agree_when_a_cut_answer_promised_keep_alive(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    knob: str,
+) -> None:
+    """No ``Connection: close`` on the answers cut short: a connection whose answer was not
+    read to its end must still not carry the next request (it would read the old body)."""
+    check_knob(make_sandbox, path_client, knob, {}, delivery_keep_alive=True)
+
+
 def check_knob(
     make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],
     knob: str,
     sandbox_knobs: dict[str, Any],
+    **fault_params: Any,
 ) -> None:
     numbers = NUMBERS[:3]
     client_knobs: dict[str, Any] = {"workers": 2}
@@ -290,7 +302,11 @@ def check_knob(
         make_sandbox,
         path_client,
         numbers,
-        sandbox_knobs={"faults": knob_faults(knob), "seed": 1, **sandbox_knobs},
+        sandbox_knobs={
+            "faults": dataclasses.replace(knob_faults(knob), **fault_params),
+            "seed": 1,
+            **sandbox_knobs,
+        },
         client_knobs=client_knobs,
     )
     lean, adapter = runs["lean"], runs["adapter"]
@@ -320,21 +336,28 @@ def check_knob(
         assert adapter.sleeps == [1.0] * (RETRIES * len(numbers))
 
 
+@pytest.mark.parametrize("knob", ["slow", "trickle"], ids=["in-the-head", "in-the-body"])
 def test_the_paths_agree_on_a_read_timeout(
     make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],
+    knob: str,
 ) -> None:
-    """A socket read timeout (the deadline far off): ``timeout``, not expired, on both."""
+    """A socket read timeout, the deadline far off: waiting for the head it is a
+    ``timeout``; in the middle of the body requests calls it a lost connection (both
+    possibly charged). Either way, the same on both paths."""
+    faults = Faults(**{knob: 1.0}, slow_seconds=30.0)
     runs = both_paths(
         make_sandbox,
         path_client,
         NUMBERS[:2],
-        sandbox_knobs={"faults": Faults(slow=1.0, slow_seconds=30.0)},
+        sandbox_knobs={"faults": faults},
         client_knobs={"workers": 2, "timeout": (5, 0.2)},
     )
     assert runs["lean"] == runs["adapter"]
+    kind = "timeout" if knob == "slow" else "connection_lost"
     for outcome in runs["lean"].outcomes.values():
-        assert outcome[1] == "timeout" and "read timeout" in outcome[-1], outcome
+        assert outcome[1] == kind, outcome
+    assert runs["lean"].stats["possibly_charged"] == 2 * (1 + RETRIES)
 
 
 # ------------------------------------------------------------------ the other kinds of failure
@@ -409,6 +432,7 @@ MIXED = Faults(
     gzip=0.2,
     chunked=0.2,
     retry_after=1.0,
+    delivery_keep_alive=True,  # a cut answer's connection must be dropped unasked
 )
 
 
@@ -451,7 +475,10 @@ def test_the_paths_agree_request_by_request_when_deadlines_cut_answers(
         make_sandbox,
         path_client,
         numbers,
-        sandbox_knobs={"faults": Faults(slow=0.3, trickle=0.2, slow_seconds=30.0), "seed": 3},
+        sandbox_knobs={
+            "faults": Faults(slow=0.3, trickle=0.2, slow_seconds=30.0, delivery_keep_alive=True),
+            "seed": 3,
+        },
         client_knobs={"workers": 1, "timeout": (30, 30), "deadline": 0.2},
     )
     assert runs["lean"] == runs["adapter"]

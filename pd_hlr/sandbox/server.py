@@ -138,6 +138,12 @@ class Faults:
     hangup_announced: bool = _param(
         False, "hangup's answer says Connection: close before the connection is closed"
     )
+    delivery_keep_alive: bool = _param(
+        False,
+        "the delivery faults' answers (trickle, endless, gzip_bomb, huge) do not say "
+        "Connection: close, as a server that would serve the next request after them (the "
+        "connection is closed after them all the same)",
+    )
     # The answer's encoding on the wire, as a gateway may choose it (charged: a normal answer).
     gzip: float = _p("the answer gzip-compressed (Content-Encoding: gzip), whatever the "
                      "request's Accept-Encoding (charged)")
@@ -725,7 +731,7 @@ class _Handler(BaseHTTPRequestHandler):
             if hangup:  # after the head: the answer promised to keep the connection open
                 self.close_connection = True
         else:
-            self._deliver(delivery, body)
+            self._deliver(delivery, body, req.faults.delivery_keep_alive)
         return True
 
     _CHECKS: tuple[Callable[[_Handler, _Request], bool], ...] = (
@@ -776,9 +782,17 @@ class _Handler(BaseHTTPRequestHandler):
         head = self._head(200, extra + "Transfer-Encoding: chunked\r\n")
         self.wfile.write(head + frames + b"0\r\n\r\n")
 
-    def _deliver(self, how: str, body: bytes) -> None:
-        """Send a 200 body the hostile way ``how``; stop when the client gives up."""
-        self.close_connection = True
+    def _deliver(self, how: str, body: bytes, keep_alive: bool = False) -> None:
+        """Send a 200 body the hostile way ``how``; stop when the client gives up. The head
+        says ``Connection: close`` unless ``keep_alive``; the connection is closed after it
+        either way."""
+        self.close_connection = not keep_alive
+        try:
+            self._deliver_body(how, body)
+        finally:
+            self.close_connection = True
+
+    def _deliver_body(self, how: str, body: bytes) -> None:
         stopping = self.server.stopping
         with contextlib.suppress(OSError):
             if how == "trickle":
