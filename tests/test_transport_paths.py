@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -111,6 +112,7 @@ class Run:
 def error_summary(err: BaseException, url: str) -> tuple[Any, ...]:
     """An error as compared between the paths; also checked for the token."""
     check_no_leak(err)
+    assert token_paths(err) == []
     message = str(err).replace(url, "<sandbox>")
     if " talking to " in message:  # a TransportError: its detail names the library's words
         what, _, rest = message.partition(" talking to ")
@@ -494,6 +496,101 @@ def test_every_failure_kind_is_compared_somewhere() -> None:
     reached = {kind for kind, _ in EXPECTED.values() if kind}
     reached |= {"auth", "balance", "validation", "unexpected", "throttled", "tls"}
     assert reached == set(KINDS) - {"request_error"}
+
+
+# ------------------------------------------------------------------ the token, in every failure
+def token_paths(obj: object, path: str = "error", seen: set[int] | None = None) -> list[str]:
+    """Where the token sits in an exception, beyond what ``check_no_leak`` formats: its
+    cause and context, args, attributes (an ``IncompleteRead``'s ``.partial`` bytes, a
+    ``body_excerpt``), wrapped reasons, and the locals of its traceback's frames, as text or
+    bytes, recursively (other objects by their repr)."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, str):
+        return [path] if SECRET in obj else []
+    if isinstance(obj, bytes | bytearray):
+        return [path] if SECRET.encode() in obj else []
+    if id(obj) in seen or obj is None:
+        return []
+    seen.add(id(obj))
+    found: list[str] = []
+    if isinstance(obj, BaseException):
+        found += token_paths(obj.__cause__, path + ".__cause__", seen)
+        found += token_paths(obj.__context__, path + ".__context__", seen)
+        found += token_paths(obj.args, path + ".args", seen)
+        for name, value in vars(obj).items():
+            found += token_paths(value, f"{path}.{name}", seen)
+        for frame, _ in traceback.walk_tb(obj.__traceback__):
+            where = f"{path}<{frame.f_code.co_name}>"
+            for name, value in frame.f_locals.items():
+                found += token_paths(value, f"{where}.{name}", seen)
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for i, value in enumerate(obj):
+            found += token_paths(value, f"{path}[{i}]", seen)
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            found += token_paths(key, f"{path}<key>", seen)
+            found += token_paths(value, f"{path}[{key!r}]", seen)
+    else:
+        found += token_paths(repr(obj), f"repr({path})", seen)
+    return found
+
+
+#: Failures of the answer's and the wire's kinds whose answer carries the token (a gateway
+#: echoing the Authorization header): the bytes read so far travel in the exception.
+ECHOED = {
+    "truncated": {},
+    "deep_nesting": {},
+    "missing_to": {},
+    "nan_field": {},
+    "wrong_to": {},
+    "trickle": {"deadline": 0.2, "timeout": (30, 30)},
+    "trickle-read-timeout": {"timeout": (5, 0.2)},
+    "endless": {},
+    "gzip_bomb": {},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ECHOED))
+@pytest.mark.parametrize("path", PATHS)
+def test_no_failure_holds_an_echoed_token(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    path: str,
+    case: str,
+) -> None:
+    knob = case.split("-")[0]
+    faults = Faults(**{knob: 1.0}, echo_token=1.0, delivery_keep_alive=True)
+    sb = make_sandbox(token=SECRET, faults=faults)
+    client = path_client(sb.url, PATHS[path], workers=1, **ECHOED[case])
+    client.retry = dataclasses.replace(POLICY, max_retries=0)
+    out = bounded(lambda: client.lookup_many(NUMBERS[:2]))
+    assert sb.stats().fault_counts.get("echo_token") == 2  # the answers did carry the token
+    for number, outcome in out.items():
+        assert isinstance(outcome, HLRError), (number, outcome)
+        check_no_leak(outcome)
+        assert token_paths(outcome) == [], (number, outcome.kind)
+
+
+def test_token_paths_finds_a_token_wherever_it_hides() -> None:
+    """The walker above can fail: a token in bytes two causes down, in a frame's locals."""
+    import http.client
+
+    def fail() -> None:
+        header = b"Bearer " + SECRET.encode()  # noqa: F841 (a frame local)
+        raise ValueError("x")
+
+    try:
+        try:
+            fail()
+        except ValueError as exc:
+            raise requests.ConnectionError("cut") from exc
+    except requests.ConnectionError as outer:
+        err = outer
+    assert token_paths(err)  # the frame local
+    partial = requests.ConnectionError(
+        "cut", http.client.IncompleteRead(b'{"x": "Bearer ' + SECRET.encode())
+    )
+    assert sorted(token_paths(partial)) == ["error.args[1].args[0]", "error.args[1].partial"]
 
 
 # ------------------------------------------------------------------ keep-alive hygiene
