@@ -1267,3 +1267,27 @@ def test_delivery_faults_say_connection_close_unless_told_otherwise(make_sandbox
             while chunk := sock.recv(65536):
                 data += chunk
         assert data.endswith(b"}]}") and data.startswith(b"HTTP/1.1 200")
+
+
+def test_tls_stall_handshake_holds_the_handshake_until_cleared(make_sandbox):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_side)
+    client_side = ssl.create_default_context()
+    ca.configure_trust(client_side)
+    faults = sandbox.Faults(stall_handshake=True, slow_seconds=30)
+    server = make_sandbox(ssl_context=server_side, faults=faults)
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=0.3) as sock,
+        pytest.raises(TimeoutError),  # the server never answers the ClientHello
+    ):
+        client_side.wrap_socket(sock, server_hostname="127.0.0.1")
+    server.configure(faults=sandbox.Faults())
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+        client_side.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        head, body = _exchange(tls, server)
+    assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["results"][0]["to"] == PHONE
+    assert server.stats().requests == 1 and server.stats().connections == 2

@@ -716,6 +716,57 @@ def test_an_untrusted_certificate_fails_as_tls_on_both_paths(
     assert runs["lean"] == runs["adapter"]
 
 
+def test_the_paths_agree_on_a_stalled_tls_handshake(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    tls: TLS,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server accepts the connection but never answers the TLS handshake: the connect
+    timeout ends each attempt, nothing reaches the API. Both paths must call it the same
+    kind (and so agree on ``possibly_charged`` and on the retries)."""
+    trust(monkeypatch, tls.bundle)
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        NUMBERS[:2],
+        sandbox_knobs={
+            "ssl_context": tls.context,
+            "faults": Faults(stall_handshake=True, slow_seconds=30.0),
+        },
+        client_knobs={"workers": 2, "timeout": (0.3, 5)},
+    )
+    for run in runs.values():
+        assert run.charged == {} and run.received == {}
+    assert runs["lean"] == runs["adapter"]
+
+
+def test_a_certificate_for_another_host_fails_as_tls_on_both_paths(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    tls: TLS,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trusted CA, but the certificate names another host: the hostname check fails."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("api.provero.io").configure_cert(context)
+    bundle = tls.bundle.with_name("other-host-ca.pem")
+    ca.cert_pem.write_to_path(str(bundle))
+    trust(monkeypatch, bundle)
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        NUMBERS[:2],
+        sandbox_knobs={"ssl_context": context},
+        client_knobs={"workers": 2},
+    )
+    assert runs["lean"] == runs["adapter"]
+    assert {o[1] for o in runs["lean"].outcomes.values()} == {"tls"}
+    assert runs["lean"].received == {}
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_a_trusted_certificate_answers_over_https(
     make_sandbox: Callable[..., sandbox.Sandbox],

@@ -129,6 +129,11 @@ class Faults:
     retry_after_http_date: bool = _param(False, "send rate_429's Retry-After as an HTTP-date")
     slow_seconds: float = _param(2.0, "delay of a slow answer, seconds")
     unreachable: bool = _param(False, "refuse connections: the listening socket is closed")
+    stall_handshake: bool = _param(
+        False,
+        "over TLS: accept connections but stall the TLS handshake for slow_seconds (nothing "
+        "reaches the API)",
+    )
     # The answer (charged), continued.
     formula_name: float = _p("a network name that is a spreadsheet formula, =HYPERLINK(...) "
                              "sending the row's number away on a click (charged)")
@@ -872,6 +877,9 @@ class _Server(ThreadingHTTPServer):
         if self.ssl_context is None:
             super().finish_request(request, client_address)
             return
+        state = self.state
+        if state.faults.stall_handshake and state.pause(state.faults.slow_seconds):
+            return  # the sandbox is closing
         request.settimeout(_HANDSHAKE_SECONDS)  # a client that never speaks TLS ends here
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)
