@@ -1291,3 +1291,16 @@ def test_tls_stall_handshake_holds_the_handshake_until_cleared(make_sandbox):
         head, body = _exchange(tls, server)
     assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["results"][0]["to"] == PHONE
     assert server.stats().requests == 1 and server.stats().connections == 2
+
+
+def test_reset_on_connect_resets_each_connection_until_cleared(make_sandbox):
+    server = make_sandbox(faults=sandbox.Faults(reset_on_connect=True))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_raw_request(server))
+        with pytest.raises(ConnectionResetError):  # RST, not an orderly close
+            while sock.recv(65536):
+                pass
+    until(lambda: server.stats().closed == 1)
+    assert server.stats().requests == 0 and server.stats().connections == 1
+    server.configure(faults=sandbox.Faults())
+    assert result_of(post(server, {"phone": PHONE}))["to"] == PHONE

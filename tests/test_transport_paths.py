@@ -741,6 +741,30 @@ def test_the_paths_agree_on_a_stalled_tls_handshake(
     assert runs["lean"] == runs["adapter"]
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_paths_agree_on_a_connection_reset_before_the_request(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+) -> None:
+    """The server resets each connection when its first bytes arrive: the request (over
+    http) or the TLS ClientHello (over https). Nothing reaches the API; both paths must
+    call it the same kind."""
+    knobs: dict[str, Any] = {"faults": Faults(reset_on_connect=True)}
+    if scheme == "https":
+        tls: TLS = request.getfixturevalue("tls")
+        trust(monkeypatch, tls.bundle)
+        knobs["ssl_context"] = tls.context
+    runs = both_paths(
+        make_sandbox, path_client, NUMBERS[:2], sandbox_knobs=knobs, client_knobs={"workers": 2}
+    )
+    for run in runs.values():
+        assert run.charged == {} and run.received == {}
+    assert runs["lean"] == runs["adapter"]
+
+
 def test_a_certificate_for_another_host_fails_as_tls_on_both_paths(
     make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],

@@ -31,6 +31,7 @@ import math
 import random
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -129,6 +130,11 @@ class Faults:
     retry_after_http_date: bool = _param(False, "send rate_429's Retry-After as an HTTP-date")
     slow_seconds: float = _param(2.0, "delay of a slow answer, seconds")
     unreachable: bool = _param(False, "refuse connections: the listening socket is closed")
+    reset_on_connect: bool = _param(
+        False,
+        "reset (RST) each connection when its first bytes arrive, before the TLS handshake or "
+        "the request is read (nothing reaches the API)",
+    )
     stall_handshake: bool = _param(
         False,
         "over TLS: accept connections but stall the TLS handshake for slow_seconds (nothing "
@@ -874,10 +880,13 @@ class _Server(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Serve one connection; over TLS, the handshake is made here, in the connection's
         thread (a client refusing the certificate ends only its own connection)."""
+        state = self.state
+        if state.faults.reset_on_connect:
+            _reset(request)
+            return
         if self.ssl_context is None:
             super().finish_request(request, client_address)
             return
-        state = self.state
         if state.faults.stall_handshake and state.pause(state.faults.slow_seconds):
             return  # the sandbox is closing
         request.settimeout(_HANDSHAKE_SECONDS)  # a client that never speaks TLS ends here
@@ -920,6 +929,16 @@ class _Server(ThreadingHTTPServer):
         if isinstance(exc, OSError):  # client went away (e.g. gave up on a slow answer)
             return
         log.exception("sandbox: error while handling a request from %s", client_address)
+
+
+def _reset(conn: socket.socket) -> None:
+    """Wait for the client's first bytes (a ClientHello, a request), then reset the
+    connection (RST, not FIN: SO_LINGER 0)."""
+    with contextlib.suppress(OSError):
+        conn.settimeout(_HANDSHAKE_SECONDS)
+        conn.recv(1)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
 
 
 class _Server6(_Server):
