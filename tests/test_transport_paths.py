@@ -21,6 +21,7 @@ client does not trust fails as ``tls`` at once, billed nothing; a trusted one an
 from __future__ import annotations
 
 import dataclasses
+import socket
 import ssl
 import traceback
 from collections.abc import Callable, Iterator
@@ -594,17 +595,52 @@ def test_token_paths_finds_a_token_wherever_it_hides() -> None:
 
 
 # ------------------------------------------------------------------ keep-alive hygiene
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        pytest.param(
+            "::1", marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+        ),
+    ],
+)
 @pytest.mark.parametrize("path", PATHS)
 def test_a_kept_alive_connection_serves_every_lookup(
     make_sandbox: Callable[..., sandbox.Sandbox],
     path_client: Callable[..., HLRClient],
     path: str,
+    host: str,
 ) -> None:
-    sb = make_sandbox(token=SECRET)
-    client = path_client(sb.url, PATHS[path], workers=1)
+    """One connection for every lookup of a thread (a Latin-1 token in the head, an IPv6
+    Host); ``client.close()`` closes it."""
+    token = "caf\xe9-" + SECRET
+    sb = make_sandbox(token=token, host=host)
+    client = path_client(sb.url, PATHS[path], workers=1, token=token)
     for number in NUMBERS[:5]:
         assert client.lookup(number) == sandbox.answer(number)
-    assert sb.stats().connections == 1 and sb.stats().requests == 5
+    out = bounded(lambda: client.lookup_many(NUMBERS[5:9], workers=1))
+    assert out == {n: sandbox.answer(n) for n in NUMBERS[5:9]}
+    stats = sb.stats()
+    assert stats.requests == 9 and stats.connections == 2  # lookup()'s, and the worker's
+    client.close()
+    assert client_sockets(sb) == []  # closed by close(), not left to the garbage collector
+
+
+def client_sockets(sb: sandbox.Sandbox) -> list[Any]:
+    """This process's open TCP sockets connected to the sandbox (the client's ends)."""
+    psutil = pytest.importorskip("psutil")
+    process = psutil.Process()
+    table = getattr(process, "net_connections", None) or process.connections
+    return [c for c in table("tcp") if c.raddr and c.raddr.port == sb.port]
 
 
 def every_answered_connection_closed(sb: sandbox.Sandbox) -> Callable[[], bool]:
