@@ -46,6 +46,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
+    HTTPError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -582,9 +583,12 @@ class _Direct:
         conn.timeout = self.timeout[0]
         try:
             conn.connect()
-        except BaseException as exc:
+        except (OSError, HTTPError) as exc:  # ssl errors are OSErrors
             conn.close()
             raise _connect_error(exc, conn) from exc
+        except BaseException:
+            conn.close()
+            raise
         assert conn.sock is not None
         conn.sock.settimeout(self.timeout[1])
         self.conn = conn
@@ -604,9 +608,12 @@ class _Direct:
         response = http.client.HTTPResponse(sock, method="POST")
         try:
             response.begin()
-        except BaseException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             response.close()
             raise self._head_error(exc) from exc
+        except BaseException:
+            response.close()
+            raise
         reply = self._body(response, deadline, limit)
         if not reply.complete or response.will_close:
             self.close()
@@ -628,15 +635,18 @@ class _Direct:
                 body, complete = _read_capped(response.read, limit)
                 if not response.chunked and deadline.expired:  # was the close the cut?
                     raise http.client.IncompleteRead(body)
-        except requests.RequestException:
+        except requests.RequestException:  # an OSError too: raised as it is
             response.close()
             raise
-        except BaseException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             response.close()
             raise self._body_error(exc) from exc
+        except BaseException:
+            response.close()
+            raise
         return Reply(status, headers, body, complete)
 
-    def _head_error(self, exc: BaseException) -> BaseException:
+    def _head_error(self, exc: OSError | http.client.HTTPException) -> requests.RequestException:
         """What urllib3 + requests raise when reading an answer's head fails this way."""
         if isinstance(exc, TimeoutError) or getattr(exc, "errno", None) in _BLOCKING_ERRNOS:
             read = self.timeout[1]
@@ -645,11 +655,9 @@ class _Direct:
             )
         if isinstance(exc, ssl.SSLError | ssl.CertificateError):
             return requests.exceptions.SSLError(_U3SSLError(exc))
-        if isinstance(exc, OSError | http.client.HTTPException):
-            return requests.ConnectionError(ProtocolError("Connection aborted.", exc))
-        return exc
+        return requests.ConnectionError(ProtocolError("Connection aborted.", exc))
 
-    def _body_error(self, exc: BaseException) -> BaseException:
+    def _body_error(self, exc: OSError | http.client.HTTPException) -> requests.RequestException:
         """What requests' ``iter_content`` raises when reading a body fails this way."""
         if isinstance(exc, TimeoutError) or (
             isinstance(exc, ssl.SSLError) and "read operation timed out" in str(exc)
@@ -659,14 +667,12 @@ class _Direct:
             )
         if isinstance(exc, ssl.SSLError):
             return requests.exceptions.SSLError(_U3SSLError(exc))
-        if isinstance(exc, OSError | http.client.HTTPException):
-            return requests.exceptions.ChunkedEncodingError(
-                ProtocolError(f"Connection broken: {exc!r}", exc)
-            )
-        return exc
+        return requests.exceptions.ChunkedEncodingError(
+            ProtocolError(f"Connection broken: {exc!r}", exc)
+        )
 
 
-def _connect_error(exc: BaseException, conn: HTTPConnection) -> BaseException:
+def _connect_error(exc: OSError | HTTPError, conn: HTTPConnection) -> requests.RequestException:
     """What requests raises when opening a connection fails this way (nothing was sent)."""
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return requests.exceptions.SSLError(_U3SSLError(exc))
@@ -678,20 +684,20 @@ def _connect_error(exc: BaseException, conn: HTTPConnection) -> BaseException:
         return requests.ConnectTimeout(ConnectTimeoutError(str(exc)))
     if isinstance(exc, NewConnectionError):
         return requests.ConnectionError(exc)
-    if isinstance(exc, OSError):  # e.g. reset during the TLS handshake: nothing was sent
-        return requests.ConnectionError(NewConnectionError(conn, f"connection failed: {exc!r}"))
-    return exc
+    # e.g. reset during the TLS handshake: the request was not sent
+    return requests.ConnectionError(NewConnectionError(conn, f"connection failed: {exc!r}"))
 
 
 def _read_capped(read: Callable[[int], bytes], limit: int) -> tuple[bytes, bool]:
-    """(body, complete): read to the end, or stop past ``limit`` bytes."""
+    """(body, complete): read to the end; or, past ``limit`` bytes, stop with the first
+    ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while chunk := read(64 * 1024):
         size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
         chunks.append(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], False
     return b"".join(chunks), True
 
 
@@ -886,11 +892,5 @@ class Transport:
         encoded = "Content-Encoding" in response.headers  # the decoded size is what counts
         if declared.isdigit() and int(declared) > limit and not encoded:
             return b"", False
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                return b"".join(chunks), False
-            chunks.append(chunk)
-        return b"".join(chunks), True
+        chunks = response.iter_content(64 * 1024)
+        return _read_capped(lambda _: next(chunks, b""), limit)
