@@ -26,6 +26,7 @@ import heapq
 import http.client
 import itertools
 import os
+import select
 import socket
 import ssl
 import threading
@@ -559,13 +560,14 @@ class _Direct:
     for an encoded body. Failures are raised as the requests exceptions the adapter path
     raises for the same event, so they are classified alike. Used by one thread only."""
 
-    __slots__ = ("conn", "head", "pool", "timeout", "url")
+    __slots__ = ("conn", "head", "pool", "stirred", "timeout", "url")
 
     def __init__(
         self, pool: HTTPConnectionPool, head: bytes, url: str, timeout: tuple[float, float]
     ) -> None:
         self.pool, self.head, self.url, self.timeout = pool, head, url, timeout
         self.conn: HTTPConnection | None = None
+        self.stirred: Callable[[], bool] = bool  # the kept connection's idle check
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
@@ -575,7 +577,7 @@ class _Direct:
     def _connection(self, deadline: _Deadline) -> HTTPConnection:
         """The kept connection if the server has not closed it meanwhile, else a new one."""
         conn = self.conn
-        if conn is not None and conn.sock is not None and not wait_for_read(conn.sock, 0.0):
+        if conn is not None and conn.sock is not None and not self.stirred():
             deadline.attach(conn)
             return conn
         self.close()  # dropped by the server while idle (or never opened)
@@ -591,7 +593,7 @@ class _Direct:
             raise
         assert conn.sock is not None
         conn.sock.settimeout(self.timeout[1])
-        self.conn = conn
+        self.conn, self.stirred = conn, _stirred(conn.sock)
         deadline.attach(conn)
         return conn
 
@@ -686,6 +688,17 @@ def _connect_error(exc: OSError | HTTPError, conn: HTTPConnection) -> requests.R
         return requests.ConnectionError(exc)
     # e.g. reset during the TLS handshake: the request was not sent
     return requests.ConnectionError(NewConnectionError(conn, f"connection failed: {exc!r}"))
+
+
+def _stirred(sock: socket.socket) -> Callable[[], bool]:
+    """A check that an idle connection is readable: closed by the server (or written to out
+    of turn), so not to be used again. urllib3's ``wait_for_read`` makes a poll object per
+    call; this one is made once per connection."""
+    if not hasattr(select, "poll"):  # Windows
+        return lambda: wait_for_read(sock, 0.0)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return lambda: bool(poller.poll(0))
 
 
 def _read_capped(read: Callable[[int], bytes], limit: int) -> tuple[bytes, bool]:
