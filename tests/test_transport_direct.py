@@ -281,3 +281,30 @@ def test_both_paths_send_the_same_request(scripted: Callable[..., Scripted]) -> 
     assert b"authorization: bearer test-token-123" in headers
     assert f"host: 127.0.0.1:{server.port}".encode() in headers
     assert b"content-length: 26" in headers and body == b'{"phone": "+441302778473"}'
+
+
+@pytest.mark.parametrize(
+    ("env", "direct"),
+    [
+        ({}, True),
+        ({"HTTPS_PROXY": "http://127.0.0.1:9"}, False),
+        ({"ALL_PROXY": "http://127.0.0.1:9"}, False),
+        ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "api.provero.io"}, True),
+        ({"HTTP_PROXY": "http://127.0.0.1:9"}, True),  # for http:// URLs only
+    ],
+)
+def test_a_proxy_that_applies_to_the_url_takes_the_adapter_path(
+    env: dict[str, str], direct: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct line never bypasses a proxy the environment sets for the API's URL."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    transport = Transport(f"https://api.provero.io{PATH}", Secret("test-token-123"))
+    try:
+        assert (transport._line().direct is not None) is direct
+        assert Transport(transport.url, Secret("x" * 12), direct=False)._line().direct is None
+    finally:
+        transport.close()
