@@ -541,9 +541,9 @@ def _request_head(url: str, target: str, headers: Mapping[str, str]) -> bytes:
     """``POST <target> HTTP/1.1`` and ``headers`` (not Content-Length), without the blank
     line that ends a head: the Content-Length line and the blank line follow per request."""
     parts = urlsplit(url)
-    https = parts.scheme == "https"
-    probe = _Head(parts.hostname or "", parts.port)
-    probe.default_port = 443 if https else 80  # http.client omits the port when default
+    default = 443 if parts.scheme == "https" else 80
+    probe = _Head(parts.hostname or "", parts.port or default)
+    probe.default_port = default  # http.client omits the port when it is the default
     probe.putrequest("POST", target, skip_accept_encoding=True)
     for name, value in headers.items():
         if name.lower() != "content-length":

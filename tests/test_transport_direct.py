@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pd_hlr.classify import classify_exception
-from pd_hlr.transport import NoReply, Reply, Secret, Transport
+from pd_hlr.transport import NoReply, Reply, Secret, Transport, _request_head
 
 BODY = b'{"results": [{"to": "+441302778473"}]}'
 PATH = "/api/validate/phone"
@@ -308,3 +308,27 @@ def test_a_proxy_that_applies_to_the_url_takes_the_adapter_path(
         assert Transport(transport.url, Secret("x" * 12), direct=False)._line().direct is None
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://api.provero.io", "api.provero.io"),
+        ("https://api.provero.io:443", "api.provero.io"),
+        ("https://API.Provero.io:8443", "api.provero.io:8443"),
+        ("http://127.0.0.1", "127.0.0.1"),
+        ("http://127.0.0.1:80", "127.0.0.1"),
+        ("http://127.0.0.1:8787", "127.0.0.1:8787"),
+        ("http://localhost:8787", "localhost:8787"),
+        ("http://[::1]:8787", "[::1]:8787"),
+        ("https://[::1]", "[::1]"),
+    ],
+)
+def test_the_host_header_names_the_port_only_when_it_is_not_the_scheme_default(
+    url: str, host: str
+) -> None:
+    """RFC 9110 §7.2: Host is the URI's host and, unless it is the scheme's default, port."""
+    head = _request_head(url + PATH, PATH, {"Accept": "application/json"})
+    assert head == (
+        f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n".encode()
+    )
