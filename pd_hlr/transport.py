@@ -795,7 +795,8 @@ class Transport:
         """One attempt, bounded by ``deadline`` and ``max_answer_bytes``.
 
         The request is this thread's template (headers, auth, proxies and TLS settings merged
-        once per session) with ``payload`` as its body, handed straight to the adapter: no
+        once per session) with ``payload`` as its body: sent on the thread's direct line
+        (:class:`_Direct`) when no proxy applies, else handed straight to the adapter. No
         per-request merging of session settings, no redirects, no cookies kept.
         """
         try:
