@@ -26,6 +26,7 @@ import heapq
 import http.client
 import itertools
 import os
+import select
 import socket
 import ssl
 import threading
@@ -46,6 +47,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
+    HTTPError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -539,9 +541,9 @@ def _request_head(url: str, target: str, headers: Mapping[str, str]) -> bytes:
     """``POST <target> HTTP/1.1`` and ``headers`` (not Content-Length), without the blank
     line that ends a head: the Content-Length line and the blank line follow per request."""
     parts = urlsplit(url)
-    https = parts.scheme == "https"
-    probe = _Head(parts.hostname or "", parts.port)
-    probe.default_port = 443 if https else 80  # http.client omits the port when default
+    default = 443 if parts.scheme == "https" else 80
+    probe = _Head(parts.hostname or "", parts.port or default)
+    probe.default_port = default  # http.client omits the port when it is the default
     probe.putrequest("POST", target, skip_accept_encoding=True)
     for name, value in headers.items():
         if name.lower() != "content-length":
@@ -558,13 +560,14 @@ class _Direct:
     for an encoded body. Failures are raised as the requests exceptions the adapter path
     raises for the same event, so they are classified alike. Used by one thread only."""
 
-    __slots__ = ("conn", "head", "pool", "timeout", "url")
+    __slots__ = ("conn", "head", "pool", "stirred", "timeout", "url")
 
     def __init__(
         self, pool: HTTPConnectionPool, head: bytes, url: str, timeout: tuple[float, float]
     ) -> None:
         self.pool, self.head, self.url, self.timeout = pool, head, url, timeout
         self.conn: HTTPConnection | None = None
+        self.stirred: Callable[[], bool] = bool  # the kept connection's idle check
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
@@ -574,7 +577,7 @@ class _Direct:
     def _connection(self, deadline: _Deadline) -> HTTPConnection:
         """The kept connection if the server has not closed it meanwhile, else a new one."""
         conn = self.conn
-        if conn is not None and conn.sock is not None and not wait_for_read(conn.sock, 0.0):
+        if conn is not None and conn.sock is not None and not self.stirred():
             deadline.attach(conn)
             return conn
         self.close()  # dropped by the server while idle (or never opened)
@@ -582,12 +585,15 @@ class _Direct:
         conn.timeout = self.timeout[0]
         try:
             conn.connect()
-        except BaseException as exc:
+        except (OSError, HTTPError) as exc:  # ssl errors are OSErrors
             conn.close()
             raise _connect_error(exc, conn) from exc
+        except BaseException:
+            conn.close()
+            raise
         assert conn.sock is not None
         conn.sock.settimeout(self.timeout[1])
-        self.conn = conn
+        self.conn, self.stirred = conn, _stirred(conn.sock)
         deadline.attach(conn)
         return conn
 
@@ -604,9 +610,12 @@ class _Direct:
         response = http.client.HTTPResponse(sock, method="POST")
         try:
             response.begin()
-        except BaseException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             response.close()
             raise self._head_error(exc) from exc
+        except BaseException:
+            response.close()
+            raise
         reply = self._body(response, deadline, limit)
         if not reply.complete or response.will_close:
             self.close()
@@ -628,15 +637,18 @@ class _Direct:
                 body, complete = _read_capped(response.read, limit)
                 if not response.chunked and deadline.expired:  # was the close the cut?
                     raise http.client.IncompleteRead(body)
-        except requests.RequestException:
+        except requests.RequestException:  # an OSError too: raised as it is
             response.close()
             raise
-        except BaseException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             response.close()
             raise self._body_error(exc) from exc
+        except BaseException:
+            response.close()
+            raise
         return Reply(status, headers, body, complete)
 
-    def _head_error(self, exc: BaseException) -> BaseException:
+    def _head_error(self, exc: OSError | http.client.HTTPException) -> requests.RequestException:
         """What urllib3 + requests raise when reading an answer's head fails this way."""
         if isinstance(exc, TimeoutError) or getattr(exc, "errno", None) in _BLOCKING_ERRNOS:
             read = self.timeout[1]
@@ -645,11 +657,9 @@ class _Direct:
             )
         if isinstance(exc, ssl.SSLError | ssl.CertificateError):
             return requests.exceptions.SSLError(_U3SSLError(exc))
-        if isinstance(exc, OSError | http.client.HTTPException):
-            return requests.ConnectionError(ProtocolError("Connection aborted.", exc))
-        return exc
+        return requests.ConnectionError(ProtocolError("Connection aborted.", exc))
 
-    def _body_error(self, exc: BaseException) -> BaseException:
+    def _body_error(self, exc: OSError | http.client.HTTPException) -> requests.RequestException:
         """What requests' ``iter_content`` raises when reading a body fails this way."""
         if isinstance(exc, TimeoutError) or (
             isinstance(exc, ssl.SSLError) and "read operation timed out" in str(exc)
@@ -659,14 +669,12 @@ class _Direct:
             )
         if isinstance(exc, ssl.SSLError):
             return requests.exceptions.SSLError(_U3SSLError(exc))
-        if isinstance(exc, OSError | http.client.HTTPException):
-            return requests.exceptions.ChunkedEncodingError(
-                ProtocolError(f"Connection broken: {exc!r}", exc)
-            )
-        return exc
+        return requests.exceptions.ChunkedEncodingError(
+            ProtocolError(f"Connection broken: {exc!r}", exc)
+        )
 
 
-def _connect_error(exc: BaseException, conn: HTTPConnection) -> BaseException:
+def _connect_error(exc: OSError | HTTPError, conn: HTTPConnection) -> requests.RequestException:
     """What requests raises when opening a connection fails this way (nothing was sent)."""
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return requests.exceptions.SSLError(_U3SSLError(exc))
@@ -678,20 +686,31 @@ def _connect_error(exc: BaseException, conn: HTTPConnection) -> BaseException:
         return requests.ConnectTimeout(ConnectTimeoutError(str(exc)))
     if isinstance(exc, NewConnectionError):
         return requests.ConnectionError(exc)
-    if isinstance(exc, OSError):  # e.g. reset during the TLS handshake: nothing was sent
-        return requests.ConnectionError(NewConnectionError(conn, f"connection failed: {exc!r}"))
-    return exc
+    # e.g. reset during the TLS handshake: the request was not sent
+    return requests.ConnectionError(NewConnectionError(conn, f"connection failed: {exc!r}"))
+
+
+def _stirred(sock: socket.socket) -> Callable[[], bool]:
+    """A check that an idle connection is readable: closed by the server (or written to out
+    of turn), so not to be used again. urllib3's ``wait_for_read`` makes a poll object per
+    call; this one is made once per connection."""
+    if not hasattr(select, "poll"):  # Windows
+        return lambda: wait_for_read(sock, 0.0)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return lambda: bool(poller.poll(0))
 
 
 def _read_capped(read: Callable[[int], bytes], limit: int) -> tuple[bytes, bool]:
-    """(body, complete): read to the end, or stop past ``limit`` bytes."""
+    """(body, complete): read to the end; or, past ``limit`` bytes, stop with the first
+    ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while chunk := read(64 * 1024):
         size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
         chunks.append(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], False
     return b"".join(chunks), True
 
 
@@ -776,7 +795,8 @@ class Transport:
         """One attempt, bounded by ``deadline`` and ``max_answer_bytes``.
 
         The request is this thread's template (headers, auth, proxies and TLS settings merged
-        once per session) with ``payload`` as its body, handed straight to the adapter: no
+        once per session) with ``payload`` as its body: sent on the thread's direct line
+        (:class:`_Direct`) when no proxy applies, else handed straight to the adapter. No
         per-request merging of session settings, no redirects, no cookies kept.
         """
         try:
@@ -886,11 +906,5 @@ class Transport:
         encoded = "Content-Encoding" in response.headers  # the decoded size is what counts
         if declared.isdigit() and int(declared) > limit and not encoded:
             return b"", False
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                return b"".join(chunks), False
-            chunks.append(chunk)
-        return b"".join(chunks), True
+        chunks = response.iter_content(64 * 1024)
+        return _read_capped(lambda _: next(chunks, b""), limit)
