@@ -24,8 +24,9 @@ import dataclasses
 import socket
 import ssl
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
@@ -39,7 +40,12 @@ from pd_hlr.retry import RetryPolicy
 from pd_hlr.transport import Transport
 
 from .conftest import bounded
-from .test_client import SECRET, _no_token_in_logs, check_no_leak  # noqa: F401 (autouse)
+from .test_client import (  # noqa: F401 (fixtures: an autouse log check, new_client)
+    SECRET,
+    _no_token_in_logs,
+    check_no_leak,
+    new_client,
+)
 from .test_group_commit import until
 
 Faults = sandbox.Faults
@@ -67,26 +73,18 @@ def on_path(client: HLRClient, direct: bool) -> HLRClient:
 
 
 @pytest.fixture
-def path_client() -> Iterator[Callable[..., HLRClient]]:
-    """Clients on one path, token SECRET, fixed retry policy, no adaptive pacing (its sleeps
-    are real), backoff sleeps recorded in ``client.sleeps``; closed at teardown."""
-    clients: list[HLRClient] = []
+def path_client(new_client: Callable[..., HLRClient]) -> Callable[..., HLRClient]:  # noqa: F811
+    """``test_client``'s clients (backoff sleeps recorded in ``client.sleeps``, checked for
+    the token at teardown) on one path, token SECRET, the fixed retry policy, no adaptive
+    pacing (its sleeps are real)."""
 
     def build(url: str, direct: bool, **kwargs: Any) -> HLRClient:
         kwargs.setdefault("token", SECRET)
         kwargs.setdefault("retry", POLICY)
         kwargs.setdefault("adaptive", False)
-        client = on_path(HLRClient(base_url=url, **kwargs), direct)
-        sleeps: list[float] = []
-        client.sleeps = sleeps  # type: ignore[attr-defined]
-        client._sleep = sleeps.append  # type: ignore[method-assign]
-        clients.append(client)
-        return client
+        return on_path(new_client(SimpleNamespace(url=url), **kwargs), direct)
 
-    yield build
-    for client in clients:
-        client.close()
-        check_no_leak(client, client.stats)
+    return build
 
 
 # ------------------------------------------------------------------ what one run looked like
