@@ -37,6 +37,7 @@ from pd_hlr.classify import KINDS
 from pd_hlr.client import HLRClient
 from pd_hlr.errors import HLRError
 from pd_hlr.retry import RetryPolicy
+from pd_hlr.sandbox import server as server_module
 from pd_hlr.transport import Transport
 
 from .conftest import bounded
@@ -359,6 +360,35 @@ def test_the_paths_agree_on_a_read_timeout(
     for outcome in runs["lean"].outcomes.values():
         assert outcome[1] == kind, outcome
     assert runs["lean"].stats["possibly_charged"] == 2 * (1 + RETRIES)
+
+
+@pytest.mark.parametrize("over", [0, 1], ids=["exactly-the-cap", "one-byte-over"])
+@pytest.mark.parametrize("shape", ["content-length", "chunked", "gzip"])
+def test_the_paths_agree_on_max_answer_bytes_to_the_byte(
+    make_sandbox: Callable[..., sandbox.Sandbox],
+    path_client: Callable[..., HLRClient],
+    shape: str,
+    over: int,
+) -> None:
+    """A 200 answer of exactly ``max_answer_bytes`` (decoded) is read whole (here: nested
+    too deep, so ``malformed``); one byte more is ``too_large``, whatever its framing."""
+    phone = NUMBERS[0]
+    body = server_module._answer_body((phone, False, False, False, True), {"deep_nesting"})
+    faults = {"deep_nesting": 1.0, **({shape: 1.0} if shape != "content-length" else {})}
+    runs = both_paths(
+        make_sandbox,
+        path_client,
+        [phone],
+        sandbox_knobs={"faults": Faults(**faults)},
+        client_knobs={"workers": 1, "max_answer_bytes": len(body) - over},
+    )
+    # Connections aside: a gzip answer too large once decoded but read whole off the wire
+    # leaves a clean connection, which the adapter keeps and the lean path (by rule: an
+    # answer not read to its end) drops. Both are safe.
+    lean, adapter = (dataclasses.replace(runs[p], connections=None) for p in ("lean", "adapter"))
+    assert lean == adapter
+    kind = runs["lean"].outcomes[phone][1]
+    assert kind == ("too_large" if over else "malformed")
 
 
 # ------------------------------------------------------------------ the other kinds of failure
