@@ -11,6 +11,7 @@ import dataclasses
 import email.utils
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from pd_hlr import _spec, sandbox
 from pd_hlr.sandbox import server as server_module
 
 from .conftest import TOKEN
+from .test_group_commit import until
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NETWORK_KEYS = ["networkName", "networkPrefix", "countryName", "countryPrefix", "networkId"]
@@ -1136,3 +1138,169 @@ def test_importing_the_sandbox_does_not_load_phonenumbers_tables():
 
 def test_the_precedence_order_names_every_knob_once():
     assert sorted(server_module._ORDER) == sorted(PROBABILITIES)
+
+
+# ------------------------------------------------------------------ keep-alive: hangup, counts
+def _exchange(sock: socket.socket, server: sandbox.Sandbox) -> tuple[bytes, bytes]:
+    """Send one request on ``sock``; (head, body) of the answer, read by its Content-Length."""
+    sock.sendall(_raw_request(server))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(h for h in head.split(b"\r\n") if h.startswith(b"Content-Length:"))[15:])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head, body
+
+
+def test_keep_alive_connections_are_counted(make_sandbox):
+    server = make_sandbox()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(3):
+            head, _ = _exchange(sock, server)
+            assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" not in head
+        assert (server.stats().connections, server.stats().closed) == (1, 0)
+    until(lambda: server.stats().closed == 1)  # the client closed: the server closes too
+    assert server.stats().connections == 1 and server.stats().requests == 3
+    server.reset_stats()
+    assert (server.stats().connections, server.stats().closed) == (0, 0)
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["silent", "announced"])
+def test_hangup_answers_then_closes_the_keep_alive_connection(make_sandbox, announced):
+    server = make_sandbox(faults=sandbox.Faults(hangup=1.0, hangup_announced=announced))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        head, body = _exchange(sock, server)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert (b"Connection: close" in head) is announced
+        assert json.loads(body)["results"][0] == sandbox.answer(PHONE)
+        assert sock.recv(1) == b""  # then the server closed the connection
+    until(lambda: server.stats().closed == 1)
+    stats = server.stats()
+    assert stats.charged == {PHONE: 1} and stats.fault_counts == {"hangup": 1}
+    assert stats.connections == 1
+
+
+# ------------------------------------------------------------------------------------- TLS
+def test_tls_serves_https_with_the_given_certificate(make_sandbox, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = make_sandbox(ssl_context=context)
+    assert server.url.startswith("https://127.0.0.1:")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with requests.Session() as s:
+        s.trust_env = False  # REQUESTS_CA_BUNDLE from the environment would win over s.verify
+        s.verify = str(bundle)
+        for _ in range(2):
+            assert result_of(post(server, {"phone": PHONE}, session=s)) == sandbox.answer(PHONE)
+        with pytest.raises(requests.exceptions.SSLError):  # an untrusted certificate
+            s.post(server.endpoint, json={"phone": PHONE}, headers=AUTH, verify=True, timeout=5)
+        with pytest.raises(requests.ConnectionError):  # plain HTTP to the TLS port
+            requests.post(server.endpoint.replace("https", "http", 1), json={}, timeout=5)
+    stats = server.stats()
+    assert stats.charged == {PHONE: 2} and stats.requests == 2
+    assert stats.connections == 3  # one kept alive for both answers, two refused
+
+
+def _dechunk(body: bytes) -> list[bytes]:
+    """The chunks of a complete chunked body."""
+    parts: list[bytes] = []
+    while True:
+        size, _, body = body.partition(b"\r\n")
+        if int(size, 16) == 0:
+            return parts
+        parts.append(body[: int(size, 16)])
+        body = body[int(size, 16) + 2 :]
+
+
+@pytest.mark.parametrize("faults", [("gzip",), ("chunked",), ("gzip", "chunked")])
+def test_gzip_and_chunked_answers_are_the_answer_on_a_kept_connection(make_sandbox, faults):
+    server = make_sandbox(faults=sandbox.Faults(**{name: 1.0 for name in faults}))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(2):  # the connection stays open after each
+            if "chunked" in faults:
+                sock.sendall(_raw_request(server))
+                data = b""
+                while not data.endswith(b"0\r\n\r\n"):
+                    data += sock.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                parts = _dechunk(body)
+                assert len(parts) == 3 and b"Transfer-Encoding: chunked" in head
+                body = b"".join(parts)
+            else:
+                head, body = _exchange(sock, server)
+            assert (b"Content-Encoding: gzip" in head) is ("gzip" in faults)
+            if "gzip" in faults:
+                body = zlib.decompress(body, 31)
+            assert json.loads(body)["results"][0] == sandbox.answer(PHONE)
+    stats = server.stats()
+    assert stats.charged == {PHONE: 2} and stats.connections == 1
+    assert stats.fault_counts == {name: 2 for name in faults}
+
+
+def test_a_delivery_fault_overrides_the_wire_shapes(make_sandbox):
+    server = make_sandbox(faults=sandbox.Faults(huge=1.0, gzip=1.0, chunked=1.0, hangup=1.0))
+    status, headers = head_only(server, {"phone": PHONE})
+    assert status == 200 and int(headers["Content-Length"]) == server_module.HUGE_BYTES
+    assert "Content-Encoding" not in headers
+    assert server.stats().fault_counts == {"huge": 1}
+
+
+@pytest.mark.parametrize("keep_alive", [False, True])
+@pytest.mark.parametrize("how", ["trickle", "endless", "gzip_bomb", "huge"])
+def test_delivery_faults_say_connection_close_unless_told_otherwise(make_sandbox, how, keep_alive):
+    faults = sandbox.Faults(**{how: 1.0}, delivery_keep_alive=keep_alive)
+    server = make_sandbox(faults=faults)
+    recorded_pauses(server)  # a trickle is sent at once
+    status, headers = head_only(server, {"phone": PHONE})
+    assert status == 200
+    assert (headers.get("Connection") == "close") is not keep_alive
+    assert server.stats().charged == {PHONE: 1}
+    if how == "trickle":  # the server closes after it all the same
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(_raw_request(server))
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.endswith(b"}]}") and data.startswith(b"HTTP/1.1 200")
+
+
+def test_tls_stall_handshake_holds_the_handshake_until_cleared(make_sandbox):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_side)
+    client_side = ssl.create_default_context()
+    ca.configure_trust(client_side)
+    faults = sandbox.Faults(stall_handshake=True, slow_seconds=30)
+    server = make_sandbox(ssl_context=server_side, faults=faults)
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=0.3) as sock,
+        pytest.raises(TimeoutError),  # the server never answers the ClientHello
+    ):
+        client_side.wrap_socket(sock, server_hostname="127.0.0.1")
+    server.configure(faults=sandbox.Faults())
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+        client_side.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        head, body = _exchange(tls, server)
+    assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["results"][0]["to"] == PHONE
+    assert server.stats().requests == 1 and server.stats().connections == 2
+
+
+def test_reset_on_connect_resets_each_connection_until_cleared(make_sandbox):
+    server = make_sandbox(faults=sandbox.Faults(reset_on_connect=True))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_raw_request(server))
+        with pytest.raises(ConnectionResetError):  # RST, not an orderly close
+            while sock.recv(65536):
+                pass
+    until(lambda: server.stats().closed == 1)
+    assert server.stats().requests == 0 and server.stats().connections == 1
+    server.configure(faults=sandbox.Faults())
+    assert result_of(post(server, {"phone": PHONE}))["to"] == PHONE

@@ -30,6 +30,8 @@ import logging
 import math
 import random
 import socket
+import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +53,8 @@ log = logging.getLogger("pd_hlr.sandbox")
 HUGE_BYTES = 100_000_000
 BOMB_BYTES = 1 << 30
 TRICKLE_SECONDS = 1.0
+#: The longest a TLS client may take over its handshake (seconds).
+_HANDSHAKE_SECONDS = 10.0
 DEEP_NESTING = 100_000
 _BAD_UTF8_NAME = b"Telef\xf3nica"  # Latin-1, as a misconfigured upstream sends it
 #: A hostile network name (issue 24, row 11): a click in a spreadsheet sends the row's number away.
@@ -80,8 +84,12 @@ class Faults:
     ``temporary``, ``wrong_to``, ``errors_beside_results``, ``bom``, ``bad_utf8``,
     ``surrogate``, ``deep_nesting``, ``truncated``, ``missing_to``, ``nan_field``,
     ``echo_token``, ``slow``, ``trickle``, ``endless``, ``gzip_bomb``, ``huge``,
-    ``formula_name``. ``unreachable`` closes the listening socket: connections are refused
-    (nothing reaches the API) until it is cleared with :meth:`Sandbox.configure`.
+    ``formula_name``, ``hangup``, ``gzip``, ``chunked``. ``unreachable`` closes the listening
+    socket: connections are refused (nothing reaches the API) until it is cleared with
+    :meth:`Sandbox.configure`. ``hangup`` is a keep-alive fault: a normal answer, then the
+    server closes the connection (silently, as an idle timeout does; with ``Connection: close``
+    when ``hangup_announced``), so a client reusing that connection finds it gone. ``gzip``
+    and ``chunked`` shape a normal answer on the wire, as a gateway may.
 
     Example:
         >>> Faults(error_503=0.1, retry_after=2.0).error_503
@@ -122,9 +130,35 @@ class Faults:
     retry_after_http_date: bool = _param(False, "send rate_429's Retry-After as an HTTP-date")
     slow_seconds: float = _param(2.0, "delay of a slow answer, seconds")
     unreachable: bool = _param(False, "refuse connections: the listening socket is closed")
+    reset_on_connect: bool = _param(
+        False,
+        "reset (RST) each connection when its first bytes arrive, before the TLS handshake or "
+        "the request is read (nothing reaches the API)",
+    )
+    stall_handshake: bool = _param(
+        False,
+        "over TLS: accept connections but stall the TLS handshake for slow_seconds (nothing "
+        "reaches the API)",
+    )
     # The answer (charged), continued.
     formula_name: float = _p("a network name that is a spreadsheet formula, =HYPERLINK(...) "
                              "sending the row's number away on a click (charged)")
+    # Keep-alive (charged: a normal answer).
+    hangup: float = _p("a normal answer, then the connection is closed without notice, as a "
+                       "server's idle timeout closes a keep-alive connection (charged)")
+    hangup_announced: bool = _param(
+        False, "hangup's answer says Connection: close before the connection is closed"
+    )
+    delivery_keep_alive: bool = _param(
+        False,
+        "the delivery faults' answers (trickle, endless, gzip_bomb, huge) do not say "
+        "Connection: close, as a server that would serve the next request after them (the "
+        "connection is closed after them all the same)",
+    )
+    # The answer's encoding on the wire, as a gateway may choose it (charged: a normal answer).
+    gzip: float = _p("the answer gzip-compressed (Content-Encoding: gzip), whatever the "
+                     "request's Accept-Encoding (charged)")
+    chunked: float = _p("the answer streamed in chunks (Transfer-Encoding: chunked) (charged)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -171,11 +205,16 @@ _ORDER = (
     "gzip_bomb",
     "huge",
     "formula_name",
+    "hangup",
+    "gzip",
+    "chunked",
 )
 #: Faults that replace the answer before the API is reached, in precedence order.
 _EARLY = ("drop", "error_500", "error_503", "rate_429", "html_200")
 #: Delivery faults, in precedence order (at most one applies; ``slow`` adds a delay to any).
 _DELIVERY = ("endless", "gzip_bomb", "huge", "trickle")
+#: Shapes of a normal delivery: they yield to a delivery fault (neither applied nor counted).
+_WIRE = ("hangup", "gzip", "chunked")
 
 
 class RequestRecord(NamedTuple):
@@ -202,7 +241,9 @@ class SandboxStats:
     """A snapshot of the sandbox's counters; its repr is a one-line summary.
 
     ``received`` counts every request naming the phone, whatever its outcome (401s too);
-    ``charged`` only the answers that were paid for (the charge ledger).
+    ``charged`` only the answers that were paid for (the charge ledger). ``connections`` and
+    ``closed``: TCP connections accepted, and closed by the server (a keep-alive connection
+    serves many requests; ``closed`` counts a connection once its socket is closed).
 
     Example:
         >>> s = SandboxStats(2, {"+447400123456": 2}, {"+447400123456": 2}, {200: 2}, {}, None)
@@ -218,6 +259,8 @@ class SandboxStats:
     status_counts: dict[int, int]
     fault_counts: dict[str, int]
     balance: int | None
+    connections: int = 0
+    closed: int = 0
 
     @property
     def total_charged(self) -> int:
@@ -293,6 +336,8 @@ class _State:
 
     def reset(self) -> None:
         self.requests = 0
+        self.connections = 0
+        self.closed = 0
         self.charged: dict[str, int] = {}
         self.received: dict[str, int] = {}
         self.status_counts: dict[int, int] = {}
@@ -466,7 +511,9 @@ def _answer_faults(fired: set[str]) -> tuple[tuple[str, ...], str | None]:
     applied = tuple(n for n in _ORDER if n in fired and n not in _EARLY and n != "quota")
     delivery = next((n for n in _DELIVERY if n in fired), None)
     if delivery is not None:
-        applied = tuple(n for n in applied if n not in _DELIVERY or n == delivery)
+        applied = tuple(
+            n for n in applied if (n not in _DELIVERY or n == delivery) and n not in _WIRE
+        )
     return applied, delivery
 
 
@@ -688,9 +735,14 @@ class _Handler(BaseHTTPRequestHandler):
         if "slow" in req.fired:
             self.server.state.pause(req.faults.slow_seconds)
         if delivery is None:
-            self._send(200, body)
+            hangup = "hangup" in req.fired
+            if hangup and req.faults.hangup_announced:
+                self.close_connection = True  # before the head: it says Connection: close
+            self._send_answer(body, req.fired)
+            if hangup:  # after the head: the answer promised to keep the connection open
+                self.close_connection = True
         else:
-            self._deliver(delivery, body)
+            self._deliver(delivery, body, req.faults.delivery_keep_alive)
         return True
 
     _CHECKS: tuple[Callable[[_Handler, _Request], bool], ...] = (
@@ -726,9 +778,32 @@ class _Handler(BaseHTTPRequestHandler):
             st.record(key, 200, first, True, also=applied[1:])
             return None
 
-    def _deliver(self, how: str, body: bytes) -> None:
-        """Send a 200 body the hostile way ``how``; stop when the client gives up."""
-        self.close_connection = True
+    def _send_answer(self, body: bytes, fired: set[str]) -> None:
+        """A 200 answer, gzip-compressed and/or in three chunks when those faults fired."""
+        extra = ""
+        if "gzip" in fired:
+            body = gzip.compress(body, mtime=0)
+            extra = "Content-Encoding: gzip\r\n"
+        if "chunked" not in fired:
+            self._send(200, body, extra)
+            return
+        step = -(-len(body) // 3)
+        parts = [body[i : i + step] for i in range(0, len(body), step)]
+        frames = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+        head = self._head(200, extra + "Transfer-Encoding: chunked\r\n")
+        self.wfile.write(head + frames + b"0\r\n\r\n")
+
+    def _deliver(self, how: str, body: bytes, keep_alive: bool = False) -> None:
+        """Send a 200 body the hostile way ``how``; stop when the client gives up. The head
+        says ``Connection: close`` unless ``keep_alive``; the connection is closed after it
+        either way."""
+        self.close_connection = not keep_alive
+        try:
+            self._deliver_body(how, body)
+        finally:
+            self.close_connection = True
+
+    def _deliver_body(self, how: str, body: bytes) -> None:
         stopping = self.server.stopping
         with contextlib.suppress(OSError):
             if how == "trickle":
@@ -779,10 +854,15 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], state: _State, stopping: threading.Event
+        self,
+        address: tuple[str, int],
+        state: _State,
+        stopping: threading.Event,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.state = state
         self.stopping = stopping
+        self.ssl_context = ssl_context
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -791,6 +871,41 @@ class _Server(ThreadingHTTPServer):
         # HTTPServer.server_bind would call socket.getfqdn (a DNS lookup): skip it.
         TCPServer.server_bind(self)
         self.server_name, self.server_port = self.socket.getsockname()[:2]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.state.lock:
+            self.state.connections += 1
+        super().process_request(request, client_address)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection; over TLS, the handshake is made here, in the connection's
+        thread (a client refusing the certificate ends only its own connection)."""
+        state = self.state
+        if state.faults.reset_on_connect:
+            _reset(request)
+            return
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        if state.faults.stall_handshake and state.pause(state.faults.slow_seconds):
+            return  # the sandbox is closing
+        request.settimeout(_HANDSHAKE_SECONDS)  # a client that never speaks TLS ends here
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):  # the client refused the certificate, or spoke plain HTTP
+            return
+        tls.settimeout(None)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.shutdown(socket.SHUT_WR)
+            tls.close()  # the plain socket was detached into it
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self.state.lock:
+            self.state.closed += 1
 
     def track(self, conn: socket.socket) -> None:
         with self._conns_lock:
@@ -814,6 +929,16 @@ class _Server(ThreadingHTTPServer):
         if isinstance(exc, OSError):  # client went away (e.g. gave up on a slow answer)
             return
         log.exception("sandbox: error while handling a request from %s", client_address)
+
+
+def _reset(conn: socket.socket) -> None:
+    """Wait for the client's first bytes (a ClientHello, a request), then reset the
+    connection (RST, not FIN: SO_LINGER 0)."""
+    with contextlib.suppress(OSError):
+        conn.settimeout(_HANDSHAKE_SECONDS)
+        conn.recv(1)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
 
 
 class _Server6(_Server):
@@ -854,8 +979,10 @@ class Sandbox:
         seed: int,
         price: str | Decimal,
         log_limit: int | None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         host = _loopback(host)
+        self._ssl_context = ssl_context
         self.token = token
         self._state = _State(
             token, latency, balance, rate_limit, faults, seed, Decimal(str(price)), log_limit
@@ -871,13 +998,14 @@ class Sandbox:
         self.port: int = port
         self._listen()
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}"
+        scheme = "http" if ssl_context is None else "https"
+        self.url = f"{scheme}://{shown}:{self.port}"
         self._apply_reachability()
 
     def _listen(self) -> None:
         """Bind and serve (on the same port after the first time). Call with ``_lock`` held or
         from ``__init__``."""
-        server = self._cls((self.host, self.port), self._state, self._stopping)
+        server = self._cls((self.host, self.port), self._state, self._stopping, self._ssl_context)
         self.port = server.server_address[1]
         thread = threading.Thread(
             target=server.serve_forever,
@@ -936,6 +1064,8 @@ class Sandbox:
                 dict(st.status_counts),
                 dict(st.fault_counts),
                 st.balance,
+                st.connections,
+                st.closed,
             )
 
     def log(self) -> list[RequestRecord]:
@@ -1004,11 +1134,15 @@ def serve(
     *,
     host: str = "127.0.0.1",
     log_limit: int | None = 100_000,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Sandbox:
     """Start a sandbox in a background thread; use it as a context manager (or call ``close``).
 
     ``port=0`` picks a free port. ``host`` must be a loopback address (else ``ValueError``).
     ``price`` is what the 402 body quotes per lookup (the vendor's example by default).
+    ``ssl_context``: a server-side :class:`ssl.SSLContext` (its certificate loaded) to serve
+    HTTPS instead of HTTP; ``url`` then starts with ``https://`` (the tests' certificates come
+    from ``trustme``).
 
     Example:
         >>> with serve(token="t", port=0) as box:
@@ -1026,4 +1160,5 @@ def serve(
         seed=seed,
         price=price,
         log_limit=log_limit,
+        ssl_context=ssl_context,
     )
