@@ -42,12 +42,14 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
+from urllib3 import HTTPHeaderDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
     HTTPError,
+    InvalidHeader,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -55,6 +57,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import SSLError as _U3SSLError
 from urllib3.response import HTTPResponse as _U3Response
 from urllib3.util import Timeout
+from urllib3.util.ssl_match_hostname import CertificateError
 from urllib3.util.wait import wait_for_read
 
 from pd_hlr.settings import TOKEN_ENV, is_loopback_host
@@ -393,11 +396,35 @@ class _Watchdog:
         return True
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client's response, read past every interim ``1xx`` answer to the final one
+    (http.client skips only ``100 Continue``; a ``103 Early Hints`` would be taken as the
+    answer and the paid one behind it dropped). ``101`` switches protocols: final."""
+
+    def begin(self) -> None:
+        super().begin()
+        while 100 <= self.status < 200 and self.status != 101:
+            self.headers = self.msg = None  # type: ignore[assignment]  # begin() reads anew
+            super().begin()
+
+
 class _WatchedConnection:
-    """Mixin: tell the current attempt's deadline which connection (socket) it runs on."""
+    """Mixin: tell the current attempt's deadline which connection (socket) it runs on; say
+    that connecting failed (nothing was sent) when the TLS handshake is cut off or times out,
+    as for the TCP connect; note when the request has been sent; read past interim answers."""
+
+    response_class: type[http.client.HTTPResponse] = _FinalResponse
 
     def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
+        try:
+            super().connect()  # type: ignore[misc]
+        except ssl.SSLError:  # a certificate or protocol failure: a TLS error, as it is
+            raise
+        except TimeoutError as exc:  # the handshake timed out (the TCP connect is urllib3's)
+            raise ConnectTimeoutError(self, f"TLS handshake timed out ({exc})") from exc
+        except OSError as exc:  # reset or closed during the handshake: nothing was sent
+            conn = cast(HTTPConnection, self)
+            raise NewConnectionError(conn, f"connection lost while connecting: {exc!r}") from exc
         deadline: _Deadline | None = getattr(_attempt_local, "deadline", None)
         if deadline is not None:
             deadline.attach(self)  # type: ignore[arg-type]
@@ -407,6 +434,7 @@ class _WatchedConnection:
         if deadline is not None:
             deadline.attach(self)  # type: ignore[arg-type]
         super().request(*args, **kwargs)  # type: ignore[misc]
+        _attempt_local.sent = True
 
 
 class _HTTPConnection(_WatchedConnection, HTTPConnection):
@@ -462,6 +490,14 @@ class _Adapter(HTTPAdapter):
             self._found[url] = found
         self._url = found[1]
         return cast(HTTPConnectionPool, found[0])
+
+    def close(self) -> None:
+        """Close the pools found for this line too (urllib3 2.8's pool manager no longer
+        closes a pool it forgets; one kept here would keep its connection open)."""
+        found, self._found = self._found, {}
+        for pool, _ in found.values():
+            pool.close()
+        super().close()
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         if not self._url:  # a requests that did not find the pool above: check as it does
@@ -585,7 +621,7 @@ class _Direct:
         conn.timeout = self.timeout[0]
         try:
             conn.connect()
-        except (OSError, HTTPError) as exc:  # ssl errors are OSErrors
+        except (OSError, HTTPError, CertificateError) as exc:  # ssl errors are OSErrors
             conn.close()
             raise _connect_error(exc, conn) from exc
         except BaseException:
@@ -601,13 +637,14 @@ class _Direct:
         """Send one request on this line and read its answer (at most ``limit`` bytes)."""
         conn = self._connection(deadline)
         sock = conn.sock
-        assert sock is not None
+        if sock is None:  # closed by Transport.close() on another thread meanwhile
+            raise requests.ConnectionError(NewConnectionError(conn, "the connection was closed"))
         try:
             sock.sendall(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(payload), payload))
         except OSError as exc:
             if exc.errno not in _SEND_ERRNOS:  # else the server may have answered: read it
                 raise requests.ConnectionError(ProtocolError("Connection aborted.", exc)) from exc
-        response = http.client.HTTPResponse(sock, method="POST")
+        response = _FinalResponse(sock, method="POST")
         try:
             response.begin()
         except (OSError, http.client.HTTPException) as exc:
@@ -627,8 +664,11 @@ class _Direct:
         headers = cast(Mapping[str, str], response.msg)  # case-insensitive .get()
         status = response.status
         try:
-            if "Content-Encoding" in response.msg:  # decoded by urllib3, as requests does
-                body, complete = _decoded(response, limit)
+            if "Content-Encoding" in response.msg or not _plain_framing(response.msg):
+                # decoded (or framed) by urllib3, as requests does
+                body, complete, until_close = _decoded(response, limit)
+                if until_close and deadline.expired:  # was the close the cut?
+                    raise http.client.IncompleteRead(body)
             elif response.length is not None:  # Content-Length: read it whole, or none
                 if response.length > limit:
                     return Reply(status, headers, b"", False)
@@ -655,8 +695,7 @@ class _Direct:
             return requests.ReadTimeout(
                 ReadTimeoutError(self.pool, self.url, f"Read timed out. (read timeout={read})")
             )
-        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-            return requests.exceptions.SSLError(_U3SSLError(exc))
+        # a TLS error after the request was sent may follow a paid answer: a lost connection
         return requests.ConnectionError(ProtocolError("Connection aborted.", exc))
 
     def _body_error(self, exc: OSError | http.client.HTTPException) -> requests.RequestException:
@@ -667,16 +706,21 @@ class _Direct:
             return requests.ConnectionError(
                 ReadTimeoutError(self.pool, self.url, "Read timed out.")
             )
-        if isinstance(exc, ssl.SSLError):
-            return requests.exceptions.SSLError(_U3SSLError(exc))
+        if isinstance(exc, ssl.SSLError):  # after the request was sent: a lost connection
+            return requests.ConnectionError(ProtocolError("Connection broken.", exc))
+        reason: Exception = exc
+        if isinstance(exc, http.client.IncompleteRead):  # keep counts, not the partial body
+            reason = ProtocolError(f"IncompleteRead({len(exc.partial)} bytes read)")
         return requests.exceptions.ChunkedEncodingError(
-            ProtocolError(f"Connection broken: {exc!r}", exc)
+            ProtocolError(f"Connection broken: {reason!r}", reason)
         )
 
 
-def _connect_error(exc: OSError | HTTPError, conn: HTTPConnection) -> requests.RequestException:
+def _connect_error(
+    exc: OSError | HTTPError | CertificateError, conn: HTTPConnection
+) -> requests.RequestException:
     """What requests raises when opening a connection fails this way (nothing was sent)."""
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError | CertificateError):
         return requests.exceptions.SSLError(_U3SSLError(exc))
     if isinstance(exc, _U3SSLError):
         return requests.exceptions.SSLError(exc)
@@ -714,24 +758,47 @@ def _read_capped(read: Callable[[int], bytes], limit: int) -> tuple[bytes, bool]
     return b"".join(chunks), True
 
 
-def _decoded(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool]:
-    """An encoded body (gzip, deflate…) decoded by urllib3, at most ``limit`` bytes of it,
-    failures raised as requests' ``iter_content`` raises them."""
-    raw = _U3Response(
-        body=response,
-        headers=dict(response.msg.items()),
-        status=response.status,
-        version=response.version,
-        reason=response.reason,
-        preload_content=False,
-        decode_content=True,
-        original_response=response,
-        enforce_content_length=True,
-        request_method="POST",
+def _plain_framing(msg: http.client.HTTPMessage) -> bool:
+    """True when http.client and urllib3 read the body's framing alike: at most one
+    ``Transfer-Encoding``, exactly ``chunked``, and at most one ``Content-Length``, digits."""
+    encodings = msg.get_all("Transfer-Encoding") or []
+    lengths = msg.get_all("Content-Length") or []
+    return (
+        len(encodings) <= 1
+        and all(e.lower() == "chunked" for e in encodings)
+        and len(lengths) <= 1
+        and all(n.isdigit() for n in lengths)
     )
+
+
+def _decoded(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool, bool]:
+    """(body, complete, delimited by the server's close): an encoded body (gzip, deflate…)
+    decoded, or an unusually framed one read, by urllib3, at most ``limit`` bytes of it,
+    failures raised as requests' adapter and ``iter_content`` raise them."""
+    headers = HTTPHeaderDict()
+    for name, value in response.msg.items():
+        headers.add(name, value)  # repeated lines joined, as urllib3 does
+    try:
+        raw = _U3Response(
+            body=response,
+            headers=headers,
+            status=response.status,
+            version=response.version,
+            reason=response.reason,
+            preload_content=False,
+            decode_content=True,
+            original_response=response,
+            enforce_content_length=True,
+            request_method="POST",
+        )
+    except InvalidHeader as exc:  # conflicting Content-Lengths
+        raise requests.exceptions.InvalidHeader(exc) from exc
+    until_close = raw.length_remaining is None and not raw.chunked
+    if response.length is None and not until_close and not raw.chunked:
+        response.length = raw.length_remaining  # "38, 38": urllib3 parsed what http.client did not
     chunks = raw.stream(64 * 1024, decode_content=True)
     try:
-        return _read_capped(lambda _: next(chunks, b""), limit)
+        return (*_read_capped(lambda _: next(chunks, b""), limit), until_close)
     except ProtocolError as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from exc
     except DecodeError as exc:
@@ -810,7 +877,7 @@ class Transport:
         request.method, request.url, request.body = "POST", self.url, payload
         request.headers = {**line.headers, "Content-Length": str(len(payload))}  # type: ignore[assignment]
         deadline = self._watchdog.arm(self.deadline)
-        _attempt_local.deadline = deadline
+        _attempt_local.deadline, _attempt_local.sent = deadline, False
         response: requests.Response | None = None
         try:
             response = line.adapter.send(  # a urllib3 Timeout is used as it is
@@ -818,8 +885,12 @@ class Transport:
             )
             body, complete = self._read(response)
         except requests.RequestException as exc:
-            _defuse(exc)
-            return NoReply(exc, deadline.expired)
+            error = exc
+            if isinstance(exc, requests.exceptions.SSLError) and _attempt_local.sent:
+                # after the request was sent the answer may have been paid: a lost connection
+                error = requests.ConnectionError(ProtocolError("Connection aborted.", exc))
+            _defuse(error)
+            return NoReply(error, deadline.expired)
         finally:
             _attempt_local.deadline = None
             self._watchdog.release(deadline)
@@ -890,7 +961,7 @@ class Transport:
             pool = adapter.get_connection_with_tls_context(
                 template, settings["verify"], settings["proxies"], settings["cert"]
             )
-            head = _request_head(self.url, template.path_url, headers)
+            head = _request_head(str(template.url), template.path_url, headers)
             direct = _Direct(pool, head, self.url, self.timeout)
         line = _Line(session, adapter, headers, settings, direct)
         with self._sessions_lock:

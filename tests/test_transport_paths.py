@@ -802,6 +802,9 @@ def test_the_paths_agree_on_a_stalled_tls_handshake(
     )
     for run in runs.values():
         assert run.charged == {} and run.received == {}
+        # nothing was sent: a connect failure (retried, never possibly charged)
+        assert set(run.stats["failures"]) == {"connect"}, run.stats
+        assert run.stats["possibly_charged"] == 0
     assert runs["lean"] == runs["adapter"]
 
 
@@ -826,6 +829,10 @@ def test_the_paths_agree_on_a_connection_reset_before_the_request(
     )
     for run in runs.values():
         assert run.charged == {} and run.received == {}
+        # over http the request was on its way: possibly charged; over https only the
+        # ClientHello was: a connect failure
+        kind = "connection_lost" if scheme == "http" else "connect"
+        assert set(run.stats["failures"]) == {kind}, run.stats
     assert runs["lean"] == runs["adapter"]
 
 
