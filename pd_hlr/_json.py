@@ -21,6 +21,8 @@ __all__ = ["MAX_DEPTH", "NotStorable", "repaired"]
 MAX_DEPTH = 32
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: The exact types :func:`repaired` returns as they are (a ``str`` only when ASCII).
+_PLAIN = frozenset({str, bool, int, float, type(None)})
 
 
 class NotStorable(ValueError):
@@ -53,13 +55,21 @@ def repaired(value: Any, depth: int = 0) -> tuple[Any, int]:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise NotStorable(f"key {key!r} is not a string")
-            key, n_key = repaired(key)
+            if type(key) is not str or not key.isascii():
+                key, n_key = repaired(key)
+                count += n_key
+            if type(item) in _PLAIN and (type(item) is not str or item.isascii()):
+                out[key] = item  # what the call below returns for it, without the call
+                continue
             out[key], n_item = repaired(item, depth + 1)
-            count += n_key + n_item
+            count += n_item
         return out, count
     if isinstance(value, list | tuple):
         items = []
         for item in value:
+            if type(item) in _PLAIN and (type(item) is not str or item.isascii()):
+                items.append(item)
+                continue
             item, n = repaired(item, depth + 1)
             items.append(item)
             count += n

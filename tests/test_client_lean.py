@@ -108,3 +108,22 @@ def test_counters_stay_exact_when_many_threads_count_at_once(
     assert stats.retries == len(log) - len(NUMBERS)
     assert stats.repaired == sum("surrogate" in r.faults for r in log if r.charged)
     assert sb.stats().charged == {n: 1 for n in NUMBERS}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.tuples(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1)),
+    result=st.dictionaries(st.text(), json_values, max_size=4),
+)
+def test_a_journal_line_is_the_json_of_its_entry(
+    texts: tuple[str, str, str], result: dict[str, Any]
+) -> None:
+    from datetime import UTC, datetime
+
+    from pd_hlr.cache.entry import Entry
+
+    entry = Entry(*texts, result, datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    head, tail = entry.line_parts()
+    fields = {"n": texts[0], "o": texts[1], "a": texts[2], "t": "2024-05-01T12:00:00.123456+00:00"}
+    expected = json.dumps({**fields, "r": result}, separators=(",", ":"), allow_nan=True)
+    assert (head + tail).decode("ascii") == expected + "\n"
