@@ -50,7 +50,7 @@ def repaired(value: Any, depth: int = 0) -> tuple[Any, int]:
     if depth >= MAX_DEPTH:
         raise NotStorable(f"nested deeper than {MAX_DEPTH} levels")
     count = 0
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):

@@ -68,14 +68,17 @@ class Entry:
         for name in ("number", "options", "api"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise BadEntry(f"{name} must be a non-empty string, not {getattr(self, name)!r}")
-        if not isinstance(self.result, Mapping):
+        if type(self.result) is not dict and not isinstance(self.result, Mapping):
             raise BadEntry(f"result must be a JSON object, not {type(self.result).__name__}")
         if not isinstance(self.checked_at, datetime):
             raise BadEntry(f"checked_at must be a datetime, not {self.checked_at!r}")
         if self.seq is not None and (not isinstance(self.seq, int) or isinstance(self.seq, bool)):
             raise BadEntry(f"seq must be an integer, not {self.seq!r}")
         when = self.checked_at
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        elif when.tzinfo is not UTC:
+            when = when.astimezone(UTC)
         try:
             (number, options, api, result), _ = repaired(
                 [self.number, self.options, self.api, self.result], depth=-1
