@@ -45,17 +45,20 @@ def repaired(value: Any, depth: int = 0) -> tuple[Any, int]:
         if value.isascii() or not _SURROGATE.search(value):
             return value, 0
         return _SURROGATE.sub("\ufffd", value), 1
-    if value is None or isinstance(value, bool | int | float):
+    kind = type(value)
+    if kind is not dict and kind is not list and (
+        value is None or isinstance(value, bool | int | float)
+    ):
         return value, 0
     if depth >= MAX_DEPTH:
         raise NotStorable(f"nested deeper than {MAX_DEPTH} levels")
     count = 0
-    if type(value) is dict or isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise NotStorable(f"key {key!r} is not a string")
             if type(key) is not str or not key.isascii():
+                if not isinstance(key, str):
+                    raise NotStorable(f"key {key!r} is not a string")
                 key, n_key = repaired(key)
                 count += n_key
             if type(item) in _PLAIN and (type(item) is not str or item.isascii()):
@@ -64,7 +67,7 @@ def repaired(value: Any, depth: int = 0) -> tuple[Any, int]:
             out[key], n_item = repaired(item, depth + 1)
             count += n_item
         return out, count
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         items = []
         for item in value:
             if type(item) in _PLAIN and (type(item) is not str or item.isascii()):

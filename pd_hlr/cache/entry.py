@@ -66,8 +66,9 @@ class Entry:
         ``checked_at``
         is timezone-aware UTC. Raises :class:`BadEntry` when it cannot be made so."""
         for name in ("number", "options", "api"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise BadEntry(f"{name} must be a non-empty string, not {getattr(self, name)!r}")
+            text = getattr(self, name)
+            if not isinstance(text, str) or not text:
+                raise BadEntry(f"{name} must be a non-empty string, not {text!r}")
         if type(self.result) is not dict and not isinstance(self.result, Mapping):
             raise BadEntry(f"result must be a JSON object, not {type(self.result).__name__}")
         if not isinstance(self.checked_at, datetime):
