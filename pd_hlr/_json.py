@@ -21,6 +21,8 @@ __all__ = ["MAX_DEPTH", "NotStorable", "repaired"]
 MAX_DEPTH = 32
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: The exact types :func:`repaired` returns as they are (a ``str`` only when ASCII).
+_PLAIN = frozenset({str, bool, int, float, type(None)})
 
 
 class NotStorable(ValueError):
@@ -43,23 +45,34 @@ def repaired(value: Any, depth: int = 0) -> tuple[Any, int]:
         if value.isascii() or not _SURROGATE.search(value):
             return value, 0
         return _SURROGATE.sub("\ufffd", value), 1
-    if value is None or isinstance(value, bool | int | float):
+    kind = type(value)
+    if kind is not dict and kind is not list and (
+        value is None or isinstance(value, bool | int | float)
+    ):
         return value, 0
     if depth >= MAX_DEPTH:
         raise NotStorable(f"nested deeper than {MAX_DEPTH} levels")
     count = 0
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise NotStorable(f"key {key!r} is not a string")
-            key, n_key = repaired(key)
+            if type(key) is not str or not key.isascii():
+                if not isinstance(key, str):
+                    raise NotStorable(f"key {key!r} is not a string")
+                key, n_key = repaired(key)
+                count += n_key
+            if type(item) in _PLAIN and (type(item) is not str or item.isascii()):
+                out[key] = item  # what the call below returns for it, without the call
+                continue
             out[key], n_item = repaired(item, depth + 1)
-            count += n_key + n_item
+            count += n_item
         return out, count
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         items = []
         for item in value:
+            if type(item) in _PLAIN and (type(item) is not str or item.isascii()):
+                items.append(item)
+                continue
             item, n = repaired(item, depth + 1)
             items.append(item)
             count += n

@@ -152,8 +152,25 @@ class AdaptiveRateLimiter:
         return self._per_second(self._answers, now)
 
     # ---------------------------------------------------------------- pacing
+    def _tidy(self, times: collections.deque[float], now: float) -> bool:
+        """Drop the times older than the window, unless another thread holds the lock (it
+        does the same); return whether it did. Appending needs no lock (``deque.append`` is
+        atomic) and only the lock's holder removes, so no time in the window is lost."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._per_second(times, now)
+            return True
+        finally:
+            self._lock.release()
+
     def _reserve(self) -> tuple[float, int]:
         """(seconds to wait for the next slot, the pacing generation it was reserved in)."""
+        if self._limit is None and self.ceiling is None:  # unthrottled: no slot, no lock
+            now = self._clock()
+            self._sent.append(now)
+            self._tidy(self._sent, now)
+            return 0.0, self._generation
         with self._lock:
             now = self._clock()
             rate = self._rate_at(now)
@@ -207,13 +224,17 @@ class AdaptiveRateLimiter:
             >>> limiter.success(); limiter.state().measured
             1.0
         """
-        with self._lock:
-            now = self._clock()
-            self._answers.append(now)
+        now = self._clock()
+        self._answers.append(now)  # counted at once; the peak is kept by whoever tidies
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             measured = self._measured(now)
             # (>= would store the same value)
             if measured > self._peak:  # pragma: no mutate
                 self._peak = measured
+        finally:
+            self._lock.release()
 
     def throttled(self) -> bool:
         """A limit signal arrived: decrease the rate, unless this is the congestion event of

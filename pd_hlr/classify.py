@@ -28,7 +28,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from pd_hlr._json import NotStorable, repaired
+from pd_hlr._json import MAX_DEPTH, NotStorable, repaired
 from pd_hlr._spec import TRAFFIC_QUOTA_EXCEEDED
 from pd_hlr.errors import (
     APIError,
@@ -291,6 +291,14 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit()).lstrip("0")
 
 
+def _plain(number: str) -> bool:
+    """``+`` and ASCII digits, at least one of them not ``0``: its own digits, as
+    :func:`same_number` reads them, are not empty."""
+    return number[:1] == "+" and number[1:].isdigit() and number.isascii() and bool(
+        number.strip("+0")
+    )
+
+
 def same_number(to: str, asked: str) -> bool:
     """Whether the API's ``to`` names the number asked: their digits compared, leading zeros (an
     ``00`` prefix) ignored, and a duplicated country code in the number asked tolerated (the
@@ -300,6 +308,8 @@ def same_number(to: str, asked: str) -> bool:
         >>> same_number("+441302778473", "+44 1302 778473"), same_number("+441302778474", "+441302778473")
         (True, False)
     """  # noqa: E501
+    if to == asked and _plain(to):  # the common case, without walking the digits
+        return True
     got, asked_digits = _digits(to), _digits(asked)
     if not got:
         return False
@@ -389,6 +399,10 @@ STATUS_KINDS: Mapping[int, str] = {
 }
 
 
+#: One decoder for every answer (``json.loads`` with an argument builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _decode(body: bytes) -> tuple[str | None, Any, str]:
     """(text or None when not UTF-8, the JSON value or None, why it is not JSON or "")."""
     try:
@@ -398,7 +412,7 @@ def _decode(body: bytes) -> tuple[str | None, Any, str]:
     if not text.strip():
         return text, None, "empty body"
     try:
-        return text, json.loads(text, parse_constant=_reject_constant), ""
+        return text, _DECODER.decode(text), ""
     except RecursionError:
         return text, None, "JSON nested too deeply"
     except ValueError as exc:
@@ -684,8 +698,17 @@ def classify_answer(
         401
     """
     answer = _Body(status, body, headers)
+    if status == 200 and answer.first_result is not None:  # the common case: a result
+        return _result(answer, phone)
     kind = _kind(answer)
     return _result(answer, phone) if kind == "result" else _FAILURES[kind](answer)
+
+
+def _sound(raw: bytes) -> bool:
+    """Whether a body's decoded strings are its own bytes and it cannot nest deeper than
+    :data:`MAX_DEPTH`: no escape at all (so no lone surrogate, which only ``\\u`` makes)
+    and fewer brackets than that. Such a result needs no :func:`repaired` walk."""
+    return b"\\" not in raw and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
 
 
 def _result(b: _Body, phone: str | None) -> Answer | Failure:
@@ -693,7 +716,7 @@ def _result(b: _Body, phone: str | None) -> Answer | Failure:
     result = b.first_result
     assert result is not None
     try:
-        result, fixed = repaired(result)
+        result, fixed = (result, 0) if _sound(b.raw) else repaired(result)
     except NotStorable as exc:
         return Failure(
             "malformed",

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -58,6 +59,9 @@ logger = logging.getLogger("pd_hlr.client")
 #: edge of a server's sliding 1-second window, and tens of ms of network/scheduling jitter
 #: (measured against the sandbox at 50 ms latency) tip a request over it now and then.
 RATE_HEADROOM = 0.97
+
+#: A number JSON writes as it is (its request body is made without ``json.dumps``).
+_PLAIN_NUMBER = re.compile(r"\+?[0-9]+")
 
 #: What ``lookup_many`` gives per number: the result object, or the error that ended it.
 Outcome = dict[str, Any] | HLRError
@@ -459,6 +463,17 @@ class HLRClient:
             raise TypeError(f"phone must be a str, got {type(phone).__name__}")
         return json.dumps({"phone": phone, **options}, separators=(",", ":")).encode()
 
+    def _payloads(self, numbers: list[str], options: dict[str, object]) -> dict[str, bytes]:
+        """``{number: _payload(number, options)}``; a number of ``+`` and ASCII digits (what
+        JSON writes as it is) is put between the bytes before and after it, not encoded."""
+        before = b'{"phone":"'
+        after = self._payload("", options)[len(before) :]
+        plain, payload = _PLAIN_NUMBER.fullmatch, self._payload
+        return {
+            n: before + n.encode() + after if type(n) is str and plain(n) else payload(n, options)
+            for n in numbers
+        }
+
     @staticmethod
     def _options(**options: object) -> dict[str, object]:
         return {k: _option(k, v) for k, v in options.items() if v is not None}
@@ -470,7 +485,17 @@ class HLRClient:
             return classify_exception(reply.error, self._where, expired=reply.expired)
         if not reply.complete and reply.status == 200:
             return too_large(reply.status, self.max_answer_bytes, self._where)
-        return classify_answer(reply.status, reply.body, reply.headers, phone)
+        outcome = classify_answer(reply.status, reply.body, reply.headers, phone)
+        if type(outcome) is Answer and self._may_hold_token(reply.body):
+            outcome = Answer(self._scrub_answer(phone, outcome.result), outcome.repaired)
+        return outcome
+
+    def _may_hold_token(self, body: bytes) -> bool:
+        """Whether an answer's decoded text can hold the token: only if its bytes do, or an
+        escape (``\\u0074``...) could spell it. Otherwise its result needs no walk."""
+        return self._token is not None and (
+            b"\\" in body or self._token.reveal().encode() in body
+        )
 
     # ---------------------------------------------------------------- one number
     def _failed(self, run: _Run, phone: str, failure: Failure, attempt: int) -> None:
@@ -528,7 +553,7 @@ class HLRClient:
                         phone,
                         outcome.repaired,
                     )
-                return self._scrub_answer(phone, outcome.result)
+                return outcome.result
             failure = outcome
             error = failure.error
             self._scrub(error)
@@ -629,7 +654,7 @@ class HLRClient:
         n_workers: int,
     ) -> dict[str, Outcome]:
         keys = list(dict.fromkeys(numbers))
-        payloads = {number: self._payload(number, options) for number in keys}
+        payloads = self._payloads(keys, options)
         if not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {n_workers!r}")
         try:

@@ -109,17 +109,18 @@ def _text_width(stream: Any) -> int | None:
 _FRAME_CHARS, _MIN_BAR = 36, 10
 
 
-def _bar_class(base: type[Any], fields: dict[str, Any]) -> type:
-    """``base`` (a tqdm class) with our ``fields`` available to ``bar_format``. In a narrow
-    terminal the short words are used, so the bar and the spend stay visible."""
+def _bar_class(base: type[Any], fields: Callable[[], dict[str, Any]]) -> type:
+    """``base`` (a tqdm class) with our ``fields()`` available to ``bar_format``, made only when
+    the bar is drawn (not per answer). In a narrow terminal the short words are used, so the bar
+    and the spend stay visible."""
 
     class Bar(base):
         pass
 
-    Bar.fields = fields  # the first draw happens inside tqdm's __init__
+    Bar.fields = staticmethod(fields)  # the first draw happens inside tqdm's __init__
 
     def format_dict(self: Any) -> dict[str, Any]:
-        d = {**base.format_dict.fget(self), **self.fields}
+        d = {**base.format_dict.fget(self), **self.fields()}
         ncols = d.get("ncols")
         need = len(d["prefix"]) + len(d["done"]) + len(d["todo"]) + len(d["tail"]) + _FRAME_CHARS
         if isinstance(ncols, int) and 0 < ncols < need + _MIN_BAR:
@@ -273,8 +274,7 @@ class Progress:
             else:
                 self.looked_up += 1
             if self._bar is not None and not self._closed:
-                self._bar.fields = self._fields()
-                self._bar.update(1)
+                self._bar.update(1)  # a redraw (at most every ``interval``) reads the counts
 
     def served(self, n: int) -> None:
         """``n`` numbers this run meant to look up were answered by another process sharing
@@ -286,7 +286,6 @@ class Progress:
             self.total = max(self.total - n, self.looked_up + self.failed)
             if self._bar is not None and not self._closed:
                 self._bar.total = self.total
-                self._bar.fields = self._fields()
                 self._bar.refresh()
 
     def tick(self) -> None:
@@ -297,8 +296,7 @@ class Progress:
             if bar is None or self._closed:
                 return
             if self.clock() - bar.last_print_t >= self.interval:
-                bar.fields = self._fields()  # the pace moves without answers too
-                bar.refresh()
+                bar.refresh()  # the pace moves without answers too
                 bar.last_print_t = self.clock()
 
     def _tick_loop(self) -> None:
@@ -318,7 +316,6 @@ class Progress:
             bar = self._bar
             if bar is None:
                 return
-            bar.fields = self._fields()
             final = self._final_text()
             bar.close()
             if self._widget_handle is not None:
@@ -362,19 +359,19 @@ class Progress:
             if _widgets_available():
                 from tqdm.notebook import tqdm as notebook_tqdm
 
-                bar = _bar_class(notebook_tqdm, self._fields())(**common, display=False)
+                bar = _bar_class(notebook_tqdm, self._fields)(**common, display=False)
                 self._adopt_clock(bar)
                 from IPython.display import display
 
                 self._widget_handle = display(bar.container, display_id=True)
                 return bar
             self._cell = _CellStream(self)
-            bar_class = _bar_class(_std_tqdm(), self._fields())
+            bar_class = _bar_class(_std_tqdm(), self._fields)
             bar = bar_class(**common, file=self._cell, ncols=DEFAULT_WIDTH, ascii=False)
             return self._adopt_clock(bar)
         stream = sys.stderr if file is None else file
         width = _text_width(stream)
-        bar = _bar_class(_std_tqdm(), self._fields())(
+        bar = _bar_class(_std_tqdm(), self._fields)(
             **common, file=stream, ncols=width, dynamic_ncols=width is None
         )
         return self._adopt_clock(bar)

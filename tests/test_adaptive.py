@@ -335,6 +335,35 @@ def test_concurrent_feedback_is_counted_exactly() -> None:
     assert state.rate is not None and state.rate >= limiter.floor
 
 
+def test_unthrottled_sends_and_answers_from_many_threads_are_all_counted() -> None:
+    """Unthrottled, sends and answers are logged without the lock: none is lost, none is
+    counted twice, and the log still keeps only the last window."""
+    limiter = AdaptiveRateLimiter(window=1.0)
+    t = fake(limiter)
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(500):
+            assert limiter.acquire() == 0.0
+            limiter.success()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert limiter.state().measured == 4000.0  # every answer, at one instant of the clock
+    assert len(limiter._sent) == 4000  # type: ignore[attr-defined]
+    t.now += 0.5
+    limiter.success()  # one more answer: the peak counts all of them
+    assert limiter.state().peak == 4001.0
+    t.now += 1.0
+    limiter.reserve()  # a window later the log is pruned to the send just made
+    assert len(limiter._sent) == 1  # type: ignore[attr-defined]
+    assert limiter.state().measured == 0.0
+
+
 def test_a_slot_reserved_before_a_decrease_is_reserved_again() -> None:
     """A worker already waiting at the old pace when a decrease happens goes at the new one."""
     limiter = AdaptiveRateLimiter(ceiling=100.0, beta=0.5, headroom=1.0)

@@ -33,6 +33,12 @@ __all__ = ["BadEntry", "Entry", "legacy_seq", "seq_field"]
 _LEGACY_OFFSET = 1 << 62
 
 
+#: A journal line's parts: one encoder for every line (``json.dumps`` with arguments builds
+#: one per call), and a string as it writes one.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+_text = json.encoder.encode_basestring_ascii
+
+
 def legacy_seq(checked_at_us: int) -> int:
     """The sequence value of an entry written before sequences existed (always negative)."""
     return checked_at_us - _LEGACY_OFFSET
@@ -60,16 +66,20 @@ class Entry:
         ``checked_at``
         is timezone-aware UTC. Raises :class:`BadEntry` when it cannot be made so."""
         for name in ("number", "options", "api"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise BadEntry(f"{name} must be a non-empty string, not {getattr(self, name)!r}")
-        if not isinstance(self.result, Mapping):
+            text = getattr(self, name)
+            if not isinstance(text, str) or not text:
+                raise BadEntry(f"{name} must be a non-empty string, not {text!r}")
+        if type(self.result) is not dict and not isinstance(self.result, Mapping):
             raise BadEntry(f"result must be a JSON object, not {type(self.result).__name__}")
         if not isinstance(self.checked_at, datetime):
             raise BadEntry(f"checked_at must be a datetime, not {self.checked_at!r}")
         if self.seq is not None and (not isinstance(self.seq, int) or isinstance(self.seq, bool)):
             raise BadEntry(f"seq must be an integer, not {self.seq!r}")
         when = self.checked_at
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        elif when.tzinfo is not UTC:
+            when = when.astimezone(UTC)
         try:
             (number, options, api, result), _ = repaired(
                 [self.number, self.options, self.api, self.result], depth=-1
@@ -89,12 +99,12 @@ class Entry:
         """The journal line without its ``seq``, in two parts: the line is ``head + tail``, or
         ``head + seq_field(seq) + tail`` (a writer encodes an answer before it takes its place
         in the write sequence, and only joins the parts then)."""
-        head = json.dumps(
-            {"n": self.number, "o": self.options, "a": self.api, "t": self.checked_at.isoformat()},
-            separators=(",", ":"),
+        head = (  # what json.dumps writes for these four strings, made without it
+            f'{{"n":{_text(self.number)},"o":{_text(self.options)},"a":{_text(self.api)},'
+            f'"t":{_text(self.checked_at.isoformat())},'
         )
-        result = json.dumps(self.result, separators=(",", ":"), allow_nan=True)
-        return f"{head[:-1]},".encode("ascii"), f'"r":{result}}}\n'.encode("ascii")
+        result = _ENCODER.encode(self.result)
+        return head.encode("ascii"), f'"r":{result}}}\n'.encode("ascii")
 
     def with_seq(self, seq: int) -> Entry:
         """This entry at its place ``seq`` in the write sequence."""

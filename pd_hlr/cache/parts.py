@@ -107,10 +107,15 @@ def key64(numbers: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.cast(digits, pa.int64())
 
 
+#: The ``raw`` column's encoder (one for all rows: ``json.dumps`` with arguments makes one each).
+_RAW = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def _flatten(entries: Sequence[Entry]) -> dict[str, pa.Array]:
     """Typed answer columns (+ ``temporary``) of entries of any mix of modes."""
     n = len(entries)
-    detailed = np.array([options_detailed(e.options) for e in entries], dtype=bool)
+    modes = {o: options_detailed(o) for o in {e.options for e in entries}}  # a few keys
+    detailed = np.array([modes[e.options] for e in entries], dtype=bool)
     frames = []
     for mode in (False, True):
         idx = np.flatnonzero(detailed == mode)
@@ -139,7 +144,7 @@ def _table(entries: Sequence[Entry]) -> pa.Table:
         "checked_at": pa.array([e.checked_at for e in entries], pa.timestamp("us", tz="UTC")),
         "schema_version": pa.array(np.full(n, CACHE_SCHEMA_VERSION, dtype=np.int16)),
         "raw": pa.array(
-            [json.dumps(e.result, separators=(",", ":"), sort_keys=True) for e in entries],
+            [_RAW.encode(e.result) for e in entries],
             pa.large_string(),
         ),
         "seq": pa.array([e.seq for e in entries], pa.int64()),
