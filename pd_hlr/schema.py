@@ -183,7 +183,7 @@ _FALSE = {"false", "0", "no"}
 
 
 def _to_string(value: Any) -> Any:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return _MISSING
@@ -193,7 +193,7 @@ def _to_string(value: Any) -> Any:
 
 
 def _to_bool(value: Any) -> Any:
-    if isinstance(value, bool):
+    if value is True or value is False:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
@@ -248,13 +248,18 @@ def _extras(result: Mapping[str, Any], detailed: bool) -> dict[str, Any]:
         if key not in top:
             out[key] = value
         elif key in nested:
-            if isinstance(value, Mapping):
+            if type(value) is dict or isinstance(value, Mapping):
                 for sub, subvalue in value.items():
                     if sub not in nested[key]:
                         out[f"{key}.{sub}"] = subvalue
             elif value is not None:
                 out[key] = value
     return out
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    """``value`` if it is a JSON object, else None."""
+    return value if type(value) is dict or isinstance(value, Mapping) else None
 
 
 def flatten(results: Sequence[Mapping[str, Any]], detailed: bool) -> pd.DataFrame:
@@ -270,31 +275,26 @@ def flatten(results: Sequence[Mapping[str, Any]], detailed: bool) -> pd.DataFram
     n = len(results)
     columns: dict[str, Any] = {}
     bad: list[dict[str, Any]] = [{} for _ in range(n)]
+    parents: dict[str, list[Any]] = {}  # head: each result's object under it (or None)
     for f in api:
         coerce = _COERCE[f.kind]
         values: list[Any] = [None] * n
         head = f.path[0]
         if len(f.path) == 1:
-            for i, res in enumerate(results):
-                raw = res.get(head)
-                if raw is not None:
-                    v = coerce(raw)
-                    if v is _MISSING:
-                        bad[i][head] = raw
-                    else:
-                        values[i] = v
+            path, raws = head, [res.get(head) for res in results]
         else:
-            sub = f.path[1]
-            for i, res in enumerate(results):
-                parent = res.get(head)
-                if isinstance(parent, Mapping):
-                    raw = parent.get(sub)
-                    if raw is not None:
-                        v = coerce(raw)
-                        if v is _MISSING:
-                            bad[i][f"{head}.{sub}"] = raw
-                        else:
-                            values[i] = v
+            level = parents.get(head)
+            if level is None:
+                level = parents[head] = [_mapping(res.get(head)) for res in results]
+            path = f"{head}.{f.path[1]}"
+            raws = [None if p is None else p.get(f.path[1]) for p in level]
+        for i, raw in enumerate(raws):
+            if raw is not None:
+                v = coerce(raw)
+                if v is _MISSING:
+                    bad[i][path] = raw
+                else:
+                    values[i] = v
         columns[f.column] = pd.array(values, dtype=PANDAS_DTYPES[f.kind])
     extra: list[str | None] = []
     for i, res in enumerate(results):
