@@ -167,14 +167,21 @@ def fake_api() -> Iterator[FakeAPI]:
 
 # --- numbers -------------------------------------------------------------------------------------
 class Numbers:
-    """Fresh GB mobile numbers: never the same twice in one run."""
+    """Fresh GB mobile numbers, each valid for libphonenumber (the hand-written script drops
+    the others; ``+447911300000`` is not, so a long run cannot just count up): never the same
+    twice in one run."""
 
     def __init__(self) -> None:
         self._next = 0
 
     def take(self, n: int) -> list[str]:
-        start, self._next = self._next, self._next + n
-        return [f"+447911{i:06d}" for i in range(start, start + n)]
+        out: list[str] = []
+        while len(out) < n:
+            number = f"+447{self._next // 1_000_000 + 400:03d}{self._next % 1_000_000:06d}"
+            self._next += 1
+            if phonenumbers.is_valid_number(phonenumbers.parse(number)):
+                out.append(number)
+        return out
 
 
 def _cells(numbers: list[str]) -> pd.DataFrame:
