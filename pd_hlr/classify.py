@@ -80,13 +80,14 @@ KINDS: dict[str, Kind] = {
     for k in (
         _K(
             "connect",
-            "connection refused / DNS / connect timeout / proxy (request never sent)",
+            "connection refused / DNS / connect timeout / TLS handshake cut off or timed out / "
+            "proxy (request never sent)",
             "yes, backoff",
             True,
             False,
             True,
         ),
-        _K("tls", "TLS error (certificate, handshake)", "never", False, False, True),
+        _K("tls", "TLS error before sending (certificate, protocol)", "never", False, False, True),
         _K(
             "server_error",
             "500, 502, 503, 504",
@@ -113,7 +114,7 @@ KINDS: dict[str, Kind] = {
         ),
         _K(
             "connection_lost",
-            "connection dropped after sending, or the answer cut off",
+            "connection dropped (or a TLS error) after sending, or the answer cut off",
             "yes, backoff",
             True,
             True,
