@@ -645,15 +645,20 @@ class _Direct:
             if exc.errno not in _SEND_ERRNOS:  # else the server may have answered: read it
                 raise requests.ConnectionError(ProtocolError("Connection aborted.", exc)) from exc
         response = _FinalResponse(sock, method="POST")
+        head = False  # read yet?
         try:
             response.begin()
+            head = True
+            reply = self._body(response, deadline, limit)
+        except requests.RequestException:  # an OSError too: raised as it is
+            response.close()
+            raise
         except (OSError, http.client.HTTPException) as exc:
             response.close()
-            raise self._head_error(exc) from exc
+            raise (self._body_error(exc) if head else self._head_error(exc)) from exc
         except BaseException:
             response.close()
             raise
-        reply = self._body(response, deadline, limit)
         if not reply.complete or response.will_close:
             self.close()
         return reply
@@ -661,31 +666,22 @@ class _Direct:
     def _body(
         self, response: http.client.HTTPResponse, deadline: _Deadline, limit: int
     ) -> Reply:
+        """The answer whose head ``response`` has read: its body, at most ``limit`` bytes."""
         headers = cast(Mapping[str, str], response.msg)  # case-insensitive .get()
         status = response.status
-        try:
-            if "Content-Encoding" in response.msg or not _plain_framing(response.msg):
-                # decoded (or framed) by urllib3, as requests does
-                body, complete, until_close = _decoded(response, limit)
-                if until_close and deadline.expired:  # was the close the cut?
-                    raise http.client.IncompleteRead(body)
-            elif response.length is not None:  # Content-Length: read it whole, or none
-                if response.length > limit:
-                    return Reply(status, headers, b"", False)
-                body, complete = response.read(), True  # IncompleteRead if cut short
-            else:  # chunked, or until the server closes
-                body, complete = _read_capped(response.read, limit)
-                if not response.chunked and deadline.expired:  # was the close the cut?
-                    raise http.client.IncompleteRead(body)
-        except requests.RequestException:  # an OSError too: raised as it is
-            response.close()
-            raise
-        except (OSError, http.client.HTTPException) as exc:
-            response.close()
-            raise self._body_error(exc) from exc
-        except BaseException:
-            response.close()
-            raise
+        if "Content-Encoding" in response.msg or not _plain_framing(response.msg):
+            # decoded (or framed) by urllib3, as requests does
+            body, complete, until_close = _decoded(response, limit)
+            if until_close and deadline.expired:  # was the close the cut?
+                raise http.client.IncompleteRead(body)
+        elif response.length is not None:  # Content-Length: read it whole, or none
+            if response.length > limit:
+                return Reply(status, headers, b"", False)
+            body, complete = response.read(), True  # IncompleteRead if cut short
+        else:  # chunked, or until the server closes
+            body, complete = _read_capped(response.read, limit)
+            if not response.chunked and deadline.expired:  # was the close the cut?
+                raise http.client.IncompleteRead(body)
         return Reply(status, headers, body, complete)
 
     def _head_error(self, exc: OSError | http.client.HTTPException) -> requests.RequestException:
