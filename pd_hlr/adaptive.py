@@ -152,17 +152,15 @@ class AdaptiveRateLimiter:
         return self._per_second(self._answers, now)
 
     # ---------------------------------------------------------------- pacing
-    def _tidy(self, times: collections.deque[float], now: float) -> bool:
+    def _tidy(self, times: collections.deque[float], now: float) -> None:
         """Drop the times older than the window, unless another thread holds the lock (it
-        does the same); return whether it did. Appending needs no lock (``deque.append`` is
-        atomic) and only the lock's holder removes, so no time in the window is lost."""
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            self._per_second(times, now)
-            return True
-        finally:
-            self._lock.release()
+        does the same). Appending needs no lock (``deque.append`` is atomic) and only the
+        lock's holder removes, so no time in the window is lost."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._per_second(times, now)
+            finally:
+                self._lock.release()
 
     def _reserve(self) -> tuple[float, int]:
         """(seconds to wait for the next slot, the pacing generation it was reserved in)."""
