@@ -125,7 +125,7 @@ class AdaptiveRateLimiter:
         return rate if self.ceiling is None else min(rate, self.ceiling)
 
     def _limit_rate(self, now: float) -> float:
-        """The rate at ``now`` once a limit is known; call with the lock held."""
+        """The rate at ``now`` once a limit (or a ceiling) is known; call with the lock held."""
         rate = self._rate_at(now)
         assert rate is not None
         return rate
@@ -171,11 +171,8 @@ class AdaptiveRateLimiter:
             return 0.0, self._generation
         with self._lock:
             now = self._clock()
-            rate = self._rate_at(now)
+            rate = self._limit_rate(now)  # not None: a limit, once known, is never unset
             self._per_second(self._sent, now)  # prune
-            if rate is None:
-                self._sent.append(now)
-                return 0.0, self._generation
             start = now if self._tat is None else max(self._tat, now)
             self._tat = start + 1.0 / rate
             self._sent.append(start)

@@ -242,6 +242,16 @@ def test_the_ceiling_is_never_exceeded() -> None:
     assert max_in_window(sent[-200:]) <= 26
 
 
+@pytest.mark.parametrize("ceiling", [None, 1000.0])
+def test_a_long_run_keeps_only_the_last_window_of_times(ceiling: float | None) -> None:
+    """Memory stays bounded on a run of any length: the send and answer times older than the
+    window are dropped, unthrottled or paced."""
+    limiter = AdaptiveRateLimiter(ceiling)
+    t = fake(limiter)
+    answers(limiter, t, 5000, seconds=100.0)  # 50/s for 100 s
+    assert len(limiter._sent) <= 51 and len(limiter._answers) <= 51
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     ceiling=st.none() | st.floats(1.0, 500.0),

@@ -136,6 +136,7 @@ TARGETS: dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {
                     "test_a_ceiling_below_the_floor_wins",
                     "test_the_rate_climbs_while_answers_flow",
                     "test_the_ceiling_is_never_exceeded",
+                    "test_a_long_run_keeps_only_the_last_window_of_times",
                     "test_the_rate_stays_between_floor_and_ceiling",
                     "test_it_follows_a_limit_that_changes_mid_run",
                     "test_concurrent_feedback_is_counted_exactly",
