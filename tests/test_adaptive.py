@@ -457,19 +457,9 @@ def test_the_fixed_limiter_is_still_there(client_for: Callable[..., Any], sb: An
 def test_the_benchmark_runs_in_its_small_mode() -> None:
     """What CI runs of ``benchmarks/bench_adaptive.py``: it finishes, prints its figures, and
     the sandbox's ledger shows nothing paid twice (the script exits non-zero otherwise)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from .benchrun import ROOT, run_benchmark
 
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_adaptive.py", "--small"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_benchmark("bench_adaptive.py", "--small", cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "0 paid twice" in proc.stdout
     assert proc.stdout.count("SUMMARY ") == 3

@@ -3,25 +3,14 @@ Its figures (issue 27's targets) are for the benchmark's output and the notes, n
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .benchrun import run_benchmark
 
 
 @pytest.mark.slow
 def test_bench_cold_small_mode_prints_its_tables() -> None:
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_cold.py"), "--small"],
-        cwd=ROOT / "benchmarks",
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    run = run_benchmark("bench_cold.py", "--small", timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
     for header in ("validate ÷ ideal", "lookup_many ÷ raw", "validate ÷ script"):

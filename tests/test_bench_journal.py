@@ -5,24 +5,15 @@ not for tests."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .benchrun import run_benchmark
 
 
 @pytest.mark.slow
 def test_journal_benchmark_small_mode_runs() -> None:
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_journal.py"), "--small"],
-        cwd=ROOT / "benchmarks",
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    run = run_benchmark("bench_journal.py", "--small")
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [
         line.split() for line in run.stdout.splitlines() if line.split()[:1] in (["off"], ["on"])

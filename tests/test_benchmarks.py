@@ -5,13 +5,11 @@ script in ``benchmarks/`` has such a test is checked here too."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .benchrun import ROOT, run_benchmark
 
 
 @pytest.mark.slow
@@ -19,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_engine_benchmark_small_mode_runs(script: str) -> None:
     pytest.importorskip("dask")
     pytest.importorskip("polars")
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--small"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )
+    run = run_benchmark(script, "--small", cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "requests sent to the sandbox (should be 0 on a warm cache): 0" in run.stdout
     assert "20,000" in run.stdout
@@ -32,10 +27,7 @@ def test_engine_benchmark_small_mode_runs(script: str) -> None:
 def test_s3_benchmark_small_mode_runs() -> None:
     pytest.importorskip("boto3")
     pytest.importorskip("moto")
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_s3.py"), "--small"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )
+    run = run_benchmark("bench_s3.py", "--small", cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "requests sent to the sandbox (should be 0 on a warm cache): 0" in run.stdout
 
@@ -63,10 +55,7 @@ SMALL_MODES = {
 @pytest.mark.parametrize("script", sorted(SMALL_MODES))
 def test_benchmark_small_mode_runs(script: str) -> None:
     args, expected = SMALL_MODES[script]
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=900,
-    )
+    run = run_benchmark(script, *args)
     assert run.returncode == 0 or script == "bench_sandbox.py", run.stderr[-3000:]
     assert expected in run.stdout + run.stderr, run.stdout[-3000:]
 
@@ -74,10 +63,7 @@ def test_benchmark_small_mode_runs(script: str) -> None:
 @pytest.mark.slow
 def test_cache_benchmark_small_mode_runs() -> None:
     """Seeded through the cache's writer (no cold runs): well under a minute."""
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_cache.py"), "--small"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )
+    run = run_benchmark("bench_cache.py", "--small", cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "no lookups (seeded by the cache's writer, no HTTP)" in run.stdout
     assert "10,000 rows / 2,000 distinct" in run.stdout  # the warm table (its children assert
@@ -91,10 +77,7 @@ def test_s3_team_proof_small_mode_runs() -> None:
     the script itself, which exits 1 when one does not hold."""
     pytest.importorskip("boto3")
     pytest.importorskip("moto")
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "proof_s3_team.py"), "--small"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )
+    run = run_benchmark("proof_s3_team.py", "--small", cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "bounds: all held" in run.stdout
     assert "| requests: 0" in run.stdout  # the warm fourth process sent nothing
