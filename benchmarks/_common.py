@@ -121,23 +121,37 @@ class SandboxProcess:
 
 
 @contextlib.contextmanager
-def sandbox_process(**knobs: Any) -> Iterator[SandboxProcess]:
-    """``with sandbox_process(latency=0.05) as sb: sb.url, sb.stats()``."""
+def server_process(
+    target: Any, *args: Any, what: str, stop: object
+) -> Iterator[tuple[Connection, Any]]:
+    """``target(child_conn, *args)`` in a spawned process that sends one message (its address)
+    when it serves: yields (the parent's end of the pipe, that message); on exit sends ``stop``
+    and waits for the process (terminating it after 5 s)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve_child, args=(child, knobs), daemon=True)
+    proc = ctx.Process(target=target, args=(child, *args), daemon=True)
     proc.start()
     try:
         if not parent.poll(60):
-            raise RuntimeError("the sandbox process did not start")
-        yield SandboxProcess(parent, parent.recv())
+            raise RuntimeError(f"{what} did not start")
+        yield parent, parent.recv()
     finally:
         with contextlib.suppress(OSError, BrokenPipeError):
-            parent.send("stop")
+            parent.send(stop)
         proc.join(5)
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
+
+
+@contextlib.contextmanager
+def sandbox_process(**knobs: Any) -> Iterator[SandboxProcess]:
+    """``with sandbox_process(latency=0.05) as sb: sb.url, sb.stats()``."""
+    with server_process(_serve_child, knobs, what="the sandbox process", stop="stop") as (
+        conn,
+        url,
+    ):
+        yield SandboxProcess(conn, url)
 
 
 # --- child processes with peak memory -----------------------------------------------------------

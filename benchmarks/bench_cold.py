@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import http.client
 import json
-import multiprocessing as mp
 import os
 import statistics
 import tempfile
@@ -44,7 +43,7 @@ from typing import Any
 import pandas as pd
 import phonenumbers
 import requests
-from _common import TOKEN, machine, summary, table
+from _common import TOKEN, machine, server_process, summary, table
 
 import pd_hlr  # noqa: F401  (registers the accessor)
 from pd_hlr.client import HLRClient
@@ -149,20 +148,8 @@ class FakeAPI:
 
 @contextlib.contextmanager
 def fake_api() -> Iterator[FakeAPI]:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-    proc.start()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError("the fake API did not start")
-        yield FakeAPI(parent, parent.recv())
-    finally:
-        with contextlib.suppress(OSError):
-            parent.send(None)
-        proc.join(5)
-        if proc.is_alive():
-            proc.terminate()
+    with server_process(_serve, what="the fake API", stop=None) as (conn, port):
+        yield FakeAPI(conn, port)
 
 
 # --- numbers -------------------------------------------------------------------------------------
